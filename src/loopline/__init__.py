@@ -1,0 +1,62 @@
+"""loopline: the machine-learning lifecycle as one closed loop.
+
+import loopline as ll
+
+with ll.start_run(experiment="churn") as run:
+    run.log_params({"model": "rf", "depth": 8})
+    run.log_metric("auc", 0.91)
+"""
+
+from loopline._sdk import (
+    active_run,
+    configure,
+    create_experiment,
+    end_run,
+    flush,
+    get_metric_history,
+    get_run,
+    list_experiments,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    search_runs,
+    set_tag,
+    set_tags,
+    start_run,
+    tracking_service,
+)
+from loopline.core.entities import ArtifactEntry, Experiment, Metric, Run, RunPage, RunStatus
+from loopline.core.errors import LooplineError
+from loopline.tracking.active_run import ActiveRun
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveRun",
+    "ArtifactEntry",
+    "Experiment",
+    "LooplineError",
+    "Metric",
+    "Run",
+    "RunPage",
+    "RunStatus",
+    "__version__",
+    "active_run",
+    "configure",
+    "create_experiment",
+    "end_run",
+    "flush",
+    "get_metric_history",
+    "get_run",
+    "list_experiments",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
+    "tracking_service",
+]

@@ -1,0 +1,172 @@
+"""The module-level SDK: a default tracker built on first use from `Settings()`.
+
+This is the only module-level mutable state in loopline. Heavy modules load on first
+use, so `import loopline` stays cheap.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopline.core.entities import Experiment, Metric, Run, RunPage, RunStatus
+from loopline.core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopline.backends import Backends
+    from loopline.settings import Settings
+    from loopline.tracking.active_run import ActiveRun
+    from loopline.tracking.service import TrackingService
+    from loopline.tracking.tracker import Tracker
+
+_lock = threading.Lock()
+_tracker: Tracker | None = None
+_backends: Backends | None = None
+
+
+def configure(
+    home: str | Path | None = None,
+    store_uri: str | None = None,
+    artifacts_uri: str | None = None,
+    *,
+    settings: Settings | None = None,
+) -> None:
+    """Point the SDK at a store. Without a call, LOOPLINE_* variables or ~/.loopline are used."""
+    global _tracker, _backends
+    from loopline.backends import local_owner, open_backends
+    from loopline.settings import Settings
+    from loopline.tracking.tracker import Tracker
+
+    overrides: dict[str, Any] = {"store_uri": store_uri, "artifacts_uri": artifacts_uri}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if home is not None:
+        overrides["home"] = Path(home)
+    settings = (settings or Settings()).model_copy(update=overrides)
+    with _lock:
+        if _tracker is not None:
+            _tracker.close()
+        if _backends is not None:
+            _backends.close()
+        _backends = open_backends(settings)
+        _tracker = Tracker(_backends.tracking(local_owner()))
+
+
+def _current() -> Tracker:
+    if _tracker is None:
+        configure()
+    assert _tracker is not None
+    return _tracker
+
+
+def tracking_service() -> TrackingService:
+    """The tracking service behind the SDK, for what the shortcuts below do not cover."""
+    return _current().service
+
+
+def start_run(
+    experiment: str | int | None = None,
+    *,
+    project: str = "default",
+    run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    nested: bool = True,
+) -> ActiveRun:
+    """Start a tracked run; use it as a context manager so that it always ends."""
+    return _current().start_run(experiment, project=project, run_name=run_name, tags=tags, nested=nested)
+
+
+def active_run() -> ActiveRun | None:
+    return _current().active_run()
+
+
+def _require_active() -> ActiveRun:
+    run = active_run()
+    if run is None:
+        raise InvalidInput("no active run: call loopline.start_run() first")
+    return run
+
+
+def end_run(status: RunStatus = RunStatus.FINISHED) -> None:
+    _require_active().end(status)
+
+
+def log_param(key: str, value: Any) -> None:
+    _require_active().log_param(key, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    _require_active().log_params(params)
+
+
+def log_metric(key: str, value: float, step: int = 0) -> None:
+    _require_active().log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int = 0) -> None:
+    _require_active().log_metrics(metrics, step)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _require_active().set_tag(key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    _require_active().set_tags(tags)
+
+
+def flush() -> None:
+    """Make every buffered metric value durable."""
+    _current().flush()
+
+
+def get_run(run_id: str) -> Run:
+    _current().flush()
+    return tracking_service().get_run(run_id)
+
+
+def get_metric_history(run_id: str, key: str) -> list[Metric]:
+    _current().flush()
+    return tracking_service().metric_history(run_id, key)
+
+
+def create_experiment(name: str, project: str = "default", description: str = "") -> Experiment:
+    return tracking_service().create_experiment(name, project, description)
+
+
+def list_experiments(project: str | None = None) -> list[Experiment]:
+    return tracking_service().list_experiments(project)
+
+
+def search_runs(
+    experiments: str | int | Sequence[str | int] | None = None,
+    *,
+    filter: str | None = None,
+    order_by: Sequence[str] | str | None = None,
+    max_results: int = 100,
+    page_token: str | None = None,
+    project: str = "default",
+    as_frame: bool = False,
+) -> RunPage | pd.DataFrame:
+    """Runs matching `filter`, e.g. "metrics.auc > 0.9 and params.model = 'rf'".
+
+    Returns a `RunPage` (iterate it; `next_page_token` fetches the next page), or a pandas
+    DataFrame with one row per run when `as_frame` is true.
+    """
+    _current().flush()
+    page = tracking_service().search_runs(
+        experiments,
+        project=project,
+        filter=filter,
+        order_by=order_by,
+        max_results=max_results,
+        page_token=page_token,
+    )
+    if not as_frame:
+        return page
+    import pandas as pd
+
+    return pd.DataFrame.from_records([run.to_record() for run in page])

@@ -1,0 +1,63 @@
+"""The composition root: settings in, storage backends and services out.
+
+This is the one place that maps URI schemes to implementations; everything else receives
+its store and blob store through its constructor.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from loopline.artifacts import BlobStore
+from loopline.core.entities import Principal
+from loopline.core.errors import InvalidInput
+from loopline.settings import Settings
+from loopline.store import MetadataStore, open_metadata_store
+from loopline.tracking.service import TrackingService
+
+
+@dataclass
+class Backends:
+    store: MetadataStore
+    blobs: BlobStore
+
+    def tracking(self, principal: Principal) -> TrackingService:
+        return TrackingService(self.store, self.blobs, principal)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def local_owner() -> Principal:
+    """Who acts in embedded mode: the operating-system user, owner of everything."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "local"
+    return Principal(name=name, is_owner=True)
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    uri = settings.resolved_artifacts_uri
+    scheme = urlparse(uri).scheme
+    options: dict[str, Any] = {}
+    if scheme == "s3":
+        try:
+            import s3fs  # noqa: F401
+        except ImportError:
+            raise InvalidInput(
+                f"artifact store {uri!r} needs S3 support: pip install 'loopline[s3]'"
+            ) from None
+        if settings.s3_endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
+    elif scheme not in ("", "file"):
+        raise InvalidInput(f"artifact store {uri!r}: use a local folder or s3://bucket/prefix")
+    return BlobStore(uri, options)
+
+
+def open_backends(settings: Settings) -> Backends:
+    blobs = open_blob_store(settings)
+    return Backends(open_metadata_store(settings.resolved_store_uri), blobs)

@@ -1,0 +1,77 @@
+"""`loopline NOUN VERB`: the command line over the same services as the SDK."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from loopline.cli import db, experiments, runs
+from loopline.cli.context import CliContext
+from loopline.core.errors import LooplineError
+from loopline.settings import Settings
+
+app = typer.Typer(
+    name="loopline",
+    help="loopline: track, version, deploy and monitor models in one closed loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(db.app, name="db")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(None, help="Store folder [env: LOOPLINE_HOME; default ~/.loopline]."),
+    store_uri: str | None = typer.Option(None, help="Metadata database URL [env: LOOPLINE_STORE_URI]."),
+    artifacts_uri: str | None = typer.Option(None, help="Artifact store [env: LOOPLINE_ARTIFACTS_URI]."),
+) -> None:
+    settings = Settings()
+    overrides = {"home": home, "store_uri": store_uri, "artifacts_uri": artifacts_uri}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    ctx.obj = CliContext(settings)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Train and track a scikit-learn model on a bundled dataset."""
+    from loopline.cli.context import cli_context
+    from loopline.demo import run_demo
+
+    run_demo(cli_context(ctx).settings, Console())
+
+
+def main() -> None:
+    """Entry point: domain errors become one line on stderr and a non-zero exit."""
+    try:
+        code = app(standalone_mode=False)
+    except LooplineError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        if os.environ.get("LOOPLINE_DEBUG"):
+            raise
+        Console(stderr=True).print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set LOOPLINE_DEBUG=1 for a traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,92 @@
+"""Rich rendering of entities for people; `--json` output bypasses this."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from loopline.core.clock import ms_to_datetime
+from loopline.core.entities import Experiment, Run
+
+_STATUS_STYLE = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
+
+
+def when(ms: int | None) -> str:
+    return "" if ms is None else ms_to_datetime(ms).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(run: Run) -> str:
+    if run.end_time is None:
+        return ""
+    seconds = (run.end_time - run.start_time) / 1000
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def status(run: Run) -> str:
+    return f"[{_STATUS_STYLE.get(run.status.value, 'white')}]{run.status.value}[/]"
+
+
+def experiments_table(experiments: Sequence[Experiment]) -> Table:
+    table = Table("id", "project", "name", "created", "by", "description")
+    for e in experiments:
+        table.add_row(str(e.id), e.project, e.name, when(e.created_at), e.created_by, e.description)
+    return table
+
+
+def runs_table(runs: Sequence[Run], columns: Sequence[str] = ()) -> Table:
+    """One row per run; `columns` adds values such as `metrics.auc` or `params.model`."""
+    table = Table("run id", "name", "status", "started", "duration", *columns)
+    for run in runs:
+        record = run.to_record()
+        extra = [fmt(record.get(column)) for column in columns]
+        table.add_row(run.id, run.name, status(run), when(run.start_time), duration(run), *extra)
+    return table
+
+
+def run_panel(console: Console, run: Run) -> None:
+    console.print(f"[bold]{run.name}[/bold]  {run.id}  {status(run)}")
+    rows = {
+        "experiment": str(run.experiment_id),
+        "started": when(run.start_time),
+        "ended": when(run.end_time),
+        "duration": duration(run),
+        "created by": run.created_by,
+        "parent run": run.parent_id or "",
+        "entry point": run.source.entry_point or "",
+        "git commit": (run.source.git_commit or "") + (" (dirty)" if run.source.git_dirty else ""),
+        "python": str(run.environment.get("python", "")),
+    }
+    for label, value in rows.items():
+        if value:
+            console.print(f"  {label:<12} {value}")
+    sections: dict[str, dict[str, object]] = {"params": {**run.params}, "metrics": {**run.metrics}}
+    sections["tags"] = {**run.tags}
+    for title, values in sections.items():
+        if values:
+            table = Table("key", "value", title=title, title_justify="left")
+            for key, item in sorted(values.items()):
+                table.add_row(key, fmt(item))
+            console.print(table)
+    if run.error:
+        console.print("[red]error:[/red]")
+        console.print(run.error, highlight=False, markup=False)
+
+
+def compare_table(runs: Sequence[Run]) -> Table:
+    """Params and metrics side by side; rows where the runs differ are highlighted."""
+    table = Table("", *(f"{r.name}\n{r.id[:8]}" for r in runs))
+    records = [r.to_record() for r in runs]
+    keys = sorted({k for record in records for k in record if k.startswith(("params.", "metrics."))})
+    for key in ["status", *keys]:
+        values = [fmt(record.get(key)) for record in records]
+        style = "bold yellow" if len(set(values)) > 1 else None
+        table.add_row(key, *values, style=style)
+    return table

@@ -1,0 +1,118 @@
+"""`loopline runs ...`"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from loopline.cli.context import cli_context, print_json
+from loopline.cli.render import compare_table, run_panel, runs_table
+from loopline.core.search import parse_filter, parse_order_by
+
+app = typer.Typer(help="Search, inspect, compare and delete runs.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    experiment: list[str] | None = typer.Option(
+        None, "--experiment", "-e", help="Experiment name or id (repeatable); default: all."
+    ),
+    project: str = typer.Option("default", help="Project of the experiments."),
+    filter_: str | None = typer.Option(
+        None, "--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\""
+    ),
+    order_by: list[str] | None = typer.Option(None, "--order-by", "-o", help="e.g. 'metrics.auc DESC'."),
+    max_results: int = typer.Option(50, "--max-results", "-n", help="Runs per page."),
+    page_token: str | None = typer.Option(None, help="Continue from a previous page."),
+    deleted: bool = typer.Option(False, "--deleted", help="Include deleted runs."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List runs matching a filter, in order."""
+    refs = [int(e) if e.isdigit() else e for e in experiment] if experiment else None
+    page = (
+        cli_context(ctx)
+        .tracking()
+        .search_runs(
+            refs,
+            project=project,
+            filter=filter_,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            include_deleted=deleted,
+        )
+    )
+    if json_:
+        print_json({"runs": page.runs, "next_page_token": page.next_page_token})
+        return
+    columns = _mentioned_columns(filter_, order_by)
+    console = Console()
+    console.print(runs_table(page.runs, columns))
+    if page.next_page_token:
+        console.print(f"more runs: --page-token {page.next_page_token}")
+
+
+def _mentioned_columns(filter_: str | None, order_by: list[str] | None) -> list[str]:
+    """Show the values a user filtered or sorted on."""
+    fields = [str(key.field) for key in parse_order_by(order_by)]
+    pending = [parse_filter(filter_)]
+    while pending:
+        expr = pending.pop()
+        if expr is None:
+            continue
+        if hasattr(expr, "items"):
+            pending.extend(expr.items)
+        else:
+            fields.append(str(expr.field))
+    return [f for f in dict.fromkeys(fields) if f.startswith(("metrics.", "params.", "tags."))]
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="Run id."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one run: attributes, params, metrics, tags, artifacts."""
+    service = cli_context(ctx).tracking()
+    run = service.get_run(run_id)
+    artifacts = service.list_artifacts(run_id)
+    if json_:
+        print_json({"run": run, "artifacts": artifacts})
+        return
+    console = Console()
+    run_panel(console, run)
+    if artifacts:
+        console.print("artifacts:")
+        for entry in artifacts:
+            console.print(f"  {entry.name}  ({entry.size} bytes, sha256:{entry.digest[:12]})")
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    run_ids: list[str] = typer.Argument(..., help="Two or more run ids."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Params and metrics of several runs side by side, differences highlighted."""
+    service = cli_context(ctx).tracking()
+    runs = [service.get_run(run_id) for run_id in run_ids]
+    if json_:
+        print_json([r.to_record() for r in runs])
+    else:
+        Console().print(compare_table(runs))
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    run_ids: list[str] = typer.Argument(..., help="Run ids."),
+) -> None:
+    """Delete runs: hidden from lists and searches, data kept."""
+    service = cli_context(ctx).tracking()
+    for run_id in run_ids:
+        service.get_run(run_id)  # all exist before any is deleted
+    for run_id in run_ids:
+        service.delete_run(run_id)
+    Console().print(f"deleted {len(run_ids)} run(s)")

@@ -1,0 +1,1 @@
+"""Domain types, ids, errors and clock: the bottom layer, standard library only."""

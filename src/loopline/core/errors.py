@@ -1,0 +1,61 @@
+"""The one exception hierarchy of loopline.
+
+Every message says what was wrong, where (key, column, position, path) and, when it is not
+obvious, what to do about it. Interfaces map these to exit codes and HTTP statuses.
+"""
+
+from __future__ import annotations
+
+
+class LooplineError(Exception):
+    """Base class of every error loopline raises on purpose."""
+
+
+class InvalidInput(LooplineError):
+    """The caller passed something loopline cannot accept."""
+
+
+class FilterSyntaxError(InvalidInput):
+    """A search filter or order-by clause does not parse; `position` is 0-based."""
+
+    def __init__(self, message: str, text: str, position: int) -> None:
+        self.text = text
+        self.position = position
+        caret = " " * position + "^"
+        super().__init__(f"{message} (at column {position + 1})\n  {text}\n  {caret}")
+
+
+class NotFound(LooplineError):
+    """A named thing does not exist."""
+
+
+class AlreadyExists(LooplineError):
+    """Creating something whose name is taken."""
+
+
+class Conflict(LooplineError):
+    """The request contradicts what is stored (a changed param, a finished run...)."""
+
+
+class PermissionDenied(LooplineError):
+    """The acting principal may not do this."""
+
+
+class StoreError(LooplineError):
+    """The metadata store cannot be opened or used."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer loopline than this one."""
+
+
+class ArtifactCorrupted(LooplineError):
+    """A stored blob no longer matches its content hash."""
+
+
+class MetricWriteError(LooplineError):
+    """The background writer could not store buffered metric values."""
+
+
+class RunTerminated(BaseException):
+    """SIGTERM arrived while a run was active; the run is recorded as KILLED."""

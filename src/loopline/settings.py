@@ -1,0 +1,32 @@
+"""Settings: one typed object, read from LOOPLINE_* variables and passed explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOPLINE_", extra="ignore")
+
+    home: Path = Path("~/.loopline")
+    """Where the embedded store keeps its database and artifacts."""
+    store_uri: str | None = None
+    """Metadata database; default: SQLite at `<home>/loopline.db`."""
+    artifacts_uri: str | None = None
+    """Artifact store: a local folder or s3://bucket/prefix; default: `<home>/artifacts`."""
+    s3_endpoint_url: str | None = None
+    """An S3-compatible server instead of AWS (MinIO, Ceph...)."""
+
+    @property
+    def home_path(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def resolved_store_uri(self) -> str:
+        return self.store_uri or f"sqlite:///{self.home_path / 'loopline.db'}"
+
+    @property
+    def resolved_artifacts_uri(self) -> str:
+        return self.artifacts_uri or str(self.home_path / "artifacts")

@@ -1,0 +1,43 @@
+"""The metadata store: narrow role interfaces and their SQL implementation."""
+
+from __future__ import annotations
+
+from loopline.store.artifact_index import SqlArtifactIndex
+from loopline.store.database import Database
+from loopline.store.engine import create_store_engine
+from loopline.store.experiments import SqlExperimentStore
+from loopline.store.metrics import SqlMetricStore
+from loopline.store.migrate import ensure_schema
+from loopline.store.protocols import ArtifactIndex, ExperimentStore, MetricStore, RunStore
+from loopline.store.runs import RunKeys, SqlRunStore
+
+__all__ = [
+    "ArtifactIndex",
+    "ExperimentStore",
+    "MetadataStore",
+    "MetricStore",
+    "RunStore",
+    "open_metadata_store",
+]
+
+
+class MetadataStore:
+    """Every role store over one database; services take the roles they need from it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        keys = RunKeys()
+        self.experiments: ExperimentStore = SqlExperimentStore(db)
+        self.runs: RunStore = SqlRunStore(db, keys)
+        self.metrics: MetricStore = SqlMetricStore(db, keys)
+        self.artifacts: ArtifactIndex = SqlArtifactIndex(db, keys)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_metadata_store(url: str) -> MetadataStore:
+    """Open (creating and migrating if needed) the database at `url`."""
+    db = Database(create_store_engine(url))
+    ensure_schema(db)
+    return MetadataStore(db)

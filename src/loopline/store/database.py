@@ -1,0 +1,66 @@
+"""One database: an engine plus read and write transactions that survive contention."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+
+from loopline.core.errors import StoreError
+from loopline.store.engine import READ_ONLY
+
+T = TypeVar("T")
+
+_MAX_ATTEMPTS = 12
+_RETRY_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
+        return True
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database table is locked" in message or "busy" in message
+
+
+class Database:
+    """Runs each unit of work in its own transaction; writes are retried on lock contention."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._read_engine = engine.execution_options(**{READ_ONLY: True})
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        with self._read_engine.connect() as conn:
+            return work(conn)
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction; re-run it whole if the database was busy."""
+        for attempt in itertools.count(1):
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if not _is_transient(exc):
+                    raise
+                if attempt == _MAX_ATTEMPTS:
+                    raise StoreError(
+                        f"the database stayed busy through {attempt} attempts: {exc.orig}"
+                    ) from exc
+                time.sleep(min(2.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")
+
+    def insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that supports ON CONFLICT on both backends."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,98 @@
+"""Projects and experiments in SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
+
+from loopline.core.clock import now_ms
+from loopline.core.entities import Experiment, Project
+from loopline.core.errors import AlreadyExists, NotFound
+from loopline.store.database import Database
+from loopline.store.schema import experiments, projects
+
+
+def _project(row: Any) -> Project:
+    return Project(id=row.id, name=row.name, description=row.description, created_at=row.created_at)
+
+
+def _experiment(row: Any) -> Experiment:
+    return Experiment(
+        id=row.id,
+        project=row.project,
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+_EXPERIMENT_COLUMNS = select(
+    experiments.c.id,
+    projects.c.name.label("project"),
+    experiments.c.name,
+    experiments.c.description,
+    experiments.c.created_at,
+    experiments.c.created_by,
+).join_from(experiments, projects)
+
+
+class SqlExperimentStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def _project_id(self, conn: Connection, name: str) -> int:
+        stmt = self._db.insert(projects).values(name=name, description="", created_at=now_ms())
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+        project_id: int = conn.execute(select(projects.c.id).where(projects.c.name == name)).scalar_one()
+        return project_id
+
+    def get_or_create_project(self, name: str) -> Project:
+        def work(conn: Connection) -> Project:
+            project_id = self._project_id(conn, name)
+            return _project(conn.execute(select(projects).where(projects.c.id == project_id)).one())
+
+        return self._db.write(work)
+
+    def list_projects(self) -> list[Project]:
+        rows = self._db.read(lambda conn: conn.execute(select(projects).order_by(projects.c.name)).all())
+        return [_project(row) for row in rows]
+
+    def create_experiment(self, project: str, name: str, description: str, created_by: str) -> Experiment:
+        def work(conn: Connection) -> int:
+            values = {
+                "project_id": self._project_id(conn, project),
+                "name": name,
+                "description": description,
+                "created_at": now_ms(),
+                "created_by": created_by,
+            }
+            return int(
+                conn.execute(experiments.insert().values(values).returning(experiments.c.id)).scalar_one()
+            )
+
+        try:
+            experiment_id = self._db.write(work)
+        except IntegrityError:
+            raise AlreadyExists(f"experiment {name!r} already exists in project {project!r}") from None
+        return self.get_experiment(experiment_id)
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        stmt = _EXPERIMENT_COLUMNS.where(experiments.c.id == experiment_id)
+        row = self._db.read(lambda conn: conn.execute(stmt).one_or_none())
+        if row is None:
+            raise NotFound(f"experiment {experiment_id} does not exist")
+        return _experiment(row)
+
+    def find_experiment(self, project: str, name: str) -> Experiment | None:
+        stmt = _EXPERIMENT_COLUMNS.where(projects.c.name == project, experiments.c.name == name)
+        row = self._db.read(lambda conn: conn.execute(stmt).one_or_none())
+        return None if row is None else _experiment(row)
+
+    def list_experiments(self, project: str | None = None) -> list[Experiment]:
+        stmt = _EXPERIMENT_COLUMNS.order_by(projects.c.name, experiments.c.name)
+        if project is not None:
+            stmt = stmt.where(projects.c.name == project)
+        return [_experiment(row) for row in self._db.read(lambda conn: conn.execute(stmt).all())]

@@ -1,0 +1,95 @@
+"""Metric history and latest values in SQL."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, and_, or_, select
+
+from loopline.core.clock import now_ms
+from loopline.core.entities import Metric
+from loopline.store.database import Database
+from loopline.store.runs import RunKeys
+from loopline.store.schema import latest_metrics, metric_batches, metrics
+
+
+def _stored(value: float) -> float | None:
+    return None if math.isnan(value) else value  # NULL holds NaN: SQLite cannot store NaN
+
+
+class SqlMetricStore:
+    def __init__(self, db: Database, keys: RunKeys) -> None:
+        self._db = db
+        self._keys = keys
+        insert = db.insert(latest_metrics)
+        excluded = insert.excluded
+        newer = or_(
+            excluded.step > latest_metrics.c.step,
+            and_(
+                excluded.step == latest_metrics.c.step,
+                excluded.timestamp >= latest_metrics.c.timestamp,
+            ),
+        )
+        self._upsert_latest = insert.on_conflict_do_update(
+            index_elements=["run_pk", "key"],
+            set_={"value": excluded.value, "step": excluded.step, "timestamp": excluded.timestamp},
+            where=newer,
+        )
+
+    def log_metrics(self, run_id: str, batch: Sequence[Metric], batch_id: str) -> bool:
+        def work(conn: Connection) -> bool:
+            pk = self._keys.resolve(conn, run_id)
+            claim = self._db.insert(metric_batches).values(batch_id=batch_id, run_pk=pk, received_at=now_ms())
+            if conn.execute(claim.on_conflict_do_nothing(index_elements=["batch_id"])).rowcount == 0:
+                return False  # this batch was stored before: a retry
+            if not batch:
+                return True
+            conn.execute(
+                metrics.insert(),
+                [
+                    {
+                        "run_pk": pk,
+                        "key": m.key,
+                        "value": _stored(m.value),
+                        "step": m.step,
+                        "timestamp": m.timestamp,
+                    }
+                    for m in batch
+                ],
+            )
+            latest: dict[str, Metric] = {}
+            for m in batch:
+                seen = latest.get(m.key)
+                if seen is None or (m.step, m.timestamp) >= (seen.step, seen.timestamp):
+                    latest[m.key] = m
+            # Keys in a fixed order: concurrent upserts on PostgreSQL then cannot deadlock.
+            rows = [
+                {
+                    "run_pk": pk,
+                    "key": key,
+                    "value": _stored(m.value),
+                    "step": m.step,
+                    "timestamp": m.timestamp,
+                }
+                for key, m in sorted(latest.items())
+            ]
+            conn.execute(self._upsert_latest, rows)
+            return True
+
+        return self._db.write(work)
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        def work(conn: Connection) -> list[Metric]:
+            pk = self._keys.resolve(conn, run_id)
+            stmt = (
+                select(metrics.c.value, metrics.c.step, metrics.c.timestamp)
+                .where(metrics.c.run_pk == pk, metrics.c.key == key)
+                .order_by(metrics.c.step, metrics.c.timestamp)
+            )
+            return [
+                Metric(key, math.nan if value is None else value, step, timestamp)
+                for value, step, timestamp in conn.execute(stmt)
+            ]
+
+        return self._db.read(work)

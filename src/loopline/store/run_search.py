@@ -1,0 +1,200 @@
+"""Compiles the search language (`core.search`) into one parameterised SELECT over runs.
+
+Comparisons joined by a top-level AND become inner joins on the (run, key) tables, so the
+database can drive the query from whichever index is most selective (for instance the
+(key, value) index of latest metrics). Comparisons under OR become EXISTS subqueries.
+Pages are keyset-paginated: the token carries the sort values of the last row returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    exists,
+    false,
+    or_,
+    select,
+)
+from sqlalchemy.orm import aliased
+
+from loopline.core.errors import InvalidInput
+from loopline.core.search import And, Comparison, Expr, Field, Or, OrderKey
+from loopline.store.schema import latest_metrics, params, runs, tags
+
+MAX_RESULTS_LIMIT = 10_000
+_TABLES: dict[str, Table] = {"metric": latest_metrics, "param": params, "tag": tags}
+_DEFAULT_ORDER = (OrderKey(Field("attribute", "start_time"), descending=True),)
+
+
+def _attribute_column(key: str) -> ColumnElement[Any]:
+    if key == "parent_run_id":
+        parent = aliased(runs)
+        return select(parent.c.id).where(parent.c.pk == runs.c.parent_pk).scalar_subquery()
+    column = {"run_id": runs.c.id, "run_name": runs.c.name}.get(key)
+    return column if column is not None else runs.c[key]
+
+
+_OPERATORS: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "like": lambda column, value: column.like(value),
+    "not like": lambda column, value: column.not_like(value),
+    "ilike": lambda column, value: column.ilike(value),
+    "not ilike": lambda column, value: column.not_ilike(value),
+    "in": lambda column, value: column.in_(value),
+    "not in": lambda column, value: column.not_in(value),
+}
+
+
+def _compare(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
+    return _OPERATORS[op](column, value)
+
+
+class _Query:
+    """The pieces of one search: joined key/value tables, conditions, sort expressions."""
+
+    def __init__(self) -> None:
+        self.source: FromClause = runs
+        self.joined: dict[tuple[str, str], FromClause] = {}
+
+    def join(self, field: Field, outer: bool) -> ColumnElement[Any]:
+        """The value column of `field`, joining its table once per (entity, key)."""
+        ident = (field.entity, field.key)
+        table = self.joined.get(ident)
+        if table is None:
+            table = aliased(_TABLES[field.entity], name=f"{field.entity}_{len(self.joined)}")
+            on = and_(table.c.run_pk == runs.c.pk, table.c.key == field.key)
+            self.source = (self.source.outerjoin if outer else self.source.join)(table, on)
+            self.joined[ident] = table
+        return table.c.value
+
+    def top_level(self, expr: Expr) -> list[ColumnElement[bool]]:
+        items = expr.items if isinstance(expr, And) else (expr,)
+        conditions = []
+        for item in items:
+            if isinstance(item, Comparison) and item.field.entity != "attribute":
+                if (item.field.entity, item.field.key) in self.joined:
+                    conditions.append(self.nested(item))  # a second test of the same key
+                else:
+                    conditions.append(_compare(self.join(item.field, outer=False), item.op, item.value))
+            else:
+                conditions.append(self.nested(item))
+        return conditions
+
+    def nested(self, expr: Expr) -> ColumnElement[bool]:
+        if isinstance(expr, And):
+            return and_(*(self.nested(item) for item in expr.items))
+        if isinstance(expr, Or):
+            return or_(*(self.nested(item) for item in expr.items))
+        field = expr.field
+        if field.entity == "attribute":
+            return _compare(_attribute_column(field.key), expr.op, expr.value)
+        table = _TABLES[field.entity]
+        return exists().where(
+            table.c.run_pk == runs.c.pk,
+            table.c.key == field.key,
+            _compare(table.c.value, expr.op, expr.value),
+        )
+
+    def sort_column(self, field: Field) -> ColumnElement[Any]:
+        if field.entity == "attribute":
+            return _attribute_column(field.key)
+        return self.join(field, outer=True)
+
+
+def search_run_keys(
+    conn: Connection,
+    experiment_ids: Sequence[int],
+    filter_expr: Expr | None,
+    order_by: Sequence[OrderKey],
+    max_results: int,
+    page_token: str | None,
+    include_deleted: bool,
+) -> tuple[list[int], str | None]:
+    """Primary keys of one page of matching runs, in order, and the next page's token."""
+    if not 1 <= max_results <= MAX_RESULTS_LIMIT:
+        raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}")
+    order_by = tuple(order_by) or _DEFAULT_ORDER
+    fingerprint = _fingerprint(experiment_ids, filter_expr, order_by, include_deleted)
+
+    query = _Query()
+    conditions: list[ColumnElement[bool]] = [runs.c.experiment_id.in_(list(experiment_ids))]
+    if not include_deleted:
+        conditions.append(runs.c.deleted_at.is_(None))
+    if filter_expr is not None:
+        conditions.extend(query.top_level(filter_expr))
+    sort = [(query.sort_column(key.field), key.descending) for key in order_by]
+    if page_token is not None:
+        last_values, last_pk = _decode_token(page_token, fingerprint, len(sort))
+        conditions.append(_after(sort, last_values, last_pk))
+
+    columns = [runs.c.pk, *(column.label(f"sort_{i}") for i, (column, _) in enumerate(sort))]
+    ordering = [(col.desc() if desc else col.asc()).nulls_last() for col, desc in sort]
+    stmt: Select[Any] = (
+        select(*columns)
+        .select_from(query.source)
+        .where(*conditions)
+        .order_by(*ordering, runs.c.pk)
+        .limit(max_results + 1)
+    )
+    rows = conn.execute(stmt).all()
+    if len(rows) <= max_results:
+        return [row[0] for row in rows], None
+    last = rows[max_results - 1]
+    return [row[0] for row in rows[:max_results]], _encode_token(fingerprint, list(last[1:]), last[0])
+
+
+def _after(
+    sort: Sequence[tuple[ColumnElement[Any], bool]], values: Sequence[Any], last_pk: int
+) -> ColumnElement[bool]:
+    """Rows that sort after the row with `values` and `last_pk` (NULLs sort last)."""
+    alternatives: list[ColumnElement[bool]] = []
+    equal_so_far: list[ColumnElement[bool]] = []
+    for (column, descending), value in zip(sort, values, strict=True):
+        if value is None:
+            equal_so_far.append(column.is_(None))  # nothing sorts after NULL but other NULLs
+            continue
+        beyond = column < value if descending else column > value
+        alternatives.append(and_(*equal_so_far, or_(beyond, column.is_(None))))
+        equal_so_far.append(column == value)
+    alternatives.append(and_(*equal_so_far, runs.c.pk > last_pk))
+    return or_(false(), *alternatives)
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def _encode_token(fingerprint: str, values: list[Any], pk: int) -> str:
+    payload = json.dumps({"q": fingerprint, "v": values, "k": pk}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, fingerprint: str, width: int) -> tuple[list[Any], int]:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        values, pk, query_id = payload["v"], payload["k"], payload["q"]
+        valid = isinstance(values, list) and len(values) == width and isinstance(pk, int)
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise InvalidInput(f"page token {token[:40]!r} is malformed; pass the token a search returned")
+    if query_id != fingerprint:
+        raise InvalidInput("page token belongs to a different search; repeat the same filter and order")
+    return values, pk

@@ -1,0 +1,222 @@
+"""Runs, their params and tags in SQL, and loading runs as entities."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.orm import aliased
+
+from loopline.core.entities import Run, RunPage, RunStatus, Source
+from loopline.core.errors import Conflict, NotFound
+from loopline.core.search import Expr, OrderKey
+from loopline.store.database import Database
+from loopline.store.run_search import search_run_keys
+from loopline.store.schema import latest_metrics, params, runs, tags
+
+_IN_CHUNK = 5000  # stays below every backend's limit on bound parameters
+
+
+def chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+class RunKeys:
+    """Run id to integer key. Cached: neither changes once the run is committed."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._cache: dict[str, int] = {}
+        self._limit = limit
+
+    def resolve(self, conn: Connection, run_id: str) -> int:
+        pk = self._cache.get(run_id)
+        if pk is None:
+            pk = conn.execute(select(runs.c.pk).where(runs.c.id == run_id)).scalar_one_or_none()
+            if pk is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            self.remember(run_id, pk)
+        return pk
+
+    def remember(self, run_id: str, pk: int) -> None:
+        if len(self._cache) >= self._limit:
+            self._cache.clear()
+        self._cache[run_id] = pk
+
+
+_parent = aliased(runs)
+_RUN_COLUMNS = select(runs, _parent.c.id.label("parent_id")).outerjoin(
+    _parent, _parent.c.pk == runs.c.parent_pk
+)
+
+
+def load_runs(conn: Connection, pks: Sequence[int]) -> list[Run]:
+    """Whole runs (attributes, params, latest metrics, tags) in the order of `pks`."""
+    rows: dict[int, Any] = {}
+    values: dict[str, dict[int, dict[str, Any]]] = {
+        "params": defaultdict(dict),
+        "tags": defaultdict(dict),
+        "metrics": defaultdict(dict),
+    }
+    for part in chunks(pks):
+        rows.update((r.pk, r) for r in conn.execute(_RUN_COLUMNS.where(runs.c.pk.in_(part))))
+        for name, table in (("params", params), ("tags", tags), ("metrics", latest_metrics)):
+            stmt = select(table.c.run_pk, table.c.key, table.c.value).where(table.c.run_pk.in_(part))
+            for run_pk, key, value in conn.execute(stmt):
+                values[name][run_pk][key] = value
+    for per_run in values["metrics"].values():
+        for key, value in per_run.items():
+            if value is None:
+                per_run[key] = float("nan")  # NULL holds NaN on both backends
+    return [
+        _run(rows[pk], values["params"][pk], values["metrics"][pk], values["tags"][pk])
+        for pk in pks
+        if pk in rows
+    ]
+
+
+def _run(row: Any, params_: dict[str, Any], metrics_: dict[str, Any], tags_: dict[str, Any]) -> Run:
+    return Run(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        name=row.name,
+        status=RunStatus(row.status),
+        start_time=row.start_time,
+        end_time=row.end_time,
+        created_by=row.created_by,
+        parent_id=row.parent_id,
+        source=Source(entry_point=row.entry_point, git_commit=row.git_commit, git_dirty=row.git_dirty),
+        environment=json.loads(row.environment),
+        error=row.error,
+        deleted=row.deleted_at is not None,
+        params=params_,
+        metrics=metrics_,
+        tags=tags_,
+    )
+
+
+class SqlRunStore:
+    def __init__(self, db: Database, keys: RunKeys) -> None:
+        self._db = db
+        self._keys = keys
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        experiment_id: int,
+        name: str,
+        created_by: str,
+        start_time: int,
+        parent_id: str | None,
+        source: Source,
+        environment: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> Run:
+        def work(conn: Connection) -> tuple[int, Run]:
+            parent_pk = None if parent_id is None else self._keys.resolve(conn, parent_id)
+            values = {
+                "id": run_id,
+                "experiment_id": experiment_id,
+                "name": name,
+                "status": RunStatus.RUNNING.value,
+                "start_time": start_time,
+                "created_by": created_by,
+                "parent_pk": parent_pk,
+                "entry_point": source.entry_point,
+                "git_commit": source.git_commit,
+                "git_dirty": source.git_dirty,
+                "environment": json.dumps(environment, sort_keys=True, default=str),
+            }
+            pk = int(conn.execute(runs.insert().values(values).returning(runs.c.pk)).scalar_one())
+            self._set_tags(conn, pk, tags)
+            return pk, load_runs(conn, [pk])[0]
+
+        pk, run = self._db.write(work)
+        self._keys.remember(run_id, pk)
+        return run
+
+    def get_run(self, run_id: str) -> Run:
+        def work(conn: Connection) -> Run:
+            return load_runs(conn, [self._keys.resolve(conn, run_id)])[0]
+
+        return self._db.read(work)
+
+    def end_run(self, run_id: str, status: RunStatus, end_time: int, error: str | None) -> Run:
+        def work(conn: Connection) -> Run:
+            pk = self._keys.resolve(conn, run_id)
+            values = {"status": status.value, "end_time": end_time, "error": error}
+            conn.execute(update(runs).where(runs.c.pk == pk).values(values))
+            return load_runs(conn, [pk])[0]
+
+        return self._db.write(work)
+
+    def delete_run(self, run_id: str, deleted_at: int) -> None:
+        def work(conn: Connection) -> None:
+            pk = self._keys.resolve(conn, run_id)
+            conn.execute(update(runs).where(runs.c.pk == pk).values(deleted_at=deleted_at))
+
+        self._db.write(work)
+
+    def log_params(self, run_id: str, params_: Mapping[str, str]) -> None:
+        """Params are write-once: the same value again is fine, a different one a conflict."""
+        if not params_:
+            return
+
+        def work(conn: Connection) -> None:
+            pk = self._keys.resolve(conn, run_id)
+            stmt = select(params.c.key, params.c.value).where(
+                params.c.run_pk == pk, params.c.key.in_(list(params_))
+            )
+            stored = dict(conn.execute(stmt).tuples().all())
+            for key, value in stored.items():
+                if params_[key] != value:
+                    raise Conflict(
+                        f"param {key!r} of run {run_id} is already {value!r}; params cannot change, "
+                        f"so log {params_[key]!r} under another key or in a new run"
+                    )
+            new = [{"run_pk": pk, "key": k, "value": v} for k, v in params_.items() if k not in stored]
+            if new:
+                insert = self._db.insert(params).on_conflict_do_nothing(index_elements=["run_pk", "key"])
+                conn.execute(insert, new)
+
+        self._db.write(work)
+
+    def set_tags(self, run_id: str, tags_: Mapping[str, str]) -> None:
+        if tags_:
+            self._db.write(lambda conn: self._set_tags(conn, self._keys.resolve(conn, run_id), tags_))
+
+    def _set_tags(self, conn: Connection, pk: int, tags_: Mapping[str, str]) -> None:
+        if not tags_:
+            return
+        insert = self._db.insert(tags)
+        upsert = insert.on_conflict_do_update(
+            index_elements=["run_pk", "key"], set_={"value": insert.excluded.value}
+        )
+        conn.execute(upsert, [{"run_pk": pk, "key": k, "value": v} for k, v in sorted(tags_.items())])
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[int],
+        filter_expr: Expr | None,
+        order_by: Sequence[OrderKey],
+        max_results: int,
+        page_token: str | None,
+        include_deleted: bool = False,
+    ) -> RunPage:
+        def work(conn: Connection) -> RunPage:
+            pks, token = search_run_keys(
+                conn,
+                experiment_ids,
+                filter_expr,
+                order_by,
+                max_results,
+                page_token,
+                include_deleted,
+            )
+            return RunPage(load_runs(conn, pks), token)
+
+        return self._db.read(work)

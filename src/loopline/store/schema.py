@@ -1,0 +1,144 @@
+"""Tables of the metadata store (SQLAlchemy Core). Migrations in `migrations/` create them.
+
+Runs have a public 32-hex `id` and an integer `pk` that every high-volume table references:
+metric rows stay small and their indexes compact. Timestamps are integer milliseconds.
+A metric value of NULL means NaN: SQLite cannot store NaN, so both backends agree on NULL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+store_info = Table(
+    "store_info",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("store_id", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger),
+    Column("created_by", String(250), nullable=False),
+    Column("parent_pk", Integer, ForeignKey("runs.pk")),
+    Column("entry_point", Text),
+    Column("git_commit", String(64)),
+    Column("git_dirty", Boolean),
+    Column("environment", Text, nullable=False, default="{}"),
+    Column("error", Text),
+    Column("deleted_at", BigInteger),
+    Index(None, "experiment_id", "start_time"),
+    Index(None, "parent_pk"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Full history: one row per logged value. No primary key: rows are only ever appended,
+# read by (run, key) and deduplicated per batch through `metric_batches`.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_pk", Integer, nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Float),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index(None, "run_pk", "key", "step"),
+)
+
+# The value with the highest (step, timestamp) per run and key: what search filters and sorts on.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index(None, "key", "value"),
+)
+
+# Idempotency keys of metric batches: a retried batch is recognised and not stored twice.
+metric_batches = Table(
+    "metric_batches",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("run_pk", Integer, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk"), primary_key=True),
+    Column("name", String(1024), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,68 @@
+"""What a run records about where it ran: source (entry point, git) and environment."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from loopline.core.entities import Source
+
+_GIT_TIMEOUT_S = 5
+
+
+def capture_source() -> Source:
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    entry_point = str(Path(main_file).resolve()) if main_file else "<interactive>"
+    directory = Path(main_file).resolve().parent if main_file else Path.cwd()
+    commit, dirty = _git_state(directory)
+    return Source(entry_point=entry_point, git_commit=commit, git_dirty=dirty)
+
+
+def _git_state(directory: Path) -> tuple[str | None, bool | None]:
+    """HEAD's commit and whether tracked files differ from it, in one `git status` call."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if out.returncode != 0:
+        return None, None
+    commit = None
+    dirty = False
+    for line in out.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.removeprefix("# branch.oid ").strip()
+            commit = None if oid == "(initial)" else oid
+        elif not line.startswith("#"):
+            dirty = True
+    return commit, dirty
+
+
+@functools.cache
+def capture_environment() -> dict[str, Any]:
+    """Python and the versions of every installed distribution (computed once per process)."""
+    packages = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            packages[name.lower()] = dist.version
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "packages": dict(sorted(packages.items())),
+    }

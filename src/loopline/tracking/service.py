@@ -1,0 +1,273 @@
+"""Experiment tracking: the one place its rules live. SDK, CLI and server all call this."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loopline.artifacts import BlobStore, check_artifact_name, destination, files_under, media_type
+from loopline.core.clock import now_ms
+from loopline.core.entities import (
+    ArtifactEntry,
+    Experiment,
+    Metric,
+    Principal,
+    Run,
+    RunPage,
+    RunStatus,
+    Source,
+)
+from loopline.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from loopline.core.ids import is_id, new_id
+from loopline.core.search import parse_filter, parse_order_by
+from loopline.core.validation import (
+    check_key,
+    check_metric_value,
+    check_name,
+    check_param_value,
+    check_step,
+    check_tag_value,
+)
+from loopline.store import MetadataStore
+from loopline.tracking.names import random_run_name
+
+DEFAULT_PROJECT = "default"
+DEFAULT_EXPERIMENT = "Default"
+MAX_ERROR_LENGTH = 16_000
+ExperimentRef = str | int
+
+
+class TrackingService:
+    """Experiments, runs, their data and artifacts, acting as `principal`."""
+
+    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+        self._store = store
+        self._blobs = blobs
+        self.principal = principal
+
+    # experiments -----------------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, project: str = DEFAULT_PROJECT, description: str = ""
+    ) -> Experiment:
+        check_name("experiment name", name)
+        check_name("project name", project)
+        return self._store.experiments.create_experiment(project, name, description, self.principal.name)
+
+    def get_experiment(self, ref: ExperimentRef, project: str = DEFAULT_PROJECT) -> Experiment:
+        """An experiment by id, or by name within `project`."""
+        if isinstance(ref, int):
+            return self._store.experiments.get_experiment(ref)
+        found = self._store.experiments.find_experiment(project, ref)
+        if found is None:
+            raise NotFound(f"experiment {ref!r} does not exist in project {project!r}")
+        return found
+
+    def get_or_create_experiment(self, ref: ExperimentRef, project: str = DEFAULT_PROJECT) -> Experiment:
+        if isinstance(ref, int):
+            return self.get_experiment(ref)
+        found = self._store.experiments.find_experiment(project, ref)
+        if found is not None:
+            return found
+        try:
+            return self.create_experiment(ref, project)
+        except AlreadyExists:  # created by a concurrent caller in between
+            return self.get_experiment(ref, project)
+
+    def list_experiments(self, project: str | None = None) -> list[Experiment]:
+        return self._store.experiments.list_experiments(project)
+
+    # runs ------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        experiment: ExperimentRef = DEFAULT_EXPERIMENT,
+        *,
+        project: str = DEFAULT_PROJECT,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        source: Source | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> Run:
+        exp = self.get_or_create_experiment(experiment, project)
+        name = check_name("run name", run_name) if run_name is not None else random_run_name()
+        checked_tags = _checked_tags(tags or {})
+        if parent_id is not None:
+            parent = self.get_run(parent_id)
+            if parent.experiment_id != exp.id:
+                raise InvalidInput(
+                    f"parent run {parent_id} is in experiment {parent.experiment_id}, not in {exp.name!r}"
+                )
+        return self._store.runs.create_run(
+            run_id=new_id(),
+            experiment_id=exp.id,
+            name=name,
+            created_by=self.principal.name,
+            start_time=now_ms(),
+            parent_id=parent_id,
+            source=source or Source(),
+            environment=environment or {},
+            tags=checked_tags,
+        )
+
+    def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> Run:
+        """Record how a run ended. Ending it again the same way changes nothing."""
+        status = RunStatus(status)
+        if not status.is_terminal:
+            raise InvalidInput(f"a run ends as FINISHED, FAILED or KILLED, not {status.value}")
+        run = self.get_run(run_id)
+        if run.status.is_terminal:
+            if run.status is status:
+                return run
+            raise Conflict(f"run {run_id} already ended as {run.status.value}; it cannot become {status}")
+        if error is not None and len(error) > MAX_ERROR_LENGTH:
+            error = "..." + error[-MAX_ERROR_LENGTH:]
+        return self._store.runs.end_run(run_id, status, now_ms(), error)
+
+    def get_run(self, run_id: str) -> Run:
+        if not isinstance(run_id, str) or not is_id(run_id):
+            raise InvalidInput(f"{run_id!r} is not a run id (32 lowercase hex digits)")
+        return self._store.runs.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Hide a run from searches; its data stays stored."""
+        self.get_run(run_id)
+        self._store.runs.delete_run(run_id, now_ms())
+
+    def search_runs(
+        self,
+        experiments: ExperimentRef | Sequence[ExperimentRef] | None = None,
+        *,
+        project: str = DEFAULT_PROJECT,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> RunPage:
+        """One page of runs matching `filter` (see `loopline.core.search`), in `order_by` order."""
+        filter_expr = parse_filter(filter)
+        order = parse_order_by(order_by)
+        if experiments is None:
+            ids = [e.id for e in self.list_experiments(project)]
+        else:
+            refs = [experiments] if isinstance(experiments, str | int) else list(experiments)
+            ids = [self.get_experiment(ref, project).id for ref in refs]
+        if not ids:
+            return RunPage([], None)
+        return self._store.runs.search_runs(ids, filter_expr, order, max_results, page_token, include_deleted)
+
+    # params, metrics, tags -------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
+    ) -> None:
+        """Log params, tags and metric values. A retried call with the same `batch_id` is a no-op."""
+        checked_metrics = check_metrics(metrics)
+        checked_params = {
+            check_key("param key", k): check_param_value(k, v) for k, v in (params or {}).items()
+        }
+        checked_tags = _checked_tags(tags or {})
+        self.get_run(run_id)  # fails early, before anything is written
+        self._store.runs.log_params(run_id, checked_params)
+        self._store.runs.set_tags(run_id, checked_tags)
+        if checked_metrics or batch_id is not None:
+            self._store.metrics.log_metrics(run_id, checked_metrics, batch_id or new_id())
+
+    def log_metric_batch(self, run_id: str, metrics: Sequence[Metric], batch_id: str) -> bool:
+        """Store already-checked metric values once per `batch_id` (the background writer's path)."""
+        return self._store.metrics.log_metrics(run_id, metrics, batch_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        self.get_run(run_id)
+        return self._store.metrics.metric_history(run_id, check_key("metric key", key))
+
+    # artifacts -------------------------------------------------------------------------
+
+    def log_artifact_bytes(
+        self, run_id: str, name: str, data: bytes, content_type: str | None = None
+    ) -> ArtifactEntry:
+        check_artifact_name(name)
+        self.get_run(run_id)
+        blob = self._blobs.put_bytes(data)
+        return self._index(run_id, name, blob.digest, blob.size, content_type)
+
+    def log_artifact_path(
+        self, run_id: str, path: str | os.PathLike[str], name: str | None = None
+    ) -> list[ArtifactEntry]:
+        """Log a file, or every file below a directory, under `name` (default: its base name)."""
+        source = Path(path)
+        if not source.exists():
+            raise NotFound(f"cannot log {source}: no such file or directory")
+        base = name if name is not None else source.name
+        check_artifact_name(base)
+        self.get_run(run_id)
+        files = (
+            [(source, base)] if source.is_file() else [(p, f"{base}/{rel}") for p, rel in files_under(source)]
+        )
+        for _, artifact_name in files:
+            check_artifact_name(artifact_name)
+        entries = []
+        for file, artifact_name in files:
+            blob = self._blobs.put_file(file)
+            entries.append(self._index(run_id, artifact_name, blob.digest, blob.size, None))
+        return entries
+
+    def _index(
+        self, run_id: str, name: str, digest: str, size: int, content_type: str | None
+    ) -> ArtifactEntry:
+        entry = ArtifactEntry(name, digest, size, content_type or media_type(name), now_ms())
+        self._store.artifacts.add_artifact(run_id, entry)
+        return entry
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
+        self.get_run(run_id)
+        return self._store.artifacts.list_artifacts(run_id, prefix)
+
+    def read_artifact(self, run_id: str, name: str) -> bytes:
+        """The artifact's bytes, verified against their hash."""
+        entry = self._store.artifacts.get_artifact(run_id, check_artifact_name(name))
+        return self._blobs.read(entry.digest, name)
+
+    def download_artifacts(self, run_id: str, target: str | os.PathLike[str], prefix: str = "") -> list[Path]:
+        """Write the run's artifacts (those under `prefix`) below directory `target`."""
+        root = Path(target)
+        root.mkdir(parents=True, exist_ok=True)
+        written = []
+        for entry in self.list_artifacts(run_id, prefix):
+            path = destination(root, entry.name)
+            self._blobs.download(entry.digest, entry.name, path)
+            written.append(path)
+        return written
+
+
+def check_metrics(metrics: Iterable[Metric]) -> list[Metric]:
+    """Validate metric values; each distinct key is checked once."""
+    checked: list[Metric] = []
+    keys: set[str] = set()
+    for metric in metrics:
+        if metric.key not in keys:
+            check_key("metric key", metric.key)
+            keys.add(metric.key)
+        value = check_metric_value(metric.key, metric.value)
+        step = check_step(metric.key, metric.step)
+        if not isinstance(metric.timestamp, int) or metric.timestamp < 0:
+            raise InvalidInput(f"timestamp of metric {metric.key!r} must be milliseconds since the epoch")
+        checked.append(
+            metric
+            if value is metric.value and step is metric.step
+            else Metric(metric.key, value, step, metric.timestamp)
+        )
+    return checked
+
+
+def _checked_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    return {check_key("tag key", k): check_tag_value(k, v) for k, v in tags.items()}

@@ -1,0 +1,147 @@
+"""The SDK's engine: active runs per context, the metric writer, and clean endings.
+
+A run ends FINISHED when its block completes, FAILED with the traceback on an exception,
+KILLED on Ctrl-C or SIGTERM. Buffered values are flushed in every case, and at interpreter
+exit for runs started without a `with` block.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Mapping
+from types import FrameType, TracebackType
+from typing import Any
+
+from loopline.core.entities import Metric, RunStatus
+from loopline.core.errors import RunTerminated
+from loopline.tracking.active_run import ActiveRun
+from loopline.tracking.environment import capture_environment, capture_source
+from loopline.tracking.service import DEFAULT_EXPERIMENT, DEFAULT_PROJECT, ExperimentRef, TrackingService
+from loopline.tracking.writer import MetricWriter
+
+
+class Tracker:
+    def __init__(self, service: TrackingService, *, capture_context: bool = True) -> None:
+        self.service = service
+        self.writer = MetricWriter(self._store_batch)
+        self._capture_context = capture_context
+        self._stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+            f"loopline_runs_{id(self)}", default=()
+        )
+        self._open: dict[str, ActiveRun] = {}  # every unended run, across contexts
+        self._previous_sigterm: Any = None
+        self._previous_excepthook: Any = None
+        self._uncaught: BaseException | None = None
+        atexit.register(self._at_exit)
+
+    def _store_batch(self, run_id: str, metrics: list[Metric], batch_id: str) -> None:
+        self.service.log_metric_batch(run_id, metrics, batch_id)
+
+    def start_run(
+        self,
+        experiment: ExperimentRef | None = None,
+        *,
+        project: str = DEFAULT_PROJECT,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        nested: bool = True,
+    ) -> ActiveRun:
+        """Start a run; inside another active run it becomes its child unless `nested=False`."""
+        parent = self.active_run() if nested else None
+        if experiment is None:
+            experiment = (
+                parent.experiment_id if parent else os.environ.get("LOOPLINE_EXPERIMENT", DEFAULT_EXPERIMENT)
+            )
+        run = self.service.start_run(
+            experiment,
+            project=project,
+            run_name=run_name,
+            tags=tags,
+            parent_id=parent.id if parent else None,
+            source=capture_source() if self._capture_context else None,
+            environment=capture_environment() if self._capture_context else None,
+        )
+        active = ActiveRun(self, run)
+        self._open[active.id] = active
+        self._stack.set((*self._stack.get(), active))
+        self._install_handlers()
+        return active
+
+    def active_run(self) -> ActiveRun | None:
+        stack = self._stack.get()
+        return stack[-1] if stack else None
+
+    def forget(self, run: ActiveRun) -> None:
+        """Called by a run as it ends."""
+        self._open.pop(run.id, None)
+        stack = self._stack.get()
+        if run in stack:
+            self._stack.set(tuple(r for r in stack if r is not run))
+        if not self._open:
+            self._restore_handlers()
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        """End open runs (as FINISHED), flush, and detach from the interpreter."""
+        self._end_open_runs(RunStatus.FINISHED, None)
+        self.writer.close()
+        self._restore_handlers()
+        atexit.unregister(self._at_exit)
+
+    # endings ---------------------------------------------------------------------------
+
+    def terminated(self) -> None:
+        """A run ended by SIGTERM: once none is left, die of the signal as the sender meant."""
+        if not self._open:
+            self.writer.close()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def _end_open_runs(self, status: RunStatus, error: str | None) -> None:
+        for run in list(self._open.values())[::-1]:  # children before parents
+            run.end(status, error)
+
+    def _at_exit(self) -> None:
+        if self._uncaught is None:
+            self._end_open_runs(RunStatus.FINISHED, None)
+        elif isinstance(self._uncaught, KeyboardInterrupt | RunTerminated):
+            self._end_open_runs(RunStatus.KILLED, f"{type(self._uncaught).__name__}: interrupted")
+        else:
+            self._end_open_runs(RunStatus.FAILED, "".join(traceback.format_exception(self._uncaught)))
+        self.writer.close()
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        raise RunTerminated(f"signal {signum}")
+
+    def _on_uncaught(self, kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        self._uncaught = exc
+        self._previous_excepthook(kind, exc, tb)
+
+    def _install_handlers(self) -> None:
+        if self._previous_excepthook is None:
+            self._previous_excepthook = sys.excepthook
+            sys.excepthook = self._on_uncaught
+        # Only the main thread may set handlers; a handler the program set itself stays.
+        if (
+            self._previous_sigterm is None
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        ):
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _restore_handlers(self) -> None:
+        if self._previous_excepthook is not None and sys.excepthook == self._on_uncaught:
+            sys.excepthook = self._previous_excepthook
+            self._previous_excepthook = None
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None

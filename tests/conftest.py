@@ -1,0 +1,90 @@
+"""Shared fixtures: real stores on SQLite and, when configured, on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from loopline.artifacts import BlobStore
+from loopline.backends import Backends, local_owner
+from loopline.store import MetadataStore, open_metadata_store
+from loopline.tracking.service import TrackingService
+from loopline.tracking.tracker import Tracker
+
+POSTGRES_URL = os.environ.get("LOOPLINE_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+
+
+def pytest_report_header() -> str:
+    if POSTGRES_URL:
+        return f"loopline: store tests run on sqlite and postgres ({POSTGRES_URL})"
+    return "loopline: store tests run on sqlite only; set LOOPLINE_TEST_POSTGRES_URL to add postgres"
+
+
+def _postgres_schema_url(schema: str) -> str:
+    assert POSTGRES_URL is not None
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of a brand-new, empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'loopline.db'}"
+        return
+    assert POSTGRES_URL is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield _postgres_schema_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[MetadataStore]:
+    opened = open_metadata_store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    return BlobStore(str(tmp_path / "artifacts"))
+
+
+@pytest.fixture
+def service(store: MetadataStore, blobs: BlobStore) -> TrackingService:
+    return Backends(store, blobs).tracking(local_owner())
+
+
+@pytest.fixture
+def tracker(service: TrackingService) -> Iterator[Tracker]:
+    opened = Tracker(service)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    """Seeded randomness; LOOPLINE_TEST_SEED sweeps other seeds."""
+    return random.Random(int(os.environ.get("LOOPLINE_TEST_SEED", "20261122")))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
