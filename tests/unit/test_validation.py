@@ -25,7 +25,7 @@ def test_keys_accept_words_in_any_script(key: str) -> None:
     [
         ("", "non-empty"),
         (" auc", "leading or trailing"),
-        ("a'b", "contains \"'\""),
+        ("a'b", 'contains "\'"'),
         ("a;b", "contains ';'"),
         ("x" * 251, "limit is 250"),
         ("bad\udcff", "not valid UTF-8"),

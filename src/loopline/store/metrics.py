@@ -40,8 +40,13 @@ class SqlMetricStore:
     def log_metrics(self, run_id: str, batch: Sequence[Metric], batch_id: str) -> bool:
         def work(conn: Connection) -> bool:
             pk = self._keys.resolve(conn, run_id)
-            claim = self._db.insert(metric_batches).values(batch_id=batch_id, run_pk=pk, received_at=now_ms())
-            if conn.execute(claim.on_conflict_do_nothing(index_elements=["batch_id"])).rowcount == 0:
+            claim = (
+                self._db.insert(metric_batches)
+                .values(batch_id=batch_id, run_pk=pk, received_at=now_ms())
+                .on_conflict_do_nothing(index_elements=["batch_id"])
+                .returning(metric_batches.c.batch_id)
+            )
+            if conn.execute(claim).first() is None:
                 return False  # this batch was stored before: a retry
             if not batch:
                 return True

@@ -171,7 +171,7 @@ class SqlRunStore:
             stmt = select(params.c.key, params.c.value).where(
                 params.c.run_pk == pk, params.c.key.in_(list(params_))
             )
-            stored = dict(conn.execute(stmt).tuples().all())
+            stored: dict[str, str] = {key: value for key, value in conn.execute(stmt)}
             for key, value in stored.items():
                 if params_[key] != value:
                     raise Conflict(

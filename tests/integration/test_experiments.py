@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from loopline.core.errors import AlreadyExists, InvalidInput, NotFound
+from loopline.tracking.service import TrackingService
+
+
+def test_create_get_and_list(service: TrackingService) -> None:
+    churn = service.create_experiment("churn", description="who leaves")
+    service.create_experiment("fraud", project="risk")
+    assert service.get_experiment("churn") == churn
+    assert service.get_experiment(churn.id) == churn
+    assert churn.created_by == service.principal.name
+    assert [e.name for e in service.list_experiments()] == ["churn", "fraud"]
+    assert [e.name for e in service.list_experiments("risk")] == ["fraud"]
+
+
+def test_names_are_unique_within_a_project_only(service: TrackingService) -> None:
+    service.create_experiment("churn")
+    with pytest.raises(AlreadyExists, match="'churn' already exists in project 'default'"):
+        service.create_experiment("churn")
+    assert service.create_experiment("churn", project="other").project == "other"
+
+
+def test_get_or_create_returns_the_existing_experiment(service: TrackingService) -> None:
+    first = service.get_or_create_experiment("churn")
+    assert service.get_or_create_experiment("churn") == first
+
+
+def test_unknown_and_invalid_experiments(service: TrackingService) -> None:
+    with pytest.raises(NotFound, match="'nope' does not exist in project 'default'"):
+        service.get_experiment("nope")
+    with pytest.raises(NotFound, match="experiment 12345"):
+        service.get_experiment(12345)
+    with pytest.raises(InvalidInput, match="experiment name"):
+        service.create_experiment("bad\udcffname")

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from loopline.core.errors import SchemaTooNew
+from loopline.store import open_metadata_store
+from loopline.store.database import Database
+from loopline.store.engine import create_store_engine
+from loopline.store.migrate import _MIGRATIONS, HEAD_REVISION, VERSION_TABLE, schema_revision, upgrade
+from loopline.store.schema import metadata
+
+
+def test_head_revision_constant_matches_the_migration_scripts() -> None:
+    assert ScriptDirectory(str(_MIGRATIONS)).get_current_head() == HEAD_REVISION
+
+
+def test_a_new_database_is_migrated_to_exactly_the_declared_schema(store_url: str) -> None:
+    store = open_metadata_store(store_url)
+    try:
+        with store.db.engine.connect() as conn:
+            assert schema_revision(conn) == HEAD_REVISION
+            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        store.close()
+
+
+def test_reopening_and_upgrading_again_change_nothing(store_url: str) -> None:
+    open_metadata_store(store_url).close()
+    db = Database(create_store_engine(store_url))
+    try:
+        assert upgrade(db) == (HEAD_REVISION, HEAD_REVISION)
+    finally:
+        db.dispose()
+
+
+def test_a_database_from_a_newer_version_is_refused_and_left_alone(store_url: str) -> None:
+    open_metadata_store(store_url).close()
+    db = Database(create_store_engine(store_url))
+    db.write(lambda conn: conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'")))
+    with pytest.raises(SchemaTooNew, match=r"newer loopline \(schema revision '9999'.*Upgrade loopline"):
+        open_metadata_store(store_url)
+    assert db.read(schema_revision) == "9999"
+    db.dispose()
+
+
+def _open_and_report(url: str, queue: multiprocessing.Queue[object]) -> None:
+    try:
+        store = open_metadata_store(url)
+        store_id = store.db.read(lambda conn: conn.execute(text("SELECT store_id FROM store_info")).all())
+        queue.put(store_id)
+        store.close()
+    except BaseException as exc:  # reported to the parent, which fails the test
+        queue.put(repr(exc))
+
+
+@pytest.mark.slow
+def test_eight_processes_opening_one_new_database_migrate_it_once(store_url: str, tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[object] = ctx.Queue()
+    workers = [ctx.Process(target=_open_and_report, args=(store_url, queue)) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    # every process saw the same single store_info row: the initial migration ran once
+    assert all(isinstance(result, list) and len(result) == 1 for result in results), results
+    assert len({result[0] for result in results}) == 1  # type: ignore[index]
