@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from loopline.cli import db, experiments, runs
 from loopline.cli.context import CliContext
@@ -29,9 +30,9 @@ app.add_typer(db.app, name="db")
 @app.callback()
 def _root(
     ctx: typer.Context,
-    home: Path | None = typer.Option(None, help="Store folder [env: LOOPLINE_HOME; default ~/.loopline]."),
-    store_uri: str | None = typer.Option(None, help="Metadata database URL [env: LOOPLINE_STORE_URI]."),
-    artifacts_uri: str | None = typer.Option(None, help="Artifact store [env: LOOPLINE_ARTIFACTS_URI]."),
+    home: Path | None = typer.Option(None, help="Store folder \\[env: LOOPLINE_HOME; default ~/.loopline]."),
+    store_uri: str | None = typer.Option(None, help="Metadata database URL \\[env: LOOPLINE_STORE_URI]."),
+    artifacts_uri: str | None = typer.Option(None, help="Artifact store \\[env: LOOPLINE_ARTIFACTS_URI]."),
 ) -> None:
     settings = Settings()
     overrides = {"home": home, "store_uri": store_uri, "artifacts_uri": artifacts_uri}
@@ -46,32 +47,29 @@ def demo(ctx: typer.Context) -> None:
     from loopline.cli.context import cli_context
     from loopline.demo import run_demo
 
-    run_demo(cli_context(ctx).settings, Console())
+    run_demo(cli_context(ctx).settings, Console(soft_wrap=True))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one command; domain errors become one line on stderr and a non-zero exit code."""
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        app(args=argv, prog_name="loopline")  # usage errors and --help exit through SystemExit
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except LooplineError as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("LOOPLINE_DEBUG"):
+            raise
+        message = escape(f"{type(exc).__name__}: {exc}")
+        errors.print(f"[red]internal error:[/red] {message} (LOOPLINE_DEBUG=1 shows a traceback)")
+        return 70
+    return 0
 
 
 def main() -> None:
-    """Entry point: domain errors become one line on stderr and a non-zero exit."""
-    try:
-        code = app(standalone_mode=False)
-    except LooplineError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        if os.environ.get("LOOPLINE_DEBUG"):
-            raise
-        Console(stderr=True).print(
-            f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set LOOPLINE_DEBUG=1 for a traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(70)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(run())

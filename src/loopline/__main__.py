@@ -1,0 +1,3 @@
+from loopline.cli.main import main
+
+main()
