@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
 from typing import Any
@@ -70,6 +69,8 @@ def check_tag_value(key: str, value: object) -> str:
 
 def check_metric_value(key: str, value: Any) -> float:
     """Metric values are floats; NaN and +/-inf are kept (a diverging loss is information)."""
+    if type(value) is float:  # the common case, without the cost of an ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidInput(
             f"value of metric {key!r} must be a real number, got {type(value).__name__}: {value!r:.80}"
@@ -78,12 +79,10 @@ def check_metric_value(key: str, value: Any) -> float:
 
 
 def check_step(key: str, step: object) -> int:
+    if type(step) is int and 0 <= step <= MAX_STEP:
+        return step
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise InvalidInput(f"step of metric {key!r} must be an integer, got {step!r:.80}")
     if not 0 <= int(step) <= MAX_STEP:
         raise InvalidInput(f"step of metric {key!r} must be between 0 and {MAX_STEP}, got {step}")
     return int(step)
-
-
-def is_nan(value: float) -> bool:
-    return math.isnan(value)

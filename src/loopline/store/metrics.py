@@ -13,6 +13,8 @@ from loopline.store.database import Database
 from loopline.store.runs import RunKeys
 from loopline.store.schema import latest_metrics, metric_batches, metrics
 
+_HISTORY_COLUMNS = "run_pk, key, value, step, timestamp"
+
 
 def _stored(value: float) -> float | None:
     return None if math.isnan(value) else value  # NULL holds NaN: SQLite cannot store NaN
@@ -50,19 +52,7 @@ class SqlMetricStore:
                 return False  # this batch was stored before: a retry
             if not batch:
                 return True
-            conn.execute(
-                metrics.insert(),
-                [
-                    {
-                        "run_pk": pk,
-                        "key": m.key,
-                        "value": _stored(m.value),
-                        "step": m.step,
-                        "timestamp": m.timestamp,
-                    }
-                    for m in batch
-                ],
-            )
+            self._append_history(conn, [(pk, m.key, _stored(m.value), m.step, m.timestamp) for m in batch])
             latest: dict[str, Metric] = {}
             for m in batch:
                 seen = latest.get(m.key)
@@ -83,6 +73,19 @@ class SqlMetricStore:
             return True
 
         return self._db.write(work)
+
+    def _append_history(self, conn: Connection, rows: list[tuple[int, str, float | None, int, int]]) -> None:
+        """The hot path of metric logging, below the SQL expression layer: COPY on PostgreSQL,
+        a prepared executemany on SQLite. Both still bind every value as a parameter."""
+        if self._db.dialect == "postgresql":
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {metrics.name} ({_HISTORY_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            conn.exec_driver_sql(
+                f"INSERT INTO {metrics.name} ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows
+            )
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         def work(conn: Connection) -> list[Metric]:

@@ -128,9 +128,7 @@ class TrackingService:
         return self._store.runs.end_run(run_id, status, now_ms(), error)
 
     def get_run(self, run_id: str) -> Run:
-        if not isinstance(run_id, str) or not is_id(run_id):
-            raise InvalidInput(f"{run_id!r} is not a run id (32 lowercase hex digits)")
-        return self._store.runs.get_run(run_id)
+        return self._store.runs.get_run(_check_run_id(run_id))
 
     def delete_run(self, run_id: str) -> None:
         """Hide a run from searches; its data stays stored."""
@@ -176,7 +174,7 @@ class TrackingService:
             check_key("param key", k): check_param_value(k, v) for k, v in (params or {}).items()
         }
         checked_tags = _checked_tags(tags or {})
-        self.get_run(run_id)  # fails early, before anything is written
+        _check_run_id(run_id)
         self._store.runs.log_params(run_id, checked_params)
         self._store.runs.set_tags(run_id, checked_tags)
         if checked_metrics or batch_id is not None:
@@ -187,7 +185,7 @@ class TrackingService:
         return self._store.metrics.log_metrics(run_id, metrics, batch_id)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
-        self.get_run(run_id)
+        _check_run_id(run_id)
         return self._store.metrics.metric_history(run_id, check_key("metric key", key))
 
     # artifacts -------------------------------------------------------------------------
@@ -267,6 +265,12 @@ def check_metrics(metrics: Iterable[Metric]) -> list[Metric]:
             else Metric(metric.key, value, step, metric.timestamp)
         )
     return checked
+
+
+def _check_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not is_id(run_id):
+        raise InvalidInput(f"{run_id!r} is not a run id (32 lowercase hex digits)")
+    return run_id
 
 
 def _checked_tags(tags: Mapping[str, Any]) -> dict[str, str]:
