@@ -1,0 +1,129 @@
+"""Run loopline's and MLflow's tracking benchmarks one after the other and compare them.
+
+    .venv/bin/python benchmarks/run_all.py [--runs 100000] [--postgres URL] [--quick]
+
+MLflow lives in its own virtualenv (benchmarks/.peers-venv, created on first use from
+peers/requirements.txt), never in loopline's. Nothing runs concurrently: on a 2-core
+machine a second process would distort both figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PEERS_VENV = HERE / ".peers-venv"
+PEER_PYTHON = PEERS_VENV / "bin" / "python"
+
+# (figure, better when, target ratio or absolute bound, description)
+COMPARISONS = [
+    ("log_metric_calls_per_s", "higher", 50, "per-call log_metric, calls/s (durable at run end)"),
+    ("log_batch_values_per_s", "higher", 10, "log_batch, 100k values in calls of 1,000, values/s"),
+    ("search_runs_p50_ms", "lower", 10, "search_runs, 2 conditions + order by, p50 ms"),
+    ("search_runs_p90_ms", "lower", None, "search_runs, p90 ms"),
+]
+
+
+def ensure_peers_venv() -> None:
+    if PEER_PYTHON.exists():
+        return
+    print(f"creating {PEERS_VENV} with MLflow (once)", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+    pip = [str(PEER_PYTHON), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "-r", str(HERE / "peers" / "requirements.txt")], check=True)
+
+
+def run_json(command: list[str]) -> dict[str, Any]:
+    print("$ " + " ".join(command), file=sys.stderr)
+    started = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    print(f"  ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def ratio(ours: float, theirs: float, better: str) -> float:
+    return ours / theirs if better == "higher" else theirs / ours
+
+
+def report(ours: dict[str, Any], mlflow: dict[str, Any]) -> list[str]:
+    lines = [
+        f"loopline {ours['loopline_version']} ({ours['store']}) vs MLflow {mlflow['mlflow_version']} "
+        f"(sqlite), {ours['runs']:,} runs in the search experiment",
+        f"{'figure':<52} {'loopline':>12} {'MLflow':>12} {'ratio':>8}  target",
+    ]
+    for key, better, target, label in COMPARISONS:
+        r = ratio(ours[key], mlflow[key], better)
+        verdict = "" if target is None else (f">= {target}x " + ("met" if r >= target else "MISSED"))
+        lines.append(f"{label:<52} {ours[key]:>12,.1f} {mlflow[key]:>12,.1f} {r:>7.1f}x  {verdict}")
+    p50 = ours["search_runs_p50_ms"]
+    lines.append(
+        f"{'search_runs p50 <= 50 ms':<52} {p50:>12.1f} {'':>12} {'':>8}  {'met' if p50 <= 50 else 'MISSED'}"
+    )
+    one_call = ours["log_batch_one_call_values_per_s"]
+    lines.append(f"{'log_batch, 100k values in one call, values/s':<52} {one_call:>12,.0f}")
+    imports = (ours["import_loopline_s"], mlflow["import_mlflow_s"])
+    bound = "met" if imports[0] <= 0.3 else "MISSED"
+    lines.append(
+        f"{'import time, s (target <= 0.3)':<52} {imports[0]:>12.3f} {imports[1]:>12.3f} {'':>8}  {bound}"
+    )
+    same = (ours["search_runs_result_count"], ours["search_runs_first_auc"]) == (
+        mlflow["search_runs_result_count"],
+        mlflow["search_runs_first_auc"],
+    )
+    lines.append(f"both searches returned the same runs: {'yes' if same else 'NO'}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--postgres", help="also measure loopline on this PostgreSQL URL (no peer)")
+    args = parser.parse_args()
+    runs = 2_000 if args.quick else args.runs
+    workdir = HERE / ".work" / time.strftime("%Y%m%d-%H%M%S")
+    ensure_peers_venv()
+
+    sizes = ["--runs", str(runs), "--search-repeats", "5" if args.quick else "20"]
+    ours = run_json(
+        [sys.executable, str(HERE / "loopline_tracking.py"), "--workdir", str(workdir / "loopline"), *sizes]
+    )
+    mlflow = run_json(
+        [
+            str(PEER_PYTHON),
+            str(HERE / "peers" / "mlflow_tracking.py"),
+            "--workdir",
+            str(workdir / "mlflow"),
+            *sizes,
+        ]
+    )
+    lines = report(ours, mlflow)
+    if args.postgres:
+        pg = run_json(
+            [
+                sys.executable,
+                str(HERE / "loopline_tracking.py"),
+                "--workdir",
+                str(workdir / "loopline-pg"),
+                "--store-uri",
+                args.postgres,
+                *sizes,
+            ]
+        )
+        lines.append(
+            "loopline on PostgreSQL (no peer): "
+            + ", ".join(f"{key} {pg[key]:,.1f}" for key, *_ in COMPARISONS)
+        )
+    (workdir / "results.json").write_text(json.dumps({"loopline": ours, "mlflow": mlflow}, indent=2))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
