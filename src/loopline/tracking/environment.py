@@ -8,15 +8,28 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from loopline.core.entities import Source
 
 _GIT_TIMEOUT_S = 5
+_SOURCE_TTL_S = 10.0  # a sweep of many short runs asks git once, a notebook still sees new commits
+_source_cache: tuple[float, Source] | None = None
 
 
 def capture_source() -> Source:
+    """The entry point and git state of this process, asked of git at most every few seconds."""
+    global _source_cache
+    if _source_cache is not None and time.monotonic() - _source_cache[0] < _SOURCE_TTL_S:
+        return _source_cache[1]
+    source = _read_source()
+    _source_cache = (time.monotonic(), source)
+    return source
+
+
+def _read_source() -> Source:
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     entry_point = str(Path(main_file).resolve()) if main_file else "<interactive>"
