@@ -52,7 +52,7 @@ def configure(
         if _backends is not None:
             _backends.close()
         _backends = open_backends(settings)
-        _tracker = Tracker(_backends.tracking(local_owner()))
+        _tracker = Tracker(_backends.tracking(local_owner()), default_experiment=settings.experiment)
 
 
 def _current() -> Tracker:

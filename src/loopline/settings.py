@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     """Artifact store: a local folder or s3://bucket/prefix; default: `<home>/artifacts`."""
     s3_endpoint_url: str | None = None
     """An S3-compatible server instead of AWS (MinIO, Ceph...)."""
+    experiment: str = "Default"
+    """The experiment of runs started without naming one."""
 
     @property
     def home_path(self) -> Path:

@@ -99,7 +99,9 @@ class TrackingService:
             parent = self.get_run(parent_id)
             if parent.experiment_id != exp.id:
                 raise InvalidInput(
-                    f"parent run {parent_id} is in experiment {parent.experiment_id}, not in {exp.name!r}"
+                    f"a child run belongs to its parent's experiment: parent run {parent_id} is in "
+                    f"experiment {parent.experiment_id}, not in {exp.name!r} (from the SDK, start it "
+                    "with nested=False to make it a top-level run)"
                 )
         return self._store.runs.create_run(
             run_id=new_id(),

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from types import FrameType, TracebackType
 from typing import Any
 
-from loopline.core.entities import Metric, RunStatus
+from loopline.core.entities import RunStatus
 from loopline.core.errors import RunTerminated
 from loopline.tracking.active_run import ActiveRun
 from loopline.tracking.environment import capture_environment, capture_source
@@ -27,9 +27,16 @@ from loopline.tracking.writer import MetricWriter
 
 
 class Tracker:
-    def __init__(self, service: TrackingService, *, capture_context: bool = True) -> None:
+    def __init__(
+        self,
+        service: TrackingService,
+        *,
+        default_experiment: str = DEFAULT_EXPERIMENT,
+        capture_context: bool = True,
+    ) -> None:
         self.service = service
-        self.writer = MetricWriter(self._store_batch)
+        self.writer = MetricWriter(service.log_metric_batch)
+        self._default_experiment = default_experiment
         self._capture_context = capture_context
         self._stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
             f"loopline_runs_{id(self)}", default=()
@@ -39,9 +46,6 @@ class Tracker:
         self._previous_excepthook: Any = None
         self._uncaught: BaseException | None = None
         atexit.register(self._at_exit)
-
-    def _store_batch(self, run_id: str, metrics: list[Metric], batch_id: str) -> None:
-        self.service.log_metric_batch(run_id, metrics, batch_id)
 
     def start_run(
         self,
@@ -55,9 +59,7 @@ class Tracker:
         """Start a run; inside another active run it becomes its child unless `nested=False`."""
         parent = self.active_run() if nested else None
         if experiment is None:
-            experiment = (
-                parent.experiment_id if parent else os.environ.get("LOOPLINE_EXPERIMENT", DEFAULT_EXPERIMENT)
-            )
+            experiment = parent.experiment_id if parent else self._default_experiment
         run = self.service.start_run(
             experiment,
             project=project,
