@@ -119,6 +119,10 @@ def populate(population: Population) -> int:
             conn.execute(insert(table), rows[name])
         conn.execute(insert(latest_metrics), rows["metrics"])
         if db.dialect == "postgresql":
+            # explicit keys bypassed the sequence; later runs must continue after them
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('runs', 'pk'), (SELECT max(pk) FROM runs))"
+            )
             # autovacuum analyzes tables that grow; a bulk load in one transaction outruns it.
             conn.exec_driver_sql("ANALYZE runs, params, tags, latest_metrics")
     return experiment.id

@@ -35,6 +35,7 @@ from loopline.store.schema import latest_metrics, params, runs, tags
 
 MAX_RESULTS_LIMIT = 10_000
 _TABLES: dict[str, Table] = {"metric": latest_metrics, "param": params, "tag": tags}
+_NOT_NULL_ATTRIBUTES = frozenset({"run_id", "run_name", "status", "start_time", "created_by"})
 _DEFAULT_ORDER = (OrderKey(Field("attribute", "start_time"), descending=True),)
 
 
@@ -145,7 +146,9 @@ def search_run_keys(
         conditions.append(_after(sort, last_values, last_pk))
 
     columns = [runs.c.pk, *(column.label(f"sort_{i}") for i, (column, _) in enumerate(sort))]
-    ordering = [(col.desc() if desc else col.asc()).nulls_last() for col, desc in sort]
+    ordering = [
+        _ordering(col, desc, _may_be_null(key.field)) for (col, desc), key in zip(sort, order_by, strict=True)
+    ]
     stmt: Select[Any] = (
         select(*columns)
         .select_from(query.source)
@@ -158,6 +161,18 @@ def search_run_keys(
         return [row[0] for row in rows], None
     last = rows[max_results - 1]
     return [row[0] for row in rows[:max_results]], _encode_token(fingerprint, list(last[1:]), last[0])
+
+
+def _may_be_null(field: Field) -> bool:
+    """Values of metrics, params and tags come from outer joins: a run may lack the key."""
+    return field.entity != "attribute" or field.key not in _NOT_NULL_ATTRIBUTES
+
+
+def _ordering(column: ColumnElement[Any], descending: bool, nullable: bool) -> ColumnElement[Any]:
+    """NULLs last; said only where a NULL can occur, since PostgreSQL then cannot use
+    a plain index for the order (as for the newest-first default on start_time)."""
+    clause = column.desc() if descending else column.asc()
+    return clause.nulls_last() if nullable else clause
 
 
 def _after(
