@@ -7,7 +7,11 @@ test predictions as a table and a confusion-matrix figure.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -77,11 +81,22 @@ def run_demo(settings: Settings, console: Console) -> str:
     console.print(f"tracked {len(results)} runs in {time.perf_counter() - started:.1f}s; best: {best_name}")
     console.print(f"store:      {settings.resolved_store_uri}")
     console.print(f"artifacts:  {settings.resolved_artifacts_uri}")
+    cli = _cli_command()
     console.print("look at it:")
-    console.print(f"  loopline runs list -e {EXPERIMENT} -o 'metrics.roc_auc DESC'")
-    console.print(f"  loopline runs show {best_id}")
-    console.print(f"  loopline runs compare {' '.join(r[0] for r in results[:2])}")
+    console.print(f"  {cli} runs list -e {EXPERIMENT} -o 'metrics.roc_auc DESC'")
+    console.print(f"  {cli} runs show {best_id}")
+    console.print(f"  {cli} runs compare {' '.join(r[0] for r in results[:2])}")
     return best_id
+
+
+def _cli_command() -> str:
+    """`loopline` if it is on the PATH, else the path of the one beside this Python."""
+    if shutil.which("loopline"):
+        return "loopline"
+    beside = Path(sys.executable).parent / "loopline"
+    with contextlib.suppress(ValueError):
+        return str(beside.relative_to(Path.cwd()))
+    return str(beside)
 
 
 def _log_confusion_matrix(run: ll.ActiveRun, truth: object, predicted: object) -> None:
