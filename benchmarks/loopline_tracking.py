@@ -1,6 +1,6 @@
 """loopline's side of the tracking benchmark; mirrors peers/mlflow_tracking.py.
 
-    .venv/bin/python benchmarks/loopline_tracking.py --workdir DIR [--store-uri URI] \\
+    .venv/bin/python -m benchmarks.loopline_tracking --workdir DIR [--store-uri URI] \\
         [--runs 100000] [--calls 200000] [--batch-values 100000] [--search-repeats 20]
 
 Prints one JSON object on stdout. The store is created (and migrated) before anything is
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -25,35 +23,21 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 import loopline as ll
+from benchmarks.workload import (
+    BATCH_CHUNK,
+    SEARCH_FILTER,
+    SEARCH_MAX_RESULTS,
+    SEARCH_ORDER_BY,
+    Population,
+    generate_population,
+    median_subprocess_s,
+)
 from loopline.core.entities import Metric
 from loopline.store.schema import latest_metrics, metrics, params, runs, tags
-
-MODELS = ("rf", "gbm", "lr", "svm")
-SEED = 42
-BATCH_CHUNK = 1000  # what MLflow allows per log_batch call; used for the like-for-like figure
-SEARCH_FILTER = "metrics.auc > 0.9 and params.model = 'rf'"
-SEARCH_ORDER_BY = ["metrics.auc DESC"]
-SEARCH_MAX_RESULTS = 100
-
-Population = list[tuple[str, int, float, float]]
 
 
 def log(message: str) -> None:
     print(f"[loopline_tracking] {message}", file=sys.stderr, flush=True)
-
-
-def median_subprocess_s(code: str, repeats: int = 3) -> float:
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
-def generate_population(n: int, seed: int = SEED) -> Population:
-    rng = random.Random(seed)
-    return [(rng.choice(MODELS), rng.randint(1, 10), rng.random(), rng.random()) for _ in range(n)]
 
 
 def bench_log_metric(calls: int) -> float:

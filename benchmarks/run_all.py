@@ -1,6 +1,6 @@
 """Run loopline's and MLflow's tracking benchmarks one after the other and compare them.
 
-    .venv/bin/python benchmarks/run_all.py [--runs 100000] [--postgres URL] [--quick]
+    .venv/bin/python -m benchmarks.run_all [--runs 100000] [--postgres URL] [--quick]
 
 MLflow lives in its own virtualenv (benchmarks/.peers-venv, created on first use from
 peers/requirements.txt), never in loopline's. Nothing runs concurrently: on a 2-core
@@ -42,7 +42,7 @@ def ensure_peers_venv() -> None:
 def run_json(command: list[str]) -> dict[str, Any]:
     print("$ " + " ".join(command), file=sys.stderr)
     started = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, cwd=HERE.parent)
     print(f"  ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -94,7 +94,7 @@ def main() -> None:
     sizes = ["--runs", str(runs)]
     ours = run_json(
         [
-            *(sys.executable, str(HERE / "loopline_tracking.py"), *sizes),
+            *(sys.executable, "-m", "benchmarks.loopline_tracking", *sizes),
             *("--workdir", str(workdir / "loopline"), "--search-repeats", "20"),
         ]
     )
@@ -119,7 +119,8 @@ def main() -> None:
         pg = run_json(
             [
                 sys.executable,
-                str(HERE / "loopline_tracking.py"),
+                "-m",
+                "benchmarks.loopline_tracking",
                 "--workdir",
                 str(workdir / "loopline-pg"),
                 "--store-uri",

@@ -1,6 +1,6 @@
 """Does the store stay fast when it is big? 100,000 runs and 10,000,000 metric values.
 
-    .venv/bin/python benchmarks/store_scale.py --workdir DIR [--store-uri URI]
+    .venv/bin/python -m benchmarks.store_scale --workdir DIR [--store-uri URI]
         [--runs 100000] [--history 100]
 
 Fills one experiment with `--runs` runs (the population of loopline_tracking.py) whose

@@ -84,10 +84,14 @@ def tracker(service: TrackingService) -> Iterator[Tracker]:
     opened.close()
 
 
-@pytest.fixture
-def rng() -> random.Random:
+def seeded_random() -> random.Random:
     """Seeded randomness; LOOPLINE_TEST_SEED sweeps other seeds."""
     return random.Random(int(os.environ.get("LOOPLINE_TEST_SEED", "20261122")))
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return seeded_random()
 
 
 def free_port() -> int:

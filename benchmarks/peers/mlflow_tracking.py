@@ -41,10 +41,8 @@ import argparse
 import contextlib
 import getpass
 import json
-import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -55,12 +53,16 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-MODELS = ("rf", "gbm", "lr", "svm")
-SEED = 42
-BATCH_CHUNK = 1000  # MLflow's MAX_METRICS_PER_BATCH
-SEARCH_FILTER = "metrics.auc > 0.9 and params.model = 'rf'"
-SEARCH_ORDER_BY = ["metrics.auc DESC"]
-SEARCH_MAX_RESULTS = 100
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for benchmarks.workload
+from benchmarks.workload import (
+    BATCH_CHUNK,
+    SEARCH_FILTER,
+    SEARCH_MAX_RESULTS,
+    SEARCH_ORDER_BY,
+    Population,
+    generate_population,
+    median_subprocess_s,
+)
 
 # Columns written per table when populating runs directly. Checked against MLflow's actual schema
 # (``PRAGMA table_info``) before inserting, so a schema change fails loudly instead of silently.
@@ -86,25 +88,9 @@ INSERT_COLUMNS: dict[str, tuple[str, ...]] = {
     "latest_metrics": ("key", "value", "timestamp", "step", "is_nan", "run_uuid"),
 }
 
-Population = list[tuple[str, int, float, float]]  # (model, depth, auc, loss) per run
-
 
 def log(message: str) -> None:
     print(f"[mlflow_tracking] {message}", file=sys.stderr, flush=True)
-
-
-def median_subprocess_s(code: str, repeats: int = 3) -> float:
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
-def generate_population(n: int, seed: int = SEED) -> Population:
-    rng = random.Random(seed)
-    return [(rng.choice(MODELS), rng.randint(1, 10), rng.random(), rng.random()) for _ in range(n)]
 
 
 def expected_search(population: Population) -> tuple[int, float | None]:

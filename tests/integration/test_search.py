@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import random
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +17,7 @@ from loopline.core.errors import FilterSyntaxError, InvalidInput
 from loopline.core.search import And, Expr, Or, parse_filter, parse_order_by
 from loopline.store import open_metadata_store
 from loopline.tracking.service import TrackingService
-from tests.conftest import BACKENDS, new_database
+from tests.conftest import BACKENDS, new_database, seeded_random
 
 MODELS = ["rf", "gbm", "lr", "svm"]
 
@@ -30,7 +28,7 @@ def searched(
 ) -> Iterator[tuple[TrackingService, list[Run]]]:
     """One store per backend for the whole module, holding 60 runs with overlapping,
     partly missing params, metrics and tags. Tests here only read it."""
-    rng = random.Random(int(os.environ.get("LOOPLINE_TEST_SEED", "20261122")))
+    rng = seeded_random()
     directory = tmp_path_factory.mktemp("search")
     with new_database(request.param, directory) as url:
         store = open_metadata_store(url)

@@ -63,22 +63,11 @@ class BlobStore:
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
         source = Path(path)
         if not self._local:
-            digest, size = _hash_file(source)
-            if not self.exists(digest):
-                self._fs.put_file(os.fspath(source), self._path(digest))
-            return Blob(digest, size)
-
-        def fill(out: IO[bytes]) -> Blob:  # copy and hash in one pass
-            hasher = hashlib.sha256()
-            size = 0
-            with source.open("rb") as src:
-                while chunk := src.read(_CHUNK):
-                    hasher.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-            return Blob(hasher.hexdigest(), size)
-
-        return self._write_local(fill)
+            blob = _read_file(source)
+            if not self.exists(blob.digest):
+                self._fs.put_file(os.fspath(source), self._path(blob.digest))
+            return blob
+        return self._write_local(lambda out: _read_file(source, copy_to=out))  # copy and hash in one pass
 
     def _write_local(self, fill: Callable[[IO[bytes]], Blob]) -> Blob:
         """Fill a temporary file, then rename it to its digest: readers never see half a blob."""
@@ -130,11 +119,14 @@ class BlobStore:
         os.replace(out.name, target)
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
+def _read_file(path: Path, copy_to: IO[bytes] | None = None) -> Blob:
+    """Hash a file as it streams by, writing it to `copy_to` on the way."""
     hasher = hashlib.sha256()
     size = 0
     with path.open("rb") as src:
         while chunk := src.read(_CHUNK):
             hasher.update(chunk)
             size += len(chunk)
-    return hasher.hexdigest(), size
+            if copy_to is not None:
+                copy_to.write(chunk)
+    return Blob(hasher.hexdigest(), size)
