@@ -53,7 +53,8 @@ def test_experiments_create_and_list(cli: Invoke) -> None:
     assert "churn" in out and "who leaves" in out
 
 
-def test_runs_list_filters_and_orders(cli: Invoke, filled: TrackingService) -> None:
+@pytest.mark.usefixtures("filled")
+def test_runs_list_filters_and_orders(cli: Invoke) -> None:
     code, out, _ = cli(
         "runs", "list", "-e", "churn", "-f", "params.model = 'rf'", "-o", "metrics.auc DESC", "--json"
     )

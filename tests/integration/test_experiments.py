@@ -14,6 +14,7 @@ def test_create_get_and_list(service: TrackingService) -> None:
     assert churn.created_by == service.principal.name
     assert [e.name for e in service.list_experiments()] == ["churn", "fraud"]
     assert [e.name for e in service.list_experiments("risk")] == ["fraud"]
+    assert [p.name for p in service.list_projects()] == ["default", "risk"]
 
 
 def test_names_are_unique_within_a_project_only(service: TrackingService) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -62,7 +61,7 @@ def _open_and_report(url: str, queue: multiprocessing.Queue[object]) -> None:
 
 
 @pytest.mark.slow
-def test_eight_processes_opening_one_new_database_migrate_it_once(store_url: str, tmp_path: Path) -> None:
+def test_eight_processes_opening_one_new_database_migrate_it_once(store_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue[object] = ctx.Queue()
     workers = [ctx.Process(target=_open_and_report, args=(store_url, queue)) for _ in range(8)]

@@ -49,13 +49,6 @@ class SqlExperimentStore:
         project_id: int = conn.execute(select(projects.c.id).where(projects.c.name == name)).scalar_one()
         return project_id
 
-    def get_or_create_project(self, name: str) -> Project:
-        def work(conn: Connection) -> Project:
-            project_id = self._project_id(conn, name)
-            return _project(conn.execute(select(projects).where(projects.c.id == project_id)).one())
-
-        return self._db.write(work)
-
     def list_projects(self) -> list[Project]:
         rows = self._db.read(lambda conn: conn.execute(select(projects).order_by(projects.c.name)).all())
         return [_project(row) for row in rows]

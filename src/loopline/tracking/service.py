@@ -14,6 +14,7 @@ from loopline.core.entities import (
     Experiment,
     Metric,
     Principal,
+    Project,
     Run,
     RunPage,
     RunStatus,
@@ -78,6 +79,10 @@ class TrackingService:
 
     def list_experiments(self, project: str | None = None) -> list[Experiment]:
         return self._store.experiments.list_experiments(project)
+
+    def list_projects(self) -> list[Project]:
+        """Projects group experiments; one is created with its first experiment."""
+        return self._store.experiments.list_projects()
 
     # runs ------------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ class Tracker:
             self._end_open_runs(RunStatus.FAILED, "".join(traceback.format_exception(self._uncaught)))
         self.writer.close()
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+    def _on_sigterm(self, signum: int, _frame: FrameType | None) -> None:
         raise RunTerminated(f"signal {signum}")
 
     def _on_uncaught(self, kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
