@@ -13,8 +13,10 @@ from loopline.core.entities import Experiment, Run
 _STATUS_STYLE = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
 
 
-def when(ms: int | None) -> str:
-    return "" if ms is None else ms_to_datetime(ms).strftime("%Y-%m-%d %H:%M:%S")
+def when(ms: int | None, compact: bool = False) -> str:
+    if ms is None:
+        return ""
+    return ms_to_datetime(ms).strftime("%m-%d %H:%M" if compact else "%Y-%m-%d %H:%M:%S UTC")
 
 
 def duration(run: Run) -> str:
@@ -43,11 +45,14 @@ def experiments_table(experiments: Sequence[Experiment]) -> Table:
 
 def runs_table(runs: Sequence[Run], columns: Sequence[str] = ()) -> Table:
     """One row per run; `columns` adds values such as `metrics.auc` or `params.model`."""
-    table = Table("run id", "name", "status", "started", "duration", *columns)
+    table = Table("name", "status", "started (UTC)", "duration", *columns)
+    table.add_column("run id", no_wrap=True, min_width=32)  # whole: it is what other commands take
     for run in runs:
         record = run.to_record()
         extra = [fmt(record.get(column)) for column in columns]
-        table.add_row(run.id, run.name, status(run), when(run.start_time), duration(run), *extra)
+        table.add_row(
+            run.name, status(run), when(run.start_time, compact=True), duration(run), *extra, run.id
+        )
     return table
 
 

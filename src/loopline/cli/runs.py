@@ -50,7 +50,7 @@ def list_(
     console = Console()
     console.print(runs_table(page.runs, columns))
     if page.next_page_token:
-        console.print(f"more runs: --page-token {page.next_page_token}")
+        console.print(f"more runs: --page-token {page.next_page_token}", soft_wrap=True)
 
 
 def _mentioned_columns(filter_: str | None, order_by: list[str] | None) -> list[str]:
