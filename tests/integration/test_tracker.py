@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,7 @@ import yaml
 from loopline.core.entities import Metric, RunStatus
 from loopline.core.errors import InvalidInput, MetricWriteError, NotFound
 from loopline.core.ids import new_id
+from loopline.tracking.active_run import ActiveRun
 from loopline.tracking.tracker import Tracker
 
 
@@ -158,3 +160,21 @@ def test_artifact_mistakes_are_clear(tracker: Tracker, tmp_path: Path) -> None:
             run.log_table(pd.DataFrame(), "table.csv")
     with pytest.raises(NotFound, match=r"has no artifact 'nope\.txt'"):
         tracker.service.read_artifact(run.id, "nope.txt")
+
+
+def _log_in_child(run: ActiveRun) -> None:
+    for step in range(5):
+        run.log_metric("child", 1.0, step=step)
+    run.flush()
+
+
+def test_a_forked_child_logs_its_own_values_and_not_its_parents(tracker: Tracker) -> None:
+    with tracker.start_run("fork") as run:
+        for step in range(10):
+            run.log_metric("parent", 1.0, step=step)  # still buffered when the child forks
+        child = multiprocessing.get_context("fork").Process(target=_log_in_child, args=(run,))
+        child.start()
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    assert len(tracker.service.metric_history(run.id, "parent")) == 10
+    assert len(tracker.service.metric_history(run.id, "child")) == 5

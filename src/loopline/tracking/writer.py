@@ -7,7 +7,9 @@ returns once everything added before it is durable, raising any error the writer
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from typing import Protocol
 
 from loopline.core.entities import Metric
@@ -32,6 +34,16 @@ class MetricWriter:
         self._wake = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        # A forked child (multiprocessing, data-loader workers) inherits the buffer and the
+        # locks but not the thread: it starts empty, so the parent's values are sent once.
+        after_fork = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending, self._count, self._errors, self._thread = {}, 0, [], None
 
     def add(self, run_id: str, metric: Metric) -> None:
         self.add_many(run_id, (metric,))
