@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import random
 import time
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,6 +24,12 @@ _MAX_ATTEMPTS = 12
 _RETRY_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock
 
 
+def _forget_pool(engine_ref: weakref.ref[Engine]) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)
+
+
 def _is_transient(exc: DBAPIError) -> bool:
     if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
         return True
@@ -35,6 +44,8 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._read_engine = engine.execution_options(**{READ_ONLY: True})
+        # A forked child must not touch the parent's pooled connections (SQLAlchemy's advice).
+        os.register_at_fork(after_in_child=functools.partial(_forget_pool, weakref.ref(engine)))
 
     def read(self, work: Callable[[Connection], T]) -> T:
         with self._read_engine.connect() as conn:

@@ -7,9 +7,11 @@ returns once everything added before it is durable, raising any error the writer
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 from loopline.core.entities import Metric
@@ -36,8 +38,9 @@ class MetricWriter:
         self._thread: threading.Thread | None = None
         # A forked child (multiprocessing, data-loader workers) inherits the buffer and the
         # locks but not the thread: it starts empty, so the parent's values are sent once.
-        after_fork = weakref.WeakMethod(self._after_fork)
-        os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
+        os.register_at_fork(
+            after_in_child=functools.partial(_call_if_alive, weakref.WeakMethod(self._after_fork))
+        )
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -102,3 +105,9 @@ class MetricWriter:
         if self._errors:
             errors, self._errors = self._errors, []
             raise MetricWriteError("; ".join(errors))
+
+
+def _call_if_alive(method_ref: weakref.WeakMethod[Callable[[], None]]) -> None:
+    method = method_ref()
+    if method is not None:
+        method()
