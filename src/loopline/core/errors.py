@@ -25,6 +25,14 @@ class FilterSyntaxError(InvalidInput):
         super().__init__(f"{message} (at column {position + 1})\n  {text}\n  {caret}")
 
 
+class SignatureMismatch(InvalidInput):
+    """Prediction input does not match the model's signature; `problems` lists each issue."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("input does not match the model's signature: " + "; ".join(problems))
+
+
 class NotFound(LooplineError):
     """A named thing does not exist."""
 
@@ -47,6 +55,10 @@ class StoreError(LooplineError):
 
 class SchemaTooNew(StoreError):
     """The database was migrated by a newer loopline than this one."""
+
+
+class UntrustedModel(PermissionDenied):
+    """Loading the model could run code it carries; the caller has not said to trust it."""
 
 
 class ArtifactCorrupted(LooplineError):
