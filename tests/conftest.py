@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
+from loopline.registry.service import RegistryService
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.tracking.service import TrackingService
 from loopline.tracking.tracker import Tracker
@@ -78,8 +79,13 @@ def service(store: MetadataStore, blobs: BlobStore) -> TrackingService:
 
 
 @pytest.fixture
-def tracker(service: TrackingService) -> Iterator[Tracker]:
-    opened = Tracker(service)
+def registry(store: MetadataStore, blobs: BlobStore) -> RegistryService:
+    return Backends(store, blobs).registry(local_owner())
+
+
+@pytest.fixture
+def tracker(service: TrackingService, registry: RegistryService) -> Iterator[Tracker]:
+    opened = Tracker(service, registry=registry)
     yield opened
     opened.close()
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from loopline.backends import Backends
+    from loopline.models import LoadedModel
+    from loopline.registry.service import RegistryService
     from loopline.settings import Settings
     from loopline.tracking.active_run import ActiveRun
     from loopline.tracking.service import TrackingService
@@ -52,7 +54,12 @@ def configure(
         if _backends is not None:
             _backends.close()
         _backends = open_backends(settings)
-        _tracker = Tracker(_backends.tracking(local_owner()), default_experiment=settings.experiment)
+        owner = local_owner()
+        _tracker = Tracker(
+            _backends.tracking(owner),
+            registry=_backends.registry(owner),
+            default_experiment=settings.experiment,
+        )
 
 
 def _current() -> Tracker:
@@ -60,6 +67,26 @@ def _current() -> Tracker:
         configure()
     assert _tracker is not None
     return _tracker
+
+
+def registry_service() -> RegistryService:
+    """The model registry behind the SDK."""
+    registry = _current().registry
+    assert registry is not None
+    return registry
+
+
+def load_model(
+    uri: str, *, trust: bool = False, trusted_types: Sequence[str] = (), module_factory: Any = None
+) -> LoadedModel:
+    """Load `models:/NAME/VERSION`, `models:/NAME@ALIAS` or `models:/NAME/latest`.
+
+    Every file is checked against its sha256 first. A pickled (python_function) model
+    loads only with `trust=True`; a scikit-learn model with types beyond loopline's
+    reviewed list needs them named in `trusted_types`."""
+    return registry_service().load(
+        uri, trust=trust, trusted_types=trusted_types, module_factory=module_factory
+    )
 
 
 def tracking_service() -> TrackingService:

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from loopline.artifacts import BlobStore
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
+from loopline.registry.service import RegistryService
 from loopline.settings import Settings
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.tracking.service import TrackingService
@@ -26,6 +27,9 @@ class Backends:
 
     def tracking(self, principal: Principal) -> TrackingService:
         return TrackingService(self.store, self.blobs, principal)
+
+    def registry(self, principal: Principal) -> RegistryService:
+        return RegistryService(self.store, self.blobs, principal)
 
     def close(self) -> None:
         self.store.close()

@@ -10,7 +10,9 @@ import loopline
 PACKAGE = Path(loopline.__file__).parent
 INTERFACES = {"cli", "server", "client", "ui", "_sdk", "__init__", "demo"}
 STORAGE = {"store", "artifacts"}
-SERVICES = {"tracking", "data", "models", "registry", "serving", "monitoring", "pipelines", "automation"}
+SERVICES = {
+    "tracking", "data", "models", "registry", "lineage", "serving", "monitoring", "pipelines", "automation",
+}  # fmt: skip
 ALLOWED = {
     "core": {"core"},
     "store": {"core", "store"},

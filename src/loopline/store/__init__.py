@@ -5,17 +5,31 @@ from __future__ import annotations
 from loopline.store.artifact_index import SqlArtifactIndex
 from loopline.store.database import Database
 from loopline.store.engine import create_store_engine
+from loopline.store.evaluations import SqlEvaluationStore
 from loopline.store.experiments import SqlExperimentStore
+from loopline.store.lineage import SqlLineageStore
 from loopline.store.metrics import SqlMetricStore
 from loopline.store.migrate import ensure_schema
-from loopline.store.protocols import ArtifactIndex, ExperimentStore, MetricStore, RunStore
+from loopline.store.protocols import (
+    ArtifactIndex,
+    EvaluationStore,
+    ExperimentStore,
+    LineageStore,
+    MetricStore,
+    RegistryStore,
+    RunStore,
+)
+from loopline.store.registry import SqlRegistryStore
 from loopline.store.runs import RunKeys, SqlRunStore
 
 __all__ = [
     "ArtifactIndex",
+    "EvaluationStore",
     "ExperimentStore",
+    "LineageStore",
     "MetadataStore",
     "MetricStore",
+    "RegistryStore",
     "RunStore",
     "open_metadata_store",
 ]
@@ -31,6 +45,9 @@ class MetadataStore:
         self.runs: RunStore = SqlRunStore(db, keys)
         self.metrics: MetricStore = SqlMetricStore(db, keys)
         self.artifacts: ArtifactIndex = SqlArtifactIndex(db, keys)
+        self.registry: RegistryStore = SqlRegistryStore(db, keys)
+        self.evaluations: EvaluationStore = SqlEvaluationStore(db)
+        self.lineage: LineageStore = SqlLineageStore(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -15,6 +15,7 @@ from loopline.core.entities import (
     RunStatus,
     Source,
 )
+from loopline.core.registry import AliasEvent, LineageEdge, ModelVersion, RegisteredModel
 from loopline.core.search import Expr, OrderKey
 
 
@@ -80,3 +81,91 @@ class ArtifactIndex(Protocol):
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]: ...
 
     def get_artifact(self, run_id: str, name: str) -> ArtifactEntry: ...
+
+
+class RegistryStore(Protocol):
+    def create_model(
+        self, name: str, display_name: str, description: str, created_by: str, created_at: int
+    ) -> RegisteredModel: ...
+
+    def get_model(self, name: str) -> RegisteredModel: ...
+
+    def list_models(self) -> list[RegisteredModel]: ...
+
+    def update_model(self, name: str, description: str | None, tags: Mapping[str, str]) -> None: ...
+
+    def delete_model(self, name: str, deleted_at: int) -> None: ...
+
+    def begin_version(
+        self,
+        name: str,
+        *,
+        run_id: str | None,
+        flavor: str,
+        task: str | None,
+        description: str,
+        model_json: Mapping[str, Any],
+        size: int,
+        created_by: str,
+        created_at: int,
+        tags: Mapping[str, str],
+    ) -> int: ...
+
+    def finish_version(
+        self,
+        name: str,
+        version: int,
+        files: Mapping[str, tuple[str, int]],
+        digest: str,
+        ready_at: int,
+        run_metrics: Mapping[str, float],
+    ) -> None: ...
+
+    def fail_version(self, name: str, version: int) -> None: ...
+
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def latest_ready_version(self, name: str) -> int | None: ...
+
+    def versions_of_run(self, run_id: str) -> list[tuple[str, int]]: ...
+
+    def find_by_digest(self, digest: str) -> list[tuple[str, int]]: ...
+
+    def update_version(
+        self, name: str, version: int, description: str | None, tags: Mapping[str, str]
+    ) -> None: ...
+
+    def add_version_metrics(
+        self, name: str, version: int, source: str, values: Mapping[str, float]
+    ) -> None: ...
+
+    def delete_version(self, name: str, version: int, deleted_at: int) -> None: ...
+
+    def move_alias(self, event: AliasEvent) -> None: ...
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]: ...
+
+
+class EvaluationStore(Protocol):
+    def add_evaluation(
+        self,
+        name: str,
+        version: int,
+        *,
+        dataset_digest: str,
+        dataset_name: str,
+        task: str,
+        result: dict[str, Any],
+        created_at: int,
+        created_by: str,
+    ) -> int: ...
+
+    def list_evaluations(self, name: str, version: int) -> list[dict[str, Any]]: ...
+
+
+class LineageStore(Protocol):
+    def add_edges(self, edges: Sequence[LineageEdge]) -> None: ...
+
+    def edges_touching(self, nodes: Sequence[tuple[str, str]]) -> list[LineageEdge]: ...

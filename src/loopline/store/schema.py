@@ -142,3 +142,131 @@ artifacts = Table(
     Column("media_type", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# --- model registry -------------------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),  # canonical: lowercase NFKC
+    Column("display_name", String(128), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("last_version", Integer, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("deleted_at", BigInteger),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # PENDING -> READY, or FAILED
+    Column("run_pk", Integer, ForeignKey("runs.pk")),
+    Column("flavor", String(32), nullable=False),
+    Column("task", String(32)),
+    Column("description", Text, nullable=False, default=""),
+    Column("model_json", Text, nullable=False),
+    Column("digest", String(64)),  # sha256 of the model description: the version's content hash
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("ready_at", BigInteger),
+    Column("deleted_at", BigInteger),
+    UniqueConstraint("model_id", "version"),
+    Index(None, "run_pk"),
+    Index(None, "digest"),
+)
+
+model_version_files = Table(
+    "model_version_files",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+)
+
+# Every move of an alias: who, when, from which version to which, why, and the evidence.
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("alias", String(128), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("actor", String(250), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("forced", Boolean, nullable=False, default=False),
+    Column("report", Text),
+    Index(None, "model_id", "alias", "at"),
+)
+
+model_version_metrics = Table(
+    "model_version_metrics",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("source", String(64), primary_key=True),  # "run" or "evaluation:<id>"
+    Column("key", String(250), primary_key=True),
+    Column("value", Float),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("dataset_digest", String(64), nullable=False),
+    Column("dataset_name", String(250), nullable=False),
+    Column("task", String(32), nullable=False),
+    Column("result", Text, nullable=False),  # metrics, slices, latency, artifacts as JSON
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Index(None, "version_id"),
+)
+
+# --- lineage --------------------------------------------------------------------------
+
+# One graph over everything: nodes are (kind, key) with content hashes as keys where the
+# thing has content (datasets, model versions), ids otherwise (runs, deployments).
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("src_kind", String(32), primary_key=True),
+    Column("src_key", String(128), primary_key=True),
+    Column("relation", String(32), primary_key=True),
+    Column("dst_kind", String(32), primary_key=True),
+    Column("dst_key", String(128), primary_key=True),
+    Column("label", String(250), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "dst_kind", "dst_key"),
+)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from loopline.core.entities import ArtifactEntry, Metric, Run, RunStatus
 from loopline.core.errors import InvalidInput, RunTerminated
+from loopline.core.registry import ModelVersion
 from loopline.core.validation import check_key, check_metric_value, check_step
 
 if TYPE_CHECKING:
@@ -123,6 +126,54 @@ class ActiveRun:
         return self._service.log_artifact_bytes(
             self.id, name, buffer.getvalue(), "application/vnd.apache.parquet"
         )
+
+    # inputs and models
+
+    def log_input(self, data: Any, name: str) -> str:
+        """Record a DataFrame this run reads (by content hash, for lineage); returns the hash."""
+        from loopline.data.fingerprint import table_digest
+        from loopline.models.signature import as_frame
+
+        digest = table_digest(as_frame(data))
+        self._service.log_input(self.id, name, digest)
+        return digest
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        input_example: Any = None,
+        signature: Any = None,
+        flavor: str | None = None,
+        task: str | None = None,
+        classes: Sequence[Any] | None = None,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        trusted_types: Sequence[str] = (),
+    ) -> ModelVersion:
+        """Save `model` natively and register it as the next version of model `name`,
+        linked to this run, its metrics and the datasets it read."""
+        from loopline.models import save_model
+
+        registry = self._tracker.registry
+        if registry is None:
+            raise InvalidInput("this tracker has no model registry; use loopline.start_run()")
+        self.flush()  # the version records the run's metrics as they stand
+        with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:
+            save_model(
+                model,
+                Path(tmp),
+                flavor=flavor,
+                input_example=input_example,
+                signature=signature,
+                task=task,
+                classes=classes,
+                trusted_types=trusted_types,
+            )
+            version = registry.register(name, Path(tmp), run_id=self.id, description=description, tags=tags)
+        self._service.link_stored_files(self.id, f"models/{version.model}/{version.version}", version.files)
+        return version
 
     # lifecycle
 

@@ -22,6 +22,7 @@ from loopline.core.entities import (
 )
 from loopline.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.core.ids import is_id, new_id
+from loopline.core.registry import LineageEdge
 from loopline.core.search import parse_filter, parse_order_by
 from loopline.core.validation import (
     check_key,
@@ -225,6 +226,30 @@ class TrackingService:
             blob = self._blobs.put_file(file)
             entries.append(self._index(run_id, artifact_name, blob.digest, blob.size, None))
         return entries
+
+    def link_stored_files(self, run_id: str, prefix: str, files: Mapping[str, tuple[str, int]]) -> None:
+        """List blobs already in the artifact store (a model version's files) among the
+        run's artifacts under `prefix`, without storing them again."""
+        self.get_run(run_id)
+        for path, (digest, size) in sorted(files.items()):
+            name = check_artifact_name(f"{prefix}/{path}")
+            if not self._blobs.exists(digest):
+                raise NotFound(f"blob sha256:{digest} of {name!r} is not in the artifact store")
+            self._index(run_id, name, digest, size, None)
+
+    def log_input(self, run_id: str, name: str, digest: str) -> None:
+        """Record that the run read the dataset whose content hash is `digest`."""
+        check_name("dataset name", name)
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise InvalidInput(f"dataset digest {digest!r} is not a sha256 hex digest")
+        self.get_run(run_id)
+        edge = LineageEdge("dataset", digest, "input_to", "run", run_id, name, now_ms())
+        self._store.lineage.add_edges([edge])
+
+    def inputs(self, run_id: str) -> list[tuple[str, str]]:
+        """(name, digest) of every dataset the run recorded as an input."""
+        edges = self._store.lineage.edges_touching([("run", _check_run_id(run_id))])
+        return [(e.label, e.src_key) for e in edges if e.dst_kind == "run" and e.src_kind == "dataset"]
 
     def _index(
         self, run_id: str, name: str, digest: str, size: int, content_type: str | None

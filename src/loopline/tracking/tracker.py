@@ -20,6 +20,7 @@ from typing import Any
 
 from loopline.core.entities import RunStatus
 from loopline.core.errors import RunTerminated
+from loopline.registry.service import RegistryService
 from loopline.tracking.active_run import ActiveRun
 from loopline.tracking.environment import capture_environment, capture_source
 from loopline.tracking.service import DEFAULT_EXPERIMENT, DEFAULT_PROJECT, ExperimentRef, TrackingService
@@ -31,10 +32,12 @@ class Tracker:
         self,
         service: TrackingService,
         *,
+        registry: RegistryService | None = None,
         default_experiment: str = DEFAULT_EXPERIMENT,
         capture_context: bool = True,
     ) -> None:
         self.service = service
+        self.registry = registry
         self.writer = MetricWriter(service.log_metric_batch)
         self._default_experiment = default_experiment
         self._capture_context = capture_context

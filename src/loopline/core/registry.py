@@ -1,0 +1,74 @@
+"""Entities of the model registry and the lineage graph."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class VersionStatus(enum.StrEnum):
+    PENDING = "PENDING"  # files being stored; never loadable
+    READY = "READY"  # every file stored and verified
+    FAILED = "FAILED"  # storing the files failed; kept for the record
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    name: str  # canonical: what URIs and lookups use
+    display_name: str
+    description: str
+    created_at: int
+    created_by: str
+    latest_version: int
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)  # alias -> version
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    model: str
+    version: int
+    status: VersionStatus
+    flavor: str
+    task: str | None
+    description: str
+    run_id: str | None
+    digest: str | None  # sha256 of the model description, which lists every file's sha256
+    size: int
+    created_at: int
+    created_by: str
+    model_json: dict[str, Any]
+    files: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (sha256, size)
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)  # the run's, then evaluations'
+    deleted: bool = False
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model}/{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class AliasEvent:
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    at: int
+    reason: str
+    forced: bool
+    report: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEdge:
+    src_kind: str
+    src_key: str
+    relation: str
+    dst_kind: str
+    dst_key: str
+    label: str
+    created_at: int

@@ -1,0 +1,1 @@
+"""Data: fingerprints of tables today; dataset versions and validation build on them."""

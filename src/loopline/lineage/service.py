@@ -1,0 +1,125 @@
+"""The lineage graph: nodes are (kind, key), keyed by content hash where the thing has
+content (a dataset's table digest, a model version's description digest) and by id
+otherwise (runs, deployments). Edges point downstream: dataset -> run -> model version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopline.core.clock import now_ms
+from loopline.core.errors import InvalidInput, NotFound
+from loopline.core.registry import LineageEdge
+from loopline.store import MetadataStore
+
+NODE_KINDS = ("dataset", "run", "model_version", "deployment", "monitor")
+Node = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class LineageNode:
+    kind: str
+    key: str
+    label: str
+
+
+@dataclass
+class LineageGraph:
+    root: LineageNode
+    nodes: dict[Node, LineageNode] = field(default_factory=dict)
+    edges: list[LineageEdge] = field(default_factory=list)
+
+    def upstream_of(self, node: Node) -> list[LineageNode]:
+        return [self.nodes[(e.src_kind, e.src_key)] for e in self.edges if (e.dst_kind, e.dst_key) == node]
+
+    def downstream_of(self, node: Node) -> list[LineageNode]:
+        return [self.nodes[(e.dst_kind, e.dst_key)] for e in self.edges if (e.src_kind, e.src_key) == node]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": {"kind": self.root.kind, "key": self.root.key, "label": self.root.label},
+            "nodes": [{"kind": n.kind, "key": n.key, "label": n.label} for n in self.nodes.values()],
+            "edges": [
+                {"from": [e.src_kind, e.src_key], "relation": e.relation, "to": [e.dst_kind, e.dst_key]}
+                for e in self.edges
+            ],
+        }
+
+
+class LineageService:
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    def link(self, source: Node, relation: str, target: Node, label: str = "") -> None:
+        """Record that `source` feeds `target`; `label` names the source for people."""
+        for kind, _ in (source, target):
+            if kind not in NODE_KINDS:
+                raise InvalidInput(f"lineage node kind {kind!r} is not one of {NODE_KINDS}")
+        edge = LineageEdge(source[0], source[1], relation, target[0], target[1], label, now_ms())
+        self._store.lineage.add_edges([edge])
+
+    def graph(self, root: Node, max_depth: int = 20) -> LineageGraph:
+        """Everything upstream and downstream of `root`, following edges one way each."""
+        edges: dict[tuple[str, ...], LineageEdge] = {}
+        for direction in ("up", "down"):
+            frontier = {root}
+            seen = {root}
+            for _ in range(max_depth):
+                found = self._store.lineage.edges_touching(sorted(frontier))
+                step = [
+                    e
+                    for e in found
+                    if (direction == "up" and (e.dst_kind, e.dst_key) in frontier)
+                    or (direction == "down" and (e.src_kind, e.src_key) in frontier)
+                ]
+                for e in step:
+                    edges[(e.src_kind, e.src_key, e.relation, e.dst_kind, e.dst_key)] = e
+                nxt = {
+                    (e.src_kind, e.src_key) if direction == "up" else (e.dst_kind, e.dst_key) for e in step
+                }
+                frontier = nxt - seen
+                seen |= nxt
+                if not frontier:
+                    break
+        labels = self._labels(root, edges.values())
+        graph = LineageGraph(root=LineageNode(*root, labels[root]), edges=list(edges.values()))
+        graph.nodes = {node: LineageNode(*node, label) for node, label in labels.items()}
+        return graph
+
+    def downstream(self, root: Node, kind: str) -> list[LineageNode]:
+        """Every node of `kind` reachable downstream of `root`."""
+        graph = self.graph(root)
+        reachable = {root}
+        changed = True
+        while changed:
+            changed = False
+            for e in graph.edges:
+                if (e.src_kind, e.src_key) in reachable and (e.dst_kind, e.dst_key) not in reachable:
+                    reachable.add((e.dst_kind, e.dst_key))
+                    changed = True
+        return [graph.nodes[n] for n in sorted(reachable) if n[0] == kind and n != root]
+
+    def models_trained_on(self, dataset_digest: str) -> list[tuple[str, int]]:
+        """(model, version) of every model version downstream of a dataset version."""
+        found: list[tuple[str, int]] = []
+        for node in self.downstream(("dataset", dataset_digest), "model_version"):
+            found.extend(self._store.registry.find_by_digest(node.key))
+        return sorted(set(found))
+
+    def _labels(self, root: Node, edges: Iterable[LineageEdge]) -> dict[Node, str]:
+        labels: dict[Node, str] = {root: ""}
+        for e in edges:
+            labels[(e.src_kind, e.src_key)] = e.label or labels.get((e.src_kind, e.src_key), "")
+            labels.setdefault((e.dst_kind, e.dst_key), "")
+        for node in labels:
+            kind, key = node
+            if kind == "model_version":
+                versions = self._store.registry.find_by_digest(key)
+                labels[node] = ", ".join(f"{n}/{v}" for n, v in versions) or labels[node]
+            elif kind == "run" and not labels[node]:
+                with contextlib.suppress(NotFound):
+                    labels[node] = self._store.runs.get_run(key).name
+        return labels

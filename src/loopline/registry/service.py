@@ -1,0 +1,238 @@
+"""The model registry: registered models, versions that move PENDING -> READY, aliases
+whose every move is recorded, and loading a version back with its files verified."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loopline.artifacts import BlobStore, destination
+from loopline.core.clock import now_ms
+from loopline.core.entities import Principal
+from loopline.core.errors import AlreadyExists, ArtifactCorrupted, Conflict, NotFound
+from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
+from loopline.core.validation import check_key, check_tag_value
+from loopline.lineage import LineageService
+from loopline.models import LoadedModel, ModelMetadata, load_model_dir, read_metadata
+from loopline.models.flavors import LoadOptions
+from loopline.models.package import METADATA_FILE, verify_files
+from loopline.registry.names import alias_name, display_model_name, model_name
+from loopline.registry.uris import ModelRef, parse_model_uri
+from loopline.store import MetadataStore
+
+
+def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    return {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
+
+
+class RegistryService:
+    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+        self._store = store
+        self._blobs = blobs
+        self.principal = principal
+        self._lineage = LineageService(store)
+
+    # registered models ---------------------------------------------------------------
+
+    def create_model(
+        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        display = display_model_name(name)
+        created = self._store.registry.create_model(
+            display.lower(), display, description, self.principal.name, now_ms()
+        )
+        if tags:
+            self._store.registry.update_model(created.name, None, _tags(tags))
+            return self.get_model(created.name)
+        return created
+
+    def get_or_create_model(self, name: str) -> RegisteredModel:
+        with contextlib.suppress(NotFound):
+            return self.get_model(name)
+        try:
+            return self.create_model(name)
+        except AlreadyExists:  # registered by a concurrent caller in between
+            return self.get_model(name)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self._store.registry.get_model(model_name(name))
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self._store.registry.list_models()
+
+    def update_model(
+        self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        self._store.registry.update_model(model_name(name), description, _tags(tags))
+        return self.get_model(name)
+
+    def delete_model(self, name: str) -> None:
+        """Hide a model and its versions; refused while an alias points into it."""
+        self._store.registry.delete_model(model_name(name), now_ms())
+
+    # versions --------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        directory: Path,
+        *,
+        run_id: str | None = None,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register the model saved in `directory` as the next version of `name`.
+
+        The version is PENDING while its files are stored and READY only once every one
+        is stored under its verified hash; if storing fails it becomes FAILED, and if the
+        process dies it stays PENDING. Neither can be loaded."""
+        metadata = read_metadata(directory)
+        verify_files(directory, metadata)
+        model = self.get_or_create_model(name)
+        checked_tags = _tags(tags)
+        run_metrics = self._store.runs.get_run(run_id).metrics if run_id is not None else {}
+        version = self._store.registry.begin_version(
+            model.name,
+            run_id=run_id,
+            flavor=metadata.flavor,
+            task=metadata.task,
+            description=description,
+            model_json=metadata.to_dict(),
+            size=metadata.size,
+            created_by=self.principal.name,
+            created_at=now_ms(),
+            tags=checked_tags,
+        )
+        try:
+            files = self._store_files(directory, metadata)
+            digest = files[METADATA_FILE][0]
+            self._store.registry.finish_version(model.name, version, files, digest, now_ms(), run_metrics)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._store.registry.fail_version(model.name, version)
+            raise
+        if run_id is not None:
+            self._lineage.link(("run", run_id), "produced", ("model_version", digest))
+        return self.get_version(model.name, version)
+
+    def _store_files(self, directory: Path, metadata: ModelMetadata) -> dict[str, tuple[str, int]]:
+        stored = {}
+        for path in [*metadata.files, METADATA_FILE]:
+            blob = self._blobs.put_file(directory / path)
+            if path in metadata.files and blob.digest != metadata.files[path].sha256:
+                raise ArtifactCorrupted(f"model file {path!r} changed while it was being stored")
+            if not self._blobs.exists(blob.digest):
+                raise ArtifactCorrupted(f"model file {path!r} is not in the artifact store after storing it")
+            stored[path] = (blob.digest, blob.size)
+        return stored
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self._store.registry.get_version(model_name(name), version)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return self._store.registry.list_versions(model_name(name))
+
+    def update_version(
+        self, name: str, version: int, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> ModelVersion:
+        self._store.registry.update_version(model_name(name), version, description, _tags(tags))
+        return self.get_version(name, version)
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._store.registry.delete_version(model_name(name), version, now_ms())
+
+    def resolve(self, uri: str | ModelRef) -> ModelVersion:
+        """The version a URI names: models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest."""
+        ref = parse_model_uri(uri) if isinstance(uri, str) else uri
+        version = ref.version
+        if ref.alias is not None:
+            version = self.get_model(ref.name).aliases.get(ref.alias)
+            if version is None:
+                raise NotFound(f"model {ref.name!r} has no alias {ref.alias!r}")
+        elif version is None:
+            version = self._store.registry.latest_ready_version(ref.name)
+            if version is None:
+                raise NotFound(f"model {ref.name!r} has no READY version")
+        return self.get_version(ref.name, version)
+
+    def _loadable(self, uri: str | ModelRef) -> ModelVersion:
+        version = self.resolve(uri)
+        if version.deleted:
+            raise Conflict(f"{version.uri} was deleted")
+        if version.status is not VersionStatus.READY:
+            raise Conflict(
+                f"{version.uri} is {version.status.value}: its files were never completely stored, "
+                "so it cannot be loaded; register the model again"
+            )
+        return version
+
+    def download(self, uri: str | ModelRef, target: Path) -> ModelVersion:
+        """Write a READY version's files below `target`, each verified against its hash."""
+        version = self._loadable(uri)
+        for path, (digest, _) in sorted(version.files.items()):
+            self._blobs.download(digest, f"{version.uri}/{path}", destination(target, path))
+        return version
+
+    def load(
+        self,
+        uri: str | ModelRef,
+        *,
+        trust: bool = False,
+        trusted_types: Sequence[str] = (),
+        module_factory: Any = None,
+    ) -> LoadedModel:
+        """Load a model version for prediction. Every file is verified before it is read."""
+        with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:
+            version = self.download(uri, Path(tmp))
+            loaded = load_model_dir(Path(tmp), LoadOptions(trust, tuple(trusted_types), module_factory))
+        loaded.uri = version.uri
+        return loaded
+
+    # aliases ---------------------------------------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str = "",
+        forced: bool = False,
+        report: dict[str, Any] | None = None,
+    ) -> AliasEvent:
+        """Point `alias` at `version`, recording who moved it, from where, and why."""
+        model = self.get_model(name)
+        alias = alias_name(alias)
+        target = self._loadable(ModelRef(model.name, version=version))
+        event = AliasEvent(
+            model=model.name,
+            alias=alias,
+            from_version=model.aliases.get(alias),
+            to_version=target.version,
+            actor=self.principal.name,
+            at=now_ms(),
+            reason=reason,
+            forced=forced,
+            report=report,
+        )
+        self._store.registry.move_alias(event)
+        return event
+
+    def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
+        model = self.get_model(name)
+        alias = alias_name(alias)
+        if alias not in model.aliases:
+            raise NotFound(f"model {model.name!r} has no alias {alias!r}")
+        event = AliasEvent(
+            model.name, alias, model.aliases[alias], None, self.principal.name, now_ms(), reason, False, None
+        )
+        self._store.registry.move_alias(event)
+        return event
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        return self._store.registry.alias_history(
+            model_name(name), None if alias is None else alias_name(alias)
+        )
