@@ -77,7 +77,12 @@ def registry_service() -> RegistryService:
 
 
 def load_model(
-    uri: str, *, trust: bool = False, trusted_types: Sequence[str] = (), module_factory: Any = None
+    uri: str,
+    *,
+    trust: bool = False,
+    trusted_types: Sequence[str] = (),
+    module_factory: Any = None,
+    onnx: bool = False,
 ) -> LoadedModel:
     """Load `models:/NAME/VERSION`, `models:/NAME@ALIAS` or `models:/NAME/latest`.
 

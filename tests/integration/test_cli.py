@@ -13,6 +13,7 @@ from loopline.backends import Backends, local_owner
 from loopline.cli.main import run
 from loopline.core.entities import Metric, RunStatus
 from loopline.store import open_metadata_store
+from loopline.store.migrate import HEAD_REVISION
 from loopline.tracking.service import TrackingService
 
 Invoke = Callable[..., tuple[int, str, str]]
@@ -113,6 +114,6 @@ def test_usage_errors_exit_2(cli: Invoke) -> None:
 
 def test_db_upgrade_reports_the_schema(cli: Invoke) -> None:
     code, out, _ = cli("db", "upgrade")
-    assert code == 0 and "0001" in out
+    assert code == 0 and HEAD_REVISION in out
     code, out, _ = cli("db", "upgrade")
     assert code == 0 and "up to date" in out

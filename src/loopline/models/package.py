@@ -8,6 +8,8 @@ not when it is served.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -23,6 +25,7 @@ import pandas as pd
 from loopline.core.errors import ArtifactCorrupted, InvalidInput, NotFound
 from loopline.models.flavors import Flavor, LoadOptions, flavor_for, flavor_named
 from loopline.models.loaded import LoadedModel
+from loopline.models.onnx_export import export_sklearn_to_onnx
 from loopline.models.signature import Signature, as_frame, infer_signature
 
 METADATA_FILE = "loopline-model.json"
@@ -119,14 +122,22 @@ def _example_json(example: pd.DataFrame | np.ndarray) -> Any:
     return json.loads(head.to_json(orient="records", date_format="iso"))
 
 
+@functools.cache
+def _distributions_of_modules() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
 def pinned_requirements(flavor: Flavor) -> list[str]:
+    """`name==version` of loopline and of the distributions that provide the flavor's
+    modules (`xgboost` may come from `xgboost-cpu`)."""
+    distributions = {"loopline"}
+    for module in flavor.packages:
+        distributions.update(_distributions_of_modules().get(module, []))
     pins = []
-    for package in ("loopline", *flavor.packages):
-        try:
-            pins.append(f"{package}=={importlib.metadata.version(package)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return sorted(set(pins))
+    for distribution in distributions:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            pins.append(f"{distribution}=={importlib.metadata.version(distribution)}")
+    return sorted(pins)
 
 
 def sha256_file(path: Path) -> str:
@@ -147,8 +158,13 @@ def save_model(
     task: str | None = None,
     classes: Sequence[Any] | None = None,
     trusted_types: Sequence[str] = (),
+    onnx: bool = False,
+    onnx_tolerance: float = 1e-4,
 ) -> ModelMetadata:
-    """Write `model` into the empty `directory` and return what was recorded about it."""
+    """Write `model` into the empty `directory` and return what was recorded about it.
+
+    With `onnx=True` a scikit-learn model also gets an ONNX export (checked against the
+    original on the input example) that `load_model(..., onnx=True)` serves."""
     chosen = flavor_named(flavor) if flavor is not None else flavor_for(model)
     if task is not None and task not in TASKS:
         raise InvalidInput(f"task must be one of {TASKS}, got {task!r}")
@@ -159,6 +175,10 @@ def save_model(
     saved = chosen.save(model, directory, example)
     known_classes = list(classes) if classes is not None else saved.classes
     options = {**saved.options, "classes": known_classes}
+    if onnx:
+        if chosen.name != "sklearn" or not isinstance(example, pd.DataFrame):
+            raise InvalidInput("ONNX export is for scikit-learn models logged with a tabular input_example")
+        options["onnx"] = export_sklearn_to_onnx(model, example, directory, onnx_tolerance)
     if signature is None and example is not None:
         signature = infer_signature(example)
     draft = ModelMetadata(
@@ -257,5 +277,11 @@ def load_model_dir(directory: Path, load: LoadOptions = LoadOptions()) -> Loaded
     """Load a model saved by `save_model`, after verifying every file against its hash."""
     metadata = read_metadata(directory)
     verify_files(directory, metadata)
-    predictor = flavor_named(metadata.flavor).load(directory, metadata.options, load)
+    if load.onnx:
+        export = metadata.options.get("onnx")
+        if export is None:
+            raise InvalidInput("this model was logged without an ONNX export (log it with onnx=True)")
+        predictor = flavor_named("onnx").load(directory / export["dir"], metadata.options, load)
+    else:
+        predictor = flavor_named(metadata.flavor).load(directory, metadata.options, load)
     return LoadedModel(predictor, metadata)

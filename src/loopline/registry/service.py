@@ -183,11 +183,15 @@ class RegistryService:
         trust: bool = False,
         trusted_types: Sequence[str] = (),
         module_factory: Any = None,
+        onnx: bool = False,
     ) -> LoadedModel:
         """Load a model version for prediction. Every file is verified before it is read."""
+        options = LoadOptions(
+            trust=trust, trusted_types=tuple(trusted_types), module_factory=module_factory, onnx=onnx
+        )
         with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:
             version = self.download(uri, Path(tmp))
-            loaded = load_model_dir(Path(tmp), LoadOptions(trust, tuple(trusted_types), module_factory))
+            loaded = load_model_dir(Path(tmp), options)
         loaded.uri = version.uri
         return loaded
 

@@ -151,6 +151,7 @@ class ActiveRun:
         description: str = "",
         tags: Mapping[str, Any] | None = None,
         trusted_types: Sequence[str] = (),
+        onnx: bool = False,
     ) -> ModelVersion:
         """Save `model` natively and register it as the next version of model `name`,
         linked to this run, its metrics and the datasets it read."""
@@ -170,6 +171,7 @@ class ActiveRun:
                 task=task,
                 classes=classes,
                 trusted_types=trusted_types,
+                onnx=onnx,
             )
             version = registry.register(name, Path(tmp), run_id=self.id, description=description, tags=tags)
         self._service.link_stored_files(self.id, f"models/{version.model}/{version.version}", version.files)

@@ -18,6 +18,7 @@ class LoadOptions:
     trust: bool = False  # may run code the model carries (pickles)
     trusted_types: Sequence[str] = ()  # extra skops types, reviewed by the caller
     module_factory: Any = None  # builds the torch.nn.Module a state_dict is loaded into
+    onnx: bool = False  # serve a scikit-learn model's ONNX export instead of the model itself
 
 
 @dataclass(slots=True)
@@ -40,7 +41,7 @@ class Predictor(Protocol):
 
 class Flavor(Protocol):
     name: ClassVar[str]
-    packages: ClassVar[tuple[str, ...]]  # distributions whose versions a model pins
+    packages: ClassVar[tuple[str, ...]]  # modules whose distributions a model pins
 
     def matches(self, model: object) -> bool: ...
 

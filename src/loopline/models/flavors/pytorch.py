@@ -1,10 +1,16 @@
 """PyTorch models as TorchScript (no Python code in the file), or as a state_dict loaded
-with `weights_only=True` into a module the caller builds."""
+with `weights_only=True` into a module the caller builds.
+
+TorchScript is deprecated from torch 2.13 in favour of torch.export; its warnings are
+silenced here, where the choice is made, until models move to torch.export.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +22,13 @@ from loopline.models.flavors.base import LoadOptions, Predictor, SavedModel, as_
 
 SCRIPT_FILE = "model.pt"
 STATE_FILE = "state_dict.pt"
+
+
+@contextlib.contextmanager
+def _quiet_torchscript() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        yield
 
 
 class _TorchPredictor:
@@ -58,6 +71,10 @@ class PyTorchFlavor:
         return isinstance(model, torch.nn.Module)
 
     def save(self, model: Any, directory: Path, input_example: Any) -> SavedModel:
+        with _quiet_torchscript():
+            return self._save(model, directory, input_example)
+
+    def _save(self, model: Any, directory: Path, input_example: Any) -> SavedModel:
         import torch
 
         try:
@@ -77,7 +94,10 @@ class PyTorchFlavor:
 
         classes = options.get("classes")
         if load.module_factory is None:
-            module = torch.jit.load(io.BytesIO((directory / SCRIPT_FILE).read_bytes()), map_location="cpu")
+            with _quiet_torchscript():
+                module = torch.jit.load(
+                    io.BytesIO((directory / SCRIPT_FILE).read_bytes()), map_location="cpu"
+                )
             return _TorchPredictor(module, classes)
         module = load.module_factory()
         state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)

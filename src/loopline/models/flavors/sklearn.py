@@ -55,7 +55,7 @@ class _SklearnPredictor:
 
 class SklearnFlavor:
     name: ClassVar[str] = "sklearn"
-    packages: ClassVar[tuple[str, ...]] = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+    packages: ClassVar[tuple[str, ...]] = ("sklearn", "skops", "numpy", "scipy", "pandas")
 
     def matches(self, model: object) -> bool:
         if not module_is_loaded("sklearn"):

@@ -1,0 +1,239 @@
+"""Every flavor saves natively, loads safely and predicts through one interface."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+from loopline.core.errors import ArtifactCorrupted, InvalidInput, SignatureMismatch, UntrustedModel
+from loopline.models import load_model_dir, read_metadata, save_model
+from loopline.models.flavors import LoadOptions
+from loopline.models.package import METADATA_FILE
+
+
+@pytest.fixture(scope="module")
+def classification() -> tuple[pd.DataFrame, pd.Series]:
+    features, target = load_breast_cancer(return_X_y=True, as_frame=True)
+    features = features.iloc[:, :6].rename(columns=lambda c: c.replace(" ", "_"))
+    return features, target
+
+
+def _sklearn(x: pd.DataFrame, y: pd.Series) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
+
+
+def _xgboost(x: pd.DataFrame, y: pd.Series) -> Any:
+    import xgboost
+
+    return xgboost.XGBClassifier(n_estimators=10).fit(x, y)
+
+
+def _lightgbm(x: pd.DataFrame, y: pd.Series) -> Any:
+    import lightgbm
+
+    return lightgbm.LGBMClassifier(n_estimators=10, verbose=-1).fit(x, y)
+
+
+def _onnx(x: pd.DataFrame, y: pd.Series) -> Any:
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y)
+    return to_onnx(pipeline, x.to_numpy(np.float32)[:1], options={id(pipeline): {"zipmap": False}})
+
+
+def _pytorch(x: pd.DataFrame, y: pd.Series) -> Any:
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(x.shape[1], 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+
+class Threshold:
+    """A hand-written classifier, only storable as a pickle."""
+
+    classes_ = np.array([0, 1])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return (frame.iloc[:, 0] < 15).astype(int).to_numpy()
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        p = self.predict(frame).astype(float)
+        return np.column_stack([1 - p, p])
+
+
+def _pyfunc(x: pd.DataFrame, y: pd.Series) -> Any:
+    return Threshold()
+
+
+BUILDERS: dict[str, Callable[[pd.DataFrame, pd.Series], Any]] = {
+    "sklearn": _sklearn,
+    "xgboost": _xgboost,
+    "lightgbm": _lightgbm,
+    "onnx": _onnx,
+    "pytorch": _pytorch,
+    "python_function": _pyfunc,
+}
+
+
+@pytest.mark.parametrize("flavor", BUILDERS)
+def test_round_trip_predicts_like_the_original(
+    flavor: str, classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    x, y = classification
+    model = BUILDERS[flavor](x, y)
+    extra = {"classes": [0, 1]} if flavor == "pytorch" else {}
+    metadata = save_model(model, tmp_path, input_example=x.head(20), **extra)
+
+    assert metadata.flavor == flavor
+    assert metadata.task == "classification" and list(metadata.classes or []) == [0, 1]
+    assert metadata.signature is not None and metadata.signature.input_names == list(x.columns)
+    assert all(len(f.sha256) == 64 and f.size > 0 for f in metadata.files.values())
+    package = {"sklearn": "scikit-learn", "python_function": "cloudpickle"}.get(
+        flavor, flavor.replace("pytorch", "torch")
+    )
+    assert any(r.split("==")[0].startswith(package) for r in metadata.requirements)  # xgboost-cpu too
+    assert read_metadata(tmp_path) == metadata
+
+    loaded = load_model_dir(tmp_path, LoadOptions(trust=flavor == "python_function"))
+    predicted = loaded.predict(x.head(50))
+    proba = loaded.predict_proba(x.head(50))
+    assert list(predicted.columns) == ["prediction"] and len(predicted) == 50
+    assert list(proba.columns) == ["0", "1"]
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (predicted["prediction"].to_numpy() == proba.to_numpy().argmax(axis=1)).all()
+    if flavor in ("sklearn", "xgboost", "lightgbm", "python_function"):
+        assert (predicted["prediction"].to_numpy() == model.predict(x.head(50))).all()
+    records = loaded.predict(x.head(2).to_dict("records"))
+    assert records["prediction"].tolist() == predicted["prediction"].head(2).tolist()
+
+
+def test_a_regressor_has_no_probabilities(tmp_path: Path) -> None:
+    from sklearn.linear_model import Ridge
+
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge().fit(x, y)
+    metadata = save_model(model, tmp_path, input_example=x.head(), task="regression")
+    loaded = load_model_dir(tmp_path)
+    assert metadata.task == "regression" and metadata.classes is None
+    assert np.allclose(loaded.predict(x.head(10))["prediction"], model.predict(x.head(10)))
+    with pytest.raises(InvalidInput, match="gives no class probabilities"):
+        loaded.predict_proba(x.head(1))
+
+
+def test_a_pickle_does_not_load_without_trust(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    x, _ = classification
+    save_model(Threshold(), tmp_path, input_example=x.head())
+    with pytest.raises(UntrustedModel, match="trust=True"):
+        load_model_dir(tmp_path)
+
+
+def test_scikit_learn_types_beyond_the_reviewed_list_need_naming(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    x = pd.DataFrame({"a": [0.5, -1.0, 2.0, -3.0], "b": [1.0, 2.0, 3.0, 4.0]})
+    model = make_pipeline(FunctionTransformer(abs), LogisticRegression()).fit(x, [0, 1, 0, 1])
+    with pytest.raises(UntrustedModel, match=r"\['builtins.abs'\]"):
+        save_model(model, tmp_path / "a", input_example=x)  # saving loads it back, so it says so now
+    save_model(model, tmp_path / "b", input_example=x, trusted_types=["builtins.abs"])
+    assert read_metadata(tmp_path / "b").options["types_needing_trust"] == ["builtins.abs"]
+    with pytest.raises(UntrustedModel, match=r"builtins\.abs"):
+        load_model_dir(tmp_path / "b")  # what the file lists is never trusted on its own
+    loaded = load_model_dir(tmp_path / "b", LoadOptions(trusted_types=("builtins.abs",)))
+    assert loaded.predict(x)["prediction"].tolist() == model.predict(x).tolist()
+
+
+def test_tampered_and_truncated_files_are_refused(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    x, y = classification
+    save_model(_sklearn(x, y), tmp_path, input_example=x.head())
+    path = tmp_path / "model.skops"
+    original = path.read_bytes()
+    path.write_bytes(original[:-10])
+    with pytest.raises(ArtifactCorrupted, match=r"'model\.skops' does not match its recorded sha256"):
+        load_model_dir(tmp_path)
+    path.write_bytes(original[:100] + b"X" + original[101:])
+    with pytest.raises(ArtifactCorrupted):
+        load_model_dir(tmp_path)
+    path.unlink()
+    with pytest.raises(ArtifactCorrupted, match="missing"):
+        load_model_dir(tmp_path)
+
+
+def test_an_unknown_flavor_is_refused(classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path) -> None:
+    x, y = classification
+    save_model(_sklearn(x, y), tmp_path, input_example=x.head())
+    description = json.loads((tmp_path / METADATA_FILE).read_text())
+    description["flavor"] = "mystery"
+    (tmp_path / METADATA_FILE).write_text(json.dumps(description))
+    with pytest.raises(InvalidInput, match="unknown model flavor 'mystery'"):
+        load_model_dir(tmp_path)
+
+
+def test_prediction_input_is_checked_against_the_signature(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    x, y = classification
+    save_model(_sklearn(x, y), tmp_path, input_example=x.head())
+    loaded = load_model_dir(tmp_path)
+    with pytest.raises(SignatureMismatch, match="missing columns"):
+        loaded.predict(x.drop(columns=[x.columns[0]]).head())
+    with pytest.raises(SignatureMismatch, match="unexpected columns"):
+        loaded.predict(x.assign(extra=1).head())
+    with pytest.raises(SignatureMismatch, match="is string where the model expects double"):
+        loaded.predict(x.head().assign(**{x.columns[0]: "high"}))
+    with pytest.raises(SignatureMismatch, match="missing values"):
+        loaded.predict(x.head().assign(**{x.columns[1]: np.nan}))
+
+
+def test_torch_state_dict_loads_weights_only_into_a_module_the_caller_builds(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    x, y = classification
+    module = _pytorch(x, y)
+    save_model(module, tmp_path, input_example=x.head(), classes=[0, 1])
+    scripted = load_model_dir(tmp_path)
+    from_state = load_model_dir(tmp_path, LoadOptions(module_factory=lambda: _pytorch(x, y)))
+    assert np.allclose(scripted.predict_proba(x.head(20)), from_state.predict_proba(x.head(20)), atol=1e-6)
+
+
+def test_onnx_export_of_a_scikit_learn_pipeline_matches_and_serves(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = classification
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
+    metadata = save_model(pipeline, tmp_path, input_example=x.head(100), onnx=True)
+    assert metadata.options["onnx"]["max_abs_difference"] < 1e-4
+    native = load_model_dir(tmp_path)
+    onnx = load_model_dir(tmp_path, LoadOptions(onnx=True))
+    assert (native.predict(x)["prediction"] == onnx.predict(x)["prediction"]).mean() > 0.999
+    assert np.allclose(native.predict_proba(x), onnx.predict_proba(x), atol=1e-4)
+
+
+def test_onnx_export_refuses_text_columns(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": ["x", "y", "x", "y"]})
+    model = LogisticRegression().fit(frame[["a"]], [0, 1, 0, 1])
+    with pytest.raises(InvalidInput, match=r"numeric columns only; \['b'\]"):
+        save_model(model, tmp_path, input_example=frame, onnx=True)
