@@ -1,0 +1,254 @@
+"""The model registry on real stores: versions, aliases and their history, URIs, names,
+two-phase registration, tampering, and concurrent registrations."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sqlalchemy import select
+
+from loopline.artifacts import BlobStore
+from loopline.backends import Backends, local_owner
+from loopline.core.errors import AlreadyExists, ArtifactCorrupted, Conflict, InvalidInput, NotFound
+from loopline.core.registry import VersionStatus
+from loopline.models import save_model
+from loopline.registry.service import RegistryService
+from loopline.store import open_metadata_store
+from loopline.store.schema import model_versions
+from loopline.tracking.tracker import Tracker
+
+FRAME = pd.DataFrame({"a": [0.1, 0.9, 0.2, 0.8, 0.3, 0.7], "b": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]})
+LABELS = [0, 1, 0, 1, 0, 1]
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "model"
+    save_model(LogisticRegression().fit(FRAME, LABELS), directory, input_example=FRAME)
+    return directory
+
+
+def test_versions_number_up_and_carry_their_description(registry: RegistryService, model_dir: Path) -> None:
+    first = registry.register("churn", model_dir, description="baseline", tags={"owner": "ana"})
+    second = registry.register("churn", model_dir)
+    assert (first.version, second.version) == (1, 2)
+    assert first.status is VersionStatus.READY
+    assert first.flavor == "sklearn" and first.task == "classification"
+    assert first.description == "baseline" and first.tags == {"owner": "ana"}
+    assert first.digest == second.digest  # same content, same hash
+    assert set(first.files) == {"model.skops", "loopline-model.json"}
+    assert first.model_json["signature"]["inputs"]["columns"][0]["name"] == "a"
+    assert [v.version for v in registry.list_versions("churn")] == [1, 2]
+    assert registry.get_model("churn").latest_version == 2
+
+
+def test_uris_name_versions_aliases_and_the_latest(registry: RegistryService, model_dir: Path) -> None:
+    registry.register("churn", model_dir)
+    registry.register("churn", model_dir)
+    registry.set_alias("churn", "champion", 1, reason="first one")
+    assert registry.resolve("models:/churn/2").version == 2
+    assert registry.resolve("models:/churn@champion").version == 1
+    assert registry.resolve("models:/churn/latest").version == 2
+    assert registry.load("models:/churn@champion").predict(FRAME)["prediction"].tolist() == LABELS
+    for bad in ("churn/1", "models:/churn/0", "models:/churn/x", "models:/churn@", "models:/", "runs:/x"):
+        with pytest.raises(InvalidInput):
+            registry.resolve(bad)
+    with pytest.raises(NotFound, match="no alias 'staging'"):
+        registry.resolve("models:/churn@staging")
+    with pytest.raises(NotFound, match="no version 7"):
+        registry.resolve("models:/churn/7")
+
+
+def test_every_alias_move_is_recorded(registry: RegistryService, model_dir: Path) -> None:
+    for _ in range(3):
+        registry.register("churn", model_dir)
+    registry.set_alias("churn", "champion", 1, reason="first")
+    registry.set_alias("churn", "Champion", 3, reason="better auc", report={"auc": 0.9})
+    registry.set_alias("churn", "challenger", 2)
+    registry.remove_alias("churn", "challenger", reason="retired")
+    history = registry.alias_history("churn")
+    assert [(e.alias, e.from_version, e.to_version, e.reason) for e in history] == [
+        ("champion", None, 1, "first"),
+        ("champion", 1, 3, "better auc"),
+        ("challenger", None, 2, ""),
+        ("challenger", 2, None, "retired"),
+    ]
+    assert history[1].actor == registry.principal.name and history[1].report == {"auc": 0.9}
+    assert [e.to_version for e in registry.alias_history("churn", "champion")] == [1, 3]
+    assert registry.get_model("churn").aliases == {"champion": 3}
+    assert registry.get_version("churn", 3).aliases == ("champion",)
+
+
+def test_an_alias_cannot_point_at_a_version_that_is_not_ready(
+    registry: RegistryService, model_dir: Path, store_url: str
+) -> None:
+    registry.register("churn", model_dir)
+    pending = registry._store.registry.begin_version(
+        "churn", run_id=None, flavor="sklearn", task=None, description="", model_json={}, size=0,
+        created_by="x", created_at=0, tags={},
+    )  # fmt: skip
+    with pytest.raises(Conflict, match="is PENDING"):
+        registry.set_alias("churn", "champion", pending)
+    with pytest.raises(Conflict, match="is PENDING"):
+        registry.load(f"models:/churn/{pending}")
+    assert registry.resolve("models:/churn/latest").version == 1  # latest means latest READY
+
+
+def test_deleting_respects_aliases(registry: RegistryService, model_dir: Path) -> None:
+    registry.register("churn", model_dir)
+    registry.register("churn", model_dir)
+    registry.set_alias("churn", "champion", 1)
+    with pytest.raises(Conflict, match="holds aliases"):
+        registry.delete_version("churn", 1)
+    registry.delete_version("churn", 2)
+    assert registry.get_version("churn", 2).deleted
+    with pytest.raises(Conflict, match="was deleted"):
+        registry.load("models:/churn/2")
+    with pytest.raises(Conflict, match="still has aliases"):
+        registry.delete_model("churn")
+    registry.remove_alias("churn", "champion")
+    registry.delete_model("churn")
+    with pytest.raises(NotFound):
+        registry.get_model("churn")
+
+
+def test_names_are_normalised_so_look_alikes_are_one_model_or_refused(
+    registry: RegistryService, model_dir: Path
+) -> None:
+    registry.register("Churn", model_dir)
+    registry.register("churn", model_dir)
+    registry.register("\uff43\uff48\uff55\uff52\uff4e", model_dir)  # fullwidth letters
+    assert [m.name for m in registry.list_models()] == ["churn"]
+    assert registry.get_model("CHURN").display_name == "Churn"
+    assert registry.get_model("churn").latest_version == 3
+    for lookalike in ("%63hurn", "\u0441hurn", "churn/1", "ch urn", "../churn", "", "c" * 129):
+        with pytest.raises(InvalidInput, match="model name"):
+            registry.create_model(lookalike)
+    with pytest.raises(AlreadyExists):
+        registry.create_model("CHURN")
+    for alias in ("12", "latest", "%61lias"):
+        with pytest.raises(InvalidInput, match="alias"):
+            registry.set_alias("churn", alias, 1)
+
+
+def test_a_tampered_model_file_is_refused_at_load(
+    registry: RegistryService, model_dir: Path, blobs: BlobStore
+) -> None:
+    version = registry.register("churn", model_dir)
+    digest, _ = version.files["model.skops"]
+    blobs._fs.pipe_file(blobs._path(digest), b"not the model")
+    with pytest.raises(ArtifactCorrupted, match=r"model\.skops"):
+        registry.load("models:/churn/1")
+
+
+def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker) -> None:
+    registry = tracker.registry
+    assert registry is not None
+    with tracker.start_run("churn") as run:
+        digest = run.log_input(FRAME.assign(label=LABELS), "training")
+        run.log_metric("auc", 0.75)
+        version = run.log_model(LogisticRegression().fit(FRAME, LABELS), "churn", input_example=FRAME)
+    assert version.run_id == run.id
+    assert version.metrics == {"auc": 0.75}
+    names = [a.name for a in tracker.service.list_artifacts(run.id)]
+    assert names == ["models/churn/1/loopline-model.json", "models/churn/1/model.skops"]
+    assert registry._lineage.models_trained_on(digest) == [("churn", 1)]
+    graph = registry._lineage.graph(("model_version", version.digest or ""))
+    assert {(n.kind, n.label) for n in graph.nodes.values()} == {
+        ("dataset", "training"),
+        ("run", run.name),
+        ("model_version", "churn/1"),
+    }
+
+
+def _register_many(
+    url: str, artifacts: str, directory: str, count: int, out: multiprocessing.Queue[object]
+) -> None:
+    registry = Backends(open_metadata_store(url), BlobStore(artifacts)).registry(local_owner())
+    versions: list[object] = []
+    errors: list[str] = []
+
+    def one() -> None:
+        try:
+            versions.append(registry.register("shared", Path(directory)).version)
+        except Exception as exc:  # reported to the parent
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put(errors or versions)
+
+
+@pytest.mark.slow
+def test_32_concurrent_registrations_number_1_to_32(
+    registry: RegistryService, model_dir: Path, store_url: str, tmp_path: Path
+) -> None:
+    registry.create_model("shared")
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[object] = ctx.Queue()
+    args = (store_url, str(tmp_path / "artifacts"), str(model_dir), 8, queue)
+    workers = [ctx.Process(target=_register_many, args=args) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    numbers = sorted(v for result in results for v in result)  # type: ignore[attr-defined]
+    assert numbers == list(range(1, 33)), results
+    assert [v.status for v in registry.list_versions("shared")] == [VersionStatus.READY] * 32
+
+
+@pytest.mark.slow
+def test_sigkill_while_registering_never_leaves_a_ready_version_without_files(
+    store_url: str, tmp_path: Path
+) -> None:
+    script = textwrap.dedent(
+        """
+        import numpy as np, loopline as ll
+
+        class Big:
+            weights = np.random.default_rng(0).random(12_000_000)  # about 100 MB to store
+            def predict(self, frame):
+                return frame.iloc[:, 0]
+
+        with ll.start_run("crash") as run:
+            run.log_model(Big(), "big")
+        """
+    )
+    env = {
+        **os.environ,
+        "LOOPLINE_STORE_URI": store_url,
+        "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "artifacts"),
+    }
+    child = subprocess.Popen([sys.executable, "-c", script], env=env)
+    store = open_metadata_store(store_url)
+    status = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and status is None:
+        with store.db.engine.connect() as conn:
+            status = conn.execute(select(model_versions.c.status)).scalar_one_or_none()
+        time.sleep(0.002)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert status == "PENDING", "the registration finished before it could be interrupted"
+
+    registry = Backends(store, BlobStore(str(tmp_path / "artifacts"))).registry(local_owner())
+    versions = registry.list_versions("big")
+    assert [v.status for v in versions] == [VersionStatus.PENDING]
+    with pytest.raises(Conflict, match="PENDING"):
+        registry.load("models:/big/1", trust=True)
+    store.close()
