@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
     from loopline.backends import Backends
     from loopline.models import LoadedModel
+    from loopline.registry.evaluation import Evaluation
+    from loopline.registry.policy import Policy
+    from loopline.registry.promotion import PromotionReport
     from loopline.registry.service import RegistryService
     from loopline.settings import Settings
     from loopline.tracking.active_run import ActiveRun
@@ -92,6 +95,73 @@ def load_model(
     return registry_service().load(
         uri, trust=trust, trusted_types=trusted_types, module_factory=module_factory
     )
+
+
+def _backends_in_use() -> Backends:
+    _current()
+    assert _backends is not None
+    return _backends
+
+
+def evaluate(
+    model_uri: str,
+    data: pd.DataFrame,
+    target: str,
+    *,
+    task: str | None = None,
+    slices: Sequence[str] = (),
+    dataset_name: str = "evaluation",
+    trust: bool = False,
+) -> Evaluation:
+    """Metrics (per slice too), latency and plots of a model version on `data`, stored
+    with the version. `task` is classification or regression (default: the model's)."""
+    from loopline.backends import local_owner
+
+    service = _backends_in_use().evaluations(local_owner())
+    return service.evaluate(
+        model_uri, data, target, task=task, slices=slices, dataset_name=dataset_name, trust=trust
+    )
+
+
+def promote(
+    name: str,
+    version: int,
+    alias: str = "champion",
+    *,
+    policy: Policy | str | Path | Mapping[str, Any] | None = None,
+    data: pd.DataFrame | None = None,
+    target: str | None = None,
+    force_reason: str | None = None,
+    trust: bool = False,
+) -> PromotionReport:
+    """Move `alias` to `version` if it passes the policy's gates (a YAML file, a dict, a
+    Policy; by default: signature compatible and better than the current holder).
+    Refusals raise PromotionRefused with the report; `force_reason` overrides, on record."""
+    from loopline.backends import local_owner
+    from loopline.registry.policy import Policy
+
+    if isinstance(policy, str | Path):
+        policy = Policy.load(policy)
+    elif isinstance(policy, Mapping):
+        policy = Policy.from_dict(policy)
+    service = _backends_in_use().promotion(local_owner())
+    return service.promote(
+        name, version, alias, policy=policy, data=data, target=target, force_reason=force_reason, trust=trust
+    )
+
+
+def model_card(name: str, version: int, *, html: bool = False) -> str:
+    """The model card of a version, as Markdown (or HTML)."""
+    from loopline.backends import local_owner
+    from loopline.registry.card import card_html
+    from loopline.registry.card import model_card as build
+
+    owner = local_owner()
+    backends = _backends_in_use()
+    markdown = build(
+        backends.registry(owner), backends.evaluations(owner), backends.tracking(owner), name, version
+    )
+    return card_html(markdown, f"{name} version {version}") if html else markdown
 
 
 def tracking_service() -> TrackingService:

@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 from loopline.artifacts import BlobStore
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
+from loopline.registry.evaluation import EvaluationService
+from loopline.registry.promotion import PromotionService
 from loopline.registry.service import RegistryService
 from loopline.settings import Settings
 from loopline.store import MetadataStore, open_metadata_store
@@ -30,6 +32,12 @@ class Backends:
 
     def registry(self, principal: Principal) -> RegistryService:
         return RegistryService(self.store, self.blobs, principal)
+
+    def evaluations(self, principal: Principal) -> EvaluationService:
+        return EvaluationService(self.store, self.blobs, principal)
+
+    def promotion(self, principal: Principal) -> PromotionService:
+        return PromotionService(self.store, self.blobs, principal)
 
     def close(self) -> None:
         self.store.close()

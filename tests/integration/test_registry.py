@@ -163,8 +163,8 @@ def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker) -> N
     assert version.metrics == {"auc": 0.75}
     names = [a.name for a in tracker.service.list_artifacts(run.id)]
     assert names == ["models/churn/1/loopline-model.json", "models/churn/1/model.skops"]
-    assert registry._lineage.models_trained_on(digest) == [("churn", 1)]
-    graph = registry._lineage.graph(("model_version", version.digest or ""))
+    assert registry.lineage.models_trained_on(digest) == [("churn", 1)]
+    graph = registry.lineage.graph(("model_version", version.digest or ""))
     assert {(n.kind, n.label) for n in graph.nodes.values()} == {
         ("dataset", "training"),
         ("run", run.name),

@@ -33,7 +33,7 @@ class RegistryService:
         self._store = store
         self._blobs = blobs
         self.principal = principal
-        self._lineage = LineageService(store)
+        self.lineage = LineageService(store)
 
     # registered models ---------------------------------------------------------------
 
@@ -115,7 +115,7 @@ class RegistryService:
                 self._store.registry.fail_version(model.name, version)
             raise
         if run_id is not None:
-            self._lineage.link(("run", run_id), "produced", ("model_version", digest))
+            self.lineage.link(("run", run_id), "produced", ("model_version", digest))
         return self.get_version(model.name, version)
 
     def _store_files(self, directory: Path, metadata: ModelMetadata) -> dict[str, tuple[str, int]]:
