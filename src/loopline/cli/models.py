@@ -1,0 +1,251 @@
+"""`loopline models ...`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopline.backends import local_owner
+from loopline.cli.context import cli_context, print_json
+from loopline.cli.render import fmt, when
+from loopline.core.errors import InvalidInput
+from loopline.core.registry import ModelVersion
+from loopline.registry.card import card_html, model_card
+from loopline.registry.policy import Policy
+from loopline.registry.promotion import PromotionRefused
+
+app = typer.Typer(help="Registered models: versions, aliases, promotion, cards.", no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV, Parquet or JSON-lines file as a DataFrame."""
+    if not path.is_file():
+        raise InvalidInput(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix in (".jsonl", ".ndjson"):
+        return pd.read_json(path, lines=True)
+    raise InvalidInput(f"data file {path}: use .csv, .parquet or .jsonl")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_: bool = JSON) -> None:
+    """List registered models."""
+    models = cli_context(ctx).backends.registry(local_owner()).list_models()
+    if json_:
+        print_json(models)
+        return
+    table = Table("name", "latest version", "aliases", "description")
+    for m in models:
+        aliases = ", ".join(f"@{a}={v}" for a, v in sorted(m.aliases.items()))
+        table.add_row(m.display_name, str(m.latest_version), aliases, m.description)
+    Console().print(table)
+
+
+def _versions_table(versions: list[ModelVersion]) -> Table:
+    table = Table("version", "status", "flavor", "task", "registered (UTC)", "aliases", "metrics", "run")
+    for v in versions:
+        shown = sorted(v.metrics.items())[:2]
+        metrics = ", ".join(f"{k}={fmt(x)}" for k, x in shown)
+        status = v.status.value + (" (deleted)" if v.deleted else "")
+        aliases = ", ".join(f"@{a}" for a in v.aliases)
+        row = [
+            str(v.version),
+            status,
+            v.flavor,
+            v.task or "",
+            when(v.created_at),
+            aliases,
+            metrics,
+            v.run_id or "",
+        ]
+        table.add_row(*row)
+    return table
+
+
+@app.command()
+def show(ctx: typer.Context, name: str = typer.Argument(..., help="Model name."), json_: bool = JSON) -> None:
+    """Show a model and its versions."""
+    registry = cli_context(ctx).backends.registry(local_owner())
+    model = registry.get_model(name)
+    versions = registry.list_versions(name)
+    if json_:
+        print_json({"model": model, "versions": versions})
+        return
+    console = Console()
+    console.print(f"[bold]{model.display_name}[/bold]  {model.description}")
+    for key, value in sorted(model.tags.items()):
+        console.print(f"  {key} = {value}")
+    console.print(_versions_table(versions))
+
+
+@app.command()
+def versions(
+    ctx: typer.Context, name: str = typer.Argument(..., help="Model name."), json_: bool = JSON
+) -> None:
+    """List the versions of a model."""
+    found = cli_context(ctx).backends.registry(local_owner()).list_versions(name)
+    if json_:
+        print_json(found)
+    else:
+        Console().print(_versions_table(found))
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: int = typer.Argument(..., help="Version to promote."),
+    alias: str = typer.Option("champion", help="Alias to move."),
+    policy: Path | None = typer.Option(None, help="Policy YAML; default: signature compatible and better."),
+    data: Path | None = typer.Option(None, help="Evaluation data (.csv, .parquet, .jsonl)."),
+    target: str | None = typer.Option(None, help="Target column of the evaluation data."),
+    force: bool = typer.Option(False, help="Promote even if gates fail (needs --reason)."),
+    reason: str | None = typer.Option(None, help="Why the promotion is forced; recorded."),
+    trust: bool = typer.Option(False, help="Allow loading pickled (python_function) models."),
+    json_: bool = JSON,
+) -> None:
+    """Move an alias to a version if it passes the promotion gates."""
+    if force and not reason:
+        raise InvalidInput("--force needs --reason, which is recorded with the promotion")
+    if reason and not force:
+        raise InvalidInput("--reason goes with --force")
+    service = cli_context(ctx).backends.promotion(local_owner())
+    frame = read_table(data) if data is not None else None
+    try:
+        report = service.promote(
+            name,
+            version,
+            alias,
+            policy=Policy.load(policy) if policy is not None else None,
+            data=frame,
+            target=target,
+            force_reason=reason if force else None,
+            trust=trust,
+        )
+    except PromotionRefused as refused:
+        if json_:
+            print_json(refused.report.to_dict())
+        else:
+            Console(stderr=True, highlight=False).print(refused.report.summary(), markup=False)
+        raise typer.Exit(1) from None
+    if json_:
+        print_json(report.to_dict())
+    else:
+        Console(highlight=False).print(report.summary(), markup=False)
+
+
+@app.command()
+def alias(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    alias_: str | None = typer.Argument(None, metavar="ALIAS", help="Alias to set or delete."),
+    version: int | None = typer.Argument(None, help="Version to point the alias at."),
+    delete: bool = typer.Option(False, "--delete", help="Remove the alias."),
+    reason: str = typer.Option("", help="Why; recorded with the move."),
+    json_: bool = JSON,
+) -> None:
+    """Set or remove an alias without gates (recorded), or show the history of aliases."""
+    registry = cli_context(ctx).backends.registry(local_owner())
+    if alias_ is None or (version is None and not delete):
+        history = registry.alias_history(name, alias_)
+        if json_:
+            print_json(history)
+            return
+        table = Table("when", "alias", "from", "to", "by", "forced", "reason")
+        for e in history:
+            moved = [str(e.from_version or ""), str(e.to_version or "removed")]
+            table.add_row(when(e.at), f"@{e.alias}", *moved, e.actor, "yes" if e.forced else "", e.reason)
+        Console().print(table)
+        return
+    if delete:
+        event = registry.remove_alias(name, alias_, reason=reason)
+    else:
+        assert version is not None
+        event = registry.set_alias(name, alias_, version, reason=reason or "set by hand, without gates")
+    if json_:
+        print_json(event)
+    else:
+        Console().print(f"@{event.alias} of {event.model}: {event.from_version} -> {event.to_version}")
+
+
+@app.command()
+def card(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: int = typer.Argument(..., help="Version."),
+    html: bool = typer.Option(False, "--html", help="HTML instead of Markdown."),
+    output: Path | None = typer.Option(None, help="Write to this file instead of printing."),
+) -> None:
+    """The model card of a version."""
+    backends = cli_context(ctx).backends
+    owner = local_owner()
+    markdown = model_card(
+        backends.registry(owner), backends.evaluations(owner), backends.tracking(owner), name, version
+    )
+    text = card_html(markdown, f"{name} version {version}") if html else markdown
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text)
+        Console().print(f"wrote {output}")
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: int = typer.Argument(..., help="Version."),
+    data: Path = typer.Option(..., help="Evaluation data (.csv, .parquet, .jsonl)."),
+    target: str = typer.Option(..., help="Target column."),
+    slice_: list[str] | None = typer.Option(None, "--slice", help="Column to slice metrics by (repeatable)."),
+    task: str | None = typer.Option(None, help="classification or regression (default: the model's)."),
+    trust: bool = typer.Option(False, help="Allow loading pickled (python_function) models."),
+    json_: bool = JSON,
+) -> None:
+    """Evaluate a version on data and store the result with it."""
+    service = cli_context(ctx).backends.evaluations(local_owner())
+    result = service.evaluate(
+        f"models:/{name}/{version}",
+        read_table(data),
+        target,
+        task=task,
+        slices=slice_ or (),
+        dataset_name=data.name,
+        trust=trust,
+    )
+    if json_:
+        print_json(result)
+        return
+    table = Table(
+        "metric", "value", title=f"evaluation {result.id} of {name} version {version} on {data.name}"
+    )
+    for key, value in result.metrics.items():
+        table.add_row(key, fmt(value))
+    for key, value in result.latency.items():
+        table.add_row(f"latency {key}", fmt(value))
+    Console().print(table)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: int | None = typer.Argument(None, help="Only this version."),
+) -> None:
+    """Delete a model or one version (hidden, refused while an alias points at it)."""
+    registry = cli_context(ctx).backends.registry(local_owner())
+    if version is None:
+        registry.delete_model(name)
+        Console().print(f"deleted model {name}")
+    else:
+        registry.delete_version(name, version)
+        Console().print(f"deleted version {version} of {name}")
