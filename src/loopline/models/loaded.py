@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from loopline.models.package import ModelMetadata
 
 
+_PREDICTION = pd.Index(["prediction"])  # built once: a fresh Index per call costs more than predicting
+
+
 def to_frame(predicted: Any, index: pd.Index | None) -> pd.DataFrame:
     if isinstance(predicted, pd.DataFrame):
         return predicted
@@ -22,7 +25,7 @@ def to_frame(predicted: Any, index: pd.Index | None) -> pd.DataFrame:
         return predicted.to_frame("prediction")
     array = np.asarray(predicted)
     if array.ndim <= 1:
-        return pd.DataFrame({"prediction": array}, index=index)
+        return pd.DataFrame(array.reshape(-1, 1), columns=_PREDICTION, index=index, copy=False)
     flat = array.reshape(len(array), -1)
     return pd.DataFrame(flat, columns=[f"prediction_{i}" for i in range(flat.shape[1])], index=index)
 

@@ -5,6 +5,7 @@ is an error that names the column and, for missing values, the row.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -167,12 +168,62 @@ def infer_signature(
     return Signature(infer_schema(input_example), outputs, extra_columns)
 
 
+def _already_conforms(signature: Signature, frame: pd.DataFrame) -> bool:
+    """The common case, checked in a few microseconds: all-double input, right columns in
+    the right order, no missing values where they are refused."""
+    columns = signature.inputs
+    assert isinstance(columns, tuple)
+    if not all(c.type == "double" for c in columns) or len(frame.columns) != len(columns):
+        return False
+    if any(a != c.name for a, c in zip(frame.columns, columns, strict=True)):
+        return False
+    values = frame.to_numpy()
+    if values.dtype.kind != "f":
+        return False
+    refused = [i for i, c in enumerate(columns) if not c.nullable]
+    return not np.isnan(values[:, refused]).any()
+
+
+def _records_as_doubles(signature: Signature, data: Any) -> pd.DataFrame | None:
+    """Records (dicts) for an all-double signature, straight into a float matrix; None
+    when anything is unusual, so that the general path explains it."""
+    columns = signature.inputs
+    assert isinstance(columns, tuple)
+    records = [data] if isinstance(data, Mapping) else data
+    if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
+        return None
+    if not all(c.type == "double" and not c.nullable for c in columns):
+        return None
+    names = [c.name for c in columns]
+    try:
+        if any(len(r) != len(names) for r in records):
+            return None
+        rows = [[r[name] for name in names] for r in records]
+        values = np.array(rows, dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if np.isnan(values).any():
+        return None
+    return pd.DataFrame(values, columns=_column_index(signature), copy=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _column_index(signature: Signature) -> pd.Index:
+    return pd.Index(signature.input_names)
+
+
 def enforce(signature: Signature, data: Any) -> pd.DataFrame | np.ndarray:
     """Check `data` against the input schema and return it in the model's column order and
     types; raise SignatureMismatch listing every problem at once."""
     if isinstance(signature.inputs, TensorSpec):
         return _enforce_tensor(signature.inputs, data)
+    if not isinstance(data, pd.DataFrame):
+        fast = _records_as_doubles(signature, data)
+        if fast is not None:
+            return fast
     frame = as_frame(data)
+    if _already_conforms(signature, frame):
+        return frame
     problems: list[str] = []
     expected = {c.name: c for c in signature.inputs}
     missing = [name for name in expected if name not in frame.columns]
