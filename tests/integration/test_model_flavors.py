@@ -237,3 +237,11 @@ def test_onnx_export_refuses_text_columns(tmp_path: Path) -> None:
     model = LogisticRegression().fit(frame[["a"]], [0, 1, 0, 1])
     with pytest.raises(InvalidInput, match=r"numeric columns only; \['b'\]"):
         save_model(model, tmp_path, input_example=frame, onnx=True)
+
+
+def test_an_example_the_model_cannot_take_is_refused_when_logging(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    x, y = classification
+    with pytest.raises(InvalidInput, match=r"cannot predict its input_example.*without the target"):
+        save_model(_sklearn(x, y), tmp_path, input_example=x.assign(target=y).head())

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.core.errors import ArtifactCorrupted, InvalidInput, NotFound
+from loopline.core.errors import ArtifactCorrupted, InvalidInput, LooplineError, NotFound
 from loopline.models.flavors import Flavor, LoadOptions, flavor_for, flavor_named
 from loopline.models.loaded import LoadedModel
 from loopline.models.onnx_export import export_sklearn_to_onnx
@@ -219,7 +219,16 @@ def _check_round_trip(
     """Load what was written and predict the example; returns the signature with outputs."""
     predictor = flavor.load(directory, draft.options, LoadOptions(trust=True, trusted_types=trusted_types))
     loaded = LoadedModel(predictor, draft)
-    predicted = loaded.predict(example)
+    try:
+        predicted = loaded.predict(example)
+    except LooplineError:
+        raise
+    except Exception as exc:
+        raise InvalidInput(
+            f"the saved {flavor.name} model cannot predict its input_example ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]}); "
+            "the example must be what the model takes, without the target"
+        ) from exc
     original = _native_predictions(model, example)
     if original is not None and not _same(np.asarray(original), predicted.to_numpy()):
         raise InvalidInput(

@@ -101,6 +101,45 @@ def _per_row_loss(metric: str, p: Predictions) -> np.ndarray | None:
     return values
 
 
+def _weighted_metric(metric: str, p: Predictions) -> Callable[[np.ndarray], float] | None:
+    """The metric of a resample given as row weights (multiplicities), in O(rows), for
+    binary ROC AUC, precision, recall and F1; None for metrics without such a form."""
+    if p.classes is None or len(p.classes) != 2:
+        return None
+    positive = p.truth == p.classes[1]
+    if metric == "roc_auc" and p.proba is not None:
+        scores, inverse = np.unique(p.proba[:, 1], return_inverse=True)
+        del scores
+
+        def auc(w: np.ndarray) -> float:
+            pos = np.bincount(inverse, weights=w * positive)
+            neg = np.bincount(inverse, weights=w * ~positive)
+            below = np.cumsum(neg) - neg
+            pairs = pos.sum() * neg.sum()
+            return float((pos * (below + 0.5 * neg)).sum() / pairs) if pairs else float("nan")
+
+        return auc
+    if metric in ("precision", "recall", "f1"):
+        said = p.predicted == p.classes[1]
+
+        def confusion_metric(w: np.ndarray) -> float:
+            tp, fp, fn = (
+                (w * (said & positive)).sum(),
+                (w * (said & ~positive)).sum(),
+                (w * (~said & positive)).sum(),
+            )
+            precision = tp / (tp + fp) if tp + fp else 0.0
+            recall = tp / (tp + fn) if tp + fn else 0.0
+            if metric == "precision":
+                return float(precision)
+            if metric == "recall":
+                return float(recall)
+            return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
+
+        return confusion_metric
+    return None
+
+
 def _metric_on(metric: str, p: Predictions, task: str, rows: np.ndarray) -> float:
     from loopline.models.metrics import task_metrics
 
@@ -176,11 +215,15 @@ class BetterThanCurrent:
         n = len(new.truth)
         samples = rng.integers(0, n, size=(self.resamples, n))
         new_rows, old_rows = _per_row_loss(self.metric, new), _per_row_loss(self.metric, old)
+        new_weighted, old_weighted = _weighted_metric(self.metric, new), _weighted_metric(self.metric, old)
         if new_rows is not None and old_rows is not None:
             new_means, old_means = new_rows[samples].mean(axis=1), old_rows[samples].mean(axis=1)
             if self.metric == "rmse":
                 new_means, old_means = np.sqrt(new_means), np.sqrt(old_means)
             gains = sign * (new_means - old_means)
+        elif new_weighted is not None and old_weighted is not None:
+            weights = [np.bincount(s, minlength=n).astype(float) for s in samples]
+            gains = np.array([sign * (new_weighted(w) - old_weighted(w)) for w in weights])
         else:
             gains = np.array(
                 [
