@@ -32,3 +32,36 @@ def median_subprocess_s(code: str, repeats: int = 3) -> float:
         subprocess.run([sys.executable, "-c", code], check=True)
         timings.append(time.perf_counter() - start)
     return statistics.median(timings)
+
+
+# --- model serving -------------------------------------------------------------------
+
+PREDICT_CALLS = 2000
+FEATURES = [f"f{i}" for i in range(10)]
+
+
+def classification_data(rows: int = 2000) -> tuple[object, object]:
+    """The same table on both sides: 10 numeric features, a binary label."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(rows, len(FEATURES), random_state=0)
+    return pd.DataFrame(x, columns=FEATURES), y
+
+
+def paired_call_us(bare: object, served: object, calls: int = PREDICT_CALLS) -> tuple[float, float]:
+    """Median microseconds per call of `bare` and `served`, timed call by call in
+    alternation so that both see the same machine: their difference is the overhead."""
+    assert callable(bare) and callable(served)
+    for _ in range(max(calls // 10, 20)):
+        bare()
+        served()
+    bare_ns, served_ns = [], []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        bare()
+        middle = time.perf_counter_ns()
+        served()
+        bare_ns.append(middle - start)
+        served_ns.append(time.perf_counter_ns() - middle)
+    return statistics.median(bare_ns) / 1000, statistics.median(served_ns) / 1000

@@ -9,7 +9,7 @@ import pandas as pd
 
 from loopline.core.errors import InvalidInput
 from loopline.models.flavors import Predictor
-from loopline.models.signature import as_frame, enforce
+from loopline.models.signature import InputChecker, as_frame
 
 if TYPE_CHECKING:
     from loopline.models.package import ModelMetadata
@@ -37,6 +37,7 @@ class LoadedModel:
         self._predictor = predictor
         self.metadata = metadata
         self.uri = uri
+        self._check = None if metadata.signature is None else InputChecker(metadata.signature)
 
     def __repr__(self) -> str:
         return f"<LoadedModel {self.uri or ''} flavor={self.flavor} task={self.metadata.task}>"
@@ -54,8 +55,8 @@ class LoadedModel:
         return None if self.metadata.classes is None else list(self.metadata.classes)
 
     def _inputs(self, data: Any) -> pd.DataFrame | np.ndarray:
-        if self.metadata.signature is not None:
-            return enforce(self.metadata.signature, data)
+        if self._check is not None:
+            return self._check(data)
         return data if isinstance(data, np.ndarray) else as_frame(data)
 
     def predict(self, data: Any) -> pd.DataFrame:

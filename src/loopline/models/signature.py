@@ -5,7 +5,6 @@ is an error that names the column and, for missing values, the row.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -168,62 +167,61 @@ def infer_signature(
     return Signature(infer_schema(input_example), outputs, extra_columns)
 
 
-def _already_conforms(signature: Signature, frame: pd.DataFrame) -> bool:
-    """The common case, checked in a few microseconds: all-double input, right columns in
-    the right order, no missing values where they are refused."""
-    columns = signature.inputs
-    assert isinstance(columns, tuple)
-    if not all(c.type == "double" for c in columns) or len(frame.columns) != len(columns):
-        return False
-    if any(a != c.name for a, c in zip(frame.columns, columns, strict=True)):
-        return False
-    values = frame.to_numpy()
-    if values.dtype.kind != "f":
-        return False
-    refused = [i for i, c in enumerate(columns) if not c.nullable]
-    return not np.isnan(values[:, refused]).any()
+class InputChecker:
+    """Checks prediction input against a signature. Built once per loaded model, so the
+    common cases (an all-double frame or records in the right shape) cost microseconds."""
 
+    def __init__(self, signature: Signature) -> None:
+        self.signature = signature
+        columns = signature.inputs
+        self._names = [c.name for c in columns] if isinstance(columns, tuple) else []
+        self._index = pd.Index(self._names)
+        self._all_double = isinstance(columns, tuple) and all(c.type == "double" for c in columns)
+        refused = [i for i, c in enumerate(columns) if not c.nullable] if isinstance(columns, tuple) else []
+        self._all_refused = len(refused) == len(self._names)
+        self._refused = np.array(refused, dtype=np.intp)
 
-def _records_as_doubles(signature: Signature, data: Any) -> pd.DataFrame | None:
-    """Records (dicts) for an all-double signature, straight into a float matrix; None
-    when anything is unusual, so that the general path explains it."""
-    columns = signature.inputs
-    assert isinstance(columns, tuple)
-    records = [data] if isinstance(data, Mapping) else data
-    if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
-        return None
-    if not all(c.type == "double" and not c.nullable for c in columns):
-        return None
-    names = [c.name for c in columns]
-    try:
-        if any(len(r) != len(names) for r in records):
+    def __call__(self, data: Any) -> pd.DataFrame | np.ndarray:
+        """`data` in the model's column order and types; SignatureMismatch lists every problem."""
+        if isinstance(self.signature.inputs, TensorSpec):
+            return _enforce_tensor(self.signature.inputs, data)
+        if self._all_double:
+            fast = self._fast_frame(data) if isinstance(data, pd.DataFrame) else self._fast_records(data)
+            if fast is not None:
+                return fast
+        return _enforce_frame(self.signature, as_frame(data))
+
+    def _fast_frame(self, frame: pd.DataFrame) -> pd.DataFrame | None:
+        if not frame.columns.equals(self._index):
             return None
-        rows = [[r[name] for name in names] for r in records]
-        values = np.array(rows, dtype=np.float64)
-    except (KeyError, TypeError, ValueError):
-        return None
-    if np.isnan(values).any():
-        return None
-    return pd.DataFrame(values, columns=_column_index(signature), copy=False)
+        values = frame.to_numpy()
+        if values.dtype.kind != "f":
+            return None
+        checked = values if self._all_refused else values[:, self._refused]
+        return None if np.isnan(checked).any() else frame
 
-
-@functools.lru_cache(maxsize=256)
-def _column_index(signature: Signature) -> pd.Index:
-    return pd.Index(signature.input_names)
+    def _fast_records(self, data: Any) -> pd.DataFrame | None:
+        records = [data] if isinstance(data, Mapping) else data
+        if not self._all_refused or not isinstance(records, list):
+            return None
+        try:
+            if not all(isinstance(r, Mapping) and len(r) == len(self._names) for r in records):
+                return None
+            values = np.array([[r[name] for name in self._names] for r in records], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if np.isnan(values).any():
+            return None  # the general path names the rows
+        return pd.DataFrame(values, columns=self._index, copy=False)
 
 
 def enforce(signature: Signature, data: Any) -> pd.DataFrame | np.ndarray:
-    """Check `data` against the input schema and return it in the model's column order and
-    types; raise SignatureMismatch listing every problem at once."""
-    if isinstance(signature.inputs, TensorSpec):
-        return _enforce_tensor(signature.inputs, data)
-    if not isinstance(data, pd.DataFrame):
-        fast = _records_as_doubles(signature, data)
-        if fast is not None:
-            return fast
-    frame = as_frame(data)
-    if _already_conforms(signature, frame):
-        return frame
+    """Check `data` against the input schema (see InputChecker)."""
+    return InputChecker(signature)(data)
+
+
+def _enforce_frame(signature: Signature, frame: pd.DataFrame) -> pd.DataFrame:
+    assert isinstance(signature.inputs, tuple)
     problems: list[str] = []
     expected = {c.name: c for c in signature.inputs}
     missing = [name for name in expected if name not in frame.columns]
