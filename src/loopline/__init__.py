@@ -33,6 +33,7 @@ from loopline._sdk import (
 )
 from loopline.core.entities import ArtifactEntry, Experiment, Metric, Run, RunPage, RunStatus
 from loopline.core.errors import LooplineError
+from loopline.core.registry import ModelVersion, RegisteredModel
 from loopline.tracking.active_run import ActiveRun
 
 __version__ = "0.1.0"
@@ -43,6 +44,8 @@ __all__ = [
     "Experiment",
     "LooplineError",
     "Metric",
+    "ModelVersion",
+    "RegisteredModel",
     "Run",
     "RunPage",
     "RunStatus",

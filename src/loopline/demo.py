@@ -1,8 +1,10 @@
-"""`loopline demo`: a tracked scikit-learn training on a bundled dataset, via the SDK.
+"""`loopline demo`: the loop so far, on a bundled dataset, through the public SDK.
 
 A parent run sweeps the regularisation of a logistic regression on the breast-cancer
-dataset; each setting is a child run with its params, metrics, a learning curve, the
-test predictions as a table and a confusion-matrix figure.
+dataset. Each setting is a child run with its params, a learning curve, metrics, a
+confusion matrix, and its model registered as a version. The best version is evaluated
+on held-out data and promoted to @champion through promotion gates; run the demo again
+and the new best must beat the champion significantly, or the champion stays.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,73 +23,110 @@ import loopline as ll
 from loopline.settings import Settings
 
 EXPERIMENT = "demo-breast-cancer"
+MODEL = "breast-cancer"
+POLICY = {
+    "gates": [
+        {"metric_threshold": {"metric": "roc_auc", "min": 0.95}},
+        "signature_compatible",
+        {"better_than_current": {"metric": "log_loss"}},
+        {"latency": {"p95_ms": 100}},
+    ]
+}
 
 
-def run_demo(settings: Settings, console: Console) -> str:
-    """Run the sweep and return the id of the best child run."""
-    import numpy as np
-    import pandas as pd
+def run_demo(settings: Settings, console: Console) -> ll.ModelVersion:
+    """Run the sweep, register, evaluate and promote; returns the best version."""
     from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
     from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     ll.configure(settings=settings)
     features, target = load_breast_cancer(return_X_y=True, as_frame=True)
     x_train, x_test, y_train, y_test = train_test_split(
-        features, target, test_size=0.25, random_state=7, stratify=target
+        features, target, test_size=0.3, random_state=7, stratify=target
     )
-    results = []
     started = time.perf_counter()
     with ll.start_run(EXPERIMENT, run_name="sweep-C", tags={"dataset": "breast_cancer"}) as sweep:
-        for c in (0.01, 0.1, 1.0, 10.0):
-            with ll.start_run(run_name=f"logreg-C{c}") as run:
-                run.log_params({"model": "logistic_regression", "C": c, "scaler": "standard"})
-                run.log_params({"train_rows": len(x_train), "test_rows": len(x_test)})
-                for size in (0.25, 0.5, 0.75, 1.0):  # a learning curve, one step per fraction
-                    n = int(len(x_train) * size)
-                    partial = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
-                    partial.fit(x_train[:n], y_train[:n])
-                    run.log_metric("curve/test_accuracy", partial.score(x_test, y_test), step=n)
-                model = partial
-                proba = model.predict_proba(x_test)[:, 1]
-                predicted = (proba >= 0.5).astype(int)
-                metrics = {
-                    "accuracy": accuracy_score(y_test, predicted),
-                    "f1": f1_score(y_test, predicted),
-                    "roc_auc": roc_auc_score(y_test, proba),
-                    "log_loss": log_loss(y_test, proba),
-                }
-                run.log_metrics(metrics)
-                predictions = pd.DataFrame(
-                    {"label": y_test.to_numpy(), "proba": proba, "predicted": predicted}
-                )
-                run.log_table(predictions, "predictions.parquet")
-                run.log_dict({"features": list(features.columns)}, "features.json")
-                _log_confusion_matrix(run, np.asarray(y_test), predicted)
-                results.append((run.id, run.name, metrics))
-        best_id, best_name, best = max(results, key=lambda item: item[2]["roc_auc"])
-        sweep.set_tags({"best_run": best_id})
-        sweep.log_metric("best_roc_auc", best["roc_auc"])
-    ll.flush()
+        results = [_train(c, x_train, y_train, x_test, y_test) for c in (0.01, 0.1, 1.0, 10.0)]
+        best = max(results, key=lambda item: item[1]["roc_auc"])[0]
+        sweep.set_tags({"best_version": best.uri})
+    _print_sweep(console, results, best, time.perf_counter() - started)
 
-    table = Table("run", "id", "accuracy", "f1", "roc_auc", "log_loss", title="logistic regression sweep")
-    for run_id, name, m in results:
-        style = "bold green" if run_id == best_id else None
+    held_out = x_test.assign(target=y_test.to_numpy())
+    evaluation = ll.evaluate(best.uri, held_out, "target", slices=["mean radius"], dataset_name="held-out")
+    console.print(
+        f"evaluated {best.uri} on held-out data: roc_auc {evaluation.metrics['roc_auc']:.4f}, "
+        f"single-row p95 {evaluation.latency['row_p95_ms']:.2f} ms"
+    )
+    from loopline.registry.promotion import PromotionRefused
+
+    try:
+        report = ll.promote(MODEL, best.version, "champion", policy=POLICY, data=held_out, target="target")
+        console.print(report.summary(), markup=False, highlight=False)
+    except PromotionRefused as refused:
+        console.print(refused.report.summary(), markup=False, highlight=False)
+        console.print("the champion stays where it was")
+    _print_where_to_look(console, settings, best)
+    return best
+
+
+def _train(
+    c: float, x_train: Any, y_train: Any, x_test: Any, y_test: Any
+) -> tuple[ll.ModelVersion, dict[str, float]]:
+    """One child run: a learning curve, metrics, a figure, and the model registered."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with ll.start_run(run_name=f"logreg-C{c}") as run:
+        run.log_input(x_train.assign(target=y_train.to_numpy()), "breast-cancer-train")
+        run.log_params({"model": "logistic_regression", "C": c, "scaler": "standard", "rows": len(x_train)})
+        for size in (0.25, 0.5, 0.75, 1.0):  # a learning curve, one step per fraction of the data
+            n = int(len(x_train) * size)
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+            model.fit(x_train[:n], y_train[:n])
+            run.log_metric("curve/test_accuracy", model.score(x_test, y_test), step=n)
+        proba = model.predict_proba(x_test)[:, 1]
+        predicted = (proba >= 0.5).astype(int)
+        metrics = {
+            "accuracy": accuracy_score(y_test, predicted),
+            "f1": f1_score(y_test, predicted),
+            "roc_auc": roc_auc_score(y_test, proba),
+            "log_loss": log_loss(y_test, proba),
+        }
+        run.log_metrics(metrics)
+        _log_confusion_matrix(run, y_test.to_numpy(), predicted)
+        version = run.log_model(model, MODEL, input_example=x_train.head(), description=f"C={c}")
+    return version, metrics
+
+
+def _print_sweep(
+    console: Console,
+    results: list[tuple[ll.ModelVersion, dict[str, float]]],
+    best: ll.ModelVersion,
+    seconds: float,
+) -> None:
+    table = Table(
+        "version", "run", "accuracy", "f1", "roc_auc", "log_loss", title="logistic regression sweep"
+    )
+    for version, m in results:
+        style = "bold green" if version.uri == best.uri else None
         values = (f"{m[k]:.4f}" for k in ("accuracy", "f1", "roc_auc", "log_loss"))
-        table.add_row(name, run_id[:8], *values, style=style)
+        table.add_row(version.uri, (version.run_id or "")[:8], *values, style=style)
     console.print(table)
-    console.print(f"tracked {len(results)} runs in {time.perf_counter() - started:.1f}s; best: {best_name}")
+    console.print(f"tracked and registered {len(results)} models in {seconds:.1f}s; best: {best.uri}")
+
+
+def _print_where_to_look(console: Console, settings: Settings, best: ll.ModelVersion) -> None:
+    cli = _cli_command()
     console.print(f"store:      {settings.resolved_store_uri}")
     console.print(f"artifacts:  {settings.resolved_artifacts_uri}")
-    cli = _cli_command()
     console.print("look at it:")
     console.print(f"  {cli} runs list -e {EXPERIMENT} -o 'metrics.roc_auc DESC'")
-    console.print(f"  {cli} runs show {best_id}")
-    console.print(f"  {cli} runs compare {' '.join(r[0] for r in results[:2])}")
-    return best_id
+    console.print(f"  {cli} models versions {MODEL}")
+    console.print(f"  {cli} models card {MODEL} {best.version}")
+    console.print(f"  {cli} lineage models:/{MODEL}@champion")
+    console.print(f"  {cli} models alias {MODEL}")
 
 
 def _cli_command() -> str:

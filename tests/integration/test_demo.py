@@ -6,30 +6,41 @@ import pytest
 
 from loopline.backends import local_owner, open_backends
 from loopline.cli.main import run
-from loopline.demo import EXPERIMENT
+from loopline.demo import EXPERIMENT, MODEL
 from loopline.settings import Settings
 
 
 @pytest.mark.slow
-def test_demo_tracks_a_sweep_and_says_where_to_look(
+def test_demo_tracks_registers_evaluates_and_promotes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(["--home", str(tmp_path), "demo"]) == 0
     out = capsys.readouterr().out
     assert str(tmp_path / "loopline.db") in out
-    assert "loopline runs show" in out
+    assert "models card breast-cancer" in out and "@champion: passed" in out
 
     backends = open_backends(Settings(home=tmp_path))
-    service = backends.tracking(local_owner())
-    runs = service.search_runs(EXPERIMENT, order_by=["metrics.roc_auc DESC"])
+    owner = local_owner()
+    runs = backends.tracking(owner).search_runs(EXPERIMENT)
     sweep = next(r for r in runs if r.parent_id is None)
     children = [r for r in runs if r.parent_id == sweep.id]
-    assert len(children) == 4
-    assert all(r.status.value == "FINISHED" for r in runs)
-    best = children[0]
-    assert sweep.tags["best_run"] == best.id
-    assert best.metrics["roc_auc"] > 0.95
-    assert len(service.metric_history(best.id, "curve/test_accuracy")) == 4
-    names = {a.name for a in service.list_artifacts(best.id)}
-    assert names == {"predictions.parquet", "features.json", "confusion_matrix.png"}
+    assert len(children) == 4 and all(r.status.value == "FINISHED" for r in runs)
+
+    registry = backends.registry(owner)
+    versions = registry.list_versions(MODEL)
+    assert [v.status.value for v in versions] == ["READY"] * 4
+    champion = registry.resolve(f"models:/{MODEL}@champion")
+    assert sweep.tags["best_version"] == champion.uri
+    assert champion.metrics["roc_auc"] > 0.95
+    evaluations = backends.evaluations(owner).list(MODEL, champion.version)
+    assert evaluations[0].dataset_name == "held-out"
+    run_of_champion = backends.tracking(owner).get_run(champion.run_id or "")
+    assert len(backends.tracking(owner).metric_history(run_of_champion.id, "curve/test_accuracy")) == 4
+    assert "confusion_matrix.png" in {
+        a.name for a in backends.tracking(owner).list_artifacts(run_of_champion.id)
+    }
+
+    assert run(["--home", str(tmp_path), "demo"]) == 0  # again: an equal model does not unseat the champion
+    assert "the champion stays where it was" in capsys.readouterr().out
+    assert registry.resolve(f"models:/{MODEL}@champion").version == champion.version
     backends.close()

@@ -74,3 +74,37 @@ def test_eight_processes_opening_one_new_database_migrate_it_once(store_url: str
     # every process saw the same single store_info row: the initial migration ran once
     assert all(isinstance(result, list) and len(result) == 1 for result in results), results
     assert len({result[0] for result in results}) == 1  # type: ignore[index]
+
+
+def test_upgrading_a_database_of_the_first_schema_keeps_its_runs(store_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    db = Database(create_store_engine(store_url))
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["version_table"] = VERSION_TABLE
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    db.write(
+        lambda conn: conn.execute(
+            text("INSERT INTO projects (id, name, description, created_at) VALUES (1, 'default', '', 1)")
+        )
+    )
+    db.write(
+        lambda conn: conn.execute(
+            text(
+                "INSERT INTO experiments (id, project_id, name, description, created_at, created_by)"
+                " VALUES (1, 1, 'old', '', 1, 'me')"
+            )
+        )
+    )
+    db.dispose()
+    store = open_metadata_store(store_url)  # migrates 0001 -> head on open
+    try:
+        assert store.db.read(schema_revision) == HEAD_REVISION
+        assert [e.name for e in store.experiments.list_experiments()] == ["old"]
+        assert store.registry.list_models() == []
+    finally:
+        store.close()

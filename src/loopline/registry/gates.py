@@ -170,7 +170,7 @@ class BetterThanCurrent:
         new_value = _metric_on(self.metric, new, ctx.task, everything)
         old_value = _metric_on(self.metric, old, ctx.task, everything)
         sign = -1.0 if self.metric in LOWER_IS_BETTER else 1.0
-        gain = sign * (new_value - old_value)
+        gain = sign * (new_value - old_value) + 0.0  # + 0.0: no "-0" in reports
         test = self.test if self.test != "auto" else ("mcnemar" if self.metric == "accuracy" else "bootstrap")
         p_value, detail = (
             self._mcnemar(new, old) if test == "mcnemar" else self._bootstrap(new, old, ctx.task, sign)
