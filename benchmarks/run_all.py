@@ -1,4 +1,5 @@
-"""Run loopline's and MLflow's tracking benchmarks one after the other and compare them.
+"""Run loopline's and MLflow's benchmarks one after the other and compare them: tracking,
+then model loading and prediction (benchmarks.model_serving).
 
     .venv/bin/python -m benchmarks.run_all [--runs 100000] [--postgres URL] [--quick]
 
@@ -136,6 +137,9 @@ def main() -> None:
     results = {"loopline": ours, "mlflow": mlflow, "mlflow_analyzed": analyzed}
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
     print("\n".join(lines))
+    print()
+    # model loading and prediction, per flavor and against MLflow's pyfunc
+    subprocess.run([sys.executable, "-m", "benchmarks.model_serving"], check=True, cwd=HERE.parent)
 
 
 if __name__ == "__main__":
