@@ -7,7 +7,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -98,6 +98,22 @@ def seeded_random() -> random.Random:
 @pytest.fixture
 def rng() -> random.Random:
     return seeded_random()
+
+
+Invoke = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Invoke:
+    """Runs `loopline ...` in-process against the test store; returns (exit code, stdout, stderr)."""
+    from loopline.cli.main import run
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        code = run(["--store-uri", store_url, "--artifacts-uri", str(tmp_path / "artifacts"), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
 
 
 def free_port() -> int:

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
-from loopline.cli.main import run
 from loopline.core.entities import Metric, RunStatus
 from loopline.store import open_metadata_store
 from loopline.store.migrate import HEAD_REVISION
 from loopline.tracking.service import TrackingService
-
-Invoke = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Invoke:
-    """Runs `loopline ...` against the test store; returns (exit code, stdout, stderr)."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        code = run(["--store-uri", store_url, "--artifacts-uri", str(tmp_path / "artifacts"), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
+from tests.conftest import Invoke
 
 
 @pytest.fixture

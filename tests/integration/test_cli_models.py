@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -11,20 +10,8 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-from loopline.cli.main import run
 from loopline.tracking.tracker import Tracker
-
-Invoke = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Invoke:
-    def invoke(*args: str) -> tuple[int, str, str]:
-        code = run(["--store-uri", store_url, "--artifacts-uri", str(tmp_path / "artifacts"), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
+from tests.conftest import Invoke
 
 
 @pytest.fixture
