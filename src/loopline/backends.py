@@ -12,11 +12,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from loopline.artifacts import BlobStore
+from loopline.artifacts.tables import TableArea
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
 from loopline.registry.evaluation import EvaluationService
 from loopline.registry.promotion import PromotionService
 from loopline.registry.service import RegistryService
+from loopline.serving.deployments import DeploymentService
 from loopline.settings import Settings
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.tracking.service import TrackingService
@@ -38,6 +40,14 @@ class Backends:
 
     def promotion(self, principal: Principal) -> PromotionService:
         return PromotionService(self.store, self.blobs, principal)
+
+    def deployments(self, principal: Principal) -> DeploymentService:
+        return DeploymentService(self.store, self.blobs, principal)
+
+    @property
+    def tables(self) -> TableArea:
+        """Parquet tables (prediction logs, feedback) beside the blobs."""
+        return TableArea(f"{self.blobs.url.rstrip('/')}/tables", self.blobs.storage_options)
 
     def close(self) -> None:
         self.store.close()

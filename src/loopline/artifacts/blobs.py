@@ -32,7 +32,8 @@ class BlobStore:
         import fsspec
 
         self.url = url
-        self._fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        self.storage_options = dict(storage_options or {})
+        self._fs, root = fsspec.core.url_to_fs(url, **self.storage_options)
         self._root = root.rstrip("/")
         self._local = "file" in self._fs.protocol or "local" in self._fs.protocol
         if self._local:

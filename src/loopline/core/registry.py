@@ -72,3 +72,25 @@ class LineageEdge:
     dst_key: str
     label: str
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A named endpoint and the traffic policy that routes its requests to model versions."""
+
+    name: str
+    policy: dict[str, Any]
+    revision: int
+    created_at: int
+    created_by: str
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRevision:
+    name: str
+    revision: int
+    policy: dict[str, Any]
+    at: int
+    actor: str
+    reason: str

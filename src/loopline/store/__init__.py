@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopline.store.artifact_index import SqlArtifactIndex
 from loopline.store.database import Database
+from loopline.store.deployments import SqlDeploymentStore
 from loopline.store.engine import create_store_engine
 from loopline.store.evaluations import SqlEvaluationStore
 from loopline.store.experiments import SqlExperimentStore
@@ -12,6 +13,7 @@ from loopline.store.metrics import SqlMetricStore
 from loopline.store.migrate import ensure_schema
 from loopline.store.protocols import (
     ArtifactIndex,
+    DeploymentStore,
     EvaluationStore,
     ExperimentStore,
     LineageStore,
@@ -24,6 +26,7 @@ from loopline.store.runs import RunKeys, SqlRunStore
 
 __all__ = [
     "ArtifactIndex",
+    "DeploymentStore",
     "EvaluationStore",
     "ExperimentStore",
     "LineageStore",
@@ -48,6 +51,7 @@ class MetadataStore:
         self.registry: RegistryStore = SqlRegistryStore(db, keys)
         self.evaluations: EvaluationStore = SqlEvaluationStore(db)
         self.lineage: LineageStore = SqlLineageStore(db)
+        self.deployments: DeploymentStore = SqlDeploymentStore(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -15,7 +15,14 @@ from loopline.core.entities import (
     RunStatus,
     Source,
 )
-from loopline.core.registry import AliasEvent, LineageEdge, ModelVersion, RegisteredModel
+from loopline.core.registry import (
+    AliasEvent,
+    Deployment,
+    DeploymentRevision,
+    LineageEdge,
+    ModelVersion,
+    RegisteredModel,
+)
 from loopline.core.search import Expr, OrderKey
 
 
@@ -169,3 +176,27 @@ class LineageStore(Protocol):
     def add_edges(self, edges: Sequence[LineageEdge]) -> None: ...
 
     def edges_touching(self, nodes: Sequence[tuple[str, str]]) -> list[LineageEdge]: ...
+
+
+class DeploymentStore(Protocol):
+    def create(
+        self, name: str, policy: Mapping[str, Any], actor: str, at: int, reason: str
+    ) -> Deployment: ...
+
+    def get(self, name: str) -> Deployment: ...
+
+    def list_all(self) -> list[Deployment]: ...
+
+    def set_policy(
+        self,
+        name: str,
+        policy: Mapping[str, Any],
+        actor: str,
+        at: int,
+        reason: str,
+        expected_revision: int | None,
+    ) -> Deployment: ...
+
+    def revisions(self, name: str) -> list[DeploymentRevision]: ...
+
+    def delete(self, name: str, at: int) -> None: ...

@@ -270,3 +270,30 @@ lineage_edges = Table(
     Column("created_at", BigInteger, nullable=False),
     Index(None, "dst_kind", "dst_key"),
 )
+
+# --- deployments ----------------------------------------------------------------------
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("policy", Text, nullable=False),  # the current traffic policy, JSON
+    Column("revision", Integer, nullable=False),  # bumped on every policy change
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),
+)
+
+# Every policy a deployment has had: the audit trail, and what rollback goes back to.
+deployment_revisions = Table(
+    "deployment_revisions",
+    metadata,
+    Column("deployment_id", Integer, ForeignKey("deployments.id"), primary_key=True),
+    Column("revision", Integer, primary_key=True, autoincrement=False),
+    Column("policy", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(250), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)

@@ -38,6 +38,11 @@ class Predictor(Protocol):
 
     def predict_proba(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray | None: ...
 
+    def for_arrays(self) -> Predictor | None:
+        """A predictor that takes a float matrix in signature column order in place of a
+        DataFrame (faster to serve), or None. Callers check it on the input example."""
+        ...
+
 
 class Flavor(Protocol):
     name: ClassVar[str]

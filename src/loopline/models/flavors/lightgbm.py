@@ -31,6 +31,9 @@ class _LightGBMPredictor:
         raw = np.asarray(self._booster.predict(inputs))
         return np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
 
+    def for_arrays(self) -> _LightGBMPredictor:
+        return self  # takes arrays as they are
+
 
 class LightGBMFlavor:
     name: ClassVar[str] = "lightgbm"

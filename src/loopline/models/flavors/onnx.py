@@ -51,6 +51,9 @@ class _OnnxPredictor:
             return None
         return np.asarray(self._run(inputs)[1])
 
+    def for_arrays(self) -> _OnnxPredictor | None:
+        return self if len(self._inputs) == 1 else None  # one input: a float matrix already
+
 
 class OnnxFlavor:
     name: ClassVar[str] = "onnx"

@@ -32,6 +32,9 @@ class _PythonPredictor:
         method = getattr(self._model, "predict_proba", None)
         return None if method is None else np.asarray(method(inputs))
 
+    def for_arrays(self) -> None:
+        return None  # arbitrary code: whether it takes arrays is unknowable
+
 
 class PythonFunctionFlavor:
     name: ClassVar[str] = "python_function"

@@ -56,6 +56,9 @@ class _TorchPredictor:
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
 
+    def for_arrays(self) -> _TorchPredictor:
+        return self  # takes arrays as they are
+
 
 class PyTorchFlavor:
     """Classifiers pass `classes` when logged: outputs are then logits, one per class."""

@@ -7,6 +7,7 @@ never read from the file being loaded. A caller can add types for custom estimat
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,6 +52,29 @@ class _SklearnPredictor:
 
     def predict_proba(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray | None:
         return None if self._proba is None else np.asarray(self._proba(inputs))
+
+    def for_arrays(self) -> _SklearnPredictor:
+        """A copy that forgets the feature names it was fitted with, so that it takes plain
+        arrays without warnings. Only safe when columns arrive in the fitted order, which
+        the signature guarantees; a model that selects columns by name fails the caller's
+        check on the input example and keeps taking DataFrames."""
+        return _SklearnPredictor(_without_feature_names(copy.deepcopy(self._model)))
+
+
+def _without_feature_names(model: Any) -> Any:
+    pending = [model]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, list | tuple):
+            pending.extend(item)
+        elif hasattr(item, "get_params") and hasattr(item, "__dict__"):
+            item.__dict__.pop("feature_names_in_", None)
+            pending.extend(vars(item).values())
+    return model
 
 
 class SklearnFlavor:

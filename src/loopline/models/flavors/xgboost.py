@@ -37,6 +37,9 @@ class _XGBoostPredictor:
             return None
         return np.asarray(self._model.predict_proba(inputs))
 
+    def for_arrays(self) -> _XGBoostPredictor:
+        return self  # takes arrays as they are
+
 
 class XGBoostFlavor:
     name: ClassVar[str] = "xgboost"

@@ -1,0 +1,189 @@
+"""`loopline deployments ...`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopline.backends import local_owner
+from loopline.cli.context import cli_context, print_json
+from loopline.cli.render import when
+from loopline.core.errors import InvalidInput
+from loopline.serving.policy import TrafficPolicy
+
+app = typer.Typer(
+    help="Deployments: named endpoints with traffic policies over model versions.", no_args_is_help=True
+)
+JSON = typer.Option(False, "--json", help="Print JSON.")
+MODEL = typer.Option(None, "--model", help="The model URI that answers (the stable or primary one).")
+CANARY = typer.Option(None, "--canary", help="A second model URI taking --percent of the traffic.")
+PERCENT = typer.Option(10.0, "--percent", help="Share of the canary, in percent.")
+SHADOW = typer.Option(None, "--shadow", help="A model URI that answers every request in the shadow.")
+ARM = typer.Option(None, "--arm", help="A/B arm NAME=URI[:WEIGHT] (repeatable).")
+KEY = typer.Option(None, "--key", help="A/B stickiness: field:NAME or header:NAME.")
+REASON = typer.Option("", "--reason", help="Why; recorded with the revision.")
+
+
+def policy_from_options(
+    model: str | None,
+    canary: str | None,
+    percent: float,
+    shadow: str | None,
+    arms: list[str] | None,
+    key: str | None,
+) -> TrafficPolicy:
+    if arms:
+        if model or canary or shadow:
+            raise InvalidInput(
+                "--arm describes an A/B test on its own; leave out --model, --canary and --shadow"
+            )
+        parsed = []
+        for spec in arms:
+            name, _, rest = spec.partition("=")
+            target, _, weight = rest.rpartition(":") if rest.count(":") > 1 else (rest, "", "1")
+            if not name or not target:
+                raise InvalidInput(f"--arm {spec!r}: write NAME=URI or NAME=URI:WEIGHT")
+            try:
+                parsed.append((name, target, float(weight or 1)))
+            except ValueError:
+                raise InvalidInput(f"--arm {spec!r}: the weight {weight!r} is not a number") from None
+        if key is None:
+            raise InvalidInput("an A/B test needs --key field:NAME or --key header:NAME")
+        return TrafficPolicy.ab(parsed, key)
+    if model is None:
+        raise InvalidInput("say which model answers: --model models:/NAME@ALIAS (or --arm for an A/B test)")
+    if canary and shadow:
+        raise InvalidInput("choose a canary or a shadow, not both")
+    if canary:
+        return TrafficPolicy.canary(model, canary, percent)
+    if shadow:
+        return TrafficPolicy.shadow(model, shadow)
+    return TrafficPolicy.single(model)
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Deployment name (the endpoint /v1/deployments/NAME)."),
+    model: str | None = MODEL,
+    canary: str | None = CANARY,
+    percent: float = PERCENT,
+    shadow: str | None = SHADOW,
+    arm: list[str] | None = ARM,
+    key: str | None = KEY,
+    reason: str = REASON,
+    json_: bool = JSON,
+) -> None:
+    """Create a deployment."""
+    service = cli_context(ctx).backends.deployments(local_owner())
+    deployment = service.create(name, policy_from_options(model, canary, percent, shadow, arm, key), reason)
+    if json_:
+        print_json(deployment)
+    else:
+        Console().print(f"created {deployment.name}: {service.policy(deployment.name).describe()}")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_: bool = JSON) -> None:
+    """List deployments."""
+    service = cli_context(ctx).backends.deployments(local_owner())
+    found = service.list_all()
+    if json_:
+        print_json(found)
+        return
+    table = Table("name", "revision", "policy", "updated (UTC)")
+    for d in found:
+        table.add_row(
+            d.name,
+            str(d.revision),
+            TrafficPolicy.from_dict(d.policy).describe(),
+            when(d.updated_at, compact=True),
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name."), json_: bool = JSON
+) -> None:
+    """A deployment: its policy, the versions it serves now, and its history."""
+    service = cli_context(ctx).backends.deployments(local_owner())
+    deployment = service.get(name)
+    policy = service.policy(name)
+    serving = {arm: version.uri for arm, version in service.resolve(policy).items()}
+    history = service.revisions(name)
+    if json_:
+        print_json({"deployment": deployment, "serving": serving, "revisions": history})
+        return
+    console = Console()
+    console.print(f"[bold]{deployment.name}[/bold] revision {deployment.revision}: {policy.describe()}")
+    for arm, uri in serving.items():
+        console.print(f"  {arm} -> {uri}")
+    table = Table("revision", "when (UTC)", "by", "policy", "reason", title="history")
+    for r in history:
+        table.add_row(
+            str(r.revision),
+            when(r.at, compact=True),
+            r.actor,
+            TrafficPolicy.from_dict(r.policy).describe(),
+            r.reason,
+        )
+    console.print(table)
+
+
+@app.command("set-traffic")
+def set_traffic(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Deployment name."),
+    model: str | None = MODEL,
+    canary: str | None = CANARY,
+    percent: float = PERCENT,
+    shadow: str | None = SHADOW,
+    arm: list[str] | None = ARM,
+    key: str | None = KEY,
+    reason: str = REASON,
+) -> None:
+    """Change the traffic policy; running servers follow within seconds."""
+    service = cli_context(ctx).backends.deployments(local_owner())
+    changed = service.set_traffic(name, policy_from_options(model, canary, percent, shadow, arm, key), reason)
+    Console().print(f"{changed.name} revision {changed.revision}: {service.policy(name).describe()}")
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name."), reason: str = REASON
+) -> None:
+    """Go back to the previous traffic policy (recorded as a new revision)."""
+    service = cli_context(ctx).backends.deployments(local_owner())
+    changed = service.rollback(name, reason)
+    Console().print(f"{changed.name} revision {changed.revision}: {service.policy(name).describe()}")
+
+
+@app.command()
+def delete(ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name.")) -> None:
+    """Delete a deployment (its history and logs stay)."""
+    cli_context(ctx).backends.deployments(local_owner()).delete(name)
+    Console().print(f"deleted deployment {name}")
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Deployment name."),
+    to: Path = typer.Option(..., "--to", help="Folder to write the Dockerfile and manifests into."),
+    image: str = typer.Option("loopline-serving:latest", help="Container image the manifests run."),
+    replicas: int = typer.Option(2, help="Replicas to start with."),
+    max_replicas: int = typer.Option(10, help="The autoscaler's ceiling."),
+) -> None:
+    """Write a Dockerfile and Kubernetes manifests that serve the deployment."""
+    from loopline.serving.export import export_deployment
+
+    service = cli_context(ctx).backends.deployments(local_owner())
+    written = export_deployment(
+        service.get(name), to, image=image, replicas=replicas, max_replicas=max_replicas
+    )
+    for path in written:
+        Console().print(f"wrote {path}")

@@ -1,0 +1,313 @@
+"""The online server: a raw ASGI app (every microsecond of a framework shows at thousands
+of requests a second, measured in benchmarks/).
+
+    POST /v1/deployments/{name}/predict    predictions (JSON, CSV or Parquet body)
+    POST /v1/deployments/{name}/feedback   ground-truth labels for earlier request ids
+    GET  /v1/deployments                   what this server serves
+    GET  /health   /ready   /metrics
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from loopline.core.errors import InvalidInput, SignatureMismatch
+from loopline.serving import payloads
+from loopline.serving.http import (
+    HttpError,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    respond,
+    respond_error,
+    respond_json,
+)
+from loopline.serving.metrics import ServingMetrics
+from loopline.serving.predlog import FeedbackChunk, PredictionChunk, PredictionLog
+from loopline.serving.runtime import DeploymentRuntime, RoutingState, ServedArm
+
+log = logging.getLogger("loopline.serving")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_ROUTE = re.compile(r"/v1/deployments/(?P<name>[^/]+)/(?P<action>predict|feedback)")
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    max_body_bytes: int = 4 * 1024 * 1024
+    timeout: float = 30.0
+
+
+class ServingApp:
+    def __init__(
+        self,
+        runtimes: Mapping[str, DeploymentRuntime],
+        prediction_log: PredictionLog,
+        metrics: ServingMetrics,
+        options: HttpOptions = HttpOptions(),
+    ) -> None:
+        self.runtimes = dict(runtimes)
+        self.log = prediction_log
+        self.metrics = metrics
+        self.options = options
+        self._background: set[asyncio.Task[None]] = set()
+        self.started = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            await self._route(scope, receive, send)
+        except HttpError as error:
+            if error.status != 499:
+                name = _ROUTE.fullmatch(scope["path"])
+                self.metrics.errors.labels(name["name"] if name else "", str(error.status)).inc()
+                await respond_error(send, error)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        match = _ROUTE.fullmatch(path)
+        if match is not None:
+            if method != "POST":
+                raise HttpError(405, f"{path} takes POST")
+            runtime = self.runtimes.get(match["name"])
+            if runtime is None:
+                raise HttpError(
+                    404, f"no deployment {match['name']!r} on this server", served=sorted(self.runtimes)
+                )
+            if match["action"] == "predict":
+                await self._predict(runtime, scope, receive, send)
+            else:
+                await self._feedback(runtime, scope, receive, send)
+        elif path == "/health":
+            await respond_json(send, 200, {"status": "alive"})
+        elif path == "/ready":
+            await self._ready(send)
+        elif path == "/metrics":
+            body, content_type = self.metrics.render()
+            await respond(send, 200, body, content_type.encode())
+        elif path == "/v1/deployments" and method == "GET":
+            await respond_json(
+                send, 200, {"deployments": [self._describe(r) for r in self.runtimes.values()]}
+            )
+        else:
+            raise HttpError(404, f"no route {method} {path}")
+
+    # predictions -----------------------------------------------------------------------
+
+    async def _predict(self, runtime: DeploymentRuntime, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        state = runtime.state
+        if state is None:
+            raise HttpError(503, f"deployment {runtime.name!r} is still loading")
+        body = await read_body(scope, receive, self.options.max_body_bytes)
+        payload = payloads.parse(header(scope, b"content-type"), body)
+        key, payload = self._sticky_key(state, scope, payload)
+        served = state.answering(key)
+        request_id = self._request_id(scope)
+        try:
+            predicted, proba, inputs = await asyncio.wait_for(
+                self._score(served, payload), self.options.timeout
+            )
+        except SignatureMismatch as exc:
+            raise HttpError(422, str(exc), problems=exc.problems) from None
+        except InvalidInput as exc:
+            raise HttpError(422, str(exc)) from None
+        except TimeoutError:
+            raise HttpError(504, f"the model did not answer within {self.options.timeout} s") from None
+        except Exception as exc:  # the model itself failed: a server error, said plainly
+            log.exception("deployment %s, %s failed", runtime.name, served.version.uri)
+            raise HttpError(500, f"the model failed: {type(exc).__name__}") from None
+        seconds = time.perf_counter() - started
+        version = served.version
+        answer: dict[str, Any] = {
+            "request_id": request_id,
+            "deployment": runtime.name,
+            "arm": served.arm.name,
+            "model": version.uri,
+            "version": version.version,
+            "predictions": predicted,
+        }
+        if proba is not None:
+            answer["probabilities"] = proba
+            answer["classes"] = served.model.classes
+        # Logged before it is answered: every answer a client sees is in the log (and a full
+        # log buffer slows answers down rather than losing rows).
+        await self.log.append(
+            self._chunk(request_id, runtime.name, served, seconds, inputs, predicted, proba)
+        )
+        await respond(send, 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY))
+        self.metrics.observe(runtime.name, version.version, served.arm.name, seconds, predicted, proba)
+        shadow = state.shadow
+        if shadow is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._shadow(runtime.name, shadow, payload, request_id)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _score(
+        self, served: ServedArm, payload: payloads.Payload
+    ) -> tuple[np.ndarray, np.ndarray | None, Any]:
+        if served.scorer is not None:
+            matrix = payload.matrix(served.columns)
+            if matrix is not None and not np.isnan(matrix).any():
+                if served.batcher is not None:
+                    predicted, proba = await served.batcher.score(matrix)
+                else:
+                    predicted, proba = served.scorer(matrix)
+                return predicted, proba, matrix
+        return served.model.score(payload.to_frame())  # checks the signature, says what is wrong
+
+    def _chunk(
+        self,
+        request_id: str,
+        deployment: str,
+        served: ServedArm,
+        seconds: float,
+        inputs: Any,
+        predicted: Any,
+        proba: Any,
+    ) -> PredictionChunk:
+        return PredictionChunk(
+            request_id=request_id,
+            at_ms=time.time_ns() // 1_000_000,
+            deployment=deployment,
+            arm=served.arm.name,
+            model=served.version.model,
+            version=served.version.version,
+            latency_ms=seconds * 1000,
+            columns=served.columns,
+            inputs=inputs,
+            predictions=np.asarray(predicted),
+            proba=proba,
+            classes=served.model.classes,
+        )
+
+    async def _shadow(
+        self, deployment: str, served: ServedArm, payload: payloads.Payload, request_id: str
+    ) -> None:
+        """The shadow arm answers the same request; its answer is logged, never returned."""
+        started = time.perf_counter()
+        try:
+            predicted, proba, inputs = await self._score(served, payload)
+        except Exception as exc:  # a failing shadow must never affect the answer
+            self.metrics.errors.labels(deployment, "shadow").inc()
+            log.warning("shadow %s failed on request %s: %s", served.version.uri, request_id, exc)
+            return
+        seconds = time.perf_counter() - started
+        self.metrics.observe(deployment, served.version.version, served.arm.name, seconds, predicted, proba)
+        await self.log.append(self._chunk(request_id, deployment, served, seconds, inputs, predicted, proba))
+
+    def _sticky_key(
+        self, state: RoutingState, scope: Scope, payload: payloads.Payload
+    ) -> tuple[str | None, payloads.Payload]:
+        spec = state.policy.key
+        if spec is None:
+            return None, payload
+        where, name = spec.split(":", 1)
+        if where == "header":
+            value = header(scope, name.lower().encode("latin-1"))
+        else:
+            value = payload.first_value(name)
+            served_columns = next(iter(state.arms.values())).columns
+            if name not in served_columns:
+                payload = payload.without(name)  # a routing key, not a model input
+        if value is None:
+            raise HttpError(422, f"this deployment runs an A/B test keyed by {spec}; the request lacks it")
+        return str(value), payload
+
+    def _request_id(self, scope: Scope) -> str:
+        given = header(scope, b"x-request-id")
+        return given if given is not None and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+    # feedback, readiness ---------------------------------------------------------------
+
+    async def _feedback(self, runtime: DeploymentRuntime, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(scope, receive, self.options.max_body_bytes)
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+        labels = document.get("labels") if isinstance(document, dict) else None
+        if not isinstance(labels, list) or not labels:
+            raise HttpError(422, 'send {"labels": [{"request_id": "...", "label": ...}, ...]}')
+        ids, rows, values = [], [], []
+        for i, item in enumerate(labels):
+            if (
+                not isinstance(item, dict)
+                or "label" not in item
+                or not isinstance(item.get("request_id"), str)
+            ):
+                raise HttpError(422, f"labels[{i}] needs a string request_id and a label")
+            row = item.get("row", 0)
+            if not isinstance(row, int) or row < 0:
+                raise HttpError(422, f"labels[{i}].row must be a row number")
+            ids.append(item["request_id"])
+            rows.append(row)
+            values.append(item["label"])
+        await self.log.append(FeedbackChunk(runtime.name, time.time_ns() // 1_000_000, ids, rows, values))
+        await respond_json(send, 202, {"accepted": len(values)})
+
+    async def _ready(self, send: Send) -> None:
+        loading = [name for name, runtime in self.runtimes.items() if runtime.state is None]
+        ready = self.started and not loading
+        await respond_json(
+            send,
+            200 if ready else 503,
+            {"ready": ready, "loading": loading, "log_errors": self.log.errors[-5:]},
+        )
+
+    def _describe(self, runtime: DeploymentRuntime) -> dict[str, Any]:
+        state = runtime.state
+        if state is None:
+            return {"name": runtime.name, "loading": True}
+        return {
+            "name": runtime.name,
+            "revision": state.revision,
+            "policy": state.policy.to_dict(),
+            "arms": {name: arm.version.uri for name, arm in state.arms.items()},
+        }
+
+    # lifespan --------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for runtime in self.runtimes.values():
+                        await runtime.start()
+                    self.log.start()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                self.started = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def shutdown(self) -> None:
+        """In-flight requests are done (the server waited for them); write what they logged."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        for runtime in self.runtimes.values():
+            await runtime.close()
+        await self.log.close()

@@ -1,0 +1,105 @@
+"""Deployments: named endpoints whose traffic policy is stored, versioned and audited."""
+
+from __future__ import annotations
+
+from loopline.artifacts import BlobStore
+from loopline.core.clock import now_ms
+from loopline.core.entities import Principal
+from loopline.core.errors import Conflict, InvalidInput, NotFound
+from loopline.core.registry import Deployment, DeploymentRevision, ModelVersion, VersionStatus
+from loopline.registry.names import model_name
+from loopline.registry.service import RegistryService
+from loopline.registry.uris import parse_model_uri
+from loopline.serving.policy import TrafficPolicy
+from loopline.store import MetadataStore
+
+
+class DeploymentService:
+    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+        self._store = store
+        self.principal = principal
+        self.registry = RegistryService(store, blobs, principal)
+
+    def resolve(self, policy: TrafficPolicy) -> dict[str, ModelVersion]:
+        """The version each arm serves now (aliases resolved); every one must be READY."""
+        served = {}
+        for arm in policy.arms:
+            version = self.registry.resolve(arm.target)
+            if version.status is not VersionStatus.READY or version.deleted:
+                raise Conflict(f"arm {arm.name!r}: {version.uri} is not servable ({version.status.value})")
+            served[arm.name] = version
+        return served
+
+    def _record_lineage(self, name: str, policy: TrafficPolicy) -> None:
+        for arm, version in self.resolve(policy).items():
+            if version.digest is not None:
+                self.registry.lineage.link(
+                    ("model_version", version.digest), "deployed_in", ("deployment", name), arm
+                )
+
+    def create(self, name: str, policy: TrafficPolicy, reason: str = "") -> Deployment:
+        name = model_name(name)
+        self.resolve(policy)
+        created = self._store.deployments.create(
+            name, policy.to_dict(), self.principal.name, now_ms(), reason
+        )
+        self._record_lineage(name, policy)
+        return created
+
+    def get(self, name: str) -> Deployment:
+        return self._store.deployments.get(model_name(name))
+
+    def policy(self, name: str) -> TrafficPolicy:
+        return TrafficPolicy.from_dict(self.get(name).policy)
+
+    def list_all(self) -> list[Deployment]:
+        return self._store.deployments.list_all()
+
+    def set_traffic(
+        self, name: str, policy: TrafficPolicy, reason: str = "", expected_revision: int | None = None
+    ) -> Deployment:
+        """Change the policy; running servers pick it up within seconds."""
+        name = model_name(name)
+        self.resolve(policy)
+        changed = self._store.deployments.set_policy(
+            name, policy.to_dict(), self.principal.name, now_ms(), reason, expected_revision
+        )
+        self._record_lineage(name, policy)
+        return changed
+
+    def revisions(self, name: str) -> list[DeploymentRevision]:
+        return self._store.deployments.revisions(model_name(name))
+
+    def rollback(self, name: str, reason: str = "") -> Deployment:
+        """Go back to the policy before the current one (as a new revision, on the record)."""
+        history = self.revisions(name)
+        if len(history) < 2:
+            raise Conflict(f"deployment {name!r} has no earlier policy to roll back to")
+        current, previous = history[-1], history[-2]
+        return self.set_traffic(
+            name,
+            TrafficPolicy.from_dict(previous.policy),
+            reason or f"rollback from revision {current.revision} to {previous.revision}",
+            expected_revision=current.revision,
+        )
+
+    def delete(self, name: str) -> None:
+        self._store.deployments.delete(model_name(name), now_ms())
+
+    def for_model(self, uri: str, name: str | None = None) -> Deployment:
+        """The deployment `loopline serve URI` serves: named after the model unless `name`
+        is given, created with a single-version policy if it does not exist."""
+        ref = parse_model_uri(uri)
+        deployment_name = model_name(name or ref.name)
+        wanted = TrafficPolicy.single(str(ref))
+        try:
+            existing = self.get(deployment_name)
+        except NotFound:
+            return self.create(deployment_name, wanted, reason=f"created to serve {ref}")
+        if TrafficPolicy.from_dict(existing.policy) != wanted:
+            raise InvalidInput(
+                f"deployment {deployment_name!r} exists with another policy "
+                f"({TrafficPolicy.from_dict(existing.policy).describe()}); serve it with --deployment "
+                f"{deployment_name}, or pick another --name"
+            )
+        return existing

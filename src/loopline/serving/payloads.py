@@ -1,0 +1,140 @@
+"""Request bodies: JSON records or columns, CSV, Parquet. Never anything that unpickles.
+
+JSON takes `{"records": [{column: value, ...}, ...]}` or
+`{"columns": [...], "data": [[...], ...]}`. The fast path turns either straight into a
+float matrix in the model's column order; anything unusual goes through a DataFrame and
+the signature check, which says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from loopline.serving.http import HttpError
+
+JSON = "application/json"
+CSV = "text/csv"
+PARQUET = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
+
+
+@dataclass
+class Payload:
+    records: list[dict[str, Any]] | None = None
+    columns: list[str] | None = None
+    data: list[list[Any]] | None = None
+    frame: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        if self.records is not None:
+            return len(self.records)
+        if self.data is not None:
+            return len(self.data)
+        assert self.frame is not None
+        return len(self.frame)
+
+    def first_value(self, field: str) -> Any:
+        """The field's value in the first row (A/B keys), or None."""
+        if self.records is not None:
+            return self.records[0].get(field)
+        if self.columns is not None and self.data is not None:
+            return self.data[0][self.columns.index(field)] if field in self.columns else None
+        assert self.frame is not None
+        return self.frame[field].iloc[0] if field in self.frame.columns else None
+
+    def without(self, field: str) -> Payload:
+        if self.records is not None:
+            return Payload(records=[{k: v for k, v in r.items() if k != field} for r in self.records])
+        if self.columns is not None and self.data is not None:
+            if field not in self.columns:
+                return self
+            i = self.columns.index(field)
+            return Payload(
+                columns=self.columns[:i] + self.columns[i + 1 :], data=[r[:i] + r[i + 1 :] for r in self.data]
+            )
+        assert self.frame is not None
+        return Payload(frame=self.frame.drop(columns=[field], errors="ignore"))
+
+    def matrix(self, columns: list[str]) -> np.ndarray | None:
+        """The rows as a float matrix in `columns` order, or None if they do not fit one."""
+        try:
+            if self.records is not None:
+                if any(len(r) != len(columns) for r in self.records):
+                    return None
+                return np.array([[r[c] for c in columns] for r in self.records], dtype=np.float64)
+            if self.columns is not None and self.data is not None:
+                if sorted(self.columns) != sorted(columns):
+                    return None
+                values = np.array(self.data, dtype=np.float64)
+                if values.ndim != 2 or values.shape[1] != len(columns):
+                    return None
+                return (
+                    values if self.columns == columns else values[:, [self.columns.index(c) for c in columns]]
+                )
+            assert self.frame is not None
+            if sorted(map(str, self.frame.columns)) != sorted(columns):
+                return None
+            return self.frame[columns].to_numpy(dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def to_frame(self) -> pd.DataFrame:
+        if self.records is not None:
+            return pd.DataFrame.from_records(self.records)
+        if self.columns is not None and self.data is not None:
+            return pd.DataFrame(self.data, columns=self.columns)
+        assert self.frame is not None
+        return self.frame
+
+
+def parse(content_type: str | None, body: bytes) -> Payload:
+    kind = (content_type or JSON).split(";", 1)[0].strip().lower()
+    if kind == JSON:
+        payload = _json(body)
+    elif kind == CSV:
+        try:
+            payload = Payload(frame=pd.read_csv(io.BytesIO(body)))
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise HttpError(400, f"the CSV body does not parse: {' '.join(str(exc).split())[:200]}") from None
+    elif kind in PARQUET:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            payload = Payload(frame=pq.read_table(io.BytesIO(body)).to_pandas())
+        except (pa.ArrowException, OSError) as exc:
+            raise HttpError(400, f"the Parquet body does not parse: {exc}") from None
+    else:
+        raise HttpError(415, f"content type {kind!r} is not accepted; send {JSON}, {CSV} or {PARQUET[0]}")
+    if len(payload) == 0:
+        raise HttpError(422, "the request has no rows to predict")
+    return payload
+
+
+def _json(body: bytes) -> Payload:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise HttpError(422, 'send {"records": [...]} or {"columns": [...], "data": [[...]]}')
+    if "records" in document:
+        records = document["records"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise HttpError(422, "'records' must be a list of objects, one per row")
+        return Payload(records=records)
+    if "columns" in document and "data" in document:
+        columns, data = document["columns"], document["data"]
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise HttpError(422, "'columns' must be a list of column names")
+        if not isinstance(data, list) or not all(
+            isinstance(r, list) and len(r) == len(columns) for r in data
+        ):
+            raise HttpError(422, f"'data' must be a list of rows of {len(columns)} values each")
+        return Payload(columns=columns, data=data)
+    raise HttpError(422, 'send {"records": [...]} or {"columns": [...], "data": [[...]]}')

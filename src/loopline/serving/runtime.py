@@ -1,0 +1,159 @@
+"""What a server holds for one deployment: the loaded version behind each arm, and the
+hot swap that follows policy changes and alias moves while requests keep flowing.
+
+Every `refresh_interval` the deployment's revision and the versions its targets resolve
+to are read. When either changed, the versions not yet loaded are loaded and warmed off
+the event loop, then the routing state is replaced in one assignment: requests already
+running finish on the state they started with, new ones get the new state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from loopline.core.registry import ModelVersion
+from loopline.models import LoadedModel
+from loopline.models.loaded import ArrayScorer
+from loopline.serving.batching import MicroBatcher
+from loopline.serving.deployments import DeploymentService
+from loopline.serving.policy import Arm, ArmChooser, TrafficPolicy
+
+log = logging.getLogger("loopline.serving")
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    batching: bool = True
+    max_batch_rows: int = 64
+    max_batch_wait: float = 0.002
+    refresh_interval: float = 2.0
+    trust: bool = False  # whether pickled (python_function) models may be served
+
+
+@dataclass
+class ServedArm:
+    arm: Arm
+    version: ModelVersion
+    model: LoadedModel
+    scorer: ArrayScorer | None  # the float-matrix fast path, when the model allows it
+    batcher: MicroBatcher | None
+
+    @property
+    def columns(self) -> list[str]:
+        signature = self.model.signature
+        return signature.input_names if signature is not None else []
+
+
+@dataclass
+class RoutingState:
+    revision: int
+    policy: TrafficPolicy
+    arms: dict[str, ServedArm]
+    chooser: ArmChooser
+
+    def answering(self, key: str | None) -> ServedArm:
+        return self.arms[self.chooser.choose(key).name]
+
+    @property
+    def shadow(self) -> ServedArm | None:
+        arm = self.policy.shadow_arm
+        return None if arm is None else self.arms[arm.name]
+
+    def fingerprint(self) -> tuple[int, tuple[tuple[str, str, int], ...]]:
+        return self.revision, tuple(
+            sorted((n, a.version.model, a.version.version) for n, a in self.arms.items())
+        )
+
+
+class DeploymentRuntime:
+    def __init__(
+        self,
+        name: str,
+        deployments: DeploymentService,
+        options: ServingOptions,
+        batch_observer: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._deployments = deployments
+        self._options = options
+        self._batch_observer = batch_observer  # (deployment, version, rows) of each model call
+        self.state: RoutingState | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self.swaps = 0
+
+    async def start(self) -> None:
+        self.state = await asyncio.to_thread(self._build, None)
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._options.refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:  # the deployment keeps serving what it has
+                log.exception("refreshing deployment %s failed; serving the current versions", self.name)
+
+    async def refresh(self) -> bool:
+        """Load what changed and swap it in; returns whether anything changed."""
+        current = self.state
+        deployment = await asyncio.to_thread(self._deployments.get, self.name)
+        policy = TrafficPolicy.from_dict(deployment.policy)
+        resolved = await asyncio.to_thread(self._deployments.resolve, policy)
+        wanted = (deployment.revision, tuple(sorted((n, v.model, v.version) for n, v in resolved.items())))
+        if current is not None and current.fingerprint() == wanted:
+            return False
+        self.state = await asyncio.to_thread(self._build, current)
+        self.swaps += 1
+        log.info("deployment %s now serves %s", self.name, policy.describe())
+        return True
+
+    def _build(self, previous: RoutingState | None) -> RoutingState:
+        deployment = self._deployments.get(self.name)
+        policy = TrafficPolicy.from_dict(deployment.policy)
+        resolved = self._deployments.resolve(policy)
+        loaded = {}
+        if previous is not None:
+            loaded = {(a.version.model, a.version.version): a for a in previous.arms.values()}
+        arms = {}
+        for arm in policy.arms:
+            version = resolved[arm.name]
+            reuse = loaded.get((version.model, version.version))
+            if reuse is not None:
+                arms[arm.name] = ServedArm(arm, version, reuse.model, reuse.scorer, reuse.batcher)
+            else:
+                arms[arm.name] = self._load(arm, version)
+        return RoutingState(deployment.revision, policy, arms, ArmChooser(policy))
+
+    def _load(self, arm: Arm, version: ModelVersion) -> ServedArm:
+        model = self._deployments.registry.load(version.uri, trust=self._options.trust)
+        scorer = model.array_scorer()
+        example = model.metadata.example_frame()
+        if example is not None:  # warm up: the first real request should not pay for it
+            model.predict(example)
+            if scorer is not None and model.signature is not None:
+                scorer(example[model.signature.input_names].to_numpy(dtype=np.float64))
+        batcher = None
+        if scorer is not None and self._options.batching:
+            observer = self._batch_observer
+            on_batch = None if observer is None else functools.partial(observer, self.name, version.version)
+            batcher = MicroBatcher(
+                scorer, self._options.max_batch_rows, self._options.max_batch_wait, on_batch
+            )
+        return ServedArm(arm, version, model, scorer, batcher)
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self.state is not None:
+            for arm in self.state.arms.values():
+                if arm.batcher is not None:
+                    await arm.batcher.close()
