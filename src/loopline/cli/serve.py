@@ -29,9 +29,10 @@ def serve(
     trust: bool = typer.Option(False, help="Allow serving pickled (python_function) models."),
 ) -> None:
     """Serve model predictions over HTTP."""
-    from loopline.serving.app import HttpOptions
+    from loopline.backends import open_backends
+    from loopline.serving.app import HttpOptions, ServingApp
     from loopline.serving.runtime import ServingOptions
-    from loopline.serving.server import ServerConfig
+    from loopline.serving.server import ServerConfig, build_app
     from loopline.serving.server import serve as run_server
 
     context = cli_context(ctx)
@@ -58,7 +59,13 @@ def serve(
         http=HttpOptions(max_body_bytes=int(max_body_mb * 1024 * 1024), timeout=timeout),
     )
     context.close()  # the workers open their own connections
-    run_server(context.settings, config)
+    settings = context.settings
+
+    def make_app(metrics_dir: Path | None) -> ServingApp:
+        backends = open_backends(settings)
+        return build_app(backends.deployments(local_owner()), backends.tables, config, metrics_dir)
+
+    run_server(make_app, config)
 
 
 def predict(

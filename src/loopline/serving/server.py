@@ -14,15 +14,16 @@ import os
 import signal
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loopline.backends import local_owner, open_backends
+from loopline.artifacts.tables import TableArea
 from loopline.serving.app import HttpOptions, ServingApp
+from loopline.serving.deployments import DeploymentService
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.predlog import PredictionLog
 from loopline.serving.runtime import DeploymentRuntime, ServingOptions
-from loopline.settings import Settings
 
 GRACEFUL_SHUTDOWN_S = 30
 
@@ -39,15 +40,18 @@ class ServerConfig:
     access_log: bool = False
 
 
-def build_app(settings: Settings, config: ServerConfig, metrics_dir: Path | None = None) -> ServingApp:
-    backends = open_backends(settings)
-    service = backends.deployments(local_owner())
+AppFactory = Callable[[Path | None], ServingApp]  # metrics folder (several workers) -> app
+
+
+def build_app(
+    service: DeploymentService, tables: TableArea, config: ServerConfig, metrics_dir: Path | None = None
+) -> ServingApp:
     metrics = ServingMetrics(metrics_dir)
     runtimes = {
         name: DeploymentRuntime(name, service, config.serving, metrics.observe_batch)
         for name in config.deployments
     }
-    log = PredictionLog(backends.tables, flush_interval=config.log_flush_interval)
+    log = PredictionLog(tables, flush_interval=config.log_flush_interval)
     return ServingApp(runtimes, log, metrics, config.http)
 
 
@@ -70,16 +74,17 @@ def _uvicorn_server(app: ServingApp, config: ServerConfig) -> object:
     )
 
 
-def serve(settings: Settings, config: ServerConfig) -> None:
-    """Serve until SIGTERM or Ctrl-C; returns once every worker has shut down cleanly."""
+def serve(make_app: AppFactory, config: ServerConfig) -> None:
+    """Serve until SIGTERM or Ctrl-C; returns once every worker has shut down cleanly.
+    `make_app` runs in each worker, which opens its own store connections."""
     if config.workers <= 1:
-        server = _uvicorn_server(build_app(settings, config), config)
+        server = _uvicorn_server(make_app(None), config)
         server.run()  # type: ignore[attr-defined]
         return
-    _serve_forked(settings, config)
+    _serve_forked(make_app, config)
 
 
-def _serve_forked(settings: Settings, config: ServerConfig) -> None:
+def _serve_forked(make_app: AppFactory, config: ServerConfig) -> None:
     metrics_dir = Path(tempfile.mkdtemp(prefix="loopline-metrics-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by prometheus-client itself
     children = []
@@ -88,7 +93,7 @@ def _serve_forked(settings: Settings, config: ServerConfig) -> None:
         if pid == 0:  # a worker
             code = 0
             try:
-                server = _uvicorn_server(build_app(settings, config, metrics_dir), config)
+                server = _uvicorn_server(make_app(metrics_dir), config)
                 server.run(sockets=[_reuse_port_socket(config.host, config.port)])  # type: ignore[attr-defined]
             except BaseException:
                 code = 1
