@@ -148,6 +148,7 @@ class PredictionLog:
         self._room.set()
         self._due = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._closing = False
         self._lock = asyncio.Lock()  # one flush at a time
         self.written_rows = 0
         self.errors: list[str] = []
@@ -174,7 +175,7 @@ class PredictionLog:
             self._due.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._due.wait(), self._flush_interval)
             self._due.clear()
@@ -208,8 +209,10 @@ class PredictionLog:
             self.written_rows += data.num_rows
 
     async def close(self) -> None:
+        """Write everything buffered. The writer is let finish, never cancelled mid-write:
+        a cancelled await would leave its thread writing after the server has exited."""
+        self._closing = True
+        self._due.set()
         if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            await self._writer
         await self.flush()

@@ -1,0 +1,88 @@
+"""A real server on 127.0.0.1 for tests, and the models it serves."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pandas as pd
+import uvicorn
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+
+from loopline.artifacts.tables import TableArea
+from loopline.core.registry import ModelVersion
+from loopline.serving.deployments import DeploymentService
+from loopline.serving.runtime import ServingOptions
+from loopline.serving.server import ServerConfig, build_app
+from loopline.tracking.tracker import Tracker
+from tests.conftest import free_port
+
+
+def cancer_data() -> tuple[pd.DataFrame, pd.Series]:
+    features, target = load_breast_cancer(return_X_y=True, as_frame=True)
+    return features, target
+
+
+def register_cancer_models(tracker: Tracker) -> list[ModelVersion]:
+    """Two logistic regressions on the breast-cancer data: v1, and a more regularised v2."""
+    features, target = cancer_data()
+    with tracker.start_run("serving") as run:
+        return [
+            run.log_model(
+                LogisticRegression(C=c, max_iter=5000).fit(features, target),
+                "cancer",
+                input_example=features.head(),
+            )
+            for c in (1.0, 0.01)
+        ]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: object
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+@contextlib.contextmanager
+def running_server(
+    service: DeploymentService,
+    tables: TableArea,
+    deployments: tuple[str, ...],
+    serving: ServingOptions | None = None,
+    **config: object,
+) -> Iterator[RunningServer]:
+    """uvicorn in a thread, serving until the block ends, then shut down gracefully."""
+    port = free_port()
+    server_config = ServerConfig(
+        deployments=deployments,
+        port=port,
+        serving=serving or ServingOptions(refresh_interval=0.2),
+        log_flush_interval=0.2,
+        **config,  # type: ignore[arg-type]
+    )
+    app = build_app(service, tables, server_config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", app, server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)

@@ -1,0 +1,223 @@
+"""The online server over real HTTP on 127.0.0.1: predictions, every kind of bad input,
+health, readiness, metrics, feedback and the prediction log."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from loopline.artifacts import BlobStore
+from loopline.artifacts.tables import TableArea
+from loopline.backends import Backends, local_owner
+from loopline.core.errors import InvalidInput
+from loopline.serving.deployments import DeploymentService
+from loopline.serving.policy import TrafficPolicy
+from loopline.store import MetadataStore
+from loopline.tracking.tracker import Tracker
+from tests.integration.serving_helpers import (
+    RunningServer,
+    cancer_data,
+    register_cancer_models,
+    running_server,
+)
+
+
+@pytest.fixture
+def backends(store: MetadataStore, blobs: BlobStore) -> Backends:
+    return Backends(store, blobs)
+
+
+@pytest.fixture
+def deployments(backends: Backends) -> DeploymentService:
+    return backends.deployments(local_owner())
+
+
+@pytest.fixture
+def server(tracker: Tracker, deployments: DeploymentService, backends: Backends) -> Iterator[RunningServer]:
+    register_cancer_models(tracker)
+    deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
+    with running_server(deployments, backends.tables, ("cancer",)) as running:
+        yield running
+
+
+PREDICT = "/v1/deployments/cancer/predict"
+
+
+def _records(rows: int = 1) -> list[dict[str, float]]:
+    features, _ = cancer_data()
+    return features.head(rows).to_dict("records")
+
+
+def test_json_records_and_columns_are_predicted(server: RunningServer) -> None:
+    features, _ = cancer_data()
+    with server.client() as client:
+        answer = client.post(PREDICT, json={"records": _records(3)}, headers={"x-request-id": "req-1"})
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["request_id"] == "req-1"
+        assert (body["deployment"], body["arm"], body["model"], body["version"]) == (
+            "cancer",
+            "main",
+            "models:/cancer/1",
+            1,
+        )
+        assert body["predictions"] == [0, 0, 0] and body["classes"] == [0, 1]
+        assert len(body["probabilities"]) == 3 and abs(sum(body["probabilities"][0]) - 1) < 1e-9
+        columnar = {
+            "columns": list(features.columns)[::-1],
+            "data": features.head(3)[features.columns[::-1]].values.tolist(),
+        }
+        assert client.post(PREDICT, json=columnar).json()["predictions"] == body["predictions"]
+
+
+def test_csv_and_parquet_bodies_are_predicted(server: RunningServer) -> None:
+    features, _ = cancer_data()
+    head = features.head(5)
+    parquet = io.BytesIO()
+    head.to_parquet(parquet)
+    with server.client() as client:
+        as_csv = client.post(PREDICT, content=head.to_csv(index=False), headers={"content-type": "text/csv"})
+        as_parquet = client.post(
+            PREDICT, content=parquet.getvalue(), headers={"content-type": "application/vnd.apache.parquet"}
+        )
+    assert as_csv.status_code == as_parquet.status_code == 200
+    assert (
+        as_csv.json()["predictions"] == as_parquet.json()["predictions"]
+        and len(as_csv.json()["predictions"]) == 5
+    )
+
+
+def test_bad_input_gets_a_clear_4xx_never_a_500(server: RunningServer, tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (open, (str(marker), "w"))
+
+    wrong_type = _records(1)
+    wrong_type[0]["mean radius"] = "large"
+    missing = [{k: v for k, v in r.items() if k != "mean area"} for r in _records(1)]
+    cases = [
+        (
+            {"content": b'{"records": [', "headers": {"content-type": "application/json"}},
+            400,
+            "not valid JSON",
+        ),
+        (
+            {"content": pickle.dumps(Exploit()), "headers": {"content-type": "application/python-pickle"}},
+            415,
+            "not accepted",
+        ),
+        ({"json": {"records": wrong_type}}, 422, "'mean radius' is string where the model expects double"),
+        ({"json": {"records": missing}}, 422, "missing columns ['mean area']"),
+        ({"json": {"records": []}}, 422, "no rows"),
+        ({"json": {"rows": []}}, 422, 'send {"records"'),
+        ({"json": {"columns": ["a"], "data": [[1, 2]]}}, 422, "rows of 1 values"),
+        (
+            {"content": b"x" * (10 * 1024 * 1024), "headers": {"content-type": "application/json"}},
+            413,
+            "limit",
+        ),
+        ({"content": b"a,b\n1,2\n", "headers": {"content-type": "text/csv"}}, 422, "missing columns"),
+        (
+            {"content": b"PAR1garbage", "headers": {"content-type": "application/vnd.apache.parquet"}},
+            400,
+            "Parquet",
+        ),
+    ]
+    with server.client() as client:
+        for request, status, message in cases:
+            answer = client.post(PREDICT, **request)  # type: ignore[arg-type]
+            assert answer.status_code == status, (request.get("json"), answer.text[:300])
+            assert message in answer.json()["error"], answer.text[:300]
+        assert client.post("/v1/deployments/nope/predict", json={"records": _records()}).status_code == 404
+        assert client.get(PREDICT).status_code == 405
+        assert client.get("/nowhere").status_code == 404
+    assert not marker.exists()  # the pickle was never unpickled
+
+
+def test_health_readiness_and_metrics(server: RunningServer) -> None:
+    with server.client() as client:
+        assert client.get("/health").json() == {"status": "alive"}
+        ready = client.get("/ready")
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        for _ in range(3):
+            client.post(PREDICT, json={"records": _records(2)})
+        client.post(PREDICT, json={"records": []})
+        metrics = client.get("/metrics").text
+        served = client.get("/v1/deployments").json()["deployments"]
+    assert 'loopline_requests_total{arm="main",deployment="cancer",status="200",version="1"} 3.0' in metrics
+    assert 'loopline_predicted_rows_total{arm="main",deployment="cancer",version="1"} 6.0' in metrics
+    assert 'loopline_request_errors_total{deployment="cancer",status="422"} 1.0' in metrics
+    assert (
+        "loopline_request_latency_seconds_bucket" in metrics
+        and "loopline_prediction_confidence_bucket" in metrics
+    )
+    assert 'loopline_batch_rows_count{deployment="cancer",version="1"} 3.0' in metrics
+    assert served == [
+        {
+            "name": "cancer",
+            "revision": 1,
+            "policy": TrafficPolicy.single("models:/cancer/1").to_dict(),
+            "arms": {"main": "models:/cancer/1"},
+        }
+    ]
+
+
+def test_every_answer_and_feedback_reach_the_log(
+    tracker: Tracker, deployments: DeploymentService, backends: Backends
+) -> None:
+    register_cancer_models(tracker)
+    deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
+    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+        ids = [client.post(PREDICT, json={"records": _records(2)}).json()["request_id"] for _ in range(5)]
+        accepted = client.post(
+            "/v1/deployments/cancer/feedback",
+            json={
+                "labels": [{"request_id": ids[0], "label": 0}, {"request_id": ids[1], "row": 1, "label": 1}]
+            },
+        )
+        assert accepted.status_code == 202 and accepted.json() == {"accepted": 2}
+        refused = client.post("/v1/deployments/cancer/feedback", json={"labels": [{"label": 1}]})
+        assert refused.status_code == 422 and "request_id" in refused.json()["error"]
+    assert server.app.log.errors == []  # type: ignore[attr-defined]
+    log = backends.tables.read("predictions", [("deployment", "cancer")]).to_pandas()
+    assert sorted(set(log["request_id"])) == sorted(ids)
+    assert len(log) == 10 and set(log["row"]) == {0, 1} and set(log["version"]) == {1}
+    assert {"input.mean radius", "proba.0", "proba.1", "prediction", "latency_ms", "arm"} <= set(log.columns)
+    labels = backends.tables.read("feedback", [("deployment", "cancer")]).to_pandas()
+    assert sorted(zip(labels["request_id"], labels["row"], labels["label"], strict=True)) == sorted(
+        [(ids[0], 0, 0), (ids[1], 1, 1)]
+    )
+    assert all(
+        pq.ParquetFile(backends.tables.fs.open(p)).metadata.num_rows > 0
+        for p in backends.tables.files("predictions")
+    )
+
+
+def test_a_table_area_refuses_unsafe_partition_names(tmp_path: Path) -> None:
+    area = TableArea(str(tmp_path))
+    for bad in ("../x", "a/b", "", ".."):
+        with pytest.raises(InvalidInput, match="cannot name"):
+            area.folder("predictions", [("deployment", bad)])
+    assert area.read("predictions").num_rows == 0
+
+
+def test_the_body_limit_and_timeout_are_settings(
+    tracker: Tracker, deployments: DeploymentService, backends: Backends
+) -> None:
+    from loopline.serving.app import HttpOptions
+
+    register_cancer_models(tracker)
+    deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
+    with running_server(
+        deployments, backends.tables, ("cancer",), http=HttpOptions(max_body_bytes=1000)
+    ) as server:
+        answer = httpx.post(server.url + PREDICT, json={"records": _records(5)})
+    assert answer.status_code == 413 and "1,000" in answer.json()["error"]
