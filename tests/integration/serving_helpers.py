@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -86,3 +90,33 @@ def running_server(
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+
+
+@contextlib.contextmanager
+def server_process(
+    store_url: str, artifacts: str, *args: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`loopline serve ...` in its own process (its own interpreter: no GIL shared with
+    the test's clients); yields its URL once /ready says so, and stops it with SIGTERM."""
+    port = free_port()
+    env = {**os.environ, "LOOPLINE_STORE_URI": store_url, "LOOPLINE_ARTIFACTS_URI": artifacts}
+    command = [sys.executable, "-m", "loopline", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"the server exited with {process.returncode}: {output[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not become ready")
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
