@@ -35,7 +35,7 @@ from loopline.serving.http import (
     respond_json,
 )
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.predlog import FeedbackChunk, PredictionChunk, PredictionLog
+from loopline.serving.predlog import ERRORS, FEEDBACK, PredictionChunk, PredictionLog, RecordChunk
 from loopline.serving.runtime import DeploymentRuntime, RoutingState, ServedArm
 
 log = logging.getLogger("loopline.serving")
@@ -123,15 +123,17 @@ class ServingApp:
             predicted, proba, inputs = await asyncio.wait_for(
                 self._score(served, payload), self.options.timeout
             )
-        except SignatureMismatch as exc:
-            raise HttpError(422, str(exc), problems=exc.problems) from None
-        except InvalidInput as exc:
-            raise HttpError(422, str(exc)) from None
-        except TimeoutError:
-            raise HttpError(504, f"the model did not answer within {self.options.timeout} s") from None
-        except Exception as exc:  # the model itself failed: a server error, said plainly
-            log.exception("deployment %s, %s failed", runtime.name, served.version.uri)
-            raise HttpError(500, f"the model failed: {type(exc).__name__}") from None
+        except Exception as exc:
+            error = self._as_http_error(exc, runtime.name, served)
+            record = {
+                "request_id": request_id,
+                "arm": served.arm.name,
+                "version": served.version.version,
+                "status": error.status,
+                "error": error.message[:500],
+            }
+            await self.log.append(RecordChunk(ERRORS, runtime.name, time.time_ns() // 1_000_000, [record]))
+            raise error from None
         seconds = time.perf_counter() - started
         version = served.version
         answer: dict[str, Any] = {
@@ -159,6 +161,16 @@ class ServingApp:
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _as_http_error(self, exc: Exception, deployment: str, served: ServedArm) -> HttpError:
+        if isinstance(exc, SignatureMismatch):
+            return HttpError(422, str(exc), problems=exc.problems)
+        if isinstance(exc, InvalidInput):
+            return HttpError(422, str(exc))
+        if isinstance(exc, TimeoutError):
+            return HttpError(504, f"the model did not answer within {self.options.timeout} s")
+        log.error("deployment %s, %s failed", deployment, served.version.uri, exc_info=exc)
+        return HttpError(500, f"the model failed: {type(exc).__name__}")  # a server error, said plainly
 
     async def _score(
         self, served: ServedArm, payload: payloads.Payload
@@ -246,7 +258,8 @@ class ServingApp:
         labels = document.get("labels") if isinstance(document, dict) else None
         if not isinstance(labels, list) or not labels:
             raise HttpError(422, 'send {"labels": [{"request_id": "...", "label": ...}, ...]}')
-        ids, rows, values = [], [], []
+        at_ms = time.time_ns() // 1_000_000
+        records = []
         for i, item in enumerate(labels):
             if (
                 not isinstance(item, dict)
@@ -257,11 +270,11 @@ class ServingApp:
             row = item.get("row", 0)
             if not isinstance(row, int) or row < 0:
                 raise HttpError(422, f"labels[{i}].row must be a row number")
-            ids.append(item["request_id"])
-            rows.append(row)
-            values.append(item["label"])
-        await self.log.append(FeedbackChunk(runtime.name, time.time_ns() // 1_000_000, ids, rows, values))
-        await respond_json(send, 202, {"accepted": len(values)})
+            records.append(
+                {"request_id": item["request_id"], "row": row, "label": item["label"], "at_ms": at_ms}
+            )
+        await self.log.append(RecordChunk(FEEDBACK, runtime.name, at_ms, records))
+        await respond_json(send, 202, {"accepted": len(records)})
 
     async def _ready(self, send: Send) -> None:
         loading = [name for name, runtime in self.runtimes.items() if runtime.state is None]

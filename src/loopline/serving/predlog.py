@@ -22,6 +22,7 @@ from loopline.artifacts.tables import TableArea
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
+ERRORS = "errors"
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,16 @@ class PredictionChunk:
 
 
 @dataclass(frozen=True)
-class FeedbackChunk:
+class RecordChunk:
+    """A few rows for a small table of the log: feedback labels, refused requests."""
+
+    table: str
     deployment: str
     at_ms: int
-    request_ids: list[str]
-    rows: list[int]
-    labels: list[Any]
+    records: list[dict[str, Any]]
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.records)
 
 
 DAY_MS = 86_400_000
@@ -156,7 +158,7 @@ class PredictionLog:
     def start(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(self._run())
 
-    async def append(self, chunk: PredictionChunk | FeedbackChunk) -> None:
+    async def append(self, chunk: PredictionChunk | RecordChunk) -> None:
         while self._rows >= self._max_rows:  # full: wait for the writer rather than drop
             self._room.clear()
             self._due.set()
@@ -169,7 +171,7 @@ class PredictionLog:
                 rows = self._pending[key] = _PredictionRows(chunk)
             rows.add(chunk)
         else:
-            self._pending.setdefault((FEEDBACK, chunk.deployment, day), []).append(chunk)
+            self._pending.setdefault((chunk.table, chunk.deployment, day), []).append(chunk)
         self._rows += len(chunk)
         if self._rows >= self._flush_rows:
             self._due.set()
@@ -197,14 +199,7 @@ class PredictionLog:
             if table == PREDICTIONS:
                 data = rows.table()
             else:
-                data = pa.table(
-                    {
-                        "request_id": [r for c in rows for r in c.request_ids],
-                        "row": [r for c in rows for r in c.rows],
-                        "label": [label for c in rows for label in c.labels],
-                        "at_ms": [c.at_ms for c in rows for _ in c.labels],
-                    }
-                )
+                data = pa.Table.from_pylist([record for chunk in rows for record in chunk.records])
             self._area.append(table, [("deployment", deployment), ("date", _date(day))], data)
             self.written_rows += data.num_rows
 
