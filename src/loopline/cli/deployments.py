@@ -187,3 +187,64 @@ def export(
     )
     for path in written:
         Console().print(f"wrote {path}")
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Deployment name."),
+    since_hours: float | None = typer.Option(None, help="Only the last hours of traffic."),
+    json_: bool = JSON,
+) -> None:
+    """Per-arm live metrics with confidence intervals, significance and a sample-ratio check."""
+    import time
+
+    from loopline.serving.reports import deployment_report
+
+    backends = cli_context(ctx).backends
+    service = backends.deployments(local_owner())
+    since = None if since_hours is None else int((time.time() - since_hours * 3600) * 1000)
+    result = deployment_report(backends.tables, service.get(name).name, service.policy(name), since)
+    if json_:
+        print_json(result.to_dict())
+        return
+    console = Console()
+    console.print(f"[bold]{result.deployment}[/bold]: {result.policy}")
+    table = Table(
+        "arm",
+        "versions",
+        "requests",
+        "error rate (95% CI)",
+        "latency ms (95% CI)",
+        "p95 ms",
+        "labelled",
+        "quality (95% CI)",
+    )
+    for arm in result.arms:
+        quality = ""
+        if arm.accuracy is not None and arm.accuracy_ci is not None:
+            quality = f"accuracy {arm.accuracy:.3f} ({arm.accuracy_ci[0]:.3f}-{arm.accuracy_ci[1]:.3f})"
+        elif arm.mae is not None and arm.mae_ci is not None:
+            quality = f"MAE {arm.mae:.4g} ({arm.mae_ci[0]:.4g}-{arm.mae_ci[1]:.4g})"
+        table.add_row(
+            arm.arm,
+            ",".join(map(str, arm.versions)),
+            str(arm.requests),
+            f"{arm.error_rate:.3%} ({arm.error_rate_ci[0]:.3%}-{arm.error_rate_ci[1]:.3%})",
+            f"{arm.latency_ms_mean:.2f} ({arm.latency_ms_ci[0]:.2f}-{arm.latency_ms_ci[1]:.2f})",
+            f"{arm.latency_ms_p95:.2f}",
+            str(arm.labelled),
+            quality,
+        )
+    console.print(table)
+    for comparison in result.comparisons:
+        verdict = "significant" if comparison["significant"] else "not significant"
+        first, second = comparison["between"]
+        console.print(
+            f"{comparison['metric']}: {first} - {second} = {comparison['difference']:.4g}, "
+            f"{comparison['test']} p = {comparison['p_value']:.3g} ({verdict})"
+        )
+    if result.shadow is not None:
+        console.print(f"shadow: {result.shadow}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
