@@ -20,6 +20,16 @@ from loopline.artifacts.tables import TableArea
 from loopline.serving.policy import TrafficPolicy
 from loopline.serving.predlog import ERRORS, FEEDBACK, PREDICTIONS
 
+# What the queries need of each table when nothing was logged yet.
+_ID, _ARM, _AT = ("request_id", pa.string()), ("arm", pa.string()), ("at_ms", pa.int64())
+EMPTY = {
+    PREDICTIONS: pa.schema(
+        [_ID, ("row", pa.int32()), _ARM, ("version", pa.int32()), ("latency_ms", pa.float64()),
+         ("prediction", pa.float64()), _AT]
+    ),
+    FEEDBACK: pa.schema([_ID, ("row", pa.int32()), ("label", pa.float64()), _AT]),
+    ERRORS: pa.schema([_ID, _ARM, ("version", pa.int32()), _AT]),
+}  # fmt: skip
 SRM_ALPHA = 0.001  # a split this unlikely under the configured weights is called a mismatch
 Z95 = 1.959964
 
@@ -84,12 +94,7 @@ def _connect(tables: TableArea, deployment: str, since_ms: int | None) -> Any:
         if since_ms is not None and data.num_rows:
             data = data.filter(pc.greater_equal(data["at_ms"], since_ms))
         if data.num_rows == 0:
-            schemas = {
-                PREDICTIONS: ["request_id", "row", "arm", "version", "latency_ms", "prediction", "at_ms"],
-                FEEDBACK: ["request_id", "row", "label", "at_ms"],
-                ERRORS: ["request_id", "arm", "version", "status", "at_ms"],
-            }
-            data = pa.table({column: pa.array([], pa.string()) for column in schemas[name]})
+            data = EMPTY[name].empty_table()
         con.register(name, data)
     return con
 
