@@ -1,5 +1,6 @@
 """Run loopline's and MLflow's benchmarks one after the other and compare them: tracking,
-then model loading and prediction (benchmarks.model_serving).
+then model loading and prediction (benchmarks.model_serving), then online serving over
+HTTP (benchmarks.serving_http).
 
     .venv/bin/python -m benchmarks.run_all [--runs 100000] [--postgres URL] [--quick]
 
@@ -138,8 +139,10 @@ def main() -> None:
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
     print("\n".join(lines))
     print()
-    # model loading and prediction, per flavor and against MLflow's pyfunc
-    subprocess.run([sys.executable, "-m", "benchmarks.model_serving"], check=True, cwd=HERE.parent)
+    # model loading and prediction, per flavor and against MLflow's pyfunc; then online serving
+    for benchmark in ("benchmarks.model_serving", "benchmarks.serving_http"):
+        subprocess.run([sys.executable, "-m", benchmark], check=True, cwd=HERE.parent)
+        print()
 
 
 if __name__ == "__main__":

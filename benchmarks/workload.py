@@ -4,6 +4,7 @@ the MLflow side (in its own virtualenv) imports it as well."""
 from __future__ import annotations
 
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -65,3 +66,10 @@ def paired_call_us(bare: object, served: object, calls: int = PREDICT_CALLS) -> 
         bare_ns.append(middle - start)
         served_ns.append(time.perf_counter_ns() - middle)
     return statistics.median(bare_ns) / 1000, statistics.median(served_ns) / 1000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

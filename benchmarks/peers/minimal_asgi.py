@@ -35,8 +35,16 @@ def build_app() -> Any:
         records = json.loads(body)["records"]
         x = np.array([[r[c] for c in columns] for r in records], dtype=np.float64)
         proba = model.predict_proba(x)
-        answer = json.dumps({"predictions": proba.argmax(axis=1).tolist(), "probabilities": proba.tolist()}).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        answer = json.dumps(
+            {"predictions": proba.argmax(axis=1).tolist(), "probabilities": proba.tolist()}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": answer})
 
     return app
@@ -46,4 +54,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8002)
     args = parser.parse_args()
-    uvicorn.run(build_app(), host="127.0.0.1", port=args.port, log_level="warning", loop="uvloop", http="httptools")
+    uvicorn.run(
+        build_app(), host="127.0.0.1", port=args.port, log_level="warning", loop="uvloop", http="httptools"
+    )
