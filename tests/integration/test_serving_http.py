@@ -102,6 +102,8 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(server: RunningServer, tmp_path:
 
     wrong_type = _records(1)
     wrong_type[0]["mean radius"] = "large"
+    numeric_text = _records(1)
+    numeric_text[0]["mean radius"] = "17.99"  # numpy would read it; the signature says double
     missing = [{k: v for k, v in r.items() if k != "mean area"} for r in _records(1)]
     cases = [
         (
@@ -115,6 +117,7 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(server: RunningServer, tmp_path:
             "not accepted",
         ),
         ({"json": {"records": wrong_type}}, 422, "'mean radius' is string where the model expects double"),
+        ({"json": {"records": numeric_text}}, 422, "'mean radius' is string where the model expects double"),
         ({"json": {"records": missing}}, 422, "missing columns ['mean area']"),
         ({"json": {"records": []}}, 422, "no rows"),
         ({"json": {"rows": []}}, 422, 'send {"records"'),

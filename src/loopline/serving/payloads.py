@@ -66,9 +66,10 @@ class Payload:
             if self.records is not None:
                 if any(len(r) != len(columns) for r in self.records):
                     return None
-                return np.array([[r[c] for c in columns] for r in self.records], dtype=np.float64)
+                rows = [[r[c] for c in columns] for r in self.records]
+                return np.array(rows, dtype=np.float64) if _all_numbers(rows) else None
             if self.columns is not None and self.data is not None:
-                if sorted(self.columns) != sorted(columns):
+                if sorted(self.columns) != sorted(columns) or not _all_numbers(self.data):
                     return None
                 values = np.array(self.data, dtype=np.float64)
                 if values.ndim != 2 or values.shape[1] != len(columns):
@@ -90,6 +91,12 @@ class Payload:
             return pd.DataFrame(self.data, columns=self.columns)
         assert self.frame is not None
         return self.frame
+
+
+def _all_numbers(rows: list[list[Any]]) -> bool:
+    """Only JSON numbers go to the float path: numpy would also take "1.5" or true, which
+    the signature check refuses with a reason."""
+    return all(type(value) is float or type(value) is int for row in rows for value in row)
 
 
 def parse(content_type: str | None, body: bytes) -> Payload:
