@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -224,3 +225,37 @@ def test_the_body_limit_and_timeout_are_settings(
     ) as server:
         answer = httpx.post(server.url + PREDICT, json={"records": _records(5)})
     assert answer.status_code == 413 and "1,000" in answer.json()["error"]
+
+
+class Sleepy:
+    """A model that takes longer than the server allows."""
+
+    def predict(self, frame: pd.DataFrame) -> list[int]:
+        import time
+
+        time.sleep(1.5)
+        return [0] * len(frame)
+
+
+def test_a_slow_model_times_out_with_504_and_the_server_keeps_answering(
+    tracker: Tracker, deployments: DeploymentService, backends: Backends
+) -> None:
+    from loopline.serving.app import HttpOptions
+    from loopline.serving.runtime import ServingOptions
+
+    register_cancer_models(tracker)
+    with tracker.start_run("slow") as run:
+        run.log_model(Sleepy(), "sleepy", input_example=pd.DataFrame({"x": [1.0]}))
+    deployments.create("sleepy", TrafficPolicy.single("models:/sleepy/1"))
+    deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
+    options = ServingOptions(refresh_interval=0.2, trust=True)
+    with (
+        running_server(
+            deployments, backends.tables, ("sleepy", "cancer"), serving=options, http=HttpOptions(timeout=0.5)
+        ) as server,
+        server.client() as client,
+    ):
+        slow = client.post("/v1/deployments/sleepy/predict", json={"records": [{"x": 1.0}]})
+        fast = client.post(PREDICT, json={"records": _records()})
+    assert slow.status_code == 504 and "within 0.5 s" in slow.json()["error"]
+    assert fast.status_code == 200

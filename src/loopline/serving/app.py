@@ -183,7 +183,9 @@ class ServingApp:
                 else:
                     predicted, proba = served.scorer(matrix)
                 return predicted, proba, matrix
-        return served.model.score(payload.to_frame())  # checks the signature, says what is wrong
+        # Everything else (DataFrame signatures, pickled models) runs in a thread: such a
+        # model may be slow, and the loop keeps serving (and can time the request out).
+        return await asyncio.to_thread(served.model.score, payload.to_frame())
 
     def _chunk(
         self,
