@@ -10,6 +10,7 @@ of requests a second, measured in benchmarks/).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import time
@@ -312,6 +313,10 @@ class ServingApp:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                     return
+                # What startup loaded (libraries, models) lives as long as the server: moved out
+                # of the collector's sight, a full collection stops pausing requests for 100+ ms.
+                gc.collect()
+                gc.freeze()
                 self.started = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
