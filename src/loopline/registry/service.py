@@ -222,7 +222,7 @@ class RegistryService:
             forced=forced,
             report=report,
         )
-        self._store.registry.move_alias(event)
+        self._store.aliases.move_alias(event)
         return event
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
@@ -233,10 +233,10 @@ class RegistryService:
         event = AliasEvent(
             model.name, alias, model.aliases[alias], None, self.principal.name, now_ms(), reason, False, None
         )
-        self._store.registry.move_alias(event)
+        self._store.aliases.move_alias(event)
         return event
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
-        return self._store.registry.alias_history(
+        return self._store.aliases.alias_history(
             model_name(name), None if alias is None else alias_name(alias)
         )

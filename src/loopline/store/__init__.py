@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loopline.store.aliases import SqlAliasStore
 from loopline.store.artifact_index import SqlArtifactIndex
 from loopline.store.database import Database
 from loopline.store.deployments import SqlDeploymentStore
@@ -12,6 +13,7 @@ from loopline.store.lineage import SqlLineageStore
 from loopline.store.metrics import SqlMetricStore
 from loopline.store.migrate import ensure_schema
 from loopline.store.protocols import (
+    AliasStore,
     ArtifactIndex,
     DeploymentStore,
     EvaluationStore,
@@ -25,6 +27,7 @@ from loopline.store.registry import SqlRegistryStore
 from loopline.store.runs import RunKeys, SqlRunStore
 
 __all__ = [
+    "AliasStore",
     "ArtifactIndex",
     "DeploymentStore",
     "EvaluationStore",
@@ -49,6 +52,7 @@ class MetadataStore:
         self.metrics: MetricStore = SqlMetricStore(db, keys)
         self.artifacts: ArtifactIndex = SqlArtifactIndex(db, keys)
         self.registry: RegistryStore = SqlRegistryStore(db, keys)
+        self.aliases: AliasStore = SqlAliasStore(db)
         self.evaluations: EvaluationStore = SqlEvaluationStore(db)
         self.lineage: LineageStore = SqlLineageStore(db)
         self.deployments: DeploymentStore = SqlDeploymentStore(db)
