@@ -103,3 +103,23 @@ def test_a_failed_local_write_leaves_no_temporary_file_and_no_blob(tmp_path: Pat
         store.put_file(tmp_path / "missing-source")
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
     assert not (tmp_path / "blobs" / "blobs").exists()
+
+
+def test_parquet_tables_on_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from loopline.artifacts.tables import TableArea
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    prefix = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]
+    area = TableArea(f"s3://{BUCKET}/{prefix}/tables", {"client_kwargs": {"endpoint_url": s3_endpoint}})
+    for day in ("2026-11-21", "2026-11-22"):
+        area.append("predictions", [("deployment", "churn"), ("date", day)], pa.table({"x": [1.0, 2.0]}))
+    assert len(area.files("predictions")) == 2
+    table = area.read("predictions", [("deployment", "churn")])
+    assert table.num_rows == 4 and sorted(set(table.column("date").to_pylist())) == [
+        "2026-11-21",
+        "2026-11-22",
+    ]

@@ -177,3 +177,26 @@ def test_sigterm_under_load_keeps_every_answered_request_in_the_log(
     assert len(results) > 100
     log = backends.tables.read("predictions", [("deployment", "cancer")]).to_pandas()
     assert {request_id for _, request_id, _ in results} <= set(log["request_id"])
+
+
+@pytest.mark.slow
+def test_several_workers_share_the_port_and_their_metrics(
+    deployments: DeploymentService, backends: Backends, store_url: str
+) -> None:
+    deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
+    with server_process(store_url, backends.blobs.url, "--deployment", "cancer", "--workers", "2") as (
+        url,
+        _,
+    ):
+        answers = []
+        for _ in range(40):
+            with httpx.Client(base_url=url) as client:  # new connections: the kernel spreads them
+                answers.append(client.post(PREDICT, json={"records": ROW}))
+        metrics = httpx.get(url + "/metrics").text
+    assert all(a.status_code == 200 for a in answers)
+    total = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith("loopline_requests_total{") and 'status="200"' in line
+    )
+    assert float(total.rsplit(" ", 1)[1]) == 40  # both workers' counts, added up
