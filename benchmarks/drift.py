@@ -66,7 +66,8 @@ def main() -> None:
 
     directory = tempfile.mkdtemp(prefix="loopline-drift-")
     print(
-        f"{'rows':>10} {'loopline s':>10} {'Evidently s':>11} {'speed-up':>8} {'peak MB (ours / theirs)':>24}",
+        f"{'rows':>10} {'loopline s':>10} {'Evidently s':>11} {'speed-up':>8}"
+        f" {'peak MB (ours / theirs)':>24}",
         end="",
     )
     print(f" {'above the data MB':>18} {'numpy pass s':>12}  same columns")

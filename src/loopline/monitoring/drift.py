@@ -112,6 +112,12 @@ def detect_drift(
         raise InvalidInput("the current window has no rows to compare")
     if not 0 < drift_share <= 1:
         raise InvalidInput(f"drift_share must be in (0, 1], got {drift_share}")
+    known = (
+        reference.columns if isinstance(reference, ReferenceProfile) else [str(c) for c in reference.columns]
+    )
+    unknown = [c for c in columns or () if c not in known]
+    if unknown:
+        raise InvalidInput(f"columns {unknown} are not in the reference")
     profile = (
         reference
         if isinstance(reference, ReferenceProfile)
@@ -120,9 +126,6 @@ def detect_drift(
     if profile.rows == 0:
         raise InvalidInput("the reference has no rows to compare with")
     names = list(columns) if columns is not None else list(profile.columns)
-    unknown = [c for c in names if c not in profile.columns]
-    if unknown:
-        raise InvalidInput(f"columns {unknown} are not in the reference")
     limits = {**THRESHOLDS, **(thresholds or {})}
     rng = np.random.default_rng(seed)
     result = DriftResult([], 0.0, drift_share, profile.rows, len(current))

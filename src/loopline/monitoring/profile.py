@@ -113,6 +113,11 @@ def category_counts(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items()}
 
 
+def fine_range(low: float, high: float) -> tuple[float, float]:
+    """The span of the fine bins; a constant column gets a unit-wide one."""
+    return low, (high if high > low else low + 1)
+
+
 def profile_numeric(series: pd.Series, rng: np.random.Generator) -> NumericProfile:
     values = numeric_values(series)
     nulls = len(series) - len(values)
@@ -131,7 +136,7 @@ def profile_numeric(series: pd.Series, rng: np.random.Generator) -> NumericProfi
             empty,
         )
     low, high = float(values.min()), float(values.max())
-    top = high if high > low else low + 1
+    top = fine_range(low, high)[1]
     fine = np.histogram(values, bins=FINE_BINS, range=(low, top))[0]
     # Decile edges read off the fine bins (within 1/FINE_BINS of the range of exact ones),
     # so that PSI needs neither a sort nor a second pass.

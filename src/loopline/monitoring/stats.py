@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loopline.monitoring.profile import FINE_BINS, CategoricalProfile, NumericProfile
+from loopline.monitoring.profile import FINE_BINS, CategoricalProfile, NumericProfile, fine_range
 
 EPSILON = 1e-4  # stands in for empty bins in PSI and Jensen-Shannon, as is customary
 
@@ -20,12 +20,13 @@ def wasserstein_normed(reference: NumericProfile, current: np.ndarray) -> float:
     reference CDF is 0 or 1, so the tails are integrated exactly from the current values.
     """
     low, high = reference.minimum, reference.maximum
-    width = (high - low) / FINE_BINS if high > low else 1.0 / FINE_BINS
+    span = fine_range(low, high)  # the very bins of the profile, so identical data gives exactly 0
+    width = (span[1] - low) / FINE_BINS
     inside = current[(current >= low) & (current <= high)]
     below = current[current < low]
     above = current[current > high]
     n = len(current)
-    current_counts = np.histogram(inside, bins=FINE_BINS, range=(low, low + width * FINE_BINS))[0]
+    current_counts = np.histogram(inside, bins=FINE_BINS, range=span)[0]
     reference_cdf = np.cumsum(reference.fine_counts) / reference.count
     current_cdf = (len(below) + np.cumsum(current_counts)) / n
     distance = float(np.abs(reference_cdf - current_cdf).sum() * width)
