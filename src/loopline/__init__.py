@@ -7,6 +7,7 @@ with ll.start_run(experiment="churn") as run:
     run.log_metric("auc", 0.91)
 """
 
+from loopline import datasets
 from loopline._sdk import (
     active_run,
     configure,
@@ -38,6 +39,16 @@ from loopline.tracking.active_run import ActiveRun
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """`loopline.monitoring` loads on first use: it brings numpy and pandas along."""
+    if name == "monitoring":
+        import importlib
+
+        return importlib.import_module("loopline.monitoring")
+    raise AttributeError(f"module 'loopline' has no attribute {name!r}")
+
+
 __all__ = [
     "ActiveRun",
     "ArtifactEntry",
@@ -53,6 +64,7 @@ __all__ = [
     "active_run",
     "configure",
     "create_experiment",
+    "datasets",
     "end_run",
     "evaluate",
     "flush",

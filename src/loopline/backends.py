@@ -15,6 +15,7 @@ from loopline.artifacts import BlobStore
 from loopline.artifacts.tables import TableArea
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
+from loopline.data.datasets import DatasetService
 from loopline.registry.evaluation import EvaluationService
 from loopline.registry.promotion import PromotionService
 from loopline.registry.service import RegistryService
@@ -43,6 +44,9 @@ class Backends:
 
     def deployments(self, principal: Principal) -> DeploymentService:
         return DeploymentService(self.store, self.blobs, principal)
+
+    def datasets(self, principal: Principal) -> DatasetService:
+        return DatasetService(self.store, self.blobs, principal)
 
     @property
     def tables(self) -> TableArea:

@@ -36,6 +36,7 @@ class BlobStore:
         self._fs, root = fsspec.core.url_to_fs(url, **self.storage_options)
         self._root = root.rstrip("/")
         self._local = "file" in self._fs.protocol or "local" in self._fs.protocol
+        self._verified: set[str] = set()
         if self._local:
             Path(self._root, "tmp").mkdir(parents=True, exist_ok=True)
 
@@ -106,6 +107,22 @@ class BlobStore:
 
     def read(self, digest: str, name: str) -> bytes:
         return b"".join(self._chunks(digest, name))
+
+    def local_file(self, digest: str, name: str) -> Path:
+        """A local file holding the blob's verified bytes, for readers that want a path
+        (DuckDB, Parquet): the blob itself on a local store, hashed once per process; a
+        verified download, kept for next time, on a remote one."""
+        if self._local:
+            path = Path(self._path(digest))
+            if digest not in self._verified:
+                for _ in self._chunks(digest, name):
+                    pass
+                self._verified.add(digest)
+            return path
+        cached = Path(tempfile.gettempdir(), "loopline-blobs", digest)
+        if not cached.exists():
+            self.download(digest, name, cached)
+        return cached
 
     def download(self, digest: str, name: str, target: Path) -> None:
         """Write the blob to `target`, which only appears once its content is verified."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import compare_table, run_panel, runs_table
 from loopline.core.search import parse_filter, parse_order_by
@@ -74,15 +75,26 @@ def show(
     run_id: str = typer.Argument(..., help="Run id."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show one run: attributes, params, metrics, tags, artifacts."""
-    service = cli_context(ctx).tracking()
+    """Show one run: attributes, params, metrics, tags, inputs, artifacts."""
+    context = cli_context(ctx)
+    service = context.tracking()
     run = service.get_run(run_id)
     artifacts = service.list_artifacts(run_id)
+    datasets = context.backends.datasets(local_owner())
+    inputs = [
+        {"name": label, "digest": digest, "versions": [v.uri for v in datasets.versions_with_digest(digest)]}
+        for label, digest in service.inputs(run_id)
+    ]
     if json_:
-        print_json({"run": run, "artifacts": artifacts})
+        print_json({"run": run, "inputs": inputs, "artifacts": artifacts})
         return
     console = Console()
     run_panel(console, run)
+    if inputs:
+        console.print("inputs:")
+        for item in inputs:
+            where = ", ".join(item["versions"]) or "not a registered dataset"
+            console.print(f"  {item['name']}  sha256:{item['digest'][:12]}  ({where})")
     if artifacts:
         console.print("artifacts:")
         for entry in artifacts:

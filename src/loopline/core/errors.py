@@ -33,6 +33,14 @@ class SignatureMismatch(InvalidInput):
         super().__init__("input does not match the model's signature: " + "; ".join(problems))
 
 
+class DataValidationFailed(InvalidInput):
+    """Data broke its contract; `report` says which rules, where, and shows offending rows."""
+
+    def __init__(self, message: str, report: object) -> None:
+        self.report = report
+        super().__init__(message)
+
+
 class NotFound(LooplineError):
     """A named thing does not exist."""
 

@@ -94,8 +94,8 @@ def _default_test(column: NumericProfile | CategoricalProfile, rows: int) -> str
 
 
 def detect_drift(
-    reference: pd.DataFrame | ReferenceProfile,
-    current: pd.DataFrame,
+    reference: pd.DataFrame | ReferenceProfile | Any,
+    current: pd.DataFrame | Any,
     *,
     columns: Sequence[str] | None = None,
     tests: Mapping[str, str] | None = None,
@@ -103,11 +103,14 @@ def detect_drift(
     drift_share: float = 0.5,
     seed: int = 0,
 ) -> DriftResult:
-    """Compare `current` with `reference` (a frame, or a profile stored at registration).
+    """Compare `current` with `reference`: frames, Arrow tables, or registered datasets
+    (`loopline.datasets.get(...)`, whose stored profile stands in for the reference).
 
     `tests` picks a test per column (wasserstein, ks, psi, jensenshannon for numbers;
     jensenshannon, chisquare, z, psi for categories); `thresholds` overrides the limit
     per test; the dataset drifted when at least `drift_share` of the columns did."""
+    reference = _reference(reference)
+    current = _current(current, columns)
     if len(current) == 0:
         raise InvalidInput("the current window has no rows to compare")
     if not 0 < drift_share <= 1:
@@ -142,6 +145,35 @@ def detect_drift(
     tested = [c for c in result.columns if c.statistic is not None or c.drifted]
     result.share = sum(c.drifted for c in tested) / len(tested) if tested else 0.0
     return result
+
+
+def _reference(reference: Any) -> pd.DataFrame | ReferenceProfile:
+    if isinstance(reference, pd.DataFrame | ReferenceProfile):
+        return reference
+    if callable(getattr(reference, "profile", None)):  # a registered dataset: its stored profile
+        profile: ReferenceProfile = reference.profile()
+        return profile
+    if callable(getattr(reference, "to_pandas", None)):
+        frame: pd.DataFrame = reference.to_pandas()
+        return frame
+    raise InvalidInput(
+        f"the reference is a {type(reference).__name__}: give a DataFrame, an Arrow table or a dataset"
+    )
+
+
+def _current(current: Any, columns: Sequence[str] | None) -> pd.DataFrame:
+    if isinstance(current, pd.DataFrame):
+        return current
+    if callable(getattr(current, "profile", None)):  # a registered dataset: read only what is compared
+        wanted = None if columns is None else [c for c in columns if c in current.schema]
+        frame: pd.DataFrame = current.to_pandas(wanted)
+        return frame
+    if callable(getattr(current, "to_pandas", None)):
+        frame = current.to_pandas()
+        return frame
+    raise InvalidInput(
+        f"the current data is a {type(current).__name__}: give a DataFrame, an Arrow table or a dataset"
+    )
 
 
 def _column_drift(

@@ -1,4 +1,4 @@
-"""Model and alias names, normalised so that look-alikes cannot become two models.
+"""Model, alias and dataset names, normalised so that look-alikes cannot become two things.
 
 Names are NFKC-normalised, then must be ASCII letters, digits, '.', '_' or '-'; the
 lowercase form is the identity. So `Churn`, `churn` and the fullwidth spelling of churn
@@ -50,3 +50,7 @@ def alias_name(raw: object) -> str:
     if alias in RESERVED_ALIASES:
         raise InvalidInput(f"alias {raw!r} is reserved: models:/NAME/latest already means the newest version")
     return alias
+
+
+def dataset_name(raw: object) -> str:
+    return _normalised("dataset name", raw).lower()

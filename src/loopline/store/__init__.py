@@ -5,6 +5,7 @@ from __future__ import annotations
 from loopline.store.aliases import SqlAliasStore
 from loopline.store.artifact_index import SqlArtifactIndex
 from loopline.store.database import Database
+from loopline.store.datasets import SqlDatasetStore
 from loopline.store.deployments import SqlDeploymentStore
 from loopline.store.engine import create_store_engine
 from loopline.store.evaluations import SqlEvaluationStore
@@ -15,6 +16,7 @@ from loopline.store.migrate import ensure_schema
 from loopline.store.protocols import (
     AliasStore,
     ArtifactIndex,
+    DatasetStore,
     DeploymentStore,
     EvaluationStore,
     ExperimentStore,
@@ -29,6 +31,7 @@ from loopline.store.runs import RunKeys, SqlRunStore
 __all__ = [
     "AliasStore",
     "ArtifactIndex",
+    "DatasetStore",
     "DeploymentStore",
     "EvaluationStore",
     "ExperimentStore",
@@ -56,6 +59,7 @@ class MetadataStore:
         self.evaluations: EvaluationStore = SqlEvaluationStore(db)
         self.lineage: LineageStore = SqlLineageStore(db)
         self.deployments: DeploymentStore = SqlDeploymentStore(db)
+        self.datasets: DatasetStore = SqlDatasetStore(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import (
     ArtifactEntry,
     Experiment,
@@ -202,3 +203,15 @@ class DeploymentStore(Protocol):
     def revisions(self, name: str) -> list[DeploymentRevision]: ...
 
     def delete(self, name: str, at: int) -> None: ...
+
+
+class DatasetStore(Protocol):
+    def add_version(self, draft: DatasetVersion) -> tuple[DatasetVersion, bool]: ...
+
+    def get_version(self, name: str, version: int | None = None) -> DatasetVersion: ...
+
+    def list_versions(self, name: str) -> list[DatasetVersion]: ...
+
+    def list_latest(self) -> list[DatasetVersion]: ...
+
+    def find_digest(self, digest: str) -> list[DatasetVersion]: ...

@@ -297,3 +297,37 @@ deployment_revisions = Table(
     Column("actor", String(250), nullable=False),
     Column("reason", Text, nullable=False, default=""),
 )
+
+# --- datasets -------------------------------------------------------------------------
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("last_version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+)
+
+# A version is its content: the same rows registered twice are one version.
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("digest", String(64), nullable=False, index=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("columns", Text, nullable=False),  # JSON: name, type and profile summary per column
+    Column("source", Text, nullable=False),
+    Column("data_blob", String(64), nullable=False),
+    Column("reference_blob", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("tags", Text, nullable=False),  # JSON object
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    UniqueConstraint("dataset_id", "version"),
+    UniqueConstraint("dataset_id", "digest"),
+)

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import ArtifactEntry, Metric, Run, RunStatus
 from loopline.core.errors import InvalidInput, RunTerminated
 from loopline.core.registry import ModelVersion
@@ -129,13 +130,20 @@ class ActiveRun:
 
     # inputs and models
 
-    def log_input(self, data: Any, name: str) -> str:
-        """Record a DataFrame this run reads (by content hash, for lineage); returns the hash."""
+    def log_input(self, data: Any, name: str | None = None) -> str:
+        """Record data this run reads (a registered dataset, or a frame by content hash),
+        for lineage; returns the hash."""
         from loopline.data.fingerprint import table_digest
         from loopline.models.signature import as_frame
 
-        digest = table_digest(as_frame(data))
-        self._service.log_input(self.id, name, digest)
+        registered = getattr(data, "info", data)
+        if isinstance(registered, DatasetVersion):
+            digest, label = registered.digest, name or registered.name
+        elif name is None:
+            raise InvalidInput("name the input: run.log_input(frame, name=...)")
+        else:
+            digest, label = table_digest(as_frame(data)), name
+        self._service.log_input(self.id, label, digest)
         return digest
 
     def log_model(

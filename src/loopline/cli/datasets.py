@@ -1,0 +1,201 @@
+"""`loopline datasets ...`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopline.backends import local_owner
+from loopline.cli.context import cli_context, print_json
+from loopline.cli.render import fmt, when
+from loopline.core.datasets import DatasetVersion
+from loopline.data.datasets import DatasetService
+from loopline.progress import progress_bar
+
+app = typer.Typer(help="Datasets: versions by content, schemas, profiles, diffs.", no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _service(ctx: typer.Context) -> DatasetService:
+    return cli_context(ctx).backends.datasets(local_owner())
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Dataset name."),
+    source: str = typer.Argument(
+        ..., help="A CSV/TSV (optionally compressed) or Parquet file, or with --url a query."
+    ),
+    url: str | None = typer.Option(None, help="Run SOURCE as SQL on this database (a SQLAlchemy URL)."),
+    description: str = typer.Option("", help="What the data is."),
+    encoding: str = typer.Option("utf-8", help="Text encoding of a CSV file."),
+    json_: bool = JSON,
+) -> None:
+    """Store a file or a query's rows as the next version of a dataset (read in chunks)."""
+    service = _service(ctx)
+    data: str | Path = source if url is not None else Path(source)
+    with progress_bar(
+        f"reading {Path(source).name if url is None else 'query'}", unit_bytes=url is None
+    ) as bar:
+        version, created = service.register(
+            name, data, sql_url=url, description=description, encoding=encoding, progress=bar
+        )
+    if json_:
+        print_json({"dataset": version, "created": created})
+        return
+    verb = "registered" if created else "unchanged: the same rows are"
+    Console().print(f"{verb} {version.uri} ({version.rows:,} rows, sha256:{version.digest[:12]})")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_: bool = JSON) -> None:
+    """Every dataset with its newest version."""
+    found = _service(ctx).list_datasets()
+    if json_:
+        print_json(found)
+        return
+    table = Table("name", "versions", "rows", "columns", "size", "updated (UTC)", "description")
+    for v in found:
+        table.add_row(
+            v.name,
+            str(v.version),
+            f"{v.rows:,}",
+            str(len(v.columns)),
+            _size(v.size),
+            when(v.created_at),
+            v.description,
+        )
+    Console().print(table)
+
+
+@app.command()
+def versions(
+    ctx: typer.Context, name: str = typer.Argument(..., help="Dataset name."), json_: bool = JSON
+) -> None:
+    """The versions of a dataset, oldest first."""
+    found = _service(ctx).versions(name)
+    if json_:
+        print_json(found)
+        return
+    table = Table("version", "rows", "columns", "sha256", "source", "registered (UTC)", "by")
+    for v in found:
+        table.add_row(
+            str(v.version),
+            f"{v.rows:,}",
+            str(len(v.columns)),
+            v.digest[:12],
+            v.source,
+            when(v.created_at),
+            v.created_by,
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME (newest version), NAME@VERSION or datasets:/NAME/VERSION."),
+    json_: bool = JSON,
+) -> None:
+    """A dataset version: schema and per-column profile."""
+    version = _service(ctx).get(ref)
+    if json_:
+        print_json(version)
+        return
+    console = Console()
+    console.print(
+        f"[bold]{version.uri}[/]  {version.rows:,} rows, {_size(version.size)}, sha256:{version.digest}\n"
+        f"from {version.source}, registered {when(version.created_at)} by {version.created_by}"
+    )
+    if version.description:
+        console.print(version.description)
+    console.print(_profile_table(version))
+
+
+def _profile_table(version: DatasetVersion) -> Table:
+    table = Table("column", "type", "nulls", "distinct", "min", "max", "mean", "std", "p50", "top values")
+    for c in version.columns:
+        quantiles: dict[str, Any] = c.get("quantiles") or {}
+        top = ", ".join(f"{k} ({n:,})" for k, n in (c.get("top") or [])[:3])
+        table.add_row(
+            c["name"],
+            c["type"],
+            f"{c.get('nulls', 0):,}",
+            fmt(c.get("distinct")),
+            _short(c.get("min")),
+            _short(c.get("max")),
+            fmt(c.get("mean")),
+            fmt(c.get("std")),
+            fmt(quantiles.get("0.5")),
+            top,
+        )
+    return table
+
+
+def _short(value: Any) -> str:
+    text = fmt(value)
+    try:
+        return fmt(float(text))
+    except ValueError:
+        return text if len(text) <= 24 else text[:23] + "…"
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    old: str = typer.Argument(..., help="The older version (NAME@VERSION)."),
+    new: str = typer.Argument(..., help="The newer version (NAME@VERSION)."),
+    json_: bool = JSON,
+) -> None:
+    """Schema and profile changes between two versions, with a drift score per column."""
+    service = _service(ctx)
+    result = service.diff(service.get(old), service.get(new))
+    if json_:
+        print_json(result.to_dict())
+        return
+    console = Console()
+    before, after = result.rows
+    console.print(f"{result.old} -> {result.new}: rows {before:,} -> {after:,} ({after - before:+,})")
+    for name in result.added:
+        console.print(f"[green]+ column {name}[/]")
+    for name in result.removed:
+        console.print(f"[red]- column {name}[/]")
+    for name, was, now in result.retyped:
+        console.print(f"[yellow]~ column {name}: {was} -> {now}[/]")
+    if not result.changes:
+        console.print("no column changed")
+        return
+    table = Table("column", "drift", "score", "nulls", "mean", "distinct", "categories")
+    for change in result.changes:
+        categories = []
+        if change.get("new_categories"):
+            categories.append("new: " + ", ".join(change["new_categories"][:5]))
+        if change.get("gone_categories"):
+            categories.append("gone: " + ", ".join(change["gone_categories"][:5]))
+        table.add_row(
+            change["column"],
+            "[red]drifted[/]" if change.get("drifted") else "",
+            f"{change.get('test', '')} {fmt(change.get('score'))}",
+            _pair(change.get("nulls")),
+            _pair(change.get("mean")),
+            _pair(change.get("distinct")),
+            "; ".join(categories),
+        )
+    console.print(table)
+
+
+def _pair(values: list[Any] | None) -> str:
+    return "" if values is None else f"{fmt(values[0])} -> {fmt(values[1])}"

@@ -1,0 +1,167 @@
+"""The dataset registry: named tables versioned by the hash of their content, stored as
+Parquet in the artifact store with their schema, a summary per column, and the drift
+reference profile that monitoring compares live traffic with.
+
+Registering the same rows twice gives the same version. A version's blobs are stored and
+verified before its row is written, so a crash leaves at most unreferenced blobs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loopline.artifacts import BlobStore
+from loopline.core.clock import now_ms
+from loopline.core.datasets import DatasetVersion
+from loopline.core.entities import Principal
+from loopline.core.errors import InvalidInput
+from loopline.core.validation import check_key, check_tag_value
+from loopline.data.diff import DatasetDiff, diff_versions
+from loopline.data.ingest import Progress, StagedTable, stage_file, stage_frame, stage_query
+from loopline.data.summary import summarize
+from loopline.monitoring.profile import ReferenceProfile, profile_batches
+from loopline.registry.names import dataset_name
+from loopline.store import MetadataStore
+
+Source: TypeAlias = pd.DataFrame | pa.Table | str | Path
+
+
+def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
+    """`name`, `name@3` or `datasets:/name/3` as (name, version or None for the newest)."""
+    text = ref.removeprefix("datasets:/")
+    name, sep, version = text.replace("/", "@", 1).partition("@")
+    if not sep:
+        return dataset_name(name), None
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidInput(f"dataset reference {ref!r}: the version must be a positive number")
+    return dataset_name(name), int(version)
+
+
+class DatasetService:
+    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+        self._store = store
+        self._blobs = blobs
+        self.principal = principal
+
+    def register(
+        self,
+        name: str,
+        data: Source,
+        *,
+        sql_url: str | None = None,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        encoding: str = "utf-8",
+        progress: Progress | None = None,
+    ) -> tuple[DatasetVersion, bool]:
+        """Store `data` (a frame, a CSV or Parquet path, or with `sql_url` a SQL query) as the
+        next version of dataset `name`; returns it and whether it is new. Identical rows
+        give back the version that holds them."""
+        name = dataset_name(name)
+        checked_tags = {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
+        with tempfile.TemporaryDirectory(prefix="loopline-dataset-") as tmp:
+            target = Path(tmp, "data.parquet")
+            staged = self._stage(data, target, sql_url, encoding, progress)
+            for existing in self._store.datasets.find_digest(staged.digest):
+                if existing.name == name:
+                    return existing, False
+            if staged.rows == 0:
+                raise InvalidInput(f"dataset {name!r}: the data has no rows")
+            if isinstance(data, pd.DataFrame) and sql_url is None:  # in memory already: no need to read back
+                frame = data.rename(columns=str)  # the names the table got
+                profile = profile_batches(lambda: [frame], _profiled(staged.schema))
+            else:
+                profile = profile_parquet(staged.path, staged.schema)
+            columns = summarize(staged.path, staged.schema, profile)
+            data_blob = self._blobs.put_file(staged.path)
+            reference = self._blobs.put_bytes(gzip.compress(orjson.dumps(profile.to_dict()), 1, mtime=0))
+        draft = DatasetVersion(
+            name=name,
+            version=0,
+            digest=staged.digest,
+            rows=staged.rows,
+            size=data_blob.size,
+            columns=columns,
+            source=staged.source,
+            data_blob=data_blob.digest,
+            reference_blob=reference.digest,
+            created_at=now_ms(),
+            created_by=self.principal.name,
+            description=description,
+            tags=checked_tags,
+        )
+        return self._store.datasets.add_version(draft)
+
+    @staticmethod
+    def _stage(
+        data: Source, target: Path, sql_url: str | None, encoding: str, progress: Progress | None
+    ) -> StagedTable:
+        if sql_url is not None:
+            if not isinstance(data, str):
+                raise InvalidInput("with sql_url, the data must be the text of a SQL query")
+            return stage_query(data, sql_url, target, progress)
+        if isinstance(data, pd.DataFrame | pa.Table):
+            return stage_frame(data, target)
+        if isinstance(data, str | Path):
+            return stage_file(data, target, encoding=encoding, progress=progress)
+        raise InvalidInput(
+            f"cannot register a {type(data).__name__}: give a DataFrame, an Arrow table, "
+            "a CSV or Parquet path, or a SQL query with sql_url"
+        )
+
+    def get(self, ref: str, version: int | None = None) -> DatasetVersion:
+        """A version by reference (`name`, `name@3`, `datasets:/name/3`); the newest by default."""
+        name, parsed = parse_dataset_ref(ref)
+        return self._store.datasets.get_version(name, version if version is not None else parsed)
+
+    def list_datasets(self) -> list[DatasetVersion]:
+        return self._store.datasets.list_latest()
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        return self._store.datasets.list_versions(dataset_name(name))
+
+    def versions_with_digest(self, digest: str) -> list[DatasetVersion]:
+        return self._store.datasets.find_digest(digest)
+
+    def local_path(self, version: DatasetVersion) -> Path:
+        """The version's Parquet file, verified, for DuckDB or Arrow to read."""
+        return self._blobs.local_file(version.data_blob, f"{version.uri} (data)")
+
+    def read(self, version: DatasetVersion, columns: Sequence[str] | None = None) -> pa.Table:
+        unknown = [c for c in columns or () if c not in version.schema]
+        if unknown:
+            raise InvalidInput(f"{version.uri} has no columns {unknown}; it has {list(version.schema)}")
+        return pq.read_table(self.local_path(version), columns=list(columns) if columns else None)
+
+    def reference_profile(self, version: DatasetVersion) -> ReferenceProfile:
+        raw = self._blobs.read(version.reference_blob, f"{version.uri} (reference profile)")
+        return ReferenceProfile.from_dict(orjson.loads(gzip.decompress(raw)))
+
+    def diff(self, old: DatasetVersion, new: DatasetVersion) -> DatasetDiff:
+        return diff_versions(old, new, self.reference_profile(old), self.reference_profile(new))
+
+
+def profile_parquet(path: Path, schema: pa.Schema, seed: int = 0) -> ReferenceProfile:
+    """The reference profile of a Parquet file, read batch by batch (twice)."""
+    names = _profiled(schema)
+
+    def batches() -> Iterator[pd.DataFrame]:
+        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(
+            batch_size=128 * 1024, columns=names
+        ):
+            yield batch.to_pandas()
+
+    return profile_batches(batches, names, seed)
+
+
+def _profiled(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if not pa.types.is_nested(f.type)]

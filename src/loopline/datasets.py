@@ -1,0 +1,166 @@
+"""Datasets from the SDK: `loopline.datasets.register(...)` and friends.
+
+import loopline as ll
+data = ll.datasets.register("customers", "customers.csv")   # versioned, profiled
+frame = data.to_pandas()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopline.core.datasets import DatasetVersion
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from loopline.data.contract import Contract
+    from loopline.data.datasets import DatasetService, Source
+    from loopline.data.diff import DatasetDiff
+    from loopline.data.validation import ValidationReport
+    from loopline.monitoring.profile import ReferenceProfile
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A stored dataset version, with what it takes to read it back."""
+
+    info: DatasetVersion
+    service: DatasetService
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    @property
+    def digest(self) -> str:
+        return self.info.digest
+
+    @property
+    def rows(self) -> int:
+        return self.info.rows
+
+    @property
+    def uri(self) -> str:
+        return self.info.uri
+
+    @property
+    def schema(self) -> dict[str, str]:
+        return self.info.schema
+
+    def path(self) -> Path:
+        """The verified Parquet file, e.g. for `duckdb.read_parquet(str(ds.path()))`."""
+        return self.service.local_path(self.info)
+
+    def to_arrow(self, columns: Sequence[str] | None = None) -> pa.Table:
+        return self.service.read(self.info, columns)
+
+    def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        frame: pd.DataFrame = self.to_arrow(columns).to_pandas()
+        return frame
+
+    def profile(self) -> ReferenceProfile:
+        """The drift reference profile computed at registration."""
+        return self.service.reference_profile(self.info)
+
+
+def _service() -> DatasetService:
+    from loopline._sdk import _backends_in_use
+    from loopline.backends import local_owner
+
+    return _backends_in_use().datasets(local_owner())
+
+
+def register(
+    name: str,
+    data: Source,
+    *,
+    sql_url: str | None = None,
+    description: str = "",
+    tags: Mapping[str, Any] | None = None,
+    encoding: str = "utf-8",
+) -> Dataset:
+    """Store `data` as a version of dataset `name`: a DataFrame or Arrow table, a CSV or
+    Parquet file of any size (read in chunks), or the text of a SQL query run on `sql_url`.
+    The same rows give back the same version. Inside a run, the run records it as an input."""
+    from loopline._sdk import active_run
+    from loopline.progress import progress_bar
+
+    service = _service()
+    label = f"registering {name}"
+    with progress_bar(label, unit_bytes=sql_url is None) as progress:
+        version, _ = service.register(
+            name,
+            data,
+            sql_url=sql_url,
+            description=description,
+            tags=tags,
+            encoding=encoding,
+            progress=progress,
+        )
+    dataset = Dataset(version, service)
+    run = active_run()
+    if run is not None:
+        run.log_input(dataset, dataset.name)
+    return dataset
+
+
+def get(ref: str, version: int | None = None) -> Dataset:
+    """`name` (the newest version), `name@3` or `datasets:/name/3`."""
+    service = _service()
+    return Dataset(service.get(ref, version), service)
+
+
+def list_datasets() -> list[DatasetVersion]:
+    """The newest version of every dataset."""
+    return _service().list_datasets()
+
+
+def diff(old: str, new: str) -> DatasetDiff:
+    """Schema and profile changes from dataset version `old` to `new` (references as in `get`)."""
+    service = _service()
+    return service.diff(service.get(old), service.get(new))
+
+
+def validate(data: Any, contract: Contract | str | Path, *, require: bool = False) -> ValidationReport:
+    """Check `data` (a frame, a CSV or Parquet path, a `Dataset`) against a contract (a
+    YAML path or a `Contract`). Inside a run, the run is tagged `data_validation` = passed
+    or failed, which the promotion gate of that name reads, and keeps the report. With
+    `require`, a failure raises DataValidationFailed carrying the report."""
+    import json
+
+    from loopline._sdk import active_run
+    from loopline.core.errors import DataValidationFailed
+    from loopline.data.contract import Contract
+    from loopline.data.validation import validate as check
+
+    rules = contract if isinstance(contract, Contract) else Contract.load(contract)
+    report = check(data, rules)
+    run = active_run()
+    if run is not None:
+        run.set_tag("data_validation", "passed" if report.passed else "failed")
+        run.log_text(json.dumps(report.to_dict(), indent=2, default=str), "data_validation.json")
+    if require and not report.passed:
+        first = report.failures[0]
+        where = f" in column {first.column!r}" if first.column else ""
+        raise DataValidationFailed(
+            f"{report.source} broke {len(report.failures)} rule(s) of its contract; first: "
+            f"{first.check}{where}, {first.count:,} row(s): {first.detail}",
+            report,
+        )
+    return report
+
+
+def infer_contract(data: Any) -> Contract:
+    """A contract `data` passes (types, nulls, ranges, categories, keys), to edit and keep."""
+    from loopline.data.validation import infer_contract as infer
+
+    return infer(data)
