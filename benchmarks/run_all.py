@@ -33,12 +33,18 @@ COMPARISONS = [
 
 
 def ensure_peers_venv() -> None:
-    if PEER_PYTHON.exists():
+    """The peers' own virtualenv (MLflow, Evidently, pandera), brought in step with
+    peers/requirements.txt whenever that file changes."""
+    requirements = HERE / "peers" / "requirements.txt"
+    stamp = PEERS_VENV / "requirements.installed"
+    if stamp.exists() and stamp.read_text() == requirements.read_text():
         return
-    print(f"creating {PEERS_VENV} with MLflow (once)", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+    if not PEER_PYTHON.exists():
+        print(f"creating {PEERS_VENV} with the peers (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
     pip = [str(PEER_PYTHON), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "-r", str(HERE / "peers" / "requirements.txt")], check=True)
+    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    stamp.write_text(requirements.read_text())
 
 
 def run_json(command: list[str]) -> dict[str, Any]:

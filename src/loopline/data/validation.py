@@ -16,6 +16,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -27,6 +28,7 @@ from loopline.data.summary import quote
 SAMPLES = 5
 MAX_ALLOWED_INFERRED = 20  # a text column with at most this many values gets an allowed list
 MAX_SAMPLE_COLUMNS = 12
+ROW = "__loopline_row__"  # the row number beside the data, shown as "_row" in samples
 
 
 @dataclass
@@ -66,49 +68,62 @@ class ValidationReport:
 
 @contextlib.contextmanager
 def _opened(data: Any) -> Iterator[tuple[Any, pa.Schema, str]]:
-    """A DuckDB connection with the data as relation `data`, sandboxed; its schema; a label."""
+    """A sandboxed DuckDB connection with the data as relation `data` (and as `numbered`,
+    with each row's number in ROW); the data's schema; a label for reports."""
     import duckdb
-    import pyarrow.dataset as ds
 
     with contextlib.ExitStack() as stack:
-        source: Any
-        if isinstance(data, pd.DataFrame):
+        con = stack.enter_context(duckdb.connect())
+        if isinstance(data, pd.DataFrame | pa.Table):
             from loopline.data.fingerprint import frame_to_arrow
 
-            source, label = frame_to_arrow(data), "a DataFrame"
-        elif isinstance(data, pa.Table):
-            source, label = data, "an Arrow table"
-        elif callable(getattr(data, "path", None)) and hasattr(data, "uri"):  # a registered dataset
-            source, label = ds.dataset(data.path(), format="parquet"), data.uri
-        elif isinstance(data, str | Path):
-            source, label = _file(Path(data), stack), Path(data).name
+            table = frame_to_arrow(data) if isinstance(data, pd.DataFrame) else data
+            label = "a DataFrame" if isinstance(data, pd.DataFrame) else "an Arrow table"
+            numbers = pa.array(np.arange(table.num_rows, dtype=np.int64))
+            con.register("numbered", table.append_column(ROW, numbers))  # no window pass for samples
+            con.execute(f"CREATE VIEW data AS SELECT * EXCLUDE ({ROW}) FROM numbered")
+            schema = table.schema
         else:
-            raise InvalidInput(
-                f"cannot validate a {type(data).__name__}: "
-                "give a DataFrame, a CSV or Parquet path, or a dataset"
+            path, label = _parquet(data, stack)
+            schema = _parquet_schema(path)
+            # DuckDB reads the file itself, out of core, and may read nothing else.
+            con.execute("SET allowed_paths = [?]", [str(path)])
+            literal = "'" + str(path).replace("'", "''") + "'"
+            con.execute(f"CREATE VIEW data AS SELECT * FROM read_parquet({literal})")
+            con.execute(
+                f"CREATE VIEW numbered AS SELECT * EXCLUDE (file_row_number), file_row_number AS {ROW} "
+                f"FROM read_parquet({literal}, file_row_number = true)"
             )
-        con = stack.enter_context(duckdb.connect())
-        con.register("data", source)
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        yield con, canonical_schema(source.schema), label
+        yield con, canonical_schema(schema), label
 
 
-def _file(path: Path, stack: contextlib.ExitStack) -> Any:
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-
+def _parquet(data: Any, stack: contextlib.ExitStack) -> tuple[Path, str]:
+    """The Parquet file holding `data`: a dataset's, a Parquet path, or a CSV staged as one."""
     from loopline.data.ingest import PARQUET_SUFFIXES, stage_file
 
+    if callable(getattr(data, "path", None)) and hasattr(data, "uri"):  # a registered dataset
+        return Path(data.path()), str(data.uri)
+    if not isinstance(data, str | Path):
+        raise InvalidInput(
+            f"cannot validate a {type(data).__name__}: give a DataFrame, a CSV or Parquet path, or a dataset"
+        )
+    path = Path(data).expanduser().resolve()
     if path.suffix.lower() in PARQUET_SUFFIXES and path.is_file():
-        try:
-            pq.read_metadata(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InvalidInput(f"{path.name} is not a readable Parquet file: {exc}") from None
-        return ds.dataset(path, format="parquet")
+        return path, path.name
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="loopline-validate-"))
     staged = stage_file(path, Path(tmp, "data.parquet"))  # CSV: the same strict reader as ingestion
-    return ds.dataset(staged.path, format="parquet")
+    return staged.path, path.name
+
+
+def _parquet_schema(path: Path) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"{path.name} is not a readable Parquet file: {exc}") from None
 
 
 # --- rules as SQL -----------------------------------------------------------------------
@@ -268,8 +283,7 @@ def _samples(con: Any, rule: _Rule, names: list[str], limit: int) -> list[dict[s
     shown = [rule.column] if rule.column is not None else names[:MAX_SAMPLE_COLUMNS]
     columns = ", ".join(quote(n) for n in shown)
     query = (
-        f"SELECT _row, {columns} FROM (SELECT row_number() OVER () - 1 AS _row, * FROM data) "
-        f"WHERE {rule.predicate} ORDER BY _row LIMIT {int(limit)}"
+        f"SELECT {ROW} AS _row, {columns} FROM numbered WHERE {rule.predicate} ORDER BY 1 LIMIT {int(limit)}"
     )
     cursor = con.execute(query, rule.params)
     labels = [d[0] for d in cursor.description]
