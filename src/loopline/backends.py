@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from loopline.artifacts import BlobStore
 from loopline.artifacts.tables import TableArea
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
-from loopline.data.datasets import DatasetService
 from loopline.registry.evaluation import EvaluationService
 from loopline.registry.promotion import PromotionService
 from loopline.registry.service import RegistryService
@@ -23,6 +22,10 @@ from loopline.serving.deployments import DeploymentService
 from loopline.settings import Settings
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.tracking.service import TrackingService
+
+if TYPE_CHECKING:
+    from loopline.data.datasets import DatasetService
+    from loopline.monitoring.service import MonitorService
 
 
 @dataclass
@@ -46,7 +49,14 @@ class Backends:
         return DeploymentService(self.store, self.blobs, principal)
 
     def datasets(self, principal: Principal) -> DatasetService:
+        from loopline.data.datasets import DatasetService  # pandas and Arrow: loaded when used
+
         return DatasetService(self.store, self.blobs, principal)
+
+    def monitors(self, principal: Principal) -> MonitorService:
+        from loopline.monitoring.service import MonitorService
+
+        return MonitorService(self.store, self.blobs, self.tables, principal)
 
     @property
     def tables(self) -> TableArea:

@@ -8,7 +8,7 @@ from pathlib import Path
 import loopline
 
 PACKAGE = Path(loopline.__file__).parent
-INTERFACES = {"cli", "server", "client", "ui", "_sdk", "__init__", "demo"}
+INTERFACES = {"cli", "server", "client", "ui", "_sdk", "__init__", "demo", "datasets", "progress"}
 STORAGE = {"store", "artifacts"}
 SERVICES = {
     "tracking", "data", "models", "registry", "lineage", "serving", "monitoring", "pipelines", "automation",

@@ -109,12 +109,27 @@ def numeric_values(series: pd.Series) -> np.ndarray:
     return values[~np.isnan(values)] if series.hasnans else values
 
 
+def category_key(value: Any) -> str:
+    """A category as text, numbers spelled one way: 1, 1.0 and numpy's 1 are all "1", so
+    a column logged as doubles still matches a reference read as integers."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
 def category_counts(series: pd.Series) -> dict[str, int]:
     counts = series.value_counts(dropna=True)  # counted as they are, named as text after
     if len(counts) > MAX_CATEGORIES:
         top = counts.iloc[:MAX_CATEGORIES]
-        return {**{str(k): int(v) for k, v in top.items()}, OTHER: int(counts.iloc[MAX_CATEGORIES:].sum())}
-    return {str(k): int(v) for k, v in counts.items()}
+        top_counts = {category_key(k): int(v) for k, v in top.items()}
+        return {**top_counts, OTHER: int(counts.iloc[MAX_CATEGORIES:].sum())}
+    found: dict[str, int] = {}
+    for k, v in counts.items():
+        key = category_key(k)
+        found[key] = found.get(key, 0) + int(v)
+    return found
 
 
 def fine_range(low: float, high: float) -> tuple[float, float]:
@@ -169,7 +184,9 @@ class _NumericAccumulator:
 
     def result(self) -> ColumnProfile:
         if self.few_values:
-            counts = {str(k): v for k, v in sorted(self.values.items(), key=lambda kv: -kv[1])}
+            counts: dict[str, int] = {}
+            for k, v in sorted(self.values.items(), key=lambda kv: -kv[1]):
+                counts[category_key(k)] = counts.get(category_key(k), 0) + v
             return CategoricalProfile(self.count, self.nulls, counts)
         if self.count == 0:
             empty = np.zeros(0)
@@ -211,7 +228,9 @@ class _CategoryAccumulator:
 
     def add(self, series: pd.Series) -> None:
         batch = series.value_counts(dropna=True)
-        batch.index = batch.index.map(str)  # counted as they are, named as text
+        # Counted as they are, then named as text; only floats need the careful spelling.
+        names = batch.index.map(category_key) if batch.index.dtype.kind == "f" else batch.index.astype(str)
+        batch = batch.groupby(names).sum() if not names.is_unique else batch.set_axis(names)
         self.nulls += len(series) - int(batch.sum())
         self.count += int(batch.sum())
         self.counts = batch if self.counts is None else self.counts.add(batch, fill_value=0)

@@ -126,14 +126,16 @@ class ServingApp:
             )
         except Exception as exc:
             error = self._as_http_error(exc, runtime.name, served)
+            at_ms = time.time_ns() // 1_000_000
             record = {
                 "request_id": request_id,
                 "arm": served.arm.name,
                 "version": served.version.version,
                 "status": error.status,
                 "error": error.message[:500],
+                "at_ms": at_ms,
             }
-            await self.log.append(RecordChunk(ERRORS, runtime.name, time.time_ns() // 1_000_000, [record]))
+            await self.log.append(RecordChunk(ERRORS, runtime.name, at_ms, [record]))
             raise error from None
         seconds = time.perf_counter() - started
         version = served.version

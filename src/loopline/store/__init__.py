@@ -13,6 +13,7 @@ from loopline.store.experiments import SqlExperimentStore
 from loopline.store.lineage import SqlLineageStore
 from loopline.store.metrics import SqlMetricStore
 from loopline.store.migrate import ensure_schema
+from loopline.store.monitors import SqlMonitorStore
 from loopline.store.protocols import (
     AliasStore,
     ArtifactIndex,
@@ -22,6 +23,7 @@ from loopline.store.protocols import (
     ExperimentStore,
     LineageStore,
     MetricStore,
+    MonitorStore,
     RegistryStore,
     RunStore,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "LineageStore",
     "MetadataStore",
     "MetricStore",
+    "MonitorStore",
     "RegistryStore",
     "RunStore",
     "open_metadata_store",
@@ -60,6 +63,7 @@ class MetadataStore:
         self.lineage: LineageStore = SqlLineageStore(db)
         self.deployments: DeploymentStore = SqlDeploymentStore(db)
         self.datasets: DatasetStore = SqlDatasetStore(db)
+        self.monitors: MonitorStore = SqlMonitorStore(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -331,3 +331,55 @@ dataset_versions = Table(
     UniqueConstraint("dataset_id", "version"),
     UniqueConstraint("dataset_id", "digest"),
 )
+
+# --- monitoring ------------------------------------------------------------------------
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("deployment", String(128), nullable=False),
+    Column("spec", Text, nullable=False),  # JSON: window, drift tests, alert rules, notifiers
+    Column("reference_blob", String(64), nullable=False),  # profiles and calibration, JSON
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# One evaluation of a monitor over one window of the prediction log.
+monitor_runs = Table(
+    "monitor_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("window_start", BigInteger),
+    Column("window_end", BigInteger),
+    Column("rows", BigInteger, nullable=False),
+    Column("values", Text, nullable=False),  # JSON: every monitored value, flat
+    Column("details", Text, nullable=False),  # JSON: per-column drift, histograms, warnings
+    Index(None, "monitor_id", "at"),
+)
+
+# An alert stays one row while its rule keeps firing: `open_key` is set (and unique) while
+# it is open, so concurrent monitor runs cannot open it twice; resolving clears it.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("rule", String(128), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # firing | resolved
+    Column("open_key", String(250), unique=True),
+    Column("first_at", BigInteger, nullable=False),
+    Column("last_at", BigInteger, nullable=False),
+    Column("resolved_at", BigInteger),
+    Column("occurrences", Integer, nullable=False),
+    Column("value", Float),
+    Column("message", Text, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON: the values of the windows that fired it
+    Column("notifications", Text, nullable=False),  # JSON: each notifier's outcome
+    Index(None, "monitor_id", "status"),
+)

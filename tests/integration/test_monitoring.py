@@ -1,0 +1,243 @@
+"""Monitors over a real deployment's prediction log: traffic through a real server, feedback
+labels, windows read from the Parquet files, drift and performance values, alerts that open
+once, notify, keep firing and resolve, and reports."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+import pytest
+
+from loopline.artifacts import BlobStore
+from loopline.backends import Backends, local_owner
+from loopline.core.errors import AlreadyExists, InvalidInput, NotFound
+from loopline.monitoring.spec import MonitorSpec
+from loopline.serving.policy import TrafficPolicy
+from loopline.store import MetadataStore
+from loopline.tracking.tracker import Tracker
+from tests.conftest import Invoke
+from tests.integration.serving_helpers import cancer_data, register_cancer_models, running_server
+
+PREDICT = "/v1/deployments/cancer/predict"
+FEEDBACK = "/v1/deployments/cancer/feedback"
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, object]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        Hook.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    Hook.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/secret-token"
+    server.shutdown()
+
+
+@pytest.fixture
+def backends(store: MetadataStore, blobs: BlobStore, tracker: Tracker) -> Backends:
+    register_cancer_models(tracker)
+    features, target = cancer_data()
+    backends = Backends(store, blobs)
+    backends.datasets(local_owner()).register("cancer-train", features.assign(target=target))
+    backends.deployments(local_owner()).create("cancer", TrafficPolicy.single("models:/cancer/1"))
+    return backends
+
+
+def send(backends: Backends, frame: pd.DataFrame, labels: pd.Series | None = None, bad: int = 0) -> None:
+    deployments = backends.deployments(local_owner())
+    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+        feedback = []
+        for start in range(0, len(frame), 10):  # requests of ten rows
+            records = frame.iloc[start : start + 10].to_dict(orient="records")
+            answer = client.post(PREDICT, json={"records": records}).json()
+            if labels is not None:
+                feedback += [
+                    {"request_id": answer["request_id"], "row": i, "label": int(labels.iloc[start + i])}
+                    for i in range(len(records))
+                ]
+        for _ in range(bad):
+            refused = client.post(
+                PREDICT, json={"records": [{**frame.iloc[0].to_dict(), "mean radius": "x"}]}
+            )
+            assert refused.status_code == 422
+        if feedback:
+            assert client.post(FEEDBACK, json={"labels": feedback}).status_code == 202
+
+
+def test_a_monitor_sees_drift_performance_latency_and_errors(
+    backends: Backends, webhook: str, tmp_path: Path
+) -> None:
+    monitors = backends.monitors(local_owner())
+    spec = MonitorSpec.parse(
+        {
+            "window": {"rows": 300},
+            "alerts": [
+                {"name": "inputs drifted", "value": "drift.share", "above": 0.3},
+                {"name": "accuracy dropped", "value": "perf.accuracy", "below": 0.8, "windows": 2},
+            ],
+            "notify": [
+                {"type": "webhook", "url": webhook, "allow_private_network": True},
+                {"type": "log", "path": str(tmp_path / "alerts.jsonl")},
+            ],
+        }
+    )
+    monitor = monitors.create("cancer-watch", "cancer", "cancer-train", target="target", spec=spec)
+    assert monitor.deployment == "cancer"
+    reference = monitors.reference(monitor)
+    assert reference.classes == ["0", "1"] and reference.calibration is not None
+    assert reference.metrics["accuracy"] > 0.9
+
+    features, target = cancer_data()
+    calm = features.sample(300, random_state=1)
+    send(backends, calm, target.loc[calm.index], bad=2)
+    first = monitors.run("cancer-watch")
+    values = first.run.values
+    assert first.run.rows == 300 and values["requests"] == 30 and values["errors.count"] == 2
+    assert values["errors.rate"] == pytest.approx(2 / 32)
+    assert values["latency.p95_ms"] is not None and values["latency.p95_ms"] > 0
+    assert values["drift.share"] == 0.0 and values["drift.columns"] == 0
+    assert values["perf.labelled"] == 300 and values["perf.accuracy"] > 0.9
+    assert abs(values["est.accuracy"] - values["perf.accuracy"]) < 0.05
+    assert values["drift.prediction"] is not None and values["drift.label"] is not None
+    assert not first.opened and Hook.received == []
+
+    shifted = features.sample(300, random_state=2)
+    for column in [c for c in features.columns if c.startswith("mean")]:
+        shifted[column] = shifted[column] * 1.6  # every "mean" measurement inflated
+    send(backends, shifted, target.loc[shifted.index])
+    second = monitors.run("cancer-watch")
+    assert second.run.values["drift.share"] > 0.3
+    assert {"mean radius", "mean area"} <= set(second.run.details["drifted_columns"])
+    opened = {a.rule: a for a in second.opened}
+    assert set(opened) == {"inputs drifted"}  # accuracy must stay low for two windows first
+    alert = opened["inputs drifted"]
+    assert alert.status == "firing" and [n["ok"] for n in alert.notifications] == [True, True]
+    assert "secret-token" not in json.dumps(alert.notifications)
+    assert Hook.received[0]["alert"]["rule"] == "inputs drifted" and "drift.share" in Hook.received[0]["text"]
+    logged = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert logged[0]["event"] == "firing" and logged[0]["evidence"]["drifted_columns"]
+
+    send(backends, shifted.sample(300, random_state=3, replace=True))
+    third = monitors.run("cancer-watch")
+    assert not third.opened and [a.rule for a in third.still_firing] == ["inputs drifted"]
+    assert third.still_firing[0].occurrences == 2 and len(Hook.received) == 1  # deduplicated
+    assert len(monitors.alerts("cancer-watch")) == 1
+
+    send(backends, features.sample(300, random_state=4), target)
+    fourth = monitors.run("cancer-watch")
+    assert [a.rule for a in fourth.resolved] == ["inputs drifted"]
+    assert Hook.received[-1]["alert"]["event"] == "resolved" and "resolved" in Hook.received[-1]["text"]
+    assert monitors.alerts("cancer-watch", "firing") == []
+
+    html = monitors.report_html("cancer-watch", second.run.id)
+    assert "plotly" in html.lower() and "mean radius" in html and "inputs drifted" in html
+    monitors.report_png("cancer-watch", tmp_path / "report.png", second.run.id)
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_windows_by_time_and_empty_windows(backends: Backends) -> None:
+    monitors = backends.monitors(local_owner())
+    monitors.create("hourly", "cancer", "cancer-train", spec=MonitorSpec.parse({"window": {"hours": 1}}))
+    empty = monitors.run("hourly")
+    assert empty.run.rows == 0 and "the window is empty" in empty.run.details["warnings"][0]
+    features, _ = cancer_data()
+    send(backends, features.head(50))
+    now = monitors.run("hourly")
+    assert now.run.rows == 50 and "perf.accuracy" not in now.run.values  # no labels yet
+    later = monitors.run("hourly", at_ms=now.run.at + 2 * 3_600_000)
+    assert later.run.rows == 0  # the same predictions, two hours on, are out of the window
+
+
+def test_monitor_definitions_are_checked(backends: Backends) -> None:
+    monitors = backends.monitors(local_owner())
+    with pytest.raises(NotFound, match="deployment 'nowhere'"):
+        monitors.create("m", "nowhere", "cancer-train")
+    with pytest.raises(NotFound, match="dataset 'nothing'"):
+        monitors.create("m", "cancer", "nothing")
+    with pytest.raises(InvalidInput, match="no column 'label'"):
+        monitors.create("m", "cancer", "cancer-train", target="label")
+    monitors.create("m", "cancer", "cancer-train")
+    with pytest.raises(AlreadyExists):
+        monitors.create("m", "cancer", "cancer-train")
+    monitors.create("m", "cancer", "cancer-train", target="target", replace=True)
+    with pytest.raises(InvalidInput, match=r"alerts\.0: Value error, give exactly one of above or below"):
+        MonitorSpec.parse({"alerts": [{"name": "x", "value": "rows"}]})
+    with pytest.raises(InvalidInput, match="window: Value error, give exactly one"):
+        MonitorSpec.parse({"window": {"rows": 5, "hours": 1}})
+    with pytest.raises(InvalidInput, match="a webhook needs a url"):
+        MonitorSpec.parse({"notify": [{"type": "webhook"}]})
+
+
+def test_an_alert_is_opened_once_by_concurrent_runs(store: MetadataStore, blobs: BlobStore) -> None:
+    from loopline.core.monitoring import Alert, Monitor
+
+    store.monitors.create(Monitor("m", "d", {}, "0" * 64, 1, "me", 1))
+    draft = Alert(0, "m", "rule", "warning", "firing", 1, 1, None, 1, 0.5, "too high", {})
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(store.monitors.open_alert("m", draft)[1]))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    [alert] = store.monitors.alerts("m")
+    assert alert.occurrences == 8 and alert.status == "firing"
+    assert store.monitors.resolve_alert("m", "rule", 2) is not None
+    assert store.monitors.open_alert("m", draft)[1]  # after resolving, the rule can fire anew
+    assert len(store.monitors.alerts("m")) == 2
+
+
+def test_cli_monitor_commands(backends: Backends, cli: Invoke, tmp_path: Path) -> None:
+    spec = tmp_path / "monitor.yaml"
+    spec.write_text("window: {rows: 100}\nalerts:\n  - {name: drift, value: drift.share, above: 0.3}\n")
+    invoke = cli
+    code, out, err = invoke(
+        "monitor", "create", "watch", "--deployment", "cancer", "--reference", "cancer-train",
+        "--target", "target", "--spec", str(spec),
+    )  # fmt: skip
+    assert code == 0, err
+    features, _ = cancer_data()
+    shifted = features.head(100).assign(**{"mean radius": lambda f: f["mean radius"] * 2})
+    send(backends, shifted)
+    code, out, _ = invoke("monitor", "run", "watch")
+    assert code == 0 and "mean radius" in out and "ALERT" in out
+    code, out, _ = invoke("monitor", "list")
+    assert code == 0 and "watch" in out and "100 rows" in out
+    code, out, _ = invoke("monitor", "show", "watch", "--json")
+    assert code == 0 and json.loads(out)["runs"][0]["rows"] == 100
+    code, out, _ = invoke("monitor", "alerts", "--firing")
+    assert code == 0 and "drift" in out and "firing" in out
+    code, out, _ = invoke(
+        "monitor",
+        "report",
+        "watch",
+        "-o",
+        str(tmp_path / "r.html"),
+        "--png",
+        str(tmp_path / "r.png"),
+        "--cdn",
+    )
+    assert code == 0 and (tmp_path / "r.png").exists() and "cdn.plot.ly" in (tmp_path / "r.html").read_text()
+    code, _, err = invoke("monitor", "run", "nothing")
+    assert code == 1 and "monitor 'nothing' does not exist" in err

@@ -1,0 +1,98 @@
+"""Webhook targets are checked before any connection: loopback, link-local (cloud
+metadata), private and unusable addresses are refused unless allowed, in every spelling;
+redirects are not followed; secrets in URLs never reach an outcome."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from loopline.core.errors import InvalidInput
+from loopline.monitoring.notify import check_address, notify, redact, resolve_webhook
+from loopline.monitoring.spec import NotifierSpec
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1/hook", "loopback"),
+        ("http://localhost:8080/hook", "loopback"),
+        ("http://[::1]/hook", "loopback"),
+        ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+        ("http://2130706433/hook", "loopback"),  # 127.0.0.1 as one number
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata"),
+        ("http://[fe80::1]/hook", "link-local"),
+        ("http://10.0.0.8/hook", "private"),
+        ("http://192.168.1.1/hook", "private"),
+        ("http://0.0.0.0/hook", "cannot be a destination"),
+        ("http://224.0.0.1/hook", "cannot be a destination"),
+        ("ftp://example.com/hook", "http:// or https://"),
+        ("file:///etc/passwd", "http:// or https://"),
+        ("http://user:pw@example.com/hook", "credentials"),
+    ],
+)
+def test_unsafe_targets_are_refused_before_connecting(url: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        resolve_webhook(url, allow_private=False)
+
+
+def test_public_addresses_pass_and_private_ones_only_when_allowed() -> None:
+    assert resolve_webhook("https://93.184.216.34/services/T0/B0/x", False) == (
+        "https",
+        "93.184.216.34",
+        443,
+        "93.184.216.34",
+    )
+    assert resolve_webhook("http://127.0.0.1:9/x", True)[3] == "127.0.0.1"
+    check_address("10.1.2.3", allow_private=True)
+    with pytest.raises(InvalidInput):
+        check_address("0.0.0.0", allow_private=True)  # never a destination, allowed or not
+
+
+class Redirecting(http.server.BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        Redirecting.hits.append(self.path)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(302)
+        self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirecting() -> Iterator[str]:
+    Redirecting.hits = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook/s3cr3t?token=abc"
+    server.shutdown()
+
+
+def test_redirects_are_not_followed_and_secrets_stay_out_of_outcomes(redirecting: str) -> None:
+    spec = NotifierSpec(type="webhook", url=redirecting, allow_private_network=True)
+    [outcome] = notify([spec], {"severity": "warning", "monitor": "m", "message": "drifted"})
+    assert not outcome["ok"] and "redirect, not followed" in outcome["error"]
+    assert Redirecting.hits == ["/hook/s3cr3t?token=abc"]  # one request, to the hook only
+    assert "s3cr3t" not in str(outcome) and "abc" not in str(outcome)
+    assert redact(redirecting).endswith("/…") and "s3cr3t" not in redact(redirecting)
+
+
+def test_a_refused_target_is_an_outcome_not_an_exception() -> None:
+    spec = NotifierSpec(type="webhook", url="http://169.254.169.254/x")
+    [outcome] = notify([spec], {"severity": "critical", "monitor": "m", "message": "x"})
+    assert outcome == {
+        "type": "webhook",
+        "target": "http://169.254.169.254/…",
+        "ok": False,
+        "error": outcome["error"],
+    }
+    assert "link-local" in outcome["error"]
