@@ -1,10 +1,12 @@
 """`loopline demo`: the loop so far, on a bundled dataset, through the public SDK.
 
-A parent run sweeps the regularisation of a logistic regression on the breast-cancer
-dataset. Each setting is a child run with its params, a learning curve, metrics, a
-confusion matrix, and its model registered as a version. The best version is evaluated
-on held-out data and promoted to @champion through promotion gates; run the demo again
-and the new best must beat the champion significantly, or the champion stays.
+The training data is registered as a dataset version with an inferred data contract. A
+parent run sweeps the regularisation of a logistic regression on the breast-cancer
+dataset. Each setting is a child run that validates its data against the contract and
+logs its params, a learning curve, metrics, a confusion matrix, and its model as a
+version. The best version is evaluated on held-out data (checked for drift against the
+training data) and promoted to @champion through promotion gates; run the demo again and
+the new best must beat the champion significantly, or the champion stays.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from loopline.settings import Settings
 
 EXPERIMENT = "demo-breast-cancer"
 MODEL = "breast-cancer"
+DATASET = "breast-cancer-train"
 POLICY = {
     "gates": [
         {"metric_threshold": {"metric": "roc_auc", "min": 0.95}},
         "signature_compatible",
         {"better_than_current": {"metric": "log_loss"}},
         {"latency": {"p95_ms": 100}},
+        "data_validation",
     ]
 }
 
@@ -46,12 +50,23 @@ def run_demo(settings: Settings, console: Console) -> ll.ModelVersion:
     )
     started = time.perf_counter()
     with ll.start_run(EXPERIMENT, run_name="sweep-C", tags={"dataset": "breast_cancer"}) as sweep:
-        results = [_train(c, x_train, y_train, x_test, y_test) for c in (0.01, 0.1, 1.0, 10.0)]
+        train = ll.datasets.register(DATASET, x_train.assign(target=y_train.to_numpy()))
+        contract = ll.datasets.infer_contract(train)
+        console.print(
+            f"registered {train.uri} ({train.rows:,} rows, {len(train.schema)} columns, "
+            f"sha256:{train.digest[:12]}); its contract has {len(contract.columns)} columns"
+        )
+        results = [_train(c, train, contract, x_test, y_test) for c in (0.01, 0.1, 1.0, 10.0)]
         best = max(results, key=lambda item: item[1]["roc_auc"])[0]
         sweep.set_tags({"best_version": best.uri})
     _print_sweep(console, results, best, time.perf_counter() - started)
 
     held_out = x_test.assign(target=y_test.to_numpy())
+    drift = ll.monitoring.detect_drift(train, x_test)
+    console.print(
+        f"held-out data against the training data: {len(drift.drifted_columns)} of {len(drift.columns)} "
+        f"columns drifted {drift.drifted_columns}; dataset drift: {'yes' if drift.dataset_drift else 'no'}"
+    )
     evaluation = ll.evaluate(best.uri, held_out, "target", slices=["mean radius"], dataset_name="held-out")
     console.print(
         f"evaluated {best.uri} on held-out data: roc_auc {evaluation.metrics['roc_auc']:.4f}, "
@@ -70,16 +85,19 @@ def run_demo(settings: Settings, console: Console) -> ll.ModelVersion:
 
 
 def _train(
-    c: float, x_train: Any, y_train: Any, x_test: Any, y_test: Any
+    c: float, train: Any, contract: Any, x_test: Any, y_test: Any
 ) -> tuple[ll.ModelVersion, dict[str, float]]:
-    """One child run: a learning curve, metrics, a figure, and the model registered."""
+    """One child run: validated data, a learning curve, metrics, a figure, and the model."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     with ll.start_run(run_name=f"logreg-C{c}") as run:
-        run.log_input(x_train.assign(target=y_train.to_numpy()), "breast-cancer-train")
+        ll.datasets.validate(train, contract, require=True)  # tags the run data_validation=passed
+        run.log_input(train)
+        frame = train.to_pandas()
+        x_train, y_train = frame.drop(columns="target"), frame["target"]
         run.log_params({"model": "logistic_regression", "C": c, "scaler": "standard", "rows": len(x_train)})
         for size in (0.25, 0.5, 0.75, 1.0):  # a learning curve, one step per fraction of the data
             n = int(len(x_train) * size)
@@ -127,6 +145,7 @@ def _print_where_to_look(console: Console, settings: Settings, best: ll.ModelVer
     console.print(f"  {cli} models card {MODEL} {best.version}")
     console.print(f"  {cli} lineage models:/{MODEL}@champion")
     console.print(f"  {cli} models alias {MODEL}")
+    console.print(f"  {cli} datasets show {DATASET}")
 
 
 def _cli_command() -> str:

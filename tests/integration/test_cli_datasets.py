@@ -81,3 +81,23 @@ def test_bad_input_is_one_line_and_exit_1(cli: Invoke, tmp_path: Path) -> None:
     assert code == 1 and "dataset 'nothing' does not exist" in err
     code, _, err = cli("datasets", "show", "bad name!")
     assert code == 1 and "dataset name" in err
+
+
+def test_data_drift_between_files_and_datasets(cli: Invoke, tmp_path: Path) -> None:
+    _frame(1).to_parquet(tmp_path / "reference.parquet")
+    _frame(2).to_csv(tmp_path / "same.csv", index=False)
+    _frame(3).assign(age=lambda f: f["age"] + 25).to_csv(tmp_path / "older.csv", index=False)
+    code, out, _ = cli("data", "drift", str(tmp_path / "reference.parquet"), str(tmp_path / "same.csv"))
+    assert code == 0 and "0 of 2 columns drifted" in out and "no dataset drift" in out
+    code, out, _ = cli(
+        "data", "drift", str(tmp_path / "reference.parquet"), str(tmp_path / "older.csv"), "--fail-on-drift"
+    )
+    assert code == 1 and "1 of 2 columns drifted" in out
+    cli("datasets", "register", "people", str(tmp_path / "reference.parquet"))
+    code, out, _ = cli(
+        "data", "drift", "people@1", str(tmp_path / "older.csv"), "--json", "--test", "age=psi"
+    )
+    result = json.loads(out)
+    assert code == 0 and result["drifted_columns"] == ["age"] and result["columns"][0]["test"] == "psi"
+    code, _, err = cli("data", "drift", "people@1", str(tmp_path / "older.csv"), "--test", "age")
+    assert code == 1 and "COLUMN=TEST" in err

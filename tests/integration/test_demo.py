@@ -18,6 +18,7 @@ def test_demo_tracks_registers_evaluates_and_promotes(
     out = capsys.readouterr().out
     assert str(tmp_path / "loopline.db") in out
     assert "models card breast-cancer" in out and "@champion: passed" in out
+    assert "registered datasets:/breast-cancer-train/1" in out and "dataset drift: no" in out
 
     backends = open_backends(Settings(home=tmp_path))
     owner = local_owner()
@@ -25,6 +26,9 @@ def test_demo_tracks_registers_evaluates_and_promotes(
     sweep = next(r for r in runs if r.parent_id is None)
     children = [r for r in runs if r.parent_id == sweep.id]
     assert len(children) == 4 and all(r.status.value == "FINISHED" for r in runs)
+    assert all(r.tags["data_validation"] == "passed" for r in children)
+    train = backends.datasets(owner).get("breast-cancer-train")
+    assert backends.tracking(owner).inputs(children[0].id) == [("breast-cancer-train", train.digest)]
 
     registry = backends.registry(owner)
     versions = registry.list_versions(MODEL)

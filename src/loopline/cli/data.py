@@ -83,3 +83,80 @@ def infer_contract_(
         return
     contract.save(output)
     Console().print(f"wrote {output} ({len(contract.columns)} columns)")
+
+
+def _frame(ctx: typer.Context, data: str) -> Any:
+    """A file read through the strict reader, or a registered dataset (its profile serves as
+    a reference without reading it)."""
+    found = _data(ctx, data)
+    if not isinstance(found, Path):
+        return found
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from loopline.data.ingest import stage_file
+
+    with tempfile.TemporaryDirectory(prefix="loopline-drift-") as tmp:
+        staged = stage_file(found, Path(tmp, "data.parquet"))
+        return pq.read_table(staged.path).to_pandas()
+
+
+@app.command()
+def drift(
+    ctx: typer.Context,
+    reference: str = typer.Argument(
+        ..., help="Reference: a CSV or Parquet file, or a dataset (NAME@VERSION)."
+    ),
+    current: str = typer.Argument(..., help="Current data: a CSV or Parquet file, or a dataset."),
+    column: list[str] = typer.Option([], "--column", "-c", help="Test only these columns (repeatable)."),
+    test: list[str] = typer.Option(
+        [], help="COLUMN=TEST to override a column's test (ks, psi, wasserstein, ...)."
+    ),
+    drift_share: float = typer.Option(0.5, help="Share of drifted columns that makes the dataset drifted."),
+    fail_on_drift: bool = typer.Option(False, help="Exit 1 when the dataset drifted."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Which columns drifted from the reference: per column test, statistic and threshold."""
+    from loopline.core.errors import InvalidInput
+    from loopline.monitoring import detect_drift
+
+    tests = {}
+    for item in test:
+        name, sep, chosen = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--test {item!r}: write COLUMN=TEST")
+        tests[name] = chosen
+    result = detect_drift(
+        _frame(ctx, reference),
+        _frame(ctx, current),
+        columns=column or None,
+        tests=tests,
+        drift_share=drift_share,
+    )
+    if json_:
+        print_json(result.to_dict())
+    else:
+        console = Console()
+        verdict = "[red]drifted[/]" if result.dataset_drift else "[green]no dataset drift[/]"
+        console.print(
+            f"{len(result.drifted_columns)} of {len(result.columns)} columns drifted "
+            f"({result.share:.0%}, limit {result.drift_share:.0%}): {verdict}"
+        )
+        table = Table("column", "kind", "test", "statistic", "threshold", "drifted", "detail")
+        for c in result.columns:
+            statistic = "" if c.statistic is None else f"{c.statistic:.4g}"
+            table.add_row(
+                c.column,
+                c.kind,
+                c.test,
+                statistic,
+                f"{c.threshold:g}",
+                "[red]yes[/]" if c.drifted else "",
+                c.detail,
+            )
+        console.print(table)
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/] {warning}")
+    if fail_on_drift and result.dataset_drift:
+        raise typer.Exit(1)
