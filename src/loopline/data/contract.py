@@ -18,21 +18,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from loopline.core.errors import InvalidInput
+from loopline.documents import Document, Strict
 
 ColumnType = Literal["integer", "number", "string", "boolean", "timestamp", "date", "any"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ColumnRule(_Strict):
+class ColumnRule(Strict):
     type: ColumnType = "any"
     required: bool = True
     nullable: bool = True
@@ -56,46 +52,26 @@ class ColumnRule(_Strict):
         return value
 
 
-class RowCheck(_Strict):
+class RowCheck(Strict):
     name: str = Field(min_length=1, max_length=128)
     condition: str = Field(min_length=1)  # SQL over the columns; rows where it is false fail
     description: str = ""
 
 
-class RowBounds(_Strict):
+class RowBounds(Strict):
     min: int | None = Field(None, ge=0)
     max: int | None = Field(None, ge=0)
 
 
-class Contract(_Strict):
+class Contract(Document):
+    kind: ClassVar[str] = "data contract"
+
     version: Literal[1] = 1
     description: str = ""
     rows: RowBounds = RowBounds()
     extra_columns: Literal["allow", "forbid"] = "allow"
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
     checks: list[RowCheck] = Field(default_factory=list)
-
-    @classmethod
-    def parse(cls, data: Any, where: str = "the contract") -> Contract:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors()
-            )
-            raise InvalidInput(f"{where} is not a valid data contract: {problems}") from None
-
-    @classmethod
-    def load(cls, source: str | Path) -> Contract:
-        """Read a contract from a YAML file."""
-        path = Path(source)
-        if not path.is_file():
-            raise InvalidInput(f"contract file {str(source)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"contract {path.name} is not readable YAML: {exc}") from None
-        return cls.parse(data, f"contract {path.name}")
 
     def to_yaml(self) -> str:
         data = self.model_dump(mode="json", exclude_defaults=True)

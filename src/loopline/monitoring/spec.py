@@ -19,20 +19,14 @@ consecutive runs.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from loopline.core.errors import InvalidInput
+from loopline.documents import Document, Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class WindowSpec(_Strict):
+class WindowSpec(Strict):
     rows: int | None = Field(None, gt=0)
     hours: float | None = Field(None, gt=0)
 
@@ -43,13 +37,13 @@ class WindowSpec(_Strict):
         return self
 
 
-class DriftSpec(_Strict):
+class DriftSpec(Strict):
     drift_share: float = Field(0.5, gt=0, le=1)
     tests: dict[str, str] = Field(default_factory=dict)
     thresholds: dict[str, float] = Field(default_factory=dict)
 
 
-class AlertRule(_Strict):
+class AlertRule(Strict):
     name: str = Field(min_length=1, max_length=100)
     value: str = Field(min_length=1)
     above: float | None = None
@@ -74,7 +68,7 @@ class AlertRule(_Strict):
         return f"{self.value} {limit}{runs}"
 
 
-class NotifierSpec(_Strict):
+class NotifierSpec(Strict):
     type: Literal["webhook", "log", "stdout"]
     url: str | None = None  # webhook
     path: str | None = None  # log
@@ -90,7 +84,9 @@ class NotifierSpec(_Strict):
         return self
 
 
-class MonitorSpec(_Strict):
+class MonitorSpec(Document):
+    kind: ClassVar[str] = "monitor spec"
+
     window: WindowSpec = WindowSpec(rows=5000)
     columns: list[str] | None = None
     drift: DriftSpec = DriftSpec()
@@ -103,24 +99,3 @@ class MonitorSpec(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("alert rule names must be unique")
         return self
-
-    @classmethod
-    def parse(cls, data: Any, where: str = "the monitor spec") -> MonitorSpec:
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors()
-            )
-            raise InvalidInput(f"{where} is not valid: {problems}") from None
-
-    @classmethod
-    def load(cls, source: str | Path) -> MonitorSpec:
-        path = Path(source)
-        if not path.is_file():
-            raise InvalidInput(f"monitor spec {str(source)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"monitor spec {path.name} is not readable YAML: {exc}") from None
-        return cls.parse(data, f"monitor spec {path.name}")
