@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
 from loopline.core.errors import InvalidInput
 from loopline.monitoring import build_profile, detect_drift
 from loopline.monitoring.profile import ReferenceProfile, profile_numeric
-from loopline.monitoring.stats import jensen_shannon_categorical, psi_numeric, wasserstein_normed
+from loopline.monitoring.stats import EPSILON, jensen_shannon_categorical, psi_numeric, wasserstein_normed
 from tests.conftest import seeded_random
 
 
@@ -105,6 +106,10 @@ def test_jensen_shannon_is_a_bounded_symmetric_distance(
     profile_a, profile_b = build_profile(series_a.to_frame("c")), build_profile(series_b.to_frame("c"))
     a_to_b = jensen_shannon_categorical(profile_a.columns["c"], second)  # type: ignore[arg-type]
     b_to_a = jensen_shannon_categorical(profile_b.columns["c"], first)  # type: ignore[arg-type]
+    labels = sorted({*first, *second})
+    shares = [np.array([d.get(k, 0) for k in labels], float) for d in (first, second)]
+    smoothed = [np.where(x == 0, EPSILON, x / x.sum()) for x in shares]
+    assert a_to_b == pytest.approx(jensenshannon(*smoothed), abs=1e-9)  # scipy's own definition
     assert 0 <= a_to_b <= np.sqrt(np.log(2)) + 1e-9
     assert a_to_b == pytest.approx(b_to_a, abs=1e-9)
     assert jensen_shannon_categorical(profile_a.columns["c"], first) == pytest.approx(0, abs=1e-9)  # type: ignore[arg-type]

@@ -61,9 +61,12 @@ def jensen_shannon_numeric(reference: NumericProfile, current: np.ndarray, bins:
 
 
 def _jensen_shannon(first: np.ndarray, second: np.ndarray) -> float:
-    from scipy.spatial.distance import jensenshannon
-
-    return float(jensenshannon(_smoothed(first), _smoothed(second)))
+    """scipy's jensenshannon (natural log), without the 0.3 s import of scipy.spatial."""
+    p, q = _smoothed(first), _smoothed(second)
+    p, q = p / p.sum(), q / q.sum()
+    middle = (p + q) / 2
+    divergence = (p * np.log(p / middle)).sum() + (q * np.log(q / middle)).sum()
+    return float(np.sqrt(max(divergence, 0.0) / 2))
 
 
 def ks_pvalue(reference: NumericProfile, current: np.ndarray, rng: np.random.Generator, sample: int) -> float:
