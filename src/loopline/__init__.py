@@ -8,6 +8,7 @@ with ll.start_run(experiment="churn") as run:
 """
 
 from loopline import datasets
+from loopline._pipelines import pipeline
 from loopline._sdk import (
     active_run,
     configure,
@@ -35,6 +36,7 @@ from loopline._sdk import (
 from loopline.core.entities import ArtifactEntry, Experiment, Metric, Run, RunPage, RunStatus
 from loopline.core.errors import LooplineError
 from loopline.core.registry import ModelVersion, RegisteredModel
+from loopline.pipelines import PipelineFailed, PipelineResult, step
 from loopline.tracking.active_run import ActiveRun
 
 __version__ = "0.1.0"
@@ -56,6 +58,8 @@ __all__ = [
     "LooplineError",
     "Metric",
     "ModelVersion",
+    "PipelineFailed",
+    "PipelineResult",
     "RegisteredModel",
     "Run",
     "RunPage",
@@ -77,11 +81,13 @@ __all__ = [
     "log_param",
     "log_params",
     "model_card",
+    "pipeline",
     "promote",
     "registry_service",
     "search_runs",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
     "tracking_service",
 ]

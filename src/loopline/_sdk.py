@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _tracker: Tracker | None = None
 _backends: Backends | None = None
+_settings: Settings | None = None
 
 
 def configure(
@@ -41,7 +42,7 @@ def configure(
     settings: Settings | None = None,
 ) -> None:
     """Point the SDK at a store. Without a call, LOOPLINE_* variables or ~/.loopline are used."""
-    global _tracker, _backends
+    global _tracker, _backends, _settings
     from loopline.backends import local_owner, open_backends
     from loopline.settings import Settings
     from loopline.tracking.tracker import Tracker
@@ -57,6 +58,7 @@ def configure(
         if _backends is not None:
             _backends.close()
         _backends = open_backends(settings)
+        _settings = settings
         owner = local_owner()
         _tracker = Tracker(
             _backends.tracking(owner),
@@ -65,11 +67,29 @@ def configure(
         )
 
 
+def reset() -> None:
+    """Close the SDK's stores; its next use configures it again from the environment."""
+    global _tracker, _backends, _settings
+    with _lock:
+        if _tracker is not None:
+            _tracker.close()
+        if _backends is not None:
+            _backends.close()
+        _tracker = _backends = _settings = None
+
+
 def _current() -> Tracker:
     if _tracker is None:
         configure()
     assert _tracker is not None
     return _tracker
+
+
+def current_settings() -> Settings:
+    """The settings the SDK was configured with (on first use: from the environment)."""
+    _current()
+    assert _settings is not None
+    return _settings
 
 
 def registry_service() -> RegistryService:

@@ -8,7 +8,18 @@ from pathlib import Path
 import loopline
 
 PACKAGE = Path(loopline.__file__).parent
-INTERFACES = {"cli", "server", "client", "ui", "_sdk", "__init__", "demo", "datasets", "progress"}
+INTERFACES = {
+    "cli",
+    "server",
+    "client",
+    "ui",
+    "_sdk",
+    "_pipelines",
+    "__init__",
+    "demo",
+    "datasets",
+    "progress",
+}
 STORAGE = {"store", "artifacts"}
 SERVICES = {
     "tracking", "data", "models", "registry", "lineage", "serving", "monitoring", "pipelines", "automation",

@@ -10,7 +10,19 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from loopline.cli import data, datasets, db, deployments, experiments, lineage, models, monitor, runs, serve
+from loopline.cli import (
+    data,
+    datasets,
+    db,
+    deployments,
+    experiments,
+    lineage,
+    models,
+    monitor,
+    pipelines,
+    runs,
+    serve,
+)
 from loopline.cli.context import CliContext
 from loopline.core.errors import LooplineError
 from loopline.settings import Settings
@@ -29,6 +41,7 @@ app.add_typer(deployments.app, name="deployments")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(data.app, name="data")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(db.app, name="db")
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve.serve)

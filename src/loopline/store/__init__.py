@@ -14,6 +14,7 @@ from loopline.store.lineage import SqlLineageStore
 from loopline.store.metrics import SqlMetricStore
 from loopline.store.migrate import ensure_schema
 from loopline.store.monitors import SqlMonitorStore
+from loopline.store.pipelines import SqlPipelineStore
 from loopline.store.protocols import (
     AliasStore,
     ArtifactIndex,
@@ -24,6 +25,7 @@ from loopline.store.protocols import (
     LineageStore,
     MetricStore,
     MonitorStore,
+    PipelineStore,
     RegistryStore,
     RunStore,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "MetadataStore",
     "MetricStore",
     "MonitorStore",
+    "PipelineStore",
     "RegistryStore",
     "RunStore",
     "open_metadata_store",
@@ -64,6 +67,7 @@ class MetadataStore:
         self.deployments: DeploymentStore = SqlDeploymentStore(db)
         self.datasets: DatasetStore = SqlDatasetStore(db)
         self.monitors: MonitorStore = SqlMonitorStore(db)
+        self.pipelines: PipelineStore = SqlPipelineStore(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -383,3 +383,42 @@ alerts = Table(
     Column("notifications", Text, nullable=False),  # JSON: each notifier's outcome
     Index(None, "monitor_id", "status"),
 )
+
+# --- pipelines -------------------------------------------------------------------------
+
+# A pipeline run is also a tracked run (its id is the run's id); this holds what only a
+# pipeline has: its executor, its parameters, what it resumed.
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pipeline", String(250), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("executor", String(32), nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("resumed_from", String(32)),
+    Index(None, "pipeline", "started_at"),
+)
+
+# One row per step of a pipeline run. Finished rows are the cache: the newest FINISHED row
+# with a step's cache key holds outputs any later run may reuse.
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pipeline_run_id", String(32), ForeignKey("pipeline_runs.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("step", String(500), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cache_key", String(64), nullable=False),
+    Column("run_id", String(32)),
+    Column("output", Text),  # JSON: an OutputRef
+    Column("attempts", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("error", Text),
+    UniqueConstraint("pipeline_run_id", "name"),
+    Index(None, "cache_key", "status"),
+)

@@ -58,9 +58,11 @@ class Tracker:
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
         nested: bool = True,
+        parent_id: str | None = None,
     ) -> ActiveRun:
-        """Start a run; inside another active run it becomes its child unless `nested=False`."""
-        parent = self.active_run() if nested else None
+        """Start a run; inside another active run it becomes its child unless `nested=False`.
+        `parent_id` names a parent run started elsewhere (another process, say)."""
+        parent = self.active_run() if nested and parent_id is None else None
         if experiment is None:
             experiment = parent.experiment_id if parent else self._default_experiment
         run = self.service.start_run(
@@ -68,7 +70,7 @@ class Tracker:
             project=project,
             run_name=run_name,
             tags=tags,
-            parent_id=parent.id if parent else None,
+            parent_id=parent_id or (parent.id if parent else None),
             source=capture_source() if self._capture_context else None,
             environment=capture_environment() if self._capture_context else None,
         )

@@ -1,0 +1,100 @@
+"""Pipelines in the SDK: `@loopline.pipeline` functions run themselves with the SDK's stores.
+
+@ll.step
+def load(rows: int) -> pd.DataFrame: ...
+
+@ll.pipeline
+def training(rows: int = 1000):
+    return train(load(rows))
+
+result = training(rows=500)            # or training.run({"rows": 500}, executor="process")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, overload
+
+from loopline import _sdk
+from loopline.pipelines.definition import Pipeline
+from loopline.pipelines.execution import StepEnvironment
+from loopline.pipelines.runner import PipelineResult, PipelineRunner
+
+
+def step_environment() -> StepEnvironment:
+    """The SDK's stores and tracker, for running steps in this process."""
+    from loopline.backends import Backends
+
+    tracker = _sdk._current()
+    backends: Backends = _sdk._backends_in_use()
+    return StepEnvironment(tracker, backends.blobs, _sdk.registry_service(), backends.store.pipelines)
+
+
+@dataclass(frozen=True)
+class WorkerEnvironment:
+    """Sent to worker processes and Ray tasks: opens the same stores there, once per process."""
+
+    store_uri: str
+    artifacts_uri: str
+
+    def __call__(self) -> StepEnvironment:
+        current = _sdk._settings
+        if current is None or (current.resolved_store_uri, current.resolved_artifacts_uri) != (
+            self.store_uri,
+            self.artifacts_uri,
+        ):
+            _sdk.configure(store_uri=self.store_uri, artifacts_uri=self.artifacts_uri)
+        return step_environment()
+
+
+def runner() -> PipelineRunner:
+    settings = _sdk.current_settings()
+    workers = WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri)
+    return PipelineRunner(step_environment(), workers)
+
+
+class SdkPipeline(Pipeline):
+    def __call__(self, **params: Any) -> PipelineResult:
+        """Run the pipeline in this process with these parameters."""
+        return self.run(params)
+
+    def run(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        executor: str = "local",
+        workers: int | None = None,
+        cache: bool = True,
+        resume: str | None = None,
+        ray_address: str | None = None,
+        experiment: str | int | None = None,
+    ) -> PipelineResult:
+        """Run it: `executor` is local (this process), process (a pool of worker processes
+        for independent steps) or ray (`ray_address`, or "local" to start Ray here);
+        `cache=False` recomputes every step; `resume` reuses what a failed run finished."""
+        return runner().run(
+            self,
+            params,
+            executor=executor,
+            workers=workers,
+            cache=cache,
+            resume=resume,
+            ray_address=ray_address,
+            experiment=experiment,
+        )
+
+
+@overload
+def pipeline(fn: Callable[..., Any], /) -> SdkPipeline: ...
+
+
+@overload
+def pipeline(*, name: str | None = None) -> Callable[[Callable[..., Any]], SdkPipeline]: ...
+
+
+def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
+    """Declare a pipeline: a function that calls steps and returns one step's output."""
+    if fn is None:
+        return lambda f: SdkPipeline(f, name)
+    return SdkPipeline(fn, name)

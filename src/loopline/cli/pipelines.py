@@ -1,0 +1,183 @@
+"""`loopline pipelines ...`: run pipelines, list their runs, show each step of one."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from loopline.cli.context import cli_context, print_json
+from loopline.cli.render import when
+from loopline.core.errors import InvalidInput
+from loopline.core.pipelines import PipelineRun, StepStatus
+from loopline.pipelines.definition import Pipeline
+
+app = typer.Typer(
+    help="Pipelines: steps with caching, retries and timeouts; their runs.", no_args_is_help=True
+)
+JSON = typer.Option(False, "--json", help="Print JSON.")
+STATUS_STYLE = {
+    "FINISHED": "green",
+    "CACHED": "cyan",
+    "FAILED": "red",
+    "SKIPPED": "yellow",
+    "RUNNING": "blue",
+}
+
+
+def load_pipeline(target: str) -> Pipeline:
+    """`package.module:name` or `path/to/file.py:name`; the current folder is importable."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise typer.BadParameter(f"{target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
+    folder = Path.cwd()
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise InvalidInput(f"pipeline file {module_name} does not exist")
+        folder, module_name = path.resolve().parent, path.stem
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))  # worker processes import the steps by the same name
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise InvalidInput(f"cannot import {module_name!r}: {exc}") from None
+    found = getattr(module, attribute, None)
+    if not isinstance(found, Pipeline):
+        raise InvalidInput(
+            f"module {module_name} has no pipeline {attribute!r} (decorate it with @loopline.pipeline)"
+        )
+    return found
+
+
+def parse_params(pipeline: Pipeline, pairs: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs; values are YAML scalars, cast to the type of the parameter's default."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"-p takes NAME=VALUE, got {pair!r}")
+        value = yaml.safe_load(text) if text else ""
+        parameter = pipeline.signature.parameters.get(name)
+        default = None if parameter is None else parameter.default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise InvalidInput(f"parameter {name} takes true or false, got {text!r}")
+        cast: type[Any] = type(default)
+        if cast in (int, float, str) and not isinstance(value, bool):
+            try:
+                value = cast(value)
+            except ValueError:
+                raise InvalidInput(
+                    f"parameter {name} takes a {type(default).__name__}, got {text!r}"
+                ) from None
+        params[name] = value
+    return params
+
+
+@app.command("run")
+def run_pipeline(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., help="MODULE:PIPELINE or FILE.py:PIPELINE."),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE, repeatable."),
+    executor: str = typer.Option("local", help="local, process or ray."),
+    workers: int | None = typer.Option(None, help="Steps at once (process and ray executors)."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster address; 'local' starts one here."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every step."),
+    resume: str | None = typer.Option(None, help="Reuse the finished steps of this failed run."),
+    experiment: str | None = typer.Option(None, help="Experiment (default: the pipeline's name)."),
+    as_json: bool = JSON,
+) -> None:
+    """Run a pipeline; exits 1 if a step fails."""
+    from loopline import _sdk
+    from loopline.pipelines.runner import PipelineFailed
+
+    pipeline = load_pipeline(target)
+    params = parse_params(pipeline, param)
+    _sdk.configure(settings=cli_context(ctx).settings)
+    run_as = getattr(pipeline, "run", None)
+    if run_as is None:
+        raise InvalidInput(
+            f"{target} is not runnable from the command line: decorate it with @loopline.pipeline"
+        )
+    try:
+        result = run_as(
+            params,
+            executor=executor,
+            workers=workers,
+            cache=not no_cache,
+            resume=resume,
+            ray_address=ray_address,
+            experiment=experiment,
+        )
+        outcome: PipelineRun = result.run
+    except PipelineFailed as failed:
+        outcome = failed.run
+    if as_json:
+        print_json(outcome)
+    else:
+        _show(Console(soft_wrap=True), outcome)
+    if outcome.status != "FINISHED":
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    pipeline: str | None = typer.Option(None, help="Only this pipeline's runs."),
+    limit: int = typer.Option(50, help="How many, newest first."),
+    as_json: bool = JSON,
+) -> None:
+    """Pipeline runs, newest first."""
+    runs = cli_context(ctx).backends.store.pipelines.list_runs(pipeline, limit)
+    if as_json:
+        print_json(runs)
+        return
+    table = Table("run", "pipeline", "status", "executor", "started", "seconds", "resumed from")
+    for run in runs:
+        seconds = "" if run.ended_at is None else f"{(run.ended_at - run.started_at) / 1000:.1f}"
+        style = STATUS_STYLE.get(run.status, "")
+        table.add_row(
+            run.id, run.pipeline, f"[{style}]{run.status}[/]", run.executor, when(run.started_at), seconds,
+            run.resumed_from or "",
+        )  # fmt: skip
+    Console(soft_wrap=True).print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context, run_id: str = typer.Argument(..., help="Pipeline run id."), as_json: bool = JSON
+) -> None:
+    """Each step of a pipeline run: status, attempts, time, output, error."""
+    run = cli_context(ctx).backends.store.pipelines.get_run(run_id)
+    if as_json:
+        print_json(run)
+    else:
+        _show(Console(soft_wrap=True), run)
+
+
+def _show(console: Console, run: PipelineRun) -> None:
+    table = Table(
+        "step", "status", "attempts", "seconds", "run", "output", "error",
+        title=f"pipeline {run.pipeline}, run {run.id}: {run.status}",
+    )  # fmt: skip
+    for step in run.steps:
+        seconds = "" if step.ended_at is None or step.status is StepStatus.CACHED else (
+            f"{(step.ended_at - step.started_at) / 1000:.2f}"
+        )  # fmt: skip
+        output = "" if step.output is None else step.output.kind
+        if step.output is not None and step.output.kind == "model":
+            output = f"models:/{step.output.value['name']}/{step.output.value['version']}"
+        style = STATUS_STYLE.get(step.status.value, "")
+        table.add_row(
+            step.name, f"[{style}]{step.status.value}[/]", str(step.attempts or ""), seconds,
+            (step.run_id or "")[:8], output, (step.error or "")[:200],
+        )  # fmt: skip
+    console.print(table)
+    if run.status == "FAILED":
+        console.print(f"resume from the failed step: loopline pipelines run ... --resume {run.id}")

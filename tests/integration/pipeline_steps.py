@@ -1,0 +1,179 @@
+"""Steps and pipelines the pipeline tests run: at module level, so worker processes and
+Ray tasks import them by name. Each step appends to a journal file (LOOPLINE_TEST_JOURNAL)
+so tests see which steps really ran, in whichever process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import loopline as ll
+
+
+def journal(entry: str) -> None:
+    with open(os.environ["LOOPLINE_TEST_JOURNAL"], "a") as out:
+        out.write(f"{entry} {os.getpid()}\n")
+
+
+def entries() -> list[str]:
+    path = Path(os.environ["LOOPLINE_TEST_JOURNAL"])
+    return [line.split()[0] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@ll.step
+def load(rows: int, seed: int = 0) -> pd.DataFrame:
+    journal("load")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    return pd.DataFrame(x, columns=["a", "b", "c"]).assign(y=(x[:, 0] + x[:, 1] > 0).astype(int))
+
+
+@ll.step
+def summarize(frame: pd.DataFrame) -> dict[str, Any]:
+    journal("summarize")
+    return {"rows": len(frame), "positive_share": float(frame["y"].mean())}
+
+
+@ll.step
+def train(frame: pd.DataFrame, c: float = 1.0) -> ll.ModelVersion:
+    from sklearn.linear_model import LogisticRegression
+
+    journal("train")
+    print(f"training on {len(frame)} rows")
+    features = frame[["a", "b", "c"]]
+    model = LogisticRegression(C=c).fit(features, frame["y"])
+    run = ll.active_run()
+    assert run is not None
+    run.log_metric("train_accuracy", model.score(features, frame["y"]))
+    return run.log_model(model, "pipeline-model", input_example=features.head())
+
+
+@ll.step
+def scores(version: ll.ModelVersion, frame: pd.DataFrame) -> np.ndarray:
+    journal("scores")
+    model = ll.load_model(version.uri)
+    return model.predict_proba(frame[["a", "b", "c"]]).to_numpy()[:, 1]
+
+
+@ll.pipeline
+def training(rows: int = 200, c: float = 1.0):  # type: ignore[no-untyped-def]
+    frame = load(rows)
+    summarize(frame)
+    version = train(frame, c=c)
+    return scores(version, frame)
+
+
+# faults -----------------------------------------------------------------------------------
+
+
+@ll.step
+def flaky(frame: pd.DataFrame, failures: int) -> int:
+    """Fails its first `failures` attempts of this pipeline run."""
+    journal("flaky")
+    if entries().count("flaky") <= failures:
+        raise ConnectionError("the feature service did not answer")
+    return len(frame)
+
+
+@ll.step(retries=2, retry_delay=0.01, backoff=2.0)
+def flaky_with_retries(frame: pd.DataFrame, failures: int) -> int:
+    return flaky.fn(frame, failures)
+
+
+@ll.pipeline
+def retried(failures: int = 2):  # type: ignore[no-untyped-def]
+    return flaky_with_retries(load(50), failures)
+
+
+@ll.step
+def breaks_unless_fixed(frame: pd.DataFrame) -> int:
+    journal("breaks_unless_fixed")
+    if not Path(os.environ["LOOPLINE_TEST_JOURNAL"] + ".fixed").exists():
+        raise ValueError("column 'a' has gone missing upstream")
+    return len(frame)
+
+
+@ll.step(cache=False)
+def uncached_load(rows: int) -> pd.DataFrame:
+    return load.fn(rows)
+
+
+@ll.pipeline
+def fragile(rows: int = 50):  # type: ignore[no-untyped-def]
+    frame = uncached_load(rows)
+    checked = breaks_unless_fixed(frame)
+    summarize(frame)  # independent of the failing step: still runs
+    return after(checked)
+
+
+@ll.step
+def after(value: int) -> int:
+    journal("after")
+    return value + 1
+
+
+@ll.step(timeout=1.0)
+def hangs() -> int:
+    journal("hangs")
+    time.sleep(120)
+    return 1
+
+
+@ll.pipeline
+def hanging():  # type: ignore[no-untyped-def]
+    return after(hangs())
+
+
+@ll.step
+def dies() -> int:
+    journal("dies")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 1
+
+
+@ll.pipeline
+def dying():  # type: ignore[no-untyped-def]
+    return dies()
+
+
+@ll.step
+def returns_a_socket() -> Any:
+    import socket
+
+    return socket.socket()
+
+
+@ll.pipeline
+def unstorable():  # type: ignore[no-untyped-def]
+    return returns_a_socket()
+
+
+# parallelism: two steps that can only finish if they run at the same time -------------------
+
+
+@ll.step
+def meet(me: str, other: str, directory: str) -> str:
+    journal(f"meet-{me}")
+    Path(directory, me).touch()
+    deadline = time.monotonic() + 60
+    while not Path(directory, other).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{other} never ran beside {me}")
+        time.sleep(0.05)
+    return me
+
+
+@ll.step
+def both(first: str, second: str) -> list[str]:
+    return [first, second]
+
+
+@ll.pipeline
+def rendezvous(directory: str):  # type: ignore[no-untyped-def]
+    return both(meet("left", "right", directory), meet("right", "left", directory))
