@@ -8,7 +8,7 @@ with ll.start_run(experiment="churn") as run:
 """
 
 from loopline import datasets
-from loopline._pipelines import pipeline
+from loopline._pipelines import pipeline, tune
 from loopline._sdk import (
     active_run,
     configure,
@@ -90,4 +90,5 @@ __all__ = [
     "start_run",
     "step",
     "tracking_service",
+    "tune",
 ]

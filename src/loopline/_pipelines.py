@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from loopline import _sdk
+from loopline.pipelines import tuning
 from loopline.pipelines.definition import Pipeline
 from loopline.pipelines.execution import StepEnvironment
 from loopline.pipelines.runner import PipelineResult, PipelineRunner
+from loopline.pipelines.tuning import Objective, TuningResult
 
 
 def step_environment() -> StepEnvironment:
@@ -98,3 +100,36 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
     if fn is None:
         return lambda f: SdkPipeline(f, name)
     return SdkPipeline(fn, name)
+
+
+def tune(
+    objective: Objective,
+    *,
+    n_trials: int,
+    direction: str = "maximize",
+    metric: str = "score",
+    seed: int | None = None,
+    pruner: str = "median",
+    register: str | None = None,
+    input_example: Any = None,
+    ray_address: str | None = None,
+    workers: int | None = None,
+) -> TuningResult:
+    """Hyperparameter search with Optuna, each trial a child run of the active run (a step's,
+    say). `objective(trial)` returns a score or `(score, model)`; `register="name"` registers
+    the best trial's model. `ray_address` ("local" starts Ray here) runs trials in parallel."""
+    settings = _sdk.current_settings()
+    return tuning.tune(
+        _sdk._current(),
+        objective,
+        n_trials=n_trials,
+        direction=direction,
+        metric=metric,
+        seed=seed,
+        pruner=pruner,
+        register=register,
+        input_example=input_example,
+        ray_address=ray_address,
+        open_env=WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri),
+        workers=workers,
+    )

@@ -177,3 +177,48 @@ def both(first: str, second: str) -> list[str]:
 @ll.pipeline
 def rendezvous(directory: str):  # type: ignore[no-untyped-def]
     return both(meet("left", "right", directory), meet("right", "left", directory))
+
+
+# hyperparameter search --------------------------------------------------------------------
+
+
+def logistic_objective(frame: pd.DataFrame) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    def objective(trial: Any) -> tuple[float, Any]:
+        c = trial.suggest_float("c", 1e-3, 10.0, log=True)
+        features, target = frame[["a", "b", "c"]], frame["y"]
+        model = LogisticRegression(C=c).fit(features[:150], target[:150])
+        return model.score(features[150:], target[150:]), model
+
+    return objective
+
+
+@ll.step
+def search(frame: pd.DataFrame, trials: int) -> ll.ModelVersion:
+    result = ll.tune(
+        logistic_objective(frame),
+        n_trials=trials,
+        seed=0,
+        register="tuned",
+        input_example=frame[["a", "b", "c"]][:5],
+    )
+    assert result.model_version is not None
+    return result.model_version
+
+
+@ll.pipeline
+def tuned(trials: int = 5):  # type: ignore[no-untyped-def]
+    return search(load(300), trials)
+
+
+def pruned_objective(trial: Any) -> float:
+    """The first five trials climb; later ones report a poor start and are pruned."""
+    x = trial.suggest_float("x", 0.5, 1.0)
+    for step in range(3):
+        trial.report(x if trial.number < 5 else -1.0, step)
+        if trial.should_prune():
+            raise __import__("optuna").TrialPruned()
+    if x > 0.99:
+        raise RuntimeError("diverged")
+    return x

@@ -198,3 +198,41 @@ def test_pipeline_runs_are_run_listed_and_shown_by_the_cli(
     assert "-p takes NAME=VALUE" in capsys.readouterr().err
     assert run([*common, "pipelines", "run", "tests.integration.pipeline_steps:nothing"]) == 1
     assert "has no pipeline 'nothing'" in capsys.readouterr().err
+
+
+def test_a_search_step_tracks_every_trial_and_registers_the_best_model(sdk: Path) -> None:
+    result = steps.tuned(trials=6)
+    version = result.output()
+    assert isinstance(version, ll.ModelVersion) and version.model == "tuned"
+    step_run = ll.get_run(result.step("search").run_id or "")
+    trials = list(ll.search_runs(None, filter=f"parent_run_id = '{step_run.id}'", max_results=50))
+    assert len(trials) == 6 and all("c" in t.params and "score" in t.metrics for t in trials)
+    best = max(trials, key=lambda t: t.metrics["score"])
+    assert step_run.tags["loopline.best_trial_run"] == best.id
+    assert version.run_id == step_run.id
+    again = steps.tuned(trials=6)  # a cached search registers nothing new
+    assert again.output().version == version.version and again.step("search").status is StepStatus.CACHED
+
+
+def test_trials_are_pruned_and_failures_do_not_stop_the_search(sdk: Path) -> None:
+    with ll.start_run("search") as parent:
+        result = ll.tune(steps.pruned_objective, n_trials=9, seed=1)
+    assert result.trials == 9 and result.pruned == 4 and result.pruned + result.failed < 9
+    assert result.best_value == max(v for v in result.values if v is not None)
+    runs = list(ll.search_runs("search", filter=f"parent_run_id = '{parent.id}'", max_results=50))
+    pruned = [r for r in runs if r.tags.get("loopline.trial_state") == "pruned"]
+    assert len(pruned) == 4 and all(r.status is RunStatus.FINISHED for r in pruned)
+    history = ll.get_metric_history(pruned[0].id, "score/intermediate")
+    assert [m.value for m in history] == [-1.0, -1.0]  # reported live; pruned after the warm-up step
+    with pytest.raises(InvalidInput, match="n_trials must be at least 1"):
+        ll.tune(steps.pruned_objective, n_trials=0)
+
+
+def test_trials_run_in_parallel_on_a_real_local_ray(sdk: Path) -> None:
+    frame = steps.load.fn(300)
+    with ll.start_run("search-on-ray") as parent:
+        result = ll.tune(steps.logistic_objective(frame), n_trials=4, ray_address="local", workers=2)
+    assert result.trials == 4 and result.failed == 0
+    runs = list(ll.search_runs("search-on-ray", filter=f"parent_run_id = '{parent.id}'", max_results=50))
+    assert len(runs) == 4 and {r.status for r in runs} == {RunStatus.FINISHED}
+    assert result.best_run_id in {r.id for r in runs}

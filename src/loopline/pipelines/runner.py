@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.core.clock import now_ms
 from loopline.core.entities import RunStatus
@@ -14,8 +14,10 @@ from loopline.core.errors import InvalidInput, LooplineError
 from loopline.core.pipelines import OutputRef, PipelineRun, StepRun, StepStatus
 from loopline.pipelines.definition import Graph, Node, Pipeline, Placeholder
 from loopline.pipelines.execution import StepEnvironment, StepResult, StepTask
-from loopline.pipelines.executors import EnvironmentFactory, make_executor
 from loopline.pipelines.outputs import fingerprint, load_output, output_exists
+
+if TYPE_CHECKING:
+    from loopline.pipelines.executors import EnvironmentFactory
 
 PIPELINE_TAG = "loopline.pipeline"
 
@@ -78,6 +80,8 @@ class PipelineRunner:
         ray_address: str | None = None,
         experiment: str | int | None = None,
     ) -> PipelineResult:
+        from loopline.pipelines.executors import make_executor  # multiprocessing: loaded when used
+
         params = pipeline.parameters(params or {})
         graph = pipeline.trace(params)
         previous = self._resumable(pipeline, resume)

@@ -63,7 +63,9 @@ class Tracker:
         """Start a run; inside another active run it becomes its child unless `nested=False`.
         `parent_id` names a parent run started elsewhere (another process, say)."""
         parent = self.active_run() if nested and parent_id is None else None
-        if experiment is None:
+        if experiment is None and parent_id is not None:
+            experiment = self.service.get_run(parent_id).experiment_id
+        elif experiment is None:
             experiment = parent.experiment_id if parent else self._default_experiment
         run = self.service.start_run(
             experiment,
