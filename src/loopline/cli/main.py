@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from loopline.cli import (
+    automation,
     data,
     datasets,
     db,
@@ -42,10 +43,14 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(data.app, name="data")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(pipelines.app, name="pipelines")
+app.add_typer(automation.schedules, name="schedules")
+app.add_typer(automation.triggers, name="triggers")
+app.add_typer(automation.jobs, name="jobs")
 app.add_typer(db.app, name="db")
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve.serve)
 app.command("predict")(serve.predict)
+app.command("worker")(automation.worker)
 
 
 @app.callback()

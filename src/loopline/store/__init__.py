@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopline.store.aliases import SqlAliasStore
 from loopline.store.artifact_index import SqlArtifactIndex
+from loopline.store.automation import SqlAutomationStore
 from loopline.store.database import Database
 from loopline.store.datasets import SqlDatasetStore
 from loopline.store.deployments import SqlDeploymentStore
@@ -18,6 +19,7 @@ from loopline.store.pipelines import SqlPipelineStore
 from loopline.store.protocols import (
     AliasStore,
     ArtifactIndex,
+    AutomationStore,
     DatasetStore,
     DeploymentStore,
     EvaluationStore,
@@ -35,6 +37,7 @@ from loopline.store.runs import RunKeys, SqlRunStore
 __all__ = [
     "AliasStore",
     "ArtifactIndex",
+    "AutomationStore",
     "DatasetStore",
     "DeploymentStore",
     "EvaluationStore",
@@ -68,6 +71,7 @@ class MetadataStore:
         self.datasets: DatasetStore = SqlDatasetStore(db)
         self.monitors: MonitorStore = SqlMonitorStore(db)
         self.pipelines: PipelineStore = SqlPipelineStore(db)
+        self.automation: AutomationStore = SqlAutomationStore(db)
 
     def close(self) -> None:
         self.db.dispose()

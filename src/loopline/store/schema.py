@@ -422,3 +422,62 @@ step_runs = Table(
     UniqueConstraint("pipeline_run_id", "name"),
     Index(None, "cache_key", "status"),
 )
+
+# --- automation ------------------------------------------------------------------------
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("cron", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("enabled", Boolean, nullable=False),
+    Column("next_at", BigInteger, nullable=False),
+    Column("last_at", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("monitor", String(128), nullable=False),
+    Column("rule", String(128)),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("cooldown_s", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("last_alert_id", Integer, nullable=False),
+    Column("last_fired_at", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+)
+
+# Work for workers. `dedupe_key` makes enqueueing idempotent across workers (a schedule's
+# due time, an alert); a running job belongs to the worker holding an unexpired lease.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("reason", Text, nullable=False),
+    Column("dedupe_key", String(300), unique=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger),
+    Column("ended_at", BigInteger),
+    Column("lease_owner", String(250)),
+    Column("lease_expires_at", BigInteger),
+    Column("result", Text, nullable=False),  # JSON
+    Column("error", Text),
+    Index(None, "status", "id"),
+)

@@ -1,0 +1,112 @@
+"""Declaring schedules and triggers, and enqueueing jobs by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from loopline.core.automation import Job, JobKind, Schedule, Trigger
+from loopline.core.clock import now_ms
+from loopline.core.entities import Principal
+from loopline.core.errors import InvalidInput
+from loopline.core.validation import check_name
+from loopline.store import MetadataStore
+
+
+def _name(kind: str, name: str) -> str:
+    if len(check_name(kind, name)) > 128:
+        raise InvalidInput(f"{kind} {name[:40]!r}... is longer than 128 characters")
+    return name
+
+
+def next_due(cron: str, after_ms: int) -> int:
+    """The first time strictly after `after_ms` that the cron expression (UTC) names."""
+    from croniter import croniter
+
+    start = datetime.fromtimestamp(after_ms / 1000, UTC)
+    return int(croniter(cron, start).get_next(float) * 1000)
+
+
+def check_cron(cron: str) -> str:
+    from croniter import croniter
+
+    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+        raise InvalidInput(
+            f"cron expression {cron!r} is not valid: give five fields, minute hour day month weekday "
+            "(e.g. '0 3 * * *' for 03:00 UTC every day)"
+        )
+    return cron
+
+
+def check_target(kind: JobKind, target: str) -> str:
+    if kind is JobKind.PIPELINE:
+        module, _, attribute = target.partition(":")
+        if not module or not attribute or not all(p.isidentifier() for p in [*module.split("."), attribute]):
+            raise InvalidInput(f"pipeline {target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
+    else:
+        _name("monitor name", target)
+    return target
+
+
+class AutomationService:
+    def __init__(self, store: MetadataStore, principal: Principal) -> None:
+        self._store = store
+        self._principal = principal
+
+    def create_schedule(
+        self, name: str, cron: str, kind: JobKind, target: str, params: dict[str, Any] | None = None
+    ) -> Schedule:
+        now = now_ms()
+        schedule = Schedule(
+            _name("schedule name", name), check_cron(cron), kind, check_target(kind, target),
+            dict(params or {}), True, next_due(cron, now), None, now, self._principal.name,
+        )  # fmt: skip
+        return self._store.automation.add_schedule(schedule)
+
+    def create_trigger(
+        self,
+        name: str,
+        monitor: str,
+        kind: JobKind,
+        target: str,
+        params: dict[str, Any] | None = None,
+        *,
+        rule: str | None = None,
+        cooldown_s: int = 3600,
+    ) -> Trigger:
+        """Fire on alerts the monitor opens from now on (not on those already open)."""
+        if cooldown_s < 0:
+            raise InvalidInput(f"cooldown must be >= 0 seconds, got {cooldown_s}")
+        self._store.monitors.get(monitor)  # it must exist
+        existing = self._store.monitors.alerts(monitor, limit=1)
+        trigger = Trigger(
+            _name("trigger name", name), monitor, rule, kind, check_target(kind, target), dict(params or {}),
+            cooldown_s, True, existing[0].id if existing else 0, None, now_ms(), self._principal.name,
+        )  # fmt: skip
+        return self._store.automation.add_trigger(trigger)
+
+    def enqueue(self, kind: JobKind, target: str, params: dict[str, Any] | None = None) -> Job:
+        job = self._store.automation.enqueue(
+            kind,
+            check_target(kind, target),
+            dict(params or {}),
+            f"queued by {self._principal.name}",
+            now_ms(),
+        )
+        assert job is not None  # no dedupe key: always new
+        return job
+
+    def schedules(self) -> list[Schedule]:
+        return self._store.automation.schedules()
+
+    def triggers(self) -> list[Trigger]:
+        return self._store.automation.triggers()
+
+    def jobs(self, limit: int = 100) -> list[Job]:
+        return self._store.automation.jobs(limit=limit)
+
+    def delete_schedule(self, name: str) -> None:
+        self._store.automation.delete_schedule(name)
+
+    def delete_trigger(self, name: str) -> None:
+        self._store.automation.delete_trigger(name)

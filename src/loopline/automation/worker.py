@@ -1,0 +1,146 @@
+"""`loopline worker`: enqueue what is due, take one job at a time under a lease, run it.
+
+Work is shared through the metadata store alone. A due schedule becomes one job however
+many workers see it (the job's dedupe key is the schedule and its due time); a job runs
+on the worker that won the conditional UPDATE claiming it; a lease renewed by a heartbeat
+marks it taken, and a job whose worker died is claimed again once its lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loopline.automation.service import next_due
+from loopline.core.automation import Job, JobStatus
+from loopline.core.clock import now_ms
+from loopline.core.errors import NotFound
+from loopline.store import MetadataStore
+
+log = logging.getLogger("loopline.worker")
+JobRunner = Callable[[Job], dict[str, Any]]  # runs a job; its return value is the job's result
+MAX_ATTEMPTS = 3  # a job whose worker died this many times is failed, not retried forever
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    lease_s: float = 60.0
+    poll_s: float = 5.0
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: MetadataStore,
+        run_job: JobRunner,
+        options: WorkerOptions = WorkerOptions(),
+        owner: str = "",
+    ) -> None:
+        self._store = store
+        self._automation = store.automation
+        self._run_job = run_job
+        self._options = options
+        self.owner = owner or worker_id()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        log.info("worker %s started", self.owner)
+        while not self._stop.is_set():
+            if self.tick() is None:
+                self._stop.wait(self._options.poll_s)
+
+    def tick(self) -> Job | None:
+        """Enqueue what is due, then run at most one job; returns it, as it ended."""
+        self.enqueue_due()
+        return self.run_one()
+
+    def enqueue_due(self) -> None:
+        now = now_ms()
+        for schedule in self._automation.schedules():
+            if not schedule.enabled or schedule.next_at > now:
+                continue
+            # Missed runs (the worker was down) collapse into one: next is due after now.
+            if self._automation.advance_schedule(
+                schedule.name, schedule.next_at, next_due(schedule.cron, now)
+            ):
+                self._automation.enqueue(
+                    schedule.kind, schedule.target, schedule.params,
+                    f"schedule {schedule.name} ({schedule.cron}) due", now,
+                    dedupe_key=f"schedule/{schedule.name}/{schedule.next_at}",
+                )  # fmt: skip
+        for trigger in self._automation.triggers():
+            if trigger.enabled:
+                self._fire(
+                    trigger.name, trigger.monitor, trigger.rule, trigger.cooldown_s, trigger.last_alert_id
+                )
+
+    def _fire(self, name: str, monitor: str, rule: str | None, cooldown_s: int, seen: int) -> None:
+        try:
+            opened = self._store.monitors.alerts(monitor)
+        except NotFound:
+            return  # the monitor was deleted
+        for alert in sorted((a for a in opened if a.id > seen), key=lambda a: a.id):
+            if not self._automation.consider_alert(name, alert.id):
+                continue  # another worker has it
+            if rule is not None and alert.rule != rule:
+                continue
+            trigger = next(t for t in self._automation.triggers() if t.name == name)
+            now = now_ms()
+            reason = f"trigger {name}: alert {alert.id} of monitor {monitor} ({alert.rule}: {alert.message})"
+            if self._automation.fire(name, now, cooldown_s * 1000):
+                self._automation.enqueue(trigger.kind, trigger.target, trigger.params, reason, now,
+                                         dedupe_key=f"trigger/{name}/{alert.id}")  # fmt: skip
+            else:
+                self._automation.enqueue(
+                    trigger.kind, trigger.target, trigger.params, reason, now,
+                    dedupe_key=f"trigger/{name}/{alert.id}", status=JobStatus.SUPPRESSED,
+                    error=f"inside the {cooldown_s}s cool-down after the trigger last fired",
+                )  # fmt: skip
+
+    def run_one(self) -> Job | None:
+        lease_ms = int(self._options.lease_s * 1000)
+        job = self._automation.claim(self.owner, now_ms(), lease_ms)
+        if job is None:
+            return None
+        if job.attempts > MAX_ATTEMPTS:
+            gave_up = f"gave up: its worker stopped {job.attempts - 1} times before it finished"
+            self._automation.finish(job.id, self.owner, JobStatus.FAILED, now_ms(), {}, gave_up)
+            return self._automation.job(job.id)
+        log.info("job %s: %s %s (%s), attempt %s", job.id, job.kind, job.target, job.reason, job.attempts)
+        done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(job.id, lease_ms, done), daemon=True)
+        beat.start()
+        error: str | None = None
+        try:
+            result = self._run_job(job)
+            status = JobStatus.FINISHED
+        except Exception as exc:
+            log.warning("job %s failed: %s", job.id, exc)
+            result, status = {"traceback": traceback.format_exc()[-4000:]}, JobStatus.FAILED
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            done.set()
+            beat.join()
+        if not self._automation.finish(job.id, self.owner, status, now_ms(), result, error):
+            log.warning("job %s: the lease was lost before it finished; its outcome is not recorded", job.id)
+        return self._automation.job(job.id)
+
+    def _heartbeat(self, job_id: int, lease_ms: int, done: threading.Event) -> None:
+        while not done.wait(lease_ms / 3000):
+            if not self._automation.renew(job_id, self.owner, now_ms() + lease_ms):
+                log.warning("job %s: lease lost to another worker", job_id)
+                return

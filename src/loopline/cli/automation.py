@@ -1,0 +1,187 @@
+"""`loopline schedules|triggers|jobs ...` and `loopline worker`: the lifecycle on its own."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopline.automation.service import AutomationService
+from loopline.automation.worker import Worker, WorkerOptions
+from loopline.backends import Backends, local_owner
+from loopline.cli.context import cli_context, print_json
+from loopline.cli.pipelines import load_pipeline, parse_params
+from loopline.cli.render import when
+from loopline.core.automation import Job, JobKind
+from loopline.core.errors import InvalidInput
+from loopline.settings import Settings
+
+schedules = typer.Typer(help="Cron schedules (UTC) of pipelines and monitors.", no_args_is_help=True)
+triggers = typer.Typer(help="Triggers: run a pipeline when a monitor opens an alert.", no_args_is_help=True)
+jobs = typer.Typer(help="Jobs that workers ran, run or will run.", no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Print JSON.")
+PARAMS = typer.Option([], "--param", "-p", help="Pipeline parameter NAME=VALUE, repeatable.")
+
+
+def _service(ctx: typer.Context) -> AutomationService:
+    return AutomationService(cli_context(ctx).backends.store, local_owner())
+
+
+def _what(
+    pipeline: str | None, monitor: str | None, params: list[str]
+) -> tuple[JobKind, str, dict[str, Any]]:
+    if (pipeline is None) == (monitor is None):
+        raise typer.BadParameter("give exactly one of --pipeline MODULE:PIPELINE or --monitor NAME")
+    if pipeline is not None:
+        return JobKind.PIPELINE, pipeline, parse_params(load_pipeline(pipeline), params)
+    if params:
+        raise typer.BadParameter("-p parameters are for pipelines")
+    assert monitor is not None
+    return JobKind.MONITOR, monitor, {}
+
+
+@schedules.command("create")
+def create_schedule(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Schedule name."),
+    cron: str = typer.Option(..., help="Five cron fields in UTC, e.g. '0 3 * * *'."),
+    pipeline: str | None = typer.Option(None, help="Run this pipeline (MODULE:PIPELINE)."),
+    monitor: str | None = typer.Option(None, help="Run this monitor."),
+    param: list[str] = PARAMS,
+) -> None:
+    """Run a pipeline or a monitor on a cron schedule (a worker runs it)."""
+    kind, target, params = _what(pipeline, monitor, param)
+    schedule = _service(ctx).create_schedule(name, cron, kind, target, params)
+    Console().print(f"schedule {schedule.name}: {kind.value} {target}, next due {when(schedule.next_at)}")
+
+
+@schedules.command("list")
+def list_schedules(ctx: typer.Context, as_json: bool = JSON) -> None:
+    found = _service(ctx).schedules()
+    if as_json:
+        print_json(found)
+        return
+    table = Table("name", "cron (UTC)", "runs", "next due", "last due")
+    for s in found:
+        table.add_row(s.name, s.cron, f"{s.kind.value} {s.target}", when(s.next_at), when(s.last_at))
+    Console().print(table)
+
+
+@schedules.command("delete")
+def delete_schedule(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    _service(ctx).delete_schedule(name)
+
+
+@triggers.command("create")
+def create_trigger(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Trigger name."),
+    monitor: str = typer.Option(..., help="Watch the alerts of this monitor."),
+    rule: str | None = typer.Option(None, help="Only alerts of this rule (default: any)."),
+    pipeline: str = typer.Option(..., help="Run this pipeline (MODULE:PIPELINE)."),
+    param: list[str] = PARAMS,
+    cooldown: int = typer.Option(3600, help="Seconds after firing during which alerts are only recorded."),
+) -> None:
+    """Run a pipeline (a retraining, say) when a monitor opens an alert."""
+    kind, target, params = _what(pipeline, None, param)
+    trigger = _service(ctx).create_trigger(
+        name, monitor, kind, target, params, rule=rule, cooldown_s=cooldown
+    )
+    Console().print(f"trigger {trigger.name}: alerts of {monitor} run {target} (cool-down {cooldown}s)")
+
+
+@triggers.command("list")
+def list_triggers(ctx: typer.Context, as_json: bool = JSON) -> None:
+    found = _service(ctx).triggers()
+    if as_json:
+        print_json(found)
+        return
+    table = Table("name", "monitor", "rule", "runs", "cool-down s", "last fired")
+    for t in found:
+        table.add_row(t.name, t.monitor, t.rule or "any", t.target, str(t.cooldown_s), when(t.last_fired_at))
+    Console().print(table)
+
+
+@triggers.command("delete")
+def delete_trigger(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    _service(ctx).delete_trigger(name)
+
+
+@jobs.command("list")
+def list_jobs(ctx: typer.Context, limit: int = typer.Option(50), as_json: bool = JSON) -> None:
+    """Newest first: why each job exists, who ran it, how it ended."""
+    found = _service(ctx).jobs(limit)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("id", "status", "runs", "why", "attempts", "created", "ended", "worker", "error")
+    for j in found:
+        table.add_row(
+            str(j.id), j.status.value, f"{j.kind.value} {j.target}", j.reason, str(j.attempts),
+            when(j.created_at), when(j.ended_at), j.lease_owner or "", (j.error or "")[:120],
+        )  # fmt: skip
+    Console(soft_wrap=True).print(table)
+
+
+@jobs.command("enqueue")
+def enqueue(
+    ctx: typer.Context,
+    pipeline: str | None = typer.Option(None, help="Run this pipeline (MODULE:PIPELINE)."),
+    monitor: str | None = typer.Option(None, help="Run this monitor."),
+    param: list[str] = PARAMS,
+) -> None:
+    """Queue a job for the next free worker."""
+    kind, target, params = _what(pipeline, monitor, param)
+    Console().print(f"job {_service(ctx).enqueue(kind, target, params).id} queued")
+
+
+def job_runner(settings: Settings, backends: Backends) -> Any:
+    """Runs jobs in this process: pipelines with the SDK's stores, monitors as a service."""
+
+    def run(job: Job) -> dict[str, Any]:
+        if job.kind is JobKind.MONITOR:
+            outcome = backends.monitors(local_owner()).run(job.target)
+            return {
+                "monitor_run": outcome.run.id,
+                "opened_alerts": [a.id for a in outcome.opened],
+                "resolved_alerts": [a.id for a in outcome.resolved],
+            }
+        from loopline import _sdk
+
+        pipeline = load_pipeline(job.target)
+        run_as = getattr(pipeline, "run", None)
+        if run_as is None:
+            raise InvalidInput(f"{job.target} is not a @loopline.pipeline")
+        _sdk.configure(settings=settings)
+        result = run_as(job.params)
+        return {"pipeline_run": result.id, "status": result.run.status}
+
+    return run
+
+
+def worker(
+    ctx: typer.Context,
+    once: bool = typer.Option(False, "--once", help="Enqueue what is due, run one job if any, and exit."),
+    lease: float = typer.Option(60.0, help="Seconds a job stays this worker's without a heartbeat."),
+    poll: float = typer.Option(5.0, help="Seconds between looks for work when idle."),
+) -> None:
+    """Run due schedules, monitors and triggered pipelines until stopped (Ctrl-C, SIGTERM)."""
+    context = cli_context(ctx)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    backends = context.backends
+    runner = Worker(backends.store, job_runner(context.settings, backends), WorkerOptions(lease, poll))
+    if once:
+        job = runner.tick()
+        Console().print(
+            "no job was due" if job is None else f"job {job.id}: {job.status.value} {job.error or ''}"
+        )
+        return
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        runner.stop()
