@@ -222,3 +222,32 @@ def pruned_objective(trial: Any) -> float:
     if x > 0.99:
         raise RuntimeError("diverged")
     return x
+
+
+# jobs run by workers ---------------------------------------------------------------------
+
+
+@ll.step(cache=False)
+def count_once(n: int) -> int:
+    journal(f"tally-{n}")
+    return n
+
+
+@ll.pipeline
+def tally(n: int = 0):  # type: ignore[no-untyped-def]
+    return count_once(n)
+
+
+@ll.step(cache=False)
+def slow_the_first_time(marker: str) -> str:
+    """Sleeps far past any lease on its first run (the worker is killed meanwhile)."""
+    journal("slow")
+    if not Path(marker).exists():
+        Path(marker).touch()
+        time.sleep(300)
+    return "done"
+
+
+@ll.pipeline
+def slow(marker: str = ""):  # type: ignore[no-untyped-def]
+    return slow_the_first_time(marker)
