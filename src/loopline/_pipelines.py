@@ -50,6 +50,13 @@ class WorkerEnvironment:
         return step_environment()
 
 
+def run_pipeline(target: str, params: Mapping[str, Any]) -> Any:
+    """Run the pipeline `MODULE:PIPELINE` with the SDK's stores; returns its output."""
+    from loopline.pipelines.definition import import_pipeline
+
+    return runner().run(import_pipeline(target), params).output()
+
+
 def runner() -> PipelineRunner:
     settings = _sdk.current_settings()
     workers = WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri)

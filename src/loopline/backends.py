@@ -24,6 +24,7 @@ from loopline.store import MetadataStore, open_metadata_store
 from loopline.tracking.service import TrackingService
 
 if TYPE_CHECKING:
+    from loopline.automation.retraining import LoopService, RunPipeline
     from loopline.data.datasets import DatasetService
     from loopline.monitoring.service import MonitorService
 
@@ -57,6 +58,11 @@ class Backends:
         from loopline.monitoring.service import MonitorService
 
         return MonitorService(self.store, self.blobs, self.tables, principal)
+
+    def loops(self, principal: Principal, run_pipeline: RunPipeline | None = None) -> LoopService:
+        from loopline.automation.retraining import LoopService
+
+        return LoopService(self.store, self.blobs, self.tables, principal, run_pipeline)
 
     @property
     def tables(self) -> TableArea:

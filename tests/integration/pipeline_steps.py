@@ -251,3 +251,33 @@ def slow_the_first_time(marker: str) -> str:
 @ll.pipeline
 def slow(marker: str = ""):  # type: ignore[no-untyped-def]
     return slow_the_first_time(marker)
+
+
+# the retraining loop's pipeline ----------------------------------------------------------
+
+
+def concept(rows: int, seed: int, sign: float) -> pd.DataFrame:
+    """y = a + sign * b > 0; c holds small whole numbers (as floats), as a count would."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    frame["c"] = rng.integers(0, 5, rows).astype(float)
+    return frame.assign(y=(frame["a"] + sign * frame["b"] > 0).astype(int))
+
+
+@ll.step
+def fit_churn(dataset: str, c: float, integer_c: bool) -> ll.ModelVersion:
+    from sklearn.linear_model import LogisticRegression
+
+    frame = ll.datasets.get(dataset).to_pandas()
+    features = frame[["a", "b", "c"]]
+    if integer_c:  # a training/serving skew: the model now insists on whole numbers
+        features = features.assign(c=features["c"].round().astype("int64"))
+    model = LogisticRegression(C=c).fit(features, frame["y"])
+    run = ll.active_run()
+    assert run is not None
+    return run.log_model(model, "churn", input_example=features.head())
+
+
+@ll.pipeline
+def retrain_churn(dataset: str = "", c: float = 1.0, integer_c: bool = False):  # type: ignore[no-untyped-def]
+    return fit_churn(dataset, c, integer_c)

@@ -44,7 +44,7 @@ def check_target(kind: JobKind, target: str) -> str:
         if not module or not attribute or not all(p.isidentifier() for p in [*module.split("."), attribute]):
             raise InvalidInput(f"pipeline {target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
     else:
-        _name("monitor name", target)
+        _name(f"{kind.value} target", target)
     return target
 
 

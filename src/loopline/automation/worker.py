@@ -14,7 +14,7 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,10 +46,12 @@ class Worker:
         run_job: JobRunner,
         options: WorkerOptions = WorkerOptions(),
         owner: str = "",
+        periodic: Sequence[Callable[[], object]] = (),
     ) -> None:
         self._store = store
         self._automation = store.automation
         self._run_job = run_job
+        self._periodic = periodic  # cheap checks run on every tick (canaries due for a decision)
         self._options = options
         self.owner = owner or worker_id()
         self._stop = threading.Event()
@@ -64,8 +66,14 @@ class Worker:
                 self._stop.wait(self._options.poll_s)
 
     def tick(self) -> Job | None:
-        """Enqueue what is due, then run at most one job; returns it, as it ended."""
+        """Enqueue what is due, run the periodic checks, then at most one job; returns the
+        job as it ended."""
         self.enqueue_due()
+        for check in self._periodic:
+            try:
+                check()
+            except Exception:
+                log.exception("periodic check %s failed", getattr(check, "__name__", check))
         return self.run_one()
 
     def enqueue_due(self) -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from loopline.automation.retraining import LoopService
 from loopline.automation.service import AutomationService
 from loopline.automation.worker import Worker, WorkerOptions
 from loopline.backends import Backends, local_owner
@@ -17,7 +18,6 @@ from loopline.cli.context import cli_context, print_json
 from loopline.cli.pipelines import load_pipeline, parse_params
 from loopline.cli.render import when
 from loopline.core.automation import Job, JobKind
-from loopline.core.errors import InvalidInput
 from loopline.settings import Settings
 
 schedules = typer.Typer(help="Cron schedules (UTC) of pipelines and monitors.", no_args_is_help=True)
@@ -32,16 +32,20 @@ def _service(ctx: typer.Context) -> AutomationService:
 
 
 def _what(
-    pipeline: str | None, monitor: str | None, params: list[str]
+    pipeline: str | None, monitor: str | None, params: list[str], retrain: str | None = None
 ) -> tuple[JobKind, str, dict[str, Any]]:
-    if (pipeline is None) == (monitor is None):
-        raise typer.BadParameter("give exactly one of --pipeline MODULE:PIPELINE or --monitor NAME")
-    if pipeline is not None:
-        return JobKind.PIPELINE, pipeline, parse_params(load_pipeline(pipeline), params)
+    choices = {JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.RETRAIN: retrain}
+    given = [(kind, target) for kind, target in choices.items() if target is not None]
+    if len(given) != 1:
+        raise typer.BadParameter(
+            "give exactly one of --pipeline MODULE:PIPELINE, --monitor NAME or --retrain DEPLOYMENT"
+        )
+    kind, target = given[0]
+    if kind is JobKind.PIPELINE:
+        return kind, target, parse_params(load_pipeline(target), params)
     if params:
         raise typer.BadParameter("-p parameters are for pipelines")
-    assert monitor is not None
-    return JobKind.MONITOR, monitor, {}
+    return kind, target, {}
 
 
 @schedules.command("create")
@@ -82,12 +86,13 @@ def create_trigger(
     name: str = typer.Argument(..., help="Trigger name."),
     monitor: str = typer.Option(..., help="Watch the alerts of this monitor."),
     rule: str | None = typer.Option(None, help="Only alerts of this rule (default: any)."),
-    pipeline: str = typer.Option(..., help="Run this pipeline (MODULE:PIPELINE)."),
+    pipeline: str | None = typer.Option(None, help="Run this pipeline (MODULE:PIPELINE)."),
+    retrain: str | None = typer.Option(None, help="Start the retraining loop of this deployment."),
     param: list[str] = PARAMS,
     cooldown: int = typer.Option(3600, help="Seconds after firing during which alerts are only recorded."),
 ) -> None:
-    """Run a pipeline (a retraining, say) when a monitor opens an alert."""
-    kind, target, params = _what(pipeline, None, param)
+    """Run a pipeline, or a deployment's retraining loop, when a monitor opens an alert."""
+    kind, target, params = _what(pipeline, None, param, retrain)
     trigger = _service(ctx).create_trigger(
         name, monitor, kind, target, params, rule=rule, cooldown_s=cooldown
     )
@@ -140,9 +145,13 @@ def enqueue(
 
 
 def job_runner(settings: Settings, backends: Backends) -> Any:
-    """Runs jobs in this process: pipelines with the SDK's stores, monitors as a service."""
+    """Runs jobs in this process: pipelines with the SDK's stores, monitors and retraining
+    loops as services."""
 
     def run(job: Job) -> dict[str, Any]:
+        if job.kind is JobKind.RETRAIN:
+            event = loop_service(settings, backends).start(job.target, job.reason)
+            return {"event": event.kind, "message": event.message}
         if job.kind is JobKind.MONITOR:
             outcome = backends.monitors(local_owner()).run(job.target)
             return {
@@ -150,17 +159,28 @@ def job_runner(settings: Settings, backends: Backends) -> Any:
                 "opened_alerts": [a.id for a in outcome.opened],
                 "resolved_alerts": [a.id for a in outcome.resolved],
             }
-        from loopline import _sdk
+        from loopline._pipelines import WorkerEnvironment, runner
 
         pipeline = load_pipeline(job.target)
-        run_as = getattr(pipeline, "run", None)
-        if run_as is None:
-            raise InvalidInput(f"{job.target} is not a @loopline.pipeline")
-        _sdk.configure(settings=settings)
-        result = run_as(job.params)
+        WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri)()  # the SDK's stores
+        result = runner().run(pipeline, job.params)
         return {"pipeline_run": result.id, "status": result.run.status}
 
     return run
+
+
+def loop_service(settings: Settings, backends: Backends) -> LoopService:
+    """A loop service whose retraining pipelines run with the SDK's stores, in this process."""
+
+    def run_pipeline(target: str, params: dict[str, Any]) -> Any:
+        from loopline._pipelines import WorkerEnvironment
+        from loopline._pipelines import run_pipeline as run
+
+        WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri)()  # the SDK's stores
+        load_pipeline(target)  # the current folder importable, as for `pipelines run`
+        return run(target, params)
+
+    return backends.loops(local_owner(), run_pipeline)
 
 
 def worker(
@@ -173,7 +193,13 @@ def worker(
     context = cli_context(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     backends = context.backends
-    runner = Worker(backends.store, job_runner(context.settings, backends), WorkerOptions(lease, poll))
+    loops = loop_service(context.settings, backends)
+    runner = Worker(
+        backends.store,
+        job_runner(context.settings, backends),
+        WorkerOptions(lease, poll),
+        periodic=[loops.advance_all],
+    )
     if once:
         job = runner.tick()
         Console().print(

@@ -18,6 +18,7 @@ from loopline.cli import (
     deployments,
     experiments,
     lineage,
+    loop,
     models,
     monitor,
     pipelines,
@@ -46,6 +47,7 @@ app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(automation.schedules, name="schedules")
 app.add_typer(automation.triggers, name="triggers")
 app.add_typer(automation.jobs, name="jobs")
+app.add_typer(loop.app, name="loop")
 app.add_typer(db.app, name="db")
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve.serve)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.core.errors import InvalidInput
 from loopline.core.pipelines import PipelineRun, StepStatus
-from loopline.pipelines.definition import Pipeline
+from loopline.pipelines.definition import Pipeline, import_pipeline
 
 app = typer.Typer(
     help="Pipelines: steps with caching, retries and timeouts; their runs.", no_args_is_help=True
@@ -33,8 +32,8 @@ STATUS_STYLE = {
 
 def load_pipeline(target: str) -> Pipeline:
     """`package.module:name` or `path/to/file.py:name`; the current folder is importable."""
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
+    module_name, sep, attribute = target.partition(":")
+    if not module_name or not sep or not attribute:
         raise typer.BadParameter(f"{target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
     folder = Path.cwd()
     if module_name.endswith(".py"):
@@ -44,16 +43,7 @@ def load_pipeline(target: str) -> Pipeline:
         folder, module_name = path.resolve().parent, path.stem
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))  # worker processes import the steps by the same name
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise InvalidInput(f"cannot import {module_name!r}: {exc}") from None
-    found = getattr(module, attribute, None)
-    if not isinstance(found, Pipeline):
-        raise InvalidInput(
-            f"module {module_name} has no pipeline {attribute!r} (decorate it with @loopline.pipeline)"
-        )
-    return found
+    return import_pipeline(f"{module_name}:{attribute}")
 
 
 def parse_params(pipeline: Pipeline, pairs: list[str]) -> dict[str, Any]:

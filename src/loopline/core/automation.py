@@ -10,6 +10,7 @@ from typing import Any
 class JobKind(enum.StrEnum):
     PIPELINE = "pipeline"  # target: MODULE:PIPELINE, params: its parameters
     MONITOR = "monitor"  # target: a monitor's name
+    RETRAIN = "retrain"  # target: a deployment with a retraining loop
 
 
 class JobStatus(enum.StrEnum):

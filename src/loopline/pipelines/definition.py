@@ -220,3 +220,20 @@ class Pipeline:
         if graph.result is not None and not isinstance(graph.result, Placeholder):
             raise InvalidInput(f"pipeline {self.name} must return a step's output or nothing")
         return graph
+
+
+def import_pipeline(target: str) -> Pipeline:
+    """The pipeline named `package.module:name`, imported."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise InvalidInput(f"{target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise InvalidInput(f"cannot import {module_name!r}: {exc}") from None
+    found = getattr(module, attribute, None)
+    if not isinstance(found, Pipeline):
+        raise InvalidInput(
+            f"module {module_name} has no pipeline {attribute!r} (decorate it with @loopline.pipeline)"
+        )
+    return found

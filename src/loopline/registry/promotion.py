@@ -84,8 +84,11 @@ class PromotionService:
         force_reason: str | None = None,
         trust: bool = False,
         trusted_types: Sequence[str] = (),
+        baseline: str | None = None,
     ) -> PromotionReport:
-        """Run the gates and, if they pass (or `force_reason` is given), move the alias."""
+        """Run the gates and, if they pass (or `force_reason` is given), move the alias.
+        Comparisons are against the holder of `alias`, or of the `baseline` alias if given
+        (a challenger is measured against the champion)."""
         if force_reason is not None and not force_reason.strip():
             raise InvalidInput("forcing a promotion needs a reason, which is recorded")
         if (data is None) != (target is None):
@@ -93,7 +96,7 @@ class PromotionService:
         alias = alias_name(alias)
         model = self.registry.get_model(name)
         candidate = self.registry.get_version(model.name, version)
-        held = model.aliases.get(alias)
+        held = model.aliases.get(alias_name(baseline) if baseline else alias)
         current = None if held is None or held == version else self.registry.get_version(model.name, held)
 
         def load(ref: ModelRef) -> Any:

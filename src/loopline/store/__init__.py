@@ -12,6 +12,7 @@ from loopline.store.engine import create_store_engine
 from loopline.store.evaluations import SqlEvaluationStore
 from loopline.store.experiments import SqlExperimentStore
 from loopline.store.lineage import SqlLineageStore
+from loopline.store.loops import SqlLoopStore
 from loopline.store.metrics import SqlMetricStore
 from loopline.store.migrate import ensure_schema
 from loopline.store.monitors import SqlMonitorStore
@@ -25,6 +26,7 @@ from loopline.store.protocols import (
     EvaluationStore,
     ExperimentStore,
     LineageStore,
+    LoopStore,
     MetricStore,
     MonitorStore,
     PipelineStore,
@@ -43,6 +45,7 @@ __all__ = [
     "EvaluationStore",
     "ExperimentStore",
     "LineageStore",
+    "LoopStore",
     "MetadataStore",
     "MetricStore",
     "MonitorStore",
@@ -72,6 +75,7 @@ class MetadataStore:
         self.monitors: MonitorStore = SqlMonitorStore(db)
         self.pipelines: PipelineStore = SqlPipelineStore(db)
         self.automation: AutomationStore = SqlAutomationStore(db)
+        self.loops: LoopStore = SqlLoopStore(db)
 
     def close(self) -> None:
         self.db.dispose()

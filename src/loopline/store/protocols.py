@@ -17,6 +17,7 @@ from loopline.core.entities import (
     RunStatus,
     Source,
 )
+from loopline.core.loops import Loop, LoopEvent, LoopState
 from loopline.core.monitoring import Alert, Monitor, MonitorRun
 from loopline.core.pipelines import PipelineRun, StepRun
 from loopline.core.registry import (
@@ -312,3 +313,19 @@ class AutomationStore(Protocol):
     def finish(
         self, job_id: int, owner: str, status: JobStatus, now: int, result: dict[str, Any], error: str | None
     ) -> bool: ...
+
+
+class LoopStore(Protocol):
+    def declare(self, deployment: str, policy: dict[str, Any], now: int) -> Loop: ...
+
+    def get(self, deployment: str) -> Loop: ...
+
+    def list_all(self) -> list[Loop]: ...
+
+    def move(
+        self, deployment: str, from_state: LoopState, to_state: LoopState, now: int, **values: Any
+    ) -> bool: ...
+
+    def record(self, event: LoopEvent) -> LoopEvent: ...
+
+    def events(self, deployment: str, limit: int = 200) -> list[LoopEvent]: ...

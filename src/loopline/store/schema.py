@@ -481,3 +481,31 @@ jobs = Table(
     Column("error", Text),
     Index(None, "status", "id"),
 )
+
+# One retraining loop per deployment; `state` moves only by conditional updates, so one
+# worker at a time takes each step. Its events are the timeline `loopline loop status` shows.
+loops = Table(
+    "loops",
+    metadata,
+    Column("deployment", String(128), primary_key=True),
+    Column("policy", Text, nullable=False),  # JSON
+    Column("state", String(16), nullable=False),
+    Column("champion", Integer),
+    Column("challenger", Integer),
+    Column("stage_started_at", BigInteger),
+    Column("cooldown_until", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+loop_events = Table(
+    "loop_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", String(128), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("actor", String(250), nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON
+    Index(None, "deployment", "id"),
+)

@@ -1,5 +1,5 @@
 """Pipeline runs and their step runs (which double as the step cache); schedules, alert
-triggers and the jobs workers run.
+triggers and the jobs workers run; retraining loops and their timelines.
 
 Revision ID: 0006
 Revises: 0005
@@ -106,9 +106,36 @@ def upgrade() -> None:
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_jobs_dedupe_key")),
     )
     op.create_index(op.f("ix_jobs_status_id"), "jobs", ["status", "id"])
+    op.create_table(
+        "loops",
+        sa.Column("deployment", sa.String(length=128), nullable=False),
+        sa.Column("policy", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("champion", sa.Integer(), nullable=True),
+        sa.Column("challenger", sa.Integer(), nullable=True),
+        sa.Column("stage_started_at", sa.BigInteger(), nullable=True),
+        sa.Column("cooldown_until", sa.BigInteger(), nullable=True),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("deployment", name=op.f("pk_loops")),
+    )
+    op.create_table(
+        "loop_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("deployment", sa.String(length=128), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("actor", sa.String(length=250), nullable=False),
+        sa.Column("evidence", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_loop_events")),
+    )
+    op.create_index(op.f("ix_loop_events_deployment_id"), "loop_events", ["deployment", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_loop_events_deployment_id"), table_name="loop_events")
+    op.drop_table("loop_events")
+    op.drop_table("loops")
     op.drop_index(op.f("ix_jobs_status_id"), table_name="jobs")
     op.drop_table("jobs")
     op.drop_table("triggers")

@@ -1,0 +1,333 @@
+"""The closed loop: retrain on fresh data, gate the challenger against the champion, give it
+a canary share of live traffic, then promote it or roll it back, on the record.
+
+    start()    idle -> retraining -> canary     (or back to idle: refused, failed, cool-down)
+    advance()  canary -> deciding -> idle       (promoted or rolled back)
+
+Each transition is a conditional update of the loop's state, so two workers never take the
+same step; every decision is an event with its reason and evidence (`loopline loop status`).
+A failed or refused retraining leaves the champion serving, and a cool-down after every
+attempt keeps a noisy monitor from starting a retraining storm.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
+
+from loopline.core.clock import now_ms
+from loopline.core.entities import Principal
+from loopline.core.errors import Conflict, InvalidInput
+from loopline.core.loops import Loop, LoopEvent, LoopState
+from loopline.core.registry import ModelVersion
+from loopline.documents import Document, Strict
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopline.artifacts import BlobStore
+    from loopline.artifacts.tables import TableArea
+    from loopline.serving.reports import DeploymentReport
+    from loopline.store import MetadataStore
+
+RunPipeline = Callable[[str, dict[str, Any]], Any]  # (MODULE:PIPELINE, params) -> its output
+
+
+class RolloutSpec(Strict):
+    percent: float = Field(20.0, gt=0, lt=100)  # the challenger's share of live traffic
+    min_requests: int = Field(200, gt=0)  # decide once the challenger answered this many
+    max_minutes: float = Field(60.0, gt=0)  # or once this long has passed
+    max_error_rate_increase: float = Field(0.02, ge=0)
+    max_latency_ratio: float = Field(2.0, gt=0)  # challenger p95 over champion p95
+    max_accuracy_drop: float = Field(0.02, ge=0)  # when both arms have min_labels labels
+    min_labels: int = Field(50, gt=0)
+
+
+class RetrainingPolicy(Document):
+    """How a deployment retrains itself. The pipeline gets `dataset` (a dataset version: the
+    reference data plus labelled production rows) and returns a version of `model`."""
+
+    kind: ClassVar[str] = "retraining policy"
+    deployment: str
+    model: str
+    pipeline: str  # MODULE:PIPELINE
+    params: dict[str, Any] = Field(default_factory=dict)
+    reference_dataset: str  # NAME or NAME@VERSION: the data the champion learned from
+    target: str  # its label column
+    window_rows: int = Field(5000, gt=0)  # production rows read from the prediction log
+    holdout_share: float = Field(0.3, gt=0, lt=1)  # of labelled production rows, for the gates
+    gates: dict[str, Any] = Field(
+        default_factory=lambda: {"gates": ["signature_compatible", {"better_than_current": {}}]}
+    )
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    cooldown_minutes: float = Field(60.0, ge=0)
+
+
+class LoopService:
+    def __init__(
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        tables: TableArea,
+        principal: Principal,
+        run_pipeline: RunPipeline | None = None,
+    ) -> None:
+        from loopline.data.datasets import DatasetService
+        from loopline.registry.promotion import PromotionService
+        from loopline.serving.deployments import DeploymentService
+
+        self._store = store
+        self._tables = tables
+        self._principal = principal
+        self._run_pipeline = run_pipeline
+        self.datasets = DatasetService(store, blobs, principal)
+        self.deployments = DeploymentService(store, blobs, principal)
+        self.promotion = PromotionService(store, blobs, principal)
+        self.registry = self.deployments.registry
+
+    # declaring and reading ------------------------------------------------------------------
+
+    def declare(self, policy: RetrainingPolicy) -> Loop:
+        self.deployments.get(policy.deployment)  # it must exist
+        self.registry.get_model(policy.model)
+        self.datasets.get(policy.reference_dataset)
+        loop = self._store.loops.declare(policy.deployment, policy.model_dump(), now_ms())
+        self._event(policy.deployment, "declared", f"retraining policy for {policy.deployment} declared")
+        return loop
+
+    def get(self, deployment: str) -> Loop:
+        return self._store.loops.get(deployment)
+
+    def events(self, deployment: str) -> list[LoopEvent]:
+        self.get(deployment)
+        return self._store.loops.events(deployment)
+
+    def _event(self, deployment: str, kind: str, message: str, **evidence: Any) -> LoopEvent:
+        event = LoopEvent(0, deployment, now_ms(), kind, message, self._principal.name, evidence)
+        return self._store.loops.record(event)
+
+    def _policy(self, loop: Loop) -> RetrainingPolicy:
+        return RetrainingPolicy.parse(loop.policy, f"the retraining policy of {loop.deployment}")
+
+    # start: retrain, gate, roll out ----------------------------------------------------------
+
+    def start(self, deployment: str, reason: str) -> LoopEvent:
+        """Retrain now (a trigger fired, or someone asked); returns the event that ends this step."""
+        loop = self.get(deployment)
+        now = now_ms()
+        if loop.state is not LoopState.IDLE:
+            return self._event(
+                deployment, "suppressed", f"{reason}; a retraining is already under way ({loop.state})"
+            )
+        if loop.cooldown_until is not None and now < loop.cooldown_until:
+            minutes = (loop.cooldown_until - now) / 60_000
+            return self._event(
+                deployment, "suppressed", f"{reason}; cooling down for {minutes:.0f} more minutes"
+            )
+        if not self._store.loops.move(
+            deployment, LoopState.IDLE, LoopState.RETRAINING, now, stage_started_at=now
+        ):
+            return self._event(deployment, "suppressed", f"{reason}; another worker started it first")
+        policy = self._policy(loop)
+        self._event(deployment, "triggered", reason)
+        try:
+            return self._retrain(policy)
+        except Exception as exc:
+            self._finish(policy, LoopState.RETRAINING)
+            return self._event(
+                deployment, "failed",
+                f"retraining failed, the champion keeps serving: {type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc()[-4000:],
+            )  # fmt: skip
+
+    def _retrain(self, policy: RetrainingPolicy) -> LoopEvent:
+        from loopline.registry.policy import Policy
+        from loopline.registry.promotion import PromotionRefused
+        from loopline.serving.policy import TrafficPolicy
+
+        if self._run_pipeline is None:
+            raise InvalidInput("this loop service cannot run pipelines (give it run_pipeline)")
+        champion = self.registry.resolve(f"models:/{policy.model}@champion")
+        training, holdout, counts = self._fresh_data(policy)
+        dataset, _ = self.datasets.register(
+            f"{policy.deployment}-training", training, description=f"retraining data of {policy.deployment}"
+        )
+        self._event(
+            policy.deployment, "data", f"training on {dataset.uri}: {counts['reference']} reference rows and "
+            f"{counts['production_train']} labelled production rows; {counts['holdout']} rows held out",
+            dataset=dataset.uri, **counts,
+        )  # fmt: skip
+        output = self._run_pipeline(policy.pipeline, {**policy.params, "dataset": dataset.uri})
+        if not isinstance(output, ModelVersion) or output.model != policy.model:
+            raise InvalidInput(f"pipeline {policy.pipeline} must return a version of model {policy.model}")
+        try:
+            report = self.promotion.promote(
+                policy.model, output.version, "challenger", baseline="champion",
+                policy=Policy.from_dict(policy.gates), data=holdout, target=policy.target,
+            )  # fmt: skip
+        except PromotionRefused as refused:
+            self._finish(policy, LoopState.RETRAINING)
+            return self._event(
+                policy.deployment, "refused",
+                f"{output.uri} failed the gates against champion version {champion.version}; "
+                "the champion stays",
+                report=refused.report.to_dict(),
+            )  # fmt: skip
+        rollout = policy.rollout
+        traffic = TrafficPolicy.canary(f"models:/{policy.model}@champion", output.uri, rollout.percent)
+        self.deployments.set_traffic(policy.deployment, traffic, f"canary of {output.uri} (retraining loop)")
+        now = now_ms()
+        self._store.loops.move(
+            policy.deployment, LoopState.RETRAINING, LoopState.CANARY, now,
+            champion=champion.version, challenger=output.version, stage_started_at=now,
+        )  # fmt: skip
+        return self._event(
+            policy.deployment, "canary",
+            f"{output.uri} passed the gates against version {champion.version}; it now takes "
+            f"{rollout.percent:g}% of live traffic until {rollout.min_requests} requests or "
+            f"{rollout.max_minutes:g} minutes",
+            report=report.to_dict(), challenger=output.version, champion=champion.version,
+        )  # fmt: skip
+
+    def _fresh_data(self, policy: RetrainingPolicy) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+        """Reference rows plus the older labelled production rows to train on; the newest
+        labelled production rows (or, without enough of them, part of the reference) to test on."""
+        import pandas as pd
+
+        from loopline.monitoring.spec import WindowSpec
+        from loopline.monitoring.window import read_window
+
+        reference = self.datasets.read(self.datasets.get(policy.reference_dataset)).to_pandas()
+        if policy.target not in reference.columns:
+            raise InvalidInput(
+                f"reference dataset {policy.reference_dataset} has no column {policy.target!r}"
+            )
+        features = [c for c in reference.columns if c != policy.target]
+        arms = [a.name for a in self.deployments.policy(policy.deployment).arms]
+        window = read_window(
+            self._tables, policy.deployment, WindowSpec(rows=policy.window_rows), arms, now_ms()
+        )
+        production = pd.DataFrame(columns=reference.columns)
+        if not window.rows.empty and set(features) <= set(window.rows.columns):
+            labelled = window.rows[window.rows["label"].notna()]
+            production = labelled[features].assign(
+                **{policy.target: labelled["label"].astype(reference[policy.target].dtype)}
+            )
+        held = int(len(production) * policy.holdout_share)
+        if held >= 20:
+            train_part, holdout = (
+                production.iloc[: len(production) - held],
+                production.iloc[len(production) - held :],
+            )
+        else:  # too few labels yet: test on a slice of the reference the new model will not see
+            cut = int(len(reference) * policy.holdout_share)
+            train_part, holdout = production, reference.iloc[-cut:]
+            reference = reference.iloc[:-cut]
+        training = pd.concat([reference, train_part], ignore_index=True)
+        counts = {"reference": len(reference), "production_train": len(train_part), "holdout": len(holdout)}
+        return training, holdout.reset_index(drop=True), counts
+
+    # advance: decide the canary ---------------------------------------------------------------
+
+    def advance(self, deployment: str) -> LoopEvent | None:
+        """Promote or roll back a canary once it has seen enough; None while it has not."""
+        from loopline.serving.reports import deployment_report
+
+        loop = self.get(deployment)
+        if loop.state is not LoopState.CANARY or loop.challenger is None:
+            return None
+        policy = self._policy(loop)
+        rollout = policy.rollout
+        now = now_ms()
+        report = deployment_report(
+            self._tables, deployment, self.deployments.policy(deployment), loop.stage_started_at
+        )
+        arms = {a.arm: a for a in report.arms}
+        stable, canary = arms.get("stable"), arms.get("canary")
+        served = canary.requests if canary else 0
+        elapsed_min = (now - (loop.stage_started_at or now)) / 60_000
+        problem = self._problem(report, rollout)
+        if problem is None and served < rollout.min_requests and elapsed_min < rollout.max_minutes:
+            return None
+        if problem is None and served == 0:
+            problem = f"no request reached the challenger in {elapsed_min:.0f} minutes"
+        if not self._store.loops.move(deployment, LoopState.CANARY, LoopState.DECIDING, now):
+            return None  # another worker is deciding
+        evidence = {"report": report.to_dict(), "challenger_requests": served}
+        uri = f"models:/{policy.model}/{loop.challenger}"
+        try:
+            if problem is not None:
+                self._serve_champion(policy, f"rollback of {uri}: {problem}")
+                return self._event(deployment, "rolled_back", f"{uri} rolled back: {problem}", **evidence)
+            self.registry.set_alias(
+                policy.model,
+                "champion",
+                loop.challenger,
+                reason="won its canary (retraining loop)",
+                report=evidence,
+            )
+            self._serve_champion(policy, f"{uri} promoted after its canary")
+            compared = "" if stable is None or canary is None else (
+                f" (error rate {canary.error_rate:.3f} vs {stable.error_rate:.3f}, p95 "
+                f"{canary.latency_ms_p95:.1f} vs {stable.latency_ms_p95:.1f} ms)"
+            )  # fmt: skip
+            return self._event(
+                deployment,
+                "promoted",
+                f"{uri} promoted to @champion after {served} requests{compared}",
+                **evidence,
+            )
+        finally:
+            self._finish(policy, LoopState.DECIDING)
+
+    @staticmethod
+    def _problem(report: DeploymentReport, rollout: RolloutSpec) -> str | None:
+        """Why the challenger must not be promoted, judged on what it has served so far."""
+        arms = {a.arm: a for a in report.arms}
+        stable, canary = arms.get("stable"), arms.get("canary")
+        if stable is None or canary is None or canary.requests == 0:
+            return None
+        if canary.error_rate_ci[0] > stable.error_rate + rollout.max_error_rate_increase:
+            return (
+                f"its error rate {canary.error_rate:.3f} (95% CI from {canary.error_rate_ci[0]:.3f}) exceeds "
+                f"the champion's {stable.error_rate:.3f} by more than {rollout.max_error_rate_increase}"
+            )
+        if canary.requests < rollout.min_requests:
+            return None  # latency and accuracy are judged on a full sample
+        if (
+            stable.latency_ms_p95 > 0
+            and canary.latency_ms_p95 / stable.latency_ms_p95 > rollout.max_latency_ratio
+        ):
+            ratio = rollout.max_latency_ratio
+            return f"its p95 latency {canary.latency_ms_p95:.1f} ms is over {ratio}x the champion's"
+        if (
+            canary.accuracy is not None and stable.accuracy is not None
+            and min(canary.labelled, stable.labelled) >= rollout.min_labels
+            and canary.accuracy < stable.accuracy - rollout.max_accuracy_drop
+        ):  # fmt: skip
+            return f"its accuracy {canary.accuracy:.3f} is below the champion's {stable.accuracy:.3f}"
+        return None
+
+    def _serve_champion(self, policy: RetrainingPolicy, reason: str) -> None:
+        from loopline.serving.policy import TrafficPolicy
+
+        self.deployments.set_traffic(
+            policy.deployment, TrafficPolicy.single(f"models:/{policy.model}@champion"), reason
+        )
+
+    def _finish(self, policy: RetrainingPolicy, from_state: LoopState) -> None:
+        now = now_ms()
+        cooldown = now + int(policy.cooldown_minutes * 60_000)
+        if not self._store.loops.move(
+            policy.deployment, from_state, LoopState.IDLE, now, challenger=None, stage_started_at=None,
+            cooldown_until=cooldown,
+        ):  # fmt: skip
+            raise Conflict(f"the loop of {policy.deployment} left {from_state} unexpectedly")
+
+    def advance_all(self) -> list[LoopEvent]:
+        return [
+            e for loop in self._store.loops.list_all() if (e := self.advance(loop.deployment)) is not None
+        ]

@@ -1,0 +1,78 @@
+"""`loopline loop ...`: a deployment's retraining loop and the timeline of its decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopline.automation.retraining import RetrainingPolicy
+from loopline.cli.automation import loop_service
+from loopline.cli.context import cli_context, print_json
+from loopline.cli.render import when
+
+app = typer.Typer(help="The closed loop: retrain, canary, promote or roll back.", no_args_is_help=True)
+STYLE = {"promoted": "green", "rolled_back": "red", "refused": "yellow", "failed": "red", "suppressed": "dim"}
+
+
+@app.command()
+def declare(ctx: typer.Context, policy: Path = typer.Argument(..., help="Retraining policy (YAML).")) -> None:
+    """Declare (or replace) the retraining policy of a deployment."""
+    context = cli_context(ctx)
+    loop = loop_service(context.settings, context.backends).declare(RetrainingPolicy.load(policy))
+    Console().print(
+        f"deployment {loop.deployment} retrains by {loop.policy['pipeline']} ({loop.state.value})"
+    )
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    deployment: str = typer.Argument(...),
+    reason: str = typer.Option("started by hand", help="Recorded on the timeline."),
+) -> None:
+    """Retrain now, gate the challenger and start its canary (in this process)."""
+    context = cli_context(ctx)
+    event = loop_service(context.settings, context.backends).start(deployment, reason)
+    Console(soft_wrap=True).print(f"{event.kind}: {event.message}")
+    if event.kind in ("failed", "refused"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def advance(ctx: typer.Context, deployment: str = typer.Argument(...)) -> None:
+    """Decide the canary if it has seen enough (a worker does this on every tick)."""
+    context = cli_context(ctx)
+    event = loop_service(context.settings, context.backends).advance(deployment)
+    Console(soft_wrap=True).print(
+        "nothing to decide yet" if event is None else f"{event.kind}: {event.message}"
+    )
+
+
+@app.command()
+def status(
+    ctx: typer.Context, deployment: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """The loop's state and the timeline of its decisions, with their reasons."""
+    context = cli_context(ctx)
+    service = loop_service(context.settings, context.backends)
+    loop, events = service.get(deployment), service.events(deployment)
+    if as_json:
+        print_json({"loop": loop, "events": events})
+        return
+    console = Console(soft_wrap=True)
+    line = f"deployment {deployment}: {loop.state.value}"
+    if loop.challenger is not None:
+        line += f", challenger version {loop.challenger} against champion version {loop.champion}"
+    if loop.cooldown_until:
+        line += f"; cool-down until {when(loop.cooldown_until)}"
+    console.print(line)
+    table = Table("when", "event", "what happened", "by")
+    for event in events:
+        style = STYLE.get(event.kind, "")
+        table.add_row(
+            when(event.at), f"[{style}]{event.kind}[/]" if style else event.kind, event.message, event.actor
+        )
+    console.print(table)

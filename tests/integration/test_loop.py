@@ -1,0 +1,158 @@
+"""The closed loop for real: a served champion, live traffic and labels through the HTTP
+server, a retraining pipeline, gates, a canary, and the decision."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import loopline as ll
+from loopline import _sdk
+from loopline._pipelines import run_pipeline
+from loopline.automation.retraining import LoopService, RetrainingPolicy
+from loopline.backends import Backends, local_owner
+from loopline.core.loops import LoopState
+from loopline.serving.policy import TrafficPolicy
+from tests.integration import pipeline_steps as steps
+from tests.integration.serving_helpers import RunningServer, running_server
+
+FEATURES = ["a", "b", "c"]
+
+
+@dataclass
+class World:
+    server: RunningServer
+    client: httpx.Client
+    backends: Backends
+    loops: LoopService
+
+    def served_arms(self, frame: pd.DataFrame, labels: bool = True) -> list[str]:
+        """One request per row (labels sent as feedback); the arms that answered."""
+        arms, feedback = [], []
+        for record, label in zip(frame[FEATURES].to_dict("records"), frame["y"], strict=True):
+            response = self.client.post("/v1/deployments/churn-prod/predict", json={"records": [record]})
+            if response.status_code != 200:
+                arms.append(f"error {response.status_code}")
+                continue
+            body = response.json()
+            arms.append(body["arm"])
+            feedback.append({"request_id": body["request_id"], "label": int(label)})
+        if labels and feedback:
+            assert (
+                self.client.post("/v1/deployments/churn-prod/feedback", json={"labels": feedback}).status_code
+                == 202
+            )
+        time.sleep(0.6)  # the log is flushed every 0.2 s
+        return arms
+
+    def wait_for_arms(self, wanted: set[str]) -> None:
+        deadline = time.monotonic() + 30
+        probe = steps.concept(1, 99, 1.0)
+        while set(self.served_arms(pd.concat([probe] * 10), labels=False)) != wanted:
+            assert time.monotonic() < deadline, f"the server never served {wanted}"
+
+
+def policy(**changes: Any) -> RetrainingPolicy:
+    rollout = {"percent": 50, "min_requests": 60, "max_minutes": 30, **changes.pop("rollout", {})}
+    return RetrainingPolicy.parse(
+        {
+            "deployment": "churn-prod",
+            "model": "churn",
+            "pipeline": "tests.integration.pipeline_steps:retrain_churn",
+            "reference_dataset": "churn-ref",
+            "target": "y",
+            "rollout": rollout,
+            **changes,
+        }
+    )
+
+
+@pytest.fixture
+def world(store_url: str, tmp_path: Path) -> Iterator[World]:
+    ll.configure(store_uri=store_url, artifacts_uri=str(tmp_path / "artifacts"))
+    reference = steps.concept(200, seed=0, sign=1.0)
+    ll.datasets.register("churn-ref", reference)
+    with ll.start_run("churn") as run:
+        model = LogisticRegression().fit(reference[FEATURES], reference["y"])
+        champion = run.log_model(model, "churn", input_example=reference[FEATURES].head())
+    ll.registry_service().set_alias("churn", "champion", champion.version)
+    backends = _sdk._backends_in_use()
+    deployments = backends.deployments(local_owner())
+    deployments.create("churn-prod", TrafficPolicy.single("models:/churn@champion"))
+    loops = backends.loops(local_owner(), run_pipeline)
+    with running_server(deployments, backends.tables, ("churn-prod",)) as server, server.client() as client:
+        yield World(server, client, backends, loops)
+    _sdk.reset()
+
+
+def kinds(world: World) -> list[str]:
+    return [e.kind for e in world.loops.events("churn-prod")]
+
+
+def champion_version() -> int:
+    return ll.registry_service().get_model("churn").aliases["champion"]
+
+
+def test_a_better_challenger_wins_its_canary_and_is_promoted(world: World) -> None:
+    world.loops.declare(policy())
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))  # the world changed: the champion errs
+    event = world.loops.start("churn-prod", "drift alert 1 of monitor churn")
+    assert event.kind == "canary", event.message
+    loop = world.loops.get("churn-prod")
+    assert loop.state is LoopState.CANARY and loop.champion == 1 and loop.challenger == 2
+    world.wait_for_arms({"stable", "canary"})
+    assert world.loops.advance("churn-prod") is None  # not enough requests yet
+    world.served_arms(steps.concept(160, seed=2, sign=-1.0))
+    decided = world.loops.advance("churn-prod")
+    assert decided is not None and decided.kind == "promoted", decided
+    assert champion_version() == 2
+    assert world.backends.deployments(local_owner()).policy("churn-prod") == TrafficPolicy.single(
+        "models:/churn@champion"
+    )
+    assert kinds(world) == ["declared", "triggered", "data", "canary", "promoted"]
+    data = world.loops.events("churn-prod")[2]
+    assert data.evidence["production_train"] > 0 and data.evidence["holdout"] >= 20
+    assert world.loops.get("churn-prod").state is LoopState.IDLE
+
+
+def test_a_worse_challenger_is_refused_and_the_champion_keeps_serving(world: World) -> None:
+    world.loops.declare(policy(params={"c": 1e-6}, cooldown_minutes=60))  # a model that learns nothing
+    world.served_arms(steps.concept(300, seed=1, sign=1.0))
+    event = world.loops.start("churn-prod", "performance alert")
+    assert event.kind == "refused" and "the champion stays" in event.message
+    assert any(not g["passed"] for g in event.evidence["report"]["gates"])
+    assert champion_version() == 1
+    assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"
+    again = world.loops.start("churn-prod", "another alert")  # a noisy monitor: no retraining storm
+    assert again.kind == "suppressed" and "cooling down" in again.message
+
+
+def test_a_canary_whose_errors_rise_is_rolled_back(world: World) -> None:
+    world.loops.declare(policy(params={"integer_c": True}, gates={"gates": [{"better_than_current": {}}]}))
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))
+    assert world.loops.start("churn-prod", "drift").kind == "canary"
+    world.wait_for_arms({"stable", "canary"})
+    live = steps.concept(80, seed=3, sign=-1.0).assign(c=lambda f: f["c"] + 0.5)  # fractional counts
+    answered = world.served_arms(live)
+    assert "error 422" in answered and "stable" in answered
+    decided = world.loops.advance("churn-prod")
+    assert decided is not None and decided.kind == "rolled_back" and "error rate" in decided.message
+    assert champion_version() == 1
+    assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"
+
+
+def test_a_failing_retraining_leaves_the_champion_serving(world: World) -> None:
+    world.loops.declare(policy(params={"c": -1.0}))  # scikit-learn refuses a negative C
+    event = world.loops.start("churn-prod", "drift")
+    assert event.kind == "failed" and "the champion keeps serving" in event.message
+    assert "InvalidParameterError" in event.message or "ValueError" in event.message
+    assert champion_version() == 1 and world.loops.get("churn-prod").state is LoopState.IDLE
+    assert set(world.served_arms(steps.concept(5, seed=4, sign=1.0), labels=False)) == {"main"}
