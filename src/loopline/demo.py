@@ -1,12 +1,13 @@
-"""`loopline demo`: the loop so far, on a bundled dataset, through the public SDK.
+"""`loopline demo`: the whole loop, end to end, on a bundled dataset.
 
-The training data is registered as a dataset version with an inferred data contract. A
-parent run sweeps the regularisation of a logistic regression on the breast-cancer
-dataset. Each setting is a child run that validates its data against the contract and
-logs its params, a learning curve, metrics, a confusion matrix, and its model as a
-version. The best version is evaluated on held-out data (checked for drift against the
-training data) and promoted to @champion through promotion gates; run the demo again and
-the new best must beat the champion significantly, or the champion stays.
+Everything goes through the services a user calls: the training data is registered and
+validated; a pipeline with a hyperparameter search trains the model, which gates promote
+to @champion; the real HTTP server serves it; simulated clients send traffic and, later,
+the true labels. Then the imaging devices are recalibrated (six size features read 40%
+larger): the monitor sees the drift and opens an alert, a trigger queues a retraining, and
+a worker runs the deployment's retraining loop: fresh data, the same pipeline, gates
+against the champion, a canary, and the decision. Each run works in a new folder of its
+own, left in place to be inspected with the CLI.
 """
 
 from __future__ import annotations
@@ -14,138 +15,367 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 import loopline as ll
+from loopline import _sdk
 from loopline.settings import Settings
 
 EXPERIMENT = "demo-breast-cancer"
 MODEL = "breast-cancer"
 DATASET = "breast-cancer-train"
-POLICY = {
-    "gates": [
-        {"metric_threshold": {"metric": "roc_auc", "min": 0.95}},
-        "signature_compatible",
-        {"better_than_current": {"metric": "log_loss"}},
-        {"latency": {"p95_ms": 100}},
-        "data_validation",
-    ]
-}
+DEPLOYMENT = "breast-cancer-prod"
+MONITOR = "breast-cancer-drift"
+TARGET = "target"
+SHIFTED = ["mean radius", "mean perimeter", "mean area", "worst radius", "worst perimeter", "worst area"]
+PROMOTION = {"gates": [{"metric_threshold": {"metric": "roc_auc", "min": 0.9}}, "signature_compatible",
+                       {"better_than_current": {"metric": "log_loss"}}, "data_validation"]}  # fmt: skip
 
 
-def run_demo(settings: Settings, console: Console) -> ll.ModelVersion:
-    """Run the sweep, register, evaluate and promote; returns the best version."""
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
-
-    ll.configure(settings=settings)
-    features, target = load_breast_cancer(return_X_y=True, as_frame=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, target, test_size=0.3, random_state=7, stratify=target
-    )
-    started = time.perf_counter()
-    with ll.start_run(EXPERIMENT, run_name="sweep-C", tags={"dataset": "breast_cancer"}) as sweep:
-        train = ll.datasets.register(DATASET, x_train.assign(target=y_train.to_numpy()))
-        contract = ll.datasets.infer_contract(train)
-        console.print(
-            f"registered {train.uri} ({train.rows:,} rows, {len(train.schema)} columns, "
-            f"sha256:{train.digest[:12]}); its contract has {len(contract.columns)} columns"
-        )
-        results = [_train(c, train, contract, x_test, y_test) for c in (0.01, 0.1, 1.0, 10.0)]
-        best = max(results, key=lambda item: item[1]["roc_auc"])[0]
-        sweep.set_tags({"best_version": best.uri})
-    _print_sweep(console, results, best, time.perf_counter() - started)
-
-    held_out = x_test.assign(target=y_test.to_numpy())
-    drift = ll.monitoring.detect_drift(train, x_test)
-    console.print(
-        f"held-out data against the training data: {len(drift.drifted_columns)} of {len(drift.columns)} "
-        f"columns drifted {drift.drifted_columns}; dataset drift: {'yes' if drift.dataset_drift else 'no'}"
-    )
-    evaluation = ll.evaluate(best.uri, held_out, "target", slices=["mean radius"], dataset_name="held-out")
-    console.print(
-        f"evaluated {best.uri} on held-out data: roc_auc {evaluation.metrics['roc_auc']:.4f}, "
-        f"single-row p95 {evaluation.latency['row_p95_ms']:.2f} ms"
-    )
-    from loopline.registry.promotion import PromotionRefused
-
-    try:
-        report = ll.promote(MODEL, best.version, "champion", policy=POLICY, data=held_out, target="target")
-        console.print(report.summary(), markup=False, highlight=False)
-    except PromotionRefused as refused:
-        console.print(refused.report.summary(), markup=False, highlight=False)
-        console.print("the champion stays where it was")
-    _print_where_to_look(console, settings, best)
-    return best
+# the training pipeline: the same one trains the first model and every retraining ----------
 
 
-def _train(
-    c: float, train: Any, contract: Any, x_test: Any, y_test: Any
-) -> tuple[ll.ModelVersion, dict[str, float]]:
-    """One child run: validated data, a learning curve, metrics, a figure, and the model."""
+@ll.step
+def validated(dataset: str, contract: str) -> pd.DataFrame:
+    """The dataset version, checked against the data contract (a failure stops the pipeline)."""
+    data = ll.datasets.get(dataset)
+    run = ll.active_run()
+    assert run is not None
+    run.log_input(data)
+    ll.datasets.validate(data, contract, require=True)
+    return data.to_pandas()
+
+
+@ll.step
+def search(frame: pd.DataFrame, contract: str, trials: int) -> ll.ModelVersion:
+    """A small Optuna search over the regularisation; the best model is registered."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    with ll.start_run(run_name=f"logreg-C{c}") as run:
-        ll.datasets.validate(train, contract, require=True)  # tags the run data_validation=passed
-        run.log_input(train)
-        frame = train.to_pandas()
-        x_train, y_train = frame.drop(columns="target"), frame["target"]
-        run.log_params({"model": "logistic_regression", "C": c, "scaler": "standard", "rows": len(x_train)})
-        for size in (0.25, 0.5, 0.75, 1.0):  # a learning curve, one step per fraction of the data
-            n = int(len(x_train) * size)
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
-            model.fit(x_train[:n], y_train[:n])
-            run.log_metric("curve/test_accuracy", model.score(x_test, y_test), step=n)
-        proba = model.predict_proba(x_test)[:, 1]
-        predicted = (proba >= 0.5).astype(int)
-        metrics = {
-            "accuracy": accuracy_score(y_test, predicted),
-            "f1": f1_score(y_test, predicted),
-            "roc_auc": roc_auc_score(y_test, proba),
-            "log_loss": log_loss(y_test, proba),
-        }
-        run.log_metrics(metrics)
-        _log_confusion_matrix(run, y_test.to_numpy(), predicted)
-        version = run.log_model(model, MODEL, input_example=x_train.head(), description=f"C={c}")
-    return version, metrics
+    ll.datasets.validate(frame, contract, require=True)  # tags this run, which the gates read
+    x, y = frame.drop(columns=TARGET), frame[TARGET]
+    x_fit, x_val, y_fit, y_val = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+
+    def objective(trial: Any) -> tuple[float, Any]:
+        c = trial.suggest_float("C", 1e-3, 100.0, log=True)
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)).fit(x_fit, y_fit)
+        return float(roc_auc_score(y_val, model.predict_proba(x_val)[:, 1])), model
+
+    result = ll.tune(objective, n_trials=trials, seed=0, register=MODEL, input_example=x.head())
+    assert result.model_version is not None
+    ll.log_metrics({"val_roc_auc": result.best_value, "trials": result.trials})
+    return result.model_version
 
 
-def _print_sweep(
-    console: Console,
-    results: list[tuple[ll.ModelVersion, dict[str, float]]],
-    best: ll.ModelVersion,
-    seconds: float,
-) -> None:
-    table = Table(
-        "version", "run", "accuracy", "f1", "roc_auc", "log_loss", title="logistic regression sweep"
+@ll.pipeline
+def training(dataset: str = DATASET, contract: str = "", trials: int = 8):  # type: ignore[no-untyped-def]
+    return search(validated(dataset, contract), contract, trials)
+
+
+# narration ------------------------------------------------------------------------------
+
+
+@dataclass
+class Narrator:
+    console: Console
+    started: float = field(default_factory=time.perf_counter)
+    entries: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def say(self, stage: str, message: str) -> None:
+        seconds = time.perf_counter() - self.started
+        self.entries.append((seconds, stage, message))
+        self.console.print(f"[dim]{seconds:6.1f}s[/] [bold cyan]{stage:<10}[/] {message}", highlight=False)
+
+
+# the loop -------------------------------------------------------------------------------
+
+
+def run_demo(settings: Settings, console: Console) -> Path:
+    """Run the whole loop in a new folder under the settings' home; returns that folder."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    home = Path(settings.home) / "demo" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    settings = settings.model_copy(update={"home": home, "store_uri": None, "artifacts_uri": None})
+    ll.configure(settings=settings)
+    say = Narrator(console)
+    features, target = load_breast_cancer(return_X_y=True, as_frame=True)
+    frame = features.assign(**{TARGET: target.to_numpy()})
+    train, production = train_test_split(frame, test_size=0.3, random_state=7, stratify=frame[TARGET])
+    early, late = train_test_split(production, test_size=0.4, random_state=7, stratify=production[TARGET])
+
+    reference = ll.datasets.register(DATASET, train)
+    contract_path = _write_contract(home, list(features.columns))
+    say.say("data", f"registered {reference.uri}: {reference.rows} rows, {len(reference.schema)} columns")
+    report = ll.datasets.validate(reference, contract_path, require=True)
+    say.say("data", f"validated against {contract_path.name}: {'passed' if report.passed else 'failed'}")
+
+    first = training.run({"contract": str(contract_path)}, experiment=EXPERIMENT)
+    champion = first.output()
+    say.say("train", f"pipeline run {first.id[:8]}: 8-trial search; best model {champion.uri}")
+    holdout = late.reset_index(drop=True)
+    promoted = ll.promote(MODEL, champion.version, "champion", policy=PROMOTION, data=holdout, target=TARGET)
+    say.say("gate", f"{champion.uri} -> @champion: {len(promoted.results)} gates passed")
+
+    from loopline.automation.retraining import RetrainingPolicy
+    from loopline.automation.service import AutomationService
+    from loopline.automation.worker import Worker, WorkerOptions
+    from loopline.backends import local_owner
+    from loopline.cli.automation import job_runner, loop_service
+    from loopline.core.automation import JobKind
+    from loopline.monitoring.spec import MonitorSpec
+    from loopline.serving.policy import TrafficPolicy
+
+    backends = _sdk._backends_in_use()
+    owner = local_owner()
+    deployments = backends.deployments(owner)
+    deployments.create(DEPLOYMENT, TrafficPolicy.single(f"models:/{MODEL}@champion"), reason="the demo")
+    monitors = backends.monitors(owner)
+    spec = MonitorSpec.parse(
+        {"window": {"rows": 150}, "alerts": [{"name": "input-drift", "value": "drift.share", "above": 0.2}]}
     )
-    for version, m in results:
-        style = "bold green" if version.uri == best.uri else None
-        values = (f"{m[k]:.4f}" for k in ("accuracy", "f1", "roc_auc", "log_loss"))
-        table.add_row(version.uri, (version.run_id or "")[:8], *values, style=style)
+    monitors.create(MONITOR, DEPLOYMENT, reference.uri, target=TARGET, spec=spec)
+    loops = loop_service(settings, backends)
+    retraining = {
+        "deployment": DEPLOYMENT, "model": MODEL, "pipeline": "loopline.demo:training",
+        "params": {"contract": str(contract_path), "trials": 6}, "reference_dataset": DATASET,
+        "target": TARGET, "holdout_share": 0.25, "gates": PROMOTION, "cooldown_minutes": 30,
+        "rollout": {"percent": 50, "min_requests": 60, "max_minutes": 10},
+    }  # fmt: skip
+    loops.declare(RetrainingPolicy.parse(retraining))
+    AutomationService(backends.store, owner).create_trigger(
+        "retrain-on-drift", MONITOR, JobKind.RETRAIN, DEPLOYMENT, rule="input-drift", cooldown_s=1800
+    )
+    worker = Worker(
+        backends.store,
+        job_runner(settings, backends),
+        WorkerOptions(lease_s=120),
+        periodic=[loops.advance_all],
+    )
+    say.say(
+        "deploy",
+        f"{DEPLOYMENT} serves models:/{MODEL}@champion; monitor, trigger and retraining loop declared",
+    )
+
+    with _server(deployments, backends.tables) as client:
+        say.say("serve", f"HTTP server up at {client.base_url}")
+        arms = _traffic(client, _jitter(early, 150, seed=1))
+        say.say("traffic", f"150 requests with labels: {_counts(arms)}")
+        outcome = monitors.run(MONITOR)
+        say.say("monitor", _describe(outcome.run.values, "before the change"))
+
+        shifted_early, shifted_late = _shift(early), _shift(late)
+        arms = _traffic(client, _jitter(shifted_early, 300, seed=2))
+        say.say(
+            "drift", f"devices recalibrated: {', '.join(SHIFTED[:3])}... now read 40% larger; 300 requests"
+        )
+        outcome = monitors.run(MONITOR)
+        say.say("monitor", _describe(outcome.run.values, "after the change"))
+        for alert in outcome.opened:
+            say.say("alert", alert.message)
+        job = worker.tick()  # the trigger queues the retraining; the worker runs it
+        if job is not None:
+            say.say(
+                "worker", f"job {job.id} ({job.reason.split(':')[0]}): {job.result.get('message', job.error)}"
+            )
+        time.sleep(1.0)  # the server follows policy changes within its refresh interval (0.3 s)
+        for seed in range(3, 10):  # traffic until the worker has decided the canary
+            arms = _traffic(client, _jitter(shifted_late, 60, seed=seed))
+            say.say("canary", f"60 requests: {_counts(arms)}")
+            worker.tick()
+            if loops.get(DEPLOYMENT).state.value == "idle":
+                break
+        decision = loops.events(DEPLOYMENT)[-1]
+        say.say(decision.kind.replace("_", " "), decision.message)
+        time.sleep(1.0)
+        arms = _traffic(client, _jitter(shifted_late, 100, seed=20))
+        say.say("traffic", f"100 more requests: {_counts(arms)}")
+        outcome = monitors.run(MONITOR)
+        say.say("monitor", _describe(outcome.run.values, "after the loop"))
+
+    report_path = home / "demo-report.html"
+    _write_report(report_path, say, backends, loops.events(DEPLOYMENT), monitors.runs(MONITOR))
+    say.say("report", f"{report_path}")
+    _print_timeline(console, loops.events(DEPLOYMENT))
+    _print_where_to_look(console, home)
+    return home
+
+
+def _write_contract(home: Path, features: list[str]) -> Path:
+    """Sizes and shapes are never negative; the label is 0 or 1; nothing is missing."""
+    from loopline.data.contract import Contract
+
+    columns: dict[str, Any] = {name: {"type": "number", "nullable": False, "min": 0} for name in features}
+    columns[TARGET] = {"type": "integer", "nullable": False, "allowed": [0, 1]}
+    contract = Contract.parse({"rows": {"min": 100}, "columns": columns})
+    path = home / "breast-cancer-contract.yaml"
+    path.write_text(contract.to_yaml(), encoding="utf-8")
+    return path
+
+
+def _shift(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(**{c: frame[c] * 1.4 for c in SHIFTED})
+
+
+def _jitter(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """`rows` requests drawn from `frame`, each value moved by up to 2%: simulated clients."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    drawn = frame.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
+    values = drawn.drop(columns=TARGET)
+    return values.mul(rng.uniform(0.98, 1.02, values.shape)).assign(**{TARGET: drawn[TARGET].to_numpy()})
+
+
+@contextlib.contextmanager
+def _server(deployments: Any, tables: Any) -> Iterator[Any]:
+    """The real HTTP server (uvicorn, the same app `loopline serve` runs) in a thread."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    from loopline.serving.runtime import ServingOptions
+    from loopline.serving.server import ServerConfig, build_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = ServerConfig(
+        (DEPLOYMENT,), port=port, serving=ServingOptions(refresh_interval=0.3), log_flush_interval=0.2
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(deployments, tables, config), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+def _traffic(client: Any, frame: pd.DataFrame) -> list[str]:
+    """One request per row, then the true labels as feedback; the arm that answered each."""
+    arms, labels = [], []
+    url = f"/v1/deployments/{DEPLOYMENT}/predict"
+    for record, label in zip(frame.drop(columns=TARGET).to_dict("records"), frame[TARGET], strict=True):
+        response = client.post(url, json={"records": [record]})
+        if response.status_code != 200:
+            arms.append(f"error {response.status_code}")
+            continue
+        body = response.json()
+        arms.append(f"{body['arm']} (v{body['version']})")
+        labels.append({"request_id": body["request_id"], "label": int(label)})
+    if labels:
+        client.post(f"/v1/deployments/{DEPLOYMENT}/feedback", json={"labels": labels}).raise_for_status()
+    time.sleep(0.5)  # the prediction log is written every 0.2 s
+    return arms
+
+
+def _counts(arms: list[str]) -> str:
+    return ", ".join(f"{n} by {arm}" for arm, n in sorted(pd.Series(arms).value_counts().items()))
+
+
+def _describe(values: dict[str, float | None], when: str) -> str:
+    def show(key: str) -> str:
+        value = values.get(key)
+        return "n/a" if value is None else f"{value:.2f}"
+
+    return (
+        f"{when}: drift share {show('drift.share')}, accuracy {show('perf.accuracy')} "
+        f"(estimated before labels: {show('est.accuracy')})"
+    )
+
+
+def _write_report(path: Path, say: Narrator, backends: Any, events: list[Any], runs: list[Any]) -> None:
+    """One page: the timeline, drift and accuracy per monitor run, the traffic split over time."""
+    import html
+
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from loopline.serving.predlog import PREDICTIONS
+
+    log = backends.tables.read(PREDICTIONS, [("deployment", DEPLOYMENT)]).to_pandas()
+    log = log[log["row"] == 0]
+    start = log["at_ms"].min()
+    log["second"] = ((log["at_ms"] - start) // 1000).astype(int)
+    split = log.groupby(["second", "version"]).size().unstack(fill_value=0)
+    runs = sorted(runs, key=lambda r: r.at)
+    figure = make_subplots(
+        rows=2, cols=1, subplot_titles=("monitor runs", "requests per second by model version")
+    )
+    labels = [f"run {i + 1}" for i in range(len(runs))]
+    for key, name in (
+        ("drift.share", "drift share"),
+        ("perf.accuracy", "accuracy"),
+        ("est.accuracy", "estimated accuracy"),
+    ):
+        figure.add_trace(
+            go.Scatter(x=labels, y=[r.values.get(key) for r in runs], name=name, mode="lines+markers"), 1, 1
+        )
+    for version in split.columns:
+        figure.add_trace(go.Bar(x=split.index, y=split[version], name=f"version {version}"), 2, 1)
+    figure.update_layout(barmode="stack", height=750, title="loopline demo: the loop")
+    rows = "".join(
+        f"<tr><td>{s:.1f}s</td><td>{html.escape(stage)}</td><td>{html.escape(message)}</td></tr>"
+        for s, stage, message in say.entries
+    )
+    decisions = "".join(
+        f"<tr><td>{html.escape(e.kind)}</td><td>{html.escape(e.message)}</td></tr>" for e in events
+    )
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>loopline demo</title></head><body>"
+        f"<h1>loopline demo</h1>{figure.to_html(full_html=False, include_plotlyjs=True)}"
+        f"<h2>timeline</h2><table>{rows}</table>"
+        f"<h2>decisions of the retraining loop</h2><table>{decisions}</table>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+
+
+def _print_timeline(console: Console, events: list[Any]) -> None:
+    table = Table("event", "what happened", title=f"the retraining loop of {DEPLOYMENT}")
+    for event in events:
+        table.add_row(event.kind, event.message)
     console.print(table)
-    console.print(f"tracked and registered {len(results)} models in {seconds:.1f}s; best: {best.uri}")
 
 
-def _print_where_to_look(console: Console, settings: Settings, best: ll.ModelVersion) -> None:
-    cli = _cli_command()
-    console.print(f"store:      {settings.resolved_store_uri}")
-    console.print(f"artifacts:  {settings.resolved_artifacts_uri}")
+def _print_where_to_look(console: Console, home: Path) -> None:
+    cli = f"{_cli_command()} --home {home}"
+    console.print(f"store:      {home}")
     console.print("look at it:")
-    console.print(f"  {cli} runs list -e {EXPERIMENT} -o 'metrics.roc_auc DESC'")
-    console.print(f"  {cli} models versions {MODEL}")
-    console.print(f"  {cli} models card {MODEL} {best.version}")
-    console.print(f"  {cli} lineage models:/{MODEL}@champion")
-    console.print(f"  {cli} models alias {MODEL}")
-    console.print(f"  {cli} datasets show {DATASET}")
+    for command in (
+        f"loop status {DEPLOYMENT}",
+        "pipelines list",
+        f"models versions {MODEL}",
+        f"models alias {MODEL}",
+        f"monitor show {MONITOR}",
+        "jobs list",
+        f"lineage models:/{MODEL}@champion",
+        f"datasets show {DATASET}",
+    ):
+        console.print(f"  {cli} {command}")
 
 
 def _cli_command() -> str:
@@ -156,17 +386,3 @@ def _cli_command() -> str:
     with contextlib.suppress(ValueError):
         return str(beside.relative_to(Path.cwd()))
     return str(beside)
-
-
-def _log_confusion_matrix(run: ll.ActiveRun, truth: object, predicted: object) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-        from sklearn.metrics import ConfusionMatrixDisplay
-    except ImportError:
-        return  # figures need the `plots` extra
-    display = ConfusionMatrixDisplay.from_predictions(truth, predicted)
-    run.log_figure(display.figure_, "confusion_matrix.png")
-    plt.close(display.figure_)

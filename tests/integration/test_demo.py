@@ -4,47 +4,62 @@ from pathlib import Path
 
 import pytest
 
+from loopline import _sdk
 from loopline.backends import local_owner, open_backends
 from loopline.cli.main import run
-from loopline.demo import EXPERIMENT, MODEL
+from loopline.core.automation import JobKind, JobStatus
+from loopline.demo import DATASET, DEPLOYMENT, MODEL, MONITOR
+from loopline.serving.policy import TrafficPolicy
 from loopline.settings import Settings
 
 
 @pytest.mark.slow
-def test_demo_tracks_registers_evaluates_and_promotes(
+def test_the_demo_closes_the_loop_from_data_to_a_promoted_retrained_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(["--home", str(tmp_path), "demo"]) == 0
+    try:
+        assert run(["--home", str(tmp_path), "demo"]) == 0
+    finally:
+        _sdk.reset()
     out = capsys.readouterr().out
-    assert str(tmp_path / "loopline.db") in out
-    assert "models card breast-cancer" in out and "@champion: passed" in out
-    assert "registered datasets:/breast-cancer-train/1" in out and "dataset drift: no" in out
+    (home,) = (tmp_path / "demo").iterdir()
+    assert f"--home {home} loop status {DEPLOYMENT}" in out and "promoted" in out
 
-    backends = open_backends(Settings(home=tmp_path))
+    backends = open_backends(Settings(home=home))
     owner = local_owner()
-    runs = backends.tracking(owner).search_runs(EXPERIMENT)
-    sweep = next(r for r in runs if r.parent_id is None)
-    children = [r for r in runs if r.parent_id == sweep.id]
-    assert len(children) == 4 and all(r.status.value == "FINISHED" for r in runs)
-    assert all(r.tags["data_validation"] == "passed" for r in children)
-    train = backends.datasets(owner).get("breast-cancer-train")
-    assert backends.tracking(owner).inputs(children[0].id) == [("breast-cancer-train", train.digest)]
-
+    loops = backends.loops(owner)
+    assert [e.kind for e in loops.events(DEPLOYMENT)] == [
+        "declared",
+        "triggered",
+        "data",
+        "canary",
+        "promoted",
+    ]
     registry = backends.registry(owner)
-    versions = registry.list_versions(MODEL)
-    assert [v.status.value for v in versions] == ["READY"] * 4
-    champion = registry.resolve(f"models:/{MODEL}@champion")
-    assert sweep.tags["best_version"] == champion.uri
-    assert champion.metrics["roc_auc"] > 0.95
-    evaluations = backends.evaluations(owner).list(MODEL, champion.version)
-    assert evaluations[0].dataset_name == "held-out"
-    run_of_champion = backends.tracking(owner).get_run(champion.run_id or "")
-    assert len(backends.tracking(owner).metric_history(run_of_champion.id, "curve/test_accuracy")) == 4
-    assert "confusion_matrix.png" in {
-        a.name for a in backends.tracking(owner).list_artifacts(run_of_champion.id)
-    }
+    model = registry.get_model(MODEL)
+    assert model.aliases == {"champion": 2, "challenger": 2}
+    policy = backends.deployments(owner).policy(DEPLOYMENT)
+    assert policy == TrafficPolicy.single(f"models:/{MODEL}@champion")
 
-    assert run(["--home", str(tmp_path), "demo"]) == 0  # again: an equal model does not unseat the champion
-    assert "the champion stays where it was" in capsys.readouterr().out
-    assert registry.resolve(f"models:/{MODEL}@champion").version == champion.version
+    pipeline_runs = backends.store.pipelines.list_runs("training")
+    assert len(pipeline_runs) == 2 and {r.status for r in pipeline_runs} == {"FINISHED"}
+    tracking = backends.tracking(owner)
+    for version, trials in ((1, 8), (2, 6)):  # each search tracked every trial under its step
+        step_run = tracking.get_run(registry.get_version(MODEL, version).run_id or "")
+        assert step_run.tags["data_validation"] == "passed"
+        children = list(tracking.search_runs(None, filter=f"parent_run_id = '{step_run.id}'", max_results=50))
+        assert len(children) == trials
+    first_data = backends.datasets(owner).get(DATASET)
+    validated = next(
+        s for s in backends.store.pipelines.get_run(pipeline_runs[-1].id).steps if s.name == "validated"
+    )
+    assert tracking.inputs(validated.run_id or "") == [(DATASET, first_data.digest)]
+
+    (job,) = backends.store.automation.jobs()
+    assert job.kind is JobKind.RETRAIN and job.status is JobStatus.FINISHED and "alert 1" in job.reason
+    monitor_runs = backends.monitors(owner).runs(MONITOR)
+    assert len(monitor_runs) == 3
+    before, after = monitor_runs[-1].values, monitor_runs[-2].values  # newest first
+    assert before["drift.share"] < 0.2 < after["drift.share"]
+    assert "plotly" in (home / "demo-report.html").read_text()
     backends.close()

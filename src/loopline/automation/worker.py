@@ -108,7 +108,7 @@ class Worker:
                 continue
             trigger = next(t for t in self._automation.triggers() if t.name == name)
             now = now_ms()
-            reason = f"trigger {name}: alert {alert.id} of monitor {monitor} ({alert.rule}: {alert.message})"
+            reason = f"trigger {name}: alert {alert.id} of monitor {monitor} ({alert.message})"
             if self._automation.fire(name, now, cooldown_s * 1000):
                 self._automation.enqueue(trigger.kind, trigger.target, trigger.params, reason, now,
                                          dedupe_key=f"trigger/{name}/{alert.id}")  # fmt: skip
