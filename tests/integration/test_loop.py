@@ -25,6 +25,7 @@ from tests.integration import pipeline_steps as steps
 from tests.integration.serving_helpers import RunningServer, running_server
 
 FEATURES = ["a", "b", "c"]
+SQLITE_ONLY = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store matters little here
 
 
 @dataclass
@@ -123,6 +124,7 @@ def test_a_better_challenger_wins_its_canary_and_is_promoted(world: World) -> No
     assert world.loops.get("churn-prod").state is LoopState.IDLE
 
 
+@SQLITE_ONLY
 def test_a_worse_challenger_is_refused_and_the_champion_keeps_serving(world: World) -> None:
     world.loops.declare(policy(params={"c": 1e-6}, cooldown_minutes=60))  # a model that learns nothing
     world.served_arms(steps.concept(300, seed=1, sign=1.0))
@@ -149,6 +151,7 @@ def test_a_canary_whose_errors_rise_is_rolled_back(world: World) -> None:
     assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"
 
 
+@SQLITE_ONLY
 def test_a_failing_retraining_leaves_the_champion_serving(world: World) -> None:
     world.loops.declare(policy(params={"c": -1.0}))  # scikit-learn refuses a negative C
     event = world.loops.start("churn-prod", "drift")

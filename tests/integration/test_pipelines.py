@@ -18,6 +18,9 @@ from loopline.core.errors import InvalidInput
 from loopline.core.pipelines import StepStatus
 from tests.integration import pipeline_steps as steps
 
+# The store matters little to these: they run on SQLite only; the others on every backend.
+SQLITE_ONLY = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def sdk(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -76,6 +79,7 @@ def test_unchanged_steps_are_reused_and_changed_ones_recomputed(sdk: Path) -> No
     assert set(statuses(fresh).values()) == {StepStatus.FINISHED}
 
 
+@SQLITE_ONLY
 def test_a_failing_step_is_retried_with_backoff(sdk: Path) -> None:
     result = steps.retried(failures=2)
     assert result.step("flaky_with_retries").attempts == 3 and result.output() == 50
@@ -111,6 +115,7 @@ def test_a_step_that_raises_fails_the_pipeline_and_resume_starts_from_it(sdk: Pa
     assert steps.entries().count("breaks_unless_fixed") == 2
 
 
+@SQLITE_ONLY
 def test_a_step_past_its_timeout_is_stopped(sdk: Path) -> None:
     with pytest.raises(ll.PipelineFailed, match=r"StepTimeout: still running after 1s") as failed:
         steps.hanging()
@@ -122,6 +127,7 @@ def test_a_step_past_its_timeout_is_stopped(sdk: Path) -> None:
         os.kill(pid, 0)
 
 
+@SQLITE_ONLY
 def test_a_killed_worker_fails_its_step_not_the_runner(sdk: Path) -> None:
     with pytest.raises(ll.PipelineFailed, match="WorkerDied") as failed:
         steps.dying.run(executor="process")
@@ -144,6 +150,7 @@ def test_steps_run_as_tasks_on_a_real_local_ray(sdk: Path) -> None:
     assert result.output().shape == (150,)
 
 
+@SQLITE_ONLY
 def test_mistakes_are_reported_clearly(sdk: Path) -> None:
     with pytest.raises(InvalidInput, match="pipeline training: got an unexpected keyword argument 'rowz'"):
         steps.training(rowz=3)
@@ -170,6 +177,7 @@ def test_mistakes_are_reported_clearly(sdk: Path) -> None:
     assert len(steps.load(5)) == 5  # outside a pipeline a step is its plain function
 
 
+@SQLITE_ONLY
 def test_pipeline_runs_are_run_listed_and_shown_by_the_cli(
     sdk: Path, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -214,6 +222,7 @@ def test_a_search_step_tracks_every_trial_and_registers_the_best_model(sdk: Path
     assert again.output().version == version.version and again.step("search").status is StepStatus.CACHED
 
 
+@SQLITE_ONLY
 def test_trials_are_pruned_and_failures_do_not_stop_the_search(sdk: Path) -> None:
     with ll.start_run("search") as parent:
         result = ll.tune(steps.pruned_objective, n_trials=9, seed=1)
@@ -228,6 +237,7 @@ def test_trials_are_pruned_and_failures_do_not_stop_the_search(sdk: Path) -> Non
         ll.tune(steps.pruned_objective, n_trials=0)
 
 
+@SQLITE_ONLY
 def test_trials_run_in_parallel_on_a_real_local_ray(sdk: Path) -> None:
     frame = steps.load.fn(300)
     with ll.start_run("search-on-ray") as parent:

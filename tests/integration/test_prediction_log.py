@@ -54,3 +54,17 @@ def test_a_full_buffer_makes_writers_wait_and_loses_nothing(tmp_path: Path) -> N
     assert sorted(table["request_id"]) == sorted(f"r{i}" for i in range(2000))
     assert (table["input.a"].astype(int).map(lambda i: f"r{i}") == table["request_id"]).all()
     assert log.written_rows == 2000 and log.errors == []
+
+
+def test_files_whose_column_types_differ_are_read_under_one_widened_schema(tmp_path: Path) -> None:
+    """Two model versions can log one input as int64 and as double: both must read back."""
+    import pyarrow as pa
+
+    area = TableArea(str(tmp_path / "tables"))
+    partition = [("deployment", "churn"), ("date", "2026-11-22")]
+    area.append("predictions", partition, pa.table({"input.c": pa.array([1, 2], pa.int64())}))
+    area.append("predictions", partition, pa.table({"input.c": pa.array([4.5]), "input.d": ["x"]}))
+    table = area.read("predictions", [("deployment", "churn")])
+    assert table.schema.field("input.c").type == pa.float64()
+    assert sorted(table.column("input.c").to_pylist()) == [1.0, 2.0, 4.5]
+    assert table.column("input.d").null_count == 2

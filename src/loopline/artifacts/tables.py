@@ -61,11 +61,10 @@ class TableArea:
         paths = self.files(table, partitions)
         if not paths:
             return pa.table({})
-        dataset = ds.dataset(
-            paths,
-            filesystem=self.fs,
-            format="parquet",
-            partitioning="hive",
-            partition_base_dir=self.folder(table),
-        )
-        return dataset.to_table()
+        options = {"filesystem": self.fs, "format": "parquet", "partitioning": "hive"}
+        discovered = ds.dataset(paths, partition_base_dir=self.folder(table), **options)
+        # Files may disagree: a column logged as int64 by one model version and as double by
+        # another. Read them all under one schema that widens such columns.
+        files = [pq.read_schema(path, filesystem=self.fs) for path in paths]
+        schema = pa.unify_schemas([discovered.schema, *files], promote_options="permissive")
+        return ds.dataset(paths, partition_base_dir=self.folder(table), schema=schema, **options).to_table()
