@@ -159,3 +159,21 @@ def test_a_failing_retraining_leaves_the_champion_serving(world: World) -> None:
     assert "InvalidParameterError" in event.message or "ValueError" in event.message
     assert champion_version() == 1 and world.loops.get("churn-prod").state is LoopState.IDLE
     assert set(world.served_arms(steps.concept(5, seed=4, sign=1.0), labels=False)) == {"main"}
+
+
+@SQLITE_ONLY
+def test_a_shadow_challenger_answers_copies_and_is_promoted_on_the_same_requests(world: World) -> None:
+    world.loops.declare(policy(rollout={"mode": "shadow", "min_requests": 60, "min_labels": 30}))
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))
+    event = world.loops.start("churn-prod", "drift")
+    assert event.kind == "shadow" and "a copy of every request" in event.message
+    world.wait_for_arms({"primary"})
+    assert world.loops.advance("churn-prod") is None
+    assert set(world.served_arms(steps.concept(80, seed=2, sign=-1.0))) == {
+        "primary"
+    }  # clients see the champion
+    decided = world.loops.advance("churn-prod")
+    assert decided is not None and decided.kind == "promoted" and "on the same requests" in decided.message
+    shadow = decided.evidence["report"]["shadow"]
+    assert shadow["shadow_accuracy"] > shadow["primary_accuracy"]
+    assert champion_version() == 2

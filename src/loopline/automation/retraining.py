@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -37,7 +37,8 @@ RunPipeline = Callable[[str, dict[str, Any]], Any]  # (MODULE:PIPELINE, params) 
 
 
 class RolloutSpec(Strict):
-    percent: float = Field(20.0, gt=0, lt=100)  # the challenger's share of live traffic
+    mode: Literal["canary", "shadow"] = "canary"  # shadow: it answers copies, never a client
+    percent: float = Field(20.0, gt=0, lt=100)  # canary: the challenger's share of live traffic
     min_requests: int = Field(200, gt=0)  # decide once the challenger answered this many
     max_minutes: float = Field(60.0, gt=0)  # or once this long has passed
     max_error_rate_increase: float = Field(0.02, ge=0)
@@ -177,18 +178,25 @@ class LoopService:
                 report=refused.report.to_dict(),
             )  # fmt: skip
         rollout = policy.rollout
-        traffic = TrafficPolicy.canary(f"models:/{policy.model}@champion", output.uri, rollout.percent)
-        self.deployments.set_traffic(policy.deployment, traffic, f"canary of {output.uri} (retraining loop)")
+        champion_uri = f"models:/{policy.model}@champion"
+        if rollout.mode == "shadow":
+            traffic = TrafficPolicy.shadow(champion_uri, output.uri)
+            share = "a copy of every request (its answers are logged, never returned)"
+        else:
+            traffic = TrafficPolicy.canary(champion_uri, output.uri, rollout.percent)
+            share = f"{rollout.percent:g}% of live traffic"
+        self.deployments.set_traffic(
+            policy.deployment, traffic, f"{rollout.mode} of {output.uri} (retraining loop)"
+        )
         now = now_ms()
         self._store.loops.move(
             policy.deployment, LoopState.RETRAINING, LoopState.CANARY, now,
             champion=champion.version, challenger=output.version, stage_started_at=now,
         )  # fmt: skip
         return self._event(
-            policy.deployment, "canary",
+            policy.deployment, rollout.mode,
             f"{output.uri} passed the gates against version {champion.version}; it now takes "
-            f"{rollout.percent:g}% of live traffic until {rollout.min_requests} requests or "
-            f"{rollout.max_minutes:g} minutes",
+            f"{share} until {rollout.min_requests} requests or {rollout.max_minutes:g} minutes",
             report=report.to_dict(), challenger=output.version, champion=champion.version,
         )  # fmt: skip
 
@@ -233,7 +241,7 @@ class LoopService:
     # advance: decide the canary ---------------------------------------------------------------
 
     def advance(self, deployment: str) -> LoopEvent | None:
-        """Promote or roll back a canary once it has seen enough; None while it has not."""
+        """Promote or roll back a canary (or shadow) once it has seen enough; None while it has not."""
         from loopline.serving.reports import deployment_report
 
         loop = self.get(deployment)
@@ -242,14 +250,11 @@ class LoopService:
         policy = self._policy(loop)
         rollout = policy.rollout
         now = now_ms()
-        report = deployment_report(
-            self._tables, deployment, self.deployments.policy(deployment), loop.stage_started_at
-        )
-        arms = {a.arm: a for a in report.arms}
-        stable, canary = arms.get("stable"), arms.get("canary")
-        served = canary.requests if canary else 0
+        traffic = self.deployments.policy(deployment)
+        report = deployment_report(self._tables, deployment, traffic, loop.stage_started_at)
+        verdict = _shadow_verdict if rollout.mode == "shadow" else _canary_verdict
+        served, problem = verdict(report, rollout)
         elapsed_min = (now - (loop.stage_started_at or now)) / 60_000
-        problem = self._problem(report, rollout)
         if problem is None and served < rollout.min_requests and elapsed_min < rollout.max_minutes:
             return None
         if problem is None and served == 0:
@@ -263,53 +268,14 @@ class LoopService:
                 self._serve_champion(policy, f"rollback of {uri}: {problem}")
                 return self._event(deployment, "rolled_back", f"{uri} rolled back: {problem}", **evidence)
             self.registry.set_alias(
-                policy.model,
-                "champion",
-                loop.challenger,
-                reason="won its canary (retraining loop)",
+                policy.model, "champion", loop.challenger, reason=f"won its {rollout.mode} (retraining loop)",
                 report=evidence,
-            )
-            self._serve_champion(policy, f"{uri} promoted after its canary")
-            compared = "" if stable is None or canary is None else (
-                f" (error rate {canary.error_rate:.3f} vs {stable.error_rate:.3f}, p95 "
-                f"{canary.latency_ms_p95:.1f} vs {stable.latency_ms_p95:.1f} ms)"
             )  # fmt: skip
-            return self._event(
-                deployment,
-                "promoted",
-                f"{uri} promoted to @champion after {served} requests{compared}",
-                **evidence,
-            )
+            self._serve_champion(policy, f"{uri} promoted after its {rollout.mode}")
+            message = f"{uri} promoted to @champion after {served} requests{_compared(report)}"
+            return self._event(deployment, "promoted", message, **evidence)
         finally:
             self._finish(policy, LoopState.DECIDING)
-
-    @staticmethod
-    def _problem(report: DeploymentReport, rollout: RolloutSpec) -> str | None:
-        """Why the challenger must not be promoted, judged on what it has served so far."""
-        arms = {a.arm: a for a in report.arms}
-        stable, canary = arms.get("stable"), arms.get("canary")
-        if stable is None or canary is None or canary.requests == 0:
-            return None
-        if canary.error_rate_ci[0] > stable.error_rate + rollout.max_error_rate_increase:
-            return (
-                f"its error rate {canary.error_rate:.3f} (95% CI from {canary.error_rate_ci[0]:.3f}) exceeds "
-                f"the champion's {stable.error_rate:.3f} by more than {rollout.max_error_rate_increase}"
-            )
-        if canary.requests < rollout.min_requests:
-            return None  # latency and accuracy are judged on a full sample
-        if (
-            stable.latency_ms_p95 > 0
-            and canary.latency_ms_p95 / stable.latency_ms_p95 > rollout.max_latency_ratio
-        ):
-            ratio = rollout.max_latency_ratio
-            return f"its p95 latency {canary.latency_ms_p95:.1f} ms is over {ratio}x the champion's"
-        if (
-            canary.accuracy is not None and stable.accuracy is not None
-            and min(canary.labelled, stable.labelled) >= rollout.min_labels
-            and canary.accuracy < stable.accuracy - rollout.max_accuracy_drop
-        ):  # fmt: skip
-            return f"its accuracy {canary.accuracy:.3f} is below the champion's {stable.accuracy:.3f}"
-        return None
 
     def _serve_champion(self, policy: RetrainingPolicy, reason: str) -> None:
         from loopline.serving.policy import TrafficPolicy
@@ -331,3 +297,68 @@ class LoopService:
         return [
             e for loop in self._store.loops.list_all() if (e := self.advance(loop.deployment)) is not None
         ]
+
+
+def _canary_verdict(report: DeploymentReport, rollout: RolloutSpec) -> tuple[int, str | None]:
+    """How many requests the canary answered, and why it must not be promoted, if it must not."""
+    arms = {a.arm: a for a in report.arms}
+    stable, canary = arms.get("stable"), arms.get("canary")
+    if stable is None or canary is None or canary.requests == 0:
+        return 0, None
+    if canary.error_rate_ci[0] > stable.error_rate + rollout.max_error_rate_increase:
+        return canary.requests, (
+            f"its error rate {canary.error_rate:.3f} (95% CI from {canary.error_rate_ci[0]:.3f}) exceeds "
+            f"the champion's {stable.error_rate:.3f} by more than {rollout.max_error_rate_increase}"
+        )
+    if canary.requests < rollout.min_requests:
+        return canary.requests, None  # latency and accuracy are judged on a full sample
+    ratio = rollout.max_latency_ratio
+    if stable.latency_ms_p95 > 0 and canary.latency_ms_p95 / stable.latency_ms_p95 > ratio:
+        return (
+            canary.requests,
+            f"its p95 latency {canary.latency_ms_p95:.1f} ms is over {ratio}x the champion's",
+        )
+    if (
+        canary.accuracy is not None and stable.accuracy is not None
+        and min(canary.labelled, stable.labelled) >= rollout.min_labels
+        and canary.accuracy < stable.accuracy - rollout.max_accuracy_drop
+    ):  # fmt: skip
+        return (
+            canary.requests,
+            f"its accuracy {canary.accuracy:.3f} is below the champion's {stable.accuracy:.3f}",
+        )
+    return canary.requests, None
+
+
+def _shadow_verdict(report: DeploymentReport, rollout: RolloutSpec) -> tuple[int, str | None]:
+    """The same, for a shadow: one that failed on a request left no answer to pair."""
+    shadow, primary = report.shadow or {}, report.arms[0] if report.arms else None
+    answered = int(shadow.get("pairs", 0))
+    if primary is None or primary.requests == 0:
+        return answered, None
+    failed = 1 - answered / primary.requests
+    if primary.requests >= 20 and failed > primary.error_rate + rollout.max_error_rate_increase:
+        return answered, f"it failed on {failed:.1%} of the requests the champion answered"
+    if answered >= rollout.min_requests and int(shadow.get("labelled", 0)) >= rollout.min_labels:
+        ours, theirs = shadow["shadow_accuracy"], shadow["primary_accuracy"]
+        if ours < theirs - rollout.max_accuracy_drop:
+            return (
+                answered,
+                f"its accuracy {ours:.3f} on the same requests is below the champion's {theirs:.3f}",
+            )
+    return answered, None
+
+
+def _compared(report: DeploymentReport) -> str:
+    arms = {a.arm: a for a in report.arms}
+    stable, canary = arms.get("stable"), arms.get("canary")
+    if stable is not None and canary is not None:
+        return (
+            f" (error rate {canary.error_rate:.3f} vs {stable.error_rate:.3f}, p95 "
+            f"{canary.latency_ms_p95:.1f} vs {stable.latency_ms_p95:.1f} ms)"
+        )
+    shadow = report.shadow or {}
+    if "shadow_accuracy" in shadow:
+        ours, theirs = shadow["shadow_accuracy"], shadow["primary_accuracy"]
+        return f" (accuracy {ours:.3f} vs {theirs:.3f} on the same requests)"
+    return ""
