@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loopline.automation.service import next_due
-from loopline.core.automation import Job, JobStatus
+from loopline.core.automation import Job, JobStatus, Trigger
 from loopline.core.clock import now_ms
 from loopline.core.errors import NotFound
 from loopline.store import MetadataStore
@@ -92,31 +92,32 @@ class Worker:
                 )  # fmt: skip
         for trigger in self._automation.triggers():
             if trigger.enabled:
-                self._fire(
-                    trigger.name, trigger.monitor, trigger.rule, trigger.cooldown_s, trigger.last_alert_id
-                )
+                self._fire(trigger)
 
-    def _fire(self, name: str, monitor: str, rule: str | None, cooldown_s: int, seen: int) -> None:
+    def _fire(self, trigger: Trigger) -> None:
         try:
-            opened = self._store.monitors.alerts(monitor)
+            opened = self._store.monitors.alerts(trigger.monitor)
         except NotFound:
             return  # the monitor was deleted
-        for alert in sorted((a for a in opened if a.id > seen), key=lambda a: a.id):
-            if not self._automation.consider_alert(name, alert.id):
+        for alert in sorted((a for a in opened if a.id > trigger.last_alert_id), key=lambda a: a.id):
+            if not self._automation.consider_alert(trigger.name, alert.id):
                 continue  # another worker has it
-            if rule is not None and alert.rule != rule:
+            if trigger.rule is not None and alert.rule != trigger.rule:
                 continue
-            trigger = next(t for t in self._automation.triggers() if t.name == name)
             now = now_ms()
-            reason = f"trigger {name}: alert {alert.id} of monitor {monitor} ({alert.message})"
-            if self._automation.fire(name, now, cooldown_s * 1000):
-                self._automation.enqueue(trigger.kind, trigger.target, trigger.params, reason, now,
-                                         dedupe_key=f"trigger/{name}/{alert.id}")  # fmt: skip
+            reason = (
+                f"trigger {trigger.name}: alert {alert.id} of monitor {trigger.monitor} ({alert.message})"
+            )
+            key = f"trigger/{trigger.name}/{alert.id}"
+            if self._automation.fire(trigger.name, now, trigger.cooldown_s * 1000):
+                self._automation.enqueue(
+                    trigger.kind, trigger.target, trigger.params, reason, now, dedupe_key=key
+                )
             else:
                 self._automation.enqueue(
-                    trigger.kind, trigger.target, trigger.params, reason, now,
-                    dedupe_key=f"trigger/{name}/{alert.id}", status=JobStatus.SUPPRESSED,
-                    error=f"inside the {cooldown_s}s cool-down after the trigger last fired",
+                    trigger.kind, trigger.target, trigger.params, reason, now, dedupe_key=key,
+                    status=JobStatus.SUPPRESSED,
+                    error=f"inside the {trigger.cooldown_s}s cool-down after the trigger last fired",
                 )  # fmt: skip
 
     def run_one(self) -> Job | None:

@@ -85,18 +85,15 @@ def run_pipeline(
 ) -> None:
     """Run a pipeline; exits 1 if a step fails."""
     from loopline import _sdk
+    from loopline._pipelines import runner
     from loopline.pipelines.runner import PipelineFailed
 
     pipeline = load_pipeline(target)
     params = parse_params(pipeline, param)
     _sdk.configure(settings=cli_context(ctx).settings)
-    run_as = getattr(pipeline, "run", None)
-    if run_as is None:
-        raise InvalidInput(
-            f"{target} is not runnable from the command line: decorate it with @loopline.pipeline"
-        )
     try:
-        result = run_as(
+        result = runner().run(
+            pipeline,
             params,
             executor=executor,
             workers=workers,

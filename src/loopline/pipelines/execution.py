@@ -99,12 +99,16 @@ def run_step(
         return StepResult(task.node, run_id, None, attempts, f"{type(exc).__name__}: {exc}")
 
 
+def param_text(value: Any) -> str:
+    """A value as a run param: its repr, or its type when that is too long to be useful."""
+    text = repr(value)
+    return text if len(text) <= 250 else f"<{type(value).__name__}>"
+
+
 def _describe(task: StepTask) -> dict[str, str]:
     """The step's arguments as run params: constants by value, inputs by their step."""
     params = {name: f"<output of {node}>" for name, (node, _) in task.inputs.items()}
-    for name, value in task.constants.items():
-        text = repr(value)
-        params[name] = text if len(text) <= 250 else f"<{type(value).__name__}>"
+    params.update({name: param_text(value) for name, value in task.constants.items()})
     return params
 
 

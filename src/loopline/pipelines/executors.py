@@ -8,7 +8,6 @@ the time is up, whatever the step is doing.
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import os
 import sys
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 from loopline.core.entities import RunStatus
 from loopline.core.errors import InvalidInput, NotFound
 from loopline.pipelines.execution import StepEnvironment, StepResult, StepTask, run_step
+from loopline.pipelines.ray_cluster import connect_ray
 
 EnvironmentFactory = Callable[[], StepEnvironment]  # picklable: opens the stores in a worker
 EXECUTORS = ("local", "process", "ray")
@@ -235,20 +235,10 @@ class RayExecutor:
     The stores must be reachable from every node: PostgreSQL and S3 on a real cluster."""
 
     def __init__(self, open_env: EnvironmentFactory, address: str, workers: int | None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise InvalidInput(
-                "running steps on Ray needs it installed: pip install 'loopline[ray]'"
-            ) from None
+        self._started_here = connect_ray(address, "running steps")
+        import ray
+
         self._ray = ray
-        self._started_here = not ray.is_initialized()
-        if self._started_here:
-            ray.init(
-                address=None if address == "local" else address,
-                include_dashboard=False,
-                logging_level=logging.ERROR,
-            )
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         self._workers = workers or max(1, cpus)
         self._open_env = open_env

@@ -13,7 +13,7 @@ from loopline.core.entities import RunStatus
 from loopline.core.errors import InvalidInput, LooplineError
 from loopline.core.pipelines import OutputRef, PipelineRun, StepRun, StepStatus
 from loopline.pipelines.definition import Graph, Node, Pipeline, Placeholder
-from loopline.pipelines.execution import StepEnvironment, StepResult, StepTask
+from loopline.pipelines.execution import StepEnvironment, StepResult, StepTask, param_text
 from loopline.pipelines.outputs import fingerprint, load_output, output_exists
 
 if TYPE_CHECKING:
@@ -94,9 +94,7 @@ class PipelineRunner:
             nested=False,
         )
         with parent:
-            parent.log_params(
-                {k: repr(v) if len(repr(v)) <= 250 else f"<{type(v).__name__}>" for k, v in params.items()}
-            )
+            parent.log_params({name: param_text(value) for name, value in params.items()})
             parent.set_tag("loopline.parameter_digests", ",".join(f"{k}:{v[:12]}" for k, v in keys.items()))
             record = PipelineRun(
                 parent.id, pipeline.name, "RUNNING", executor, dict(params), now_ms(), None, resume

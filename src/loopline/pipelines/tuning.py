@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.core.errors import InvalidInput, LooplineError
 from loopline.core.registry import ModelVersion
+from loopline.pipelines.ray_cluster import connect_ray
 
 if TYPE_CHECKING:
     import optuna
@@ -238,17 +239,9 @@ def _run_remote(trial: _RayTrial) -> _Outcome | None:
 
 
 def _on_ray(address: str, trial: _RayTrial, n_trials: int, workers: int | None) -> list[_Outcome]:
-    import logging
-
+    started_here = connect_ray(address, "trials")
     import ray
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=None if address == "local" else address,
-            include_dashboard=False,
-            logging_level=logging.ERROR,
-        )
     try:
         remote = ray.remote(max_retries=0)(_run_remote)
         limit = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]

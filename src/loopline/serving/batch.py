@@ -8,7 +8,6 @@ chunk by chunk to a temporary file that replaces the target only when complete.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import tempfile
 import time
@@ -25,6 +24,7 @@ from loopline.core.errors import InvalidInput
 from loopline.models import LoadedModel, load_model_dir
 from loopline.models.flavors import LoadOptions
 from loopline.models.package import METADATA_FILE
+from loopline.pipelines.ray_cluster import connect_ray
 from loopline.registry.service import RegistryService
 
 MAX_IN_FLIGHT_PER_CPU = 2  # chunks queued on a Ray cluster: enough to keep it busy, few enough for memory
@@ -154,17 +154,9 @@ def _on_ray(
     address: str, files: dict[str, bytes], options: LoadOptions, chunks: Iterator[pd.DataFrame]
 ) -> Iterator[pd.DataFrame]:
     """Score chunks on Ray workers, in order, with a bounded number in flight."""
-    try:
-        import ray
-    except ImportError:
-        raise InvalidInput("scoring on Ray needs it installed: pip install 'loopline[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=None if address == "local" else address,
-            include_dashboard=False,
-            logging_level=logging.ERROR,
-        )
+    started_here = connect_ray(address, "scoring")
+    import ray
+
     try:
         model_ref = ray.put(files)
         score = ray.remote(_score_remote)
