@@ -23,6 +23,7 @@ INTERFACES = {
 STORAGE = {"store", "artifacts"}
 SERVICES = {
     "tracking", "data", "models", "registry", "lineage", "serving", "monitoring", "pipelines", "automation",
+    "governance",
 }  # fmt: skip
 ALLOWED = {
     "core": {"core"},

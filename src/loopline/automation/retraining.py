@@ -24,6 +24,7 @@ from loopline.core.errors import Conflict, InvalidInput
 from loopline.core.loops import Loop, LoopEvent, LoopState
 from loopline.core.registry import ModelVersion
 from loopline.documents import Document, Strict
+from loopline.governance.audit import AuditTrail
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from loopline.serving.reports import DeploymentReport
     from loopline.store import MetadataStore
 
+AUDITED = {"declared", "canary", "shadow", "refused", "failed", "promoted", "rolled_back"}  # decisions
 RunPipeline = Callable[[str, dict[str, Any]], Any]  # (MODULE:PIPELINE, params) -> its output
 
 
@@ -108,6 +110,10 @@ class LoopService:
 
     def _event(self, deployment: str, kind: str, message: str, **evidence: Any) -> LoopEvent:
         event = LoopEvent(0, deployment, now_ms(), kind, message, self._principal.name, evidence)
+        if kind in AUDITED:
+            AuditTrail(self._store, self._principal).record(
+                f"loop.{kind}", f"deployment:{deployment}", reason=message
+            )
         return self._store.loops.record(event)
 
     def _policy(self, loop: Loop) -> RetrainingPolicy:

@@ -10,6 +10,7 @@ from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
 from loopline.core.validation import check_name
+from loopline.governance.audit import AuditTrail
 from loopline.store import MetadataStore
 
 
@@ -52,6 +53,7 @@ class AutomationService:
     def __init__(self, store: MetadataStore, principal: Principal) -> None:
         self._store = store
         self._principal = principal
+        self._audit = AuditTrail(store, principal)
 
     def create_schedule(
         self, name: str, cron: str, kind: JobKind, target: str, params: dict[str, Any] | None = None
@@ -61,7 +63,11 @@ class AutomationService:
             _name("schedule name", name), check_cron(cron), kind, check_target(kind, target),
             dict(params or {}), True, next_due(cron, now), None, now, self._principal.name,
         )  # fmt: skip
-        return self._store.automation.add_schedule(schedule)
+        added = self._store.automation.add_schedule(schedule)
+        self._audit.record(
+            "schedule.create", f"schedule:{name}", after={"cron": cron, "target": target}, params=params
+        )
+        return added
 
     def create_trigger(
         self,
@@ -83,7 +89,12 @@ class AutomationService:
             _name("trigger name", name), monitor, rule, kind, check_target(kind, target), dict(params or {}),
             cooldown_s, True, existing[0].id if existing else 0, None, now_ms(), self._principal.name,
         )  # fmt: skip
-        return self._store.automation.add_trigger(trigger)
+        added = self._store.automation.add_trigger(trigger)
+        self._audit.record(
+            "trigger.create", f"trigger:{name}", after={"monitor": monitor, "rule": rule, "target": target},
+            cooldown_s=cooldown_s,
+        )  # fmt: skip
+        return added
 
     def enqueue(self, kind: JobKind, target: str, params: dict[str, Any] | None = None) -> Job:
         job = self._store.automation.enqueue(
@@ -107,6 +118,8 @@ class AutomationService:
 
     def delete_schedule(self, name: str) -> None:
         self._store.automation.delete_schedule(name)
+        self._audit.record("schedule.delete", f"schedule:{name}")
 
     def delete_trigger(self, name: str) -> None:
         self._store.automation.delete_trigger(name)
+        self._audit.record("trigger.delete", f"trigger:{name}")

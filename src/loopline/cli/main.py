@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from loopline.cli import (
+    audit,
     automation,
     data,
     datasets,
@@ -48,6 +49,7 @@ app.add_typer(automation.schedules, name="schedules")
 app.add_typer(automation.triggers, name="triggers")
 app.add_typer(automation.jobs, name="jobs")
 app.add_typer(loop.app, name="loop")
+app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve.serve)

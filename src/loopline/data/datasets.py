@@ -28,6 +28,7 @@ from loopline.core.validation import check_key, check_tag_value
 from loopline.data.diff import DatasetDiff, diff_versions
 from loopline.data.ingest import Progress, StagedTable, stage_file, stage_frame, stage_query
 from loopline.data.summary import summarize
+from loopline.governance.audit import AuditTrail
 from loopline.monitoring.profile import ReferenceProfile, profile_batches
 from loopline.registry.names import dataset_name
 from loopline.store import MetadataStore
@@ -99,7 +100,12 @@ class DatasetService:
             description=description,
             tags=checked_tags,
         )
-        return self._store.datasets.add_version(draft)
+        version, created = self._store.datasets.add_version(draft)
+        if created:
+            AuditTrail(self._store, self.principal).record(
+                "dataset.register", version.uri, after={"digest": version.digest, "rows": version.rows}
+            )
+        return version, created
 
     @staticmethod
     def _stage(

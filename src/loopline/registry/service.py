@@ -15,6 +15,7 @@ from loopline.core.entities import Principal
 from loopline.core.errors import AlreadyExists, ArtifactCorrupted, Conflict, NotFound
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
 from loopline.core.validation import check_key, check_tag_value
+from loopline.governance.audit import AuditTrail
 from loopline.lineage import LineageService
 from loopline.models import LoadedModel, ModelMetadata, load_model_dir, read_metadata
 from loopline.models.flavors import LoadOptions
@@ -34,6 +35,7 @@ class RegistryService:
         self._blobs = blobs
         self.principal = principal
         self.lineage = LineageService(store)
+        self.audit = AuditTrail(store, principal)
 
     # registered models ---------------------------------------------------------------
 
@@ -116,7 +118,9 @@ class RegistryService:
             raise
         if run_id is not None:
             self.lineage.link(("run", run_id), "produced", ("model_version", digest))
-        return self.get_version(model.name, version)
+        registered = self.get_version(model.name, version)
+        self.audit.record("model.register", registered.uri, after={"digest": digest, "run_id": run_id})
+        return registered
 
     def _store_files(self, directory: Path, metadata: ModelMetadata) -> dict[str, tuple[str, int]]:
         stored = {}
@@ -143,6 +147,7 @@ class RegistryService:
 
     def delete_version(self, name: str, version: int) -> None:
         self._store.registry.delete_version(model_name(name), version, now_ms())
+        self.audit.record("model.delete_version", f"models:/{model_name(name)}/{version}")
 
     def resolve(self, uri: str | ModelRef) -> ModelVersion:
         """The version a URI names: models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest."""
@@ -223,6 +228,10 @@ class RegistryService:
             report=report,
         )
         self._store.aliases.move_alias(event)
+        self.audit.record(
+            "alias.move", f"models:/{model.name}@{alias}", before=event.from_version, after=event.to_version,
+            reason=reason, forced=forced,
+        )  # fmt: skip
         return event
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
@@ -234,6 +243,9 @@ class RegistryService:
             model.name, alias, model.aliases[alias], None, self.principal.name, now_ms(), reason, False, None
         )
         self._store.aliases.move_alias(event)
+        self.audit.record(
+            "alias.remove", f"models:/{model.name}@{alias}", before=event.from_version, reason=reason
+        )
         return event
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:

@@ -19,6 +19,7 @@ class DeploymentService:
         self._store = store
         self.principal = principal
         self.registry = RegistryService(store, blobs, principal)
+        self.audit = self.registry.audit
 
     def resolve(self, policy: TrafficPolicy) -> dict[str, ModelVersion]:
         """The version each arm serves now (aliases resolved); every one must be READY."""
@@ -44,6 +45,7 @@ class DeploymentService:
             name, policy.to_dict(), self.principal.name, now_ms(), reason
         )
         self._record_lineage(name, policy)
+        self.audit.record("deployment.create", f"deployment:{name}", after=policy.to_dict(), reason=reason)
         return created
 
     def get(self, name: str) -> Deployment:
@@ -61,10 +63,15 @@ class DeploymentService:
         """Change the policy; running servers pick it up within seconds."""
         name = model_name(name)
         self.resolve(policy)
+        before = self.get(name).policy
         changed = self._store.deployments.set_policy(
             name, policy.to_dict(), self.principal.name, now_ms(), reason, expected_revision
         )
         self._record_lineage(name, policy)
+        self.audit.record(
+            "deployment.traffic", f"deployment:{name}", before=before, after=policy.to_dict(), reason=reason,
+            revision=changed.revision,
+        )  # fmt: skip
         return changed
 
     def revisions(self, name: str) -> list[DeploymentRevision]:
@@ -85,6 +92,7 @@ class DeploymentService:
 
     def delete(self, name: str) -> None:
         self._store.deployments.delete(model_name(name), now_ms())
+        self.audit.record("deployment.delete", f"deployment:{model_name(name)}")
 
     def for_model(self, uri: str, name: str | None = None) -> Deployment:
         """The deployment `loopline serve URI` serves: named after the model unless `name`

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopline.store.aliases import SqlAliasStore
 from loopline.store.artifact_index import SqlArtifactIndex
+from loopline.store.audit import SqlAuditLog
 from loopline.store.automation import SqlAutomationStore
 from loopline.store.database import Database
 from loopline.store.datasets import SqlDatasetStore
@@ -20,6 +21,7 @@ from loopline.store.pipelines import SqlPipelineStore
 from loopline.store.protocols import (
     AliasStore,
     ArtifactIndex,
+    AuditLogStore,
     AutomationStore,
     DatasetStore,
     DeploymentStore,
@@ -39,6 +41,7 @@ from loopline.store.runs import RunKeys, SqlRunStore
 __all__ = [
     "AliasStore",
     "ArtifactIndex",
+    "AuditLogStore",
     "AutomationStore",
     "DatasetStore",
     "DeploymentStore",
@@ -76,6 +79,7 @@ class MetadataStore:
         self.pipelines: PipelineStore = SqlPipelineStore(db)
         self.automation: AutomationStore = SqlAutomationStore(db)
         self.loops: LoopStore = SqlLoopStore(db)
+        self.audit: AuditLogStore = SqlAuditLog(db)
 
     def close(self) -> None:
         self.db.dispose()

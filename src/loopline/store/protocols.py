@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+from loopline.core.audit import AuditEntry
 from loopline.core.automation import Job, JobKind, JobStatus, Schedule, Trigger
 from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import (
@@ -329,3 +330,19 @@ class LoopStore(Protocol):
     def record(self, event: LoopEvent) -> LoopEvent: ...
 
     def events(self, deployment: str, limit: int = 200) -> list[LoopEvent]: ...
+
+
+class AuditLogStore(Protocol):
+    def append(self, entry: AuditEntry) -> AuditEntry: ...
+
+    def entries(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]: ...
+
+    def chain(self, batch: int = 5000) -> Iterator[AuditEntry]: ...

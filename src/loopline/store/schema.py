@@ -509,3 +509,23 @@ loop_events = Table(
     Column("evidence", Text, nullable=False),  # JSON
     Index(None, "deployment", "id"),
 )
+
+# --- governance ------------------------------------------------------------------------
+
+# Append-only; each row's hash covers the previous row's hash and its own content.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(250), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("before", Text, nullable=False),  # JSON
+    Column("after", Text, nullable=False),  # JSON
+    Column("reason", Text, nullable=False),
+    Column("details", Text, nullable=False),  # JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Index(None, "target", "id"),
+)

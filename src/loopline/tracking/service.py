@@ -32,6 +32,7 @@ from loopline.core.validation import (
     check_step,
     check_tag_value,
 )
+from loopline.governance.audit import AuditTrail
 from loopline.store import MetadataStore
 from loopline.tracking.names import random_run_name
 
@@ -142,6 +143,7 @@ class TrackingService:
         """Hide a run from searches; its data stays stored."""
         self.get_run(run_id)
         self._store.runs.delete_run(run_id, now_ms())
+        AuditTrail(self._store, self.principal).record("run.delete", f"run:{run_id}")
 
     def search_runs(
         self,

@@ -1,0 +1,125 @@
+"""The audit trail: changes recorded with who, what and why; tampering detected."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from loopline.artifacts import BlobStore
+from loopline.backends import Backends, local_owner
+from loopline.core.entities import Principal
+from loopline.governance.audit import AuditTrail
+from loopline.serving.policy import TrafficPolicy
+from loopline.store import MetadataStore
+from loopline.tracking.tracker import Tracker
+from tests.integration.serving_helpers import register_cancer_models
+
+
+def test_alias_moves_and_traffic_changes_are_recorded_with_before_after_and_reason(
+    store: MetadataStore, blobs: BlobStore, tracker: Tracker
+) -> None:
+    register_cancer_models(tracker)
+    backends = Backends(store, blobs)
+    alice = Principal("alice", is_owner=True)
+    registry, deployments = backends.registry(alice), backends.deployments(alice)
+    registry.set_alias("cancer", "champion", 1, reason="first release")
+    registry.set_alias("cancer", "champion", 2, reason="better recall")
+    deployments.create("cancer", TrafficPolicy.single("models:/cancer@champion"))
+    canary = TrafficPolicy.canary("models:/cancer@champion", "models:/cancer/1", 10)
+    deployments.set_traffic("cancer", canary, reason="try v1 again")
+
+    moves = AuditTrail(store, alice).entries(action="alias.move")
+    assert [(m.before, m.after, m.reason, m.actor) for m in moves] == [
+        (1, 2, "better recall", "alice"),
+        (None, 1, "first release", "alice"),
+    ]
+    (traffic,) = AuditTrail(store, alice).entries(action="deployment.traffic", target="deployment:cancer")
+    assert traffic.before == TrafficPolicy.single("models:/cancer@champion").to_dict()
+    assert traffic.after == canary.to_dict() and traffic.reason == "try v1 again"
+    registered = AuditTrail(store, alice).entries(action="model.register")
+    assert [e.target for e in registered] == ["models:/cancer/2", "models:/cancer/1"]
+
+    result = AuditTrail(store, alice).verify()
+    assert result.intact and result.entries == 6
+    assert result.head == AuditTrail(store, alice).entries(limit=1)[0].hash
+
+
+def _fill(store: MetadataStore, n: int = 5) -> AuditTrail:
+    trail = AuditTrail(store, Principal("bob"))
+    for i in range(n):
+        trail.record("alias.move", "models:/churn@champion", before=i, after=i + 1, reason=f"step {i}")
+    assert trail.verify().intact
+    return trail
+
+
+def test_an_edited_entry_is_detected(store: MetadataStore) -> None:
+    trail = _fill(store)
+    store.db.write(lambda conn: conn.execute(text("UPDATE audit_log SET after = '99' WHERE id = 3")))
+    result = trail.verify()
+    assert not result.intact
+    assert result.problems == ["entry 3 (alias.move models:/churn@champion) was altered after it was written"]
+
+
+def test_a_deleted_entry_is_detected(store: MetadataStore) -> None:
+    trail = _fill(store)
+    store.db.write(lambda conn: conn.execute(text("DELETE FROM audit_log WHERE id = 2")))
+    assert trail.verify().problems == ["entry 3: the entry before it was removed, added or changed"]
+
+
+def test_a_rewritten_reason_is_detected_even_when_the_hash_column_is_left_alone(store: MetadataStore) -> None:
+    trail = _fill(store)
+    store.db.write(
+        lambda conn: conn.execute(text("UPDATE audit_log SET reason = 'nothing to see' WHERE id = 5"))
+    )
+    assert [p.split(" (")[0] for p in trail.verify().problems] == ["entry 5"]
+
+
+def test_concurrent_writers_keep_one_unbroken_chain(store: MetadataStore) -> None:
+    def write(worker: int) -> None:
+        trail = AuditTrail(store, Principal(f"worker-{worker}"))
+        for i in range(40):
+            trail.record("deployment.traffic", f"deployment:d{worker}", after={"i": i})
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result = AuditTrail(store, local_owner()).verify()
+    assert result.intact and result.entries == 320
+
+
+def test_the_cli_lists_and_verifies(cli: Any, store_url: str) -> None:
+    from loopline.store import open_metadata_store
+
+    store = open_metadata_store(store_url)
+    _fill(store, 3)
+    code, out, _ = cli("audit", "verify")
+    assert code == 0 and "audit trail intact: 3 entries" in out
+    code, out, _ = cli("audit", "list", "--actor", "bob", "--json")
+    assert code == 0 and [e["reason"] for e in json.loads(out)] == ["step 2", "step 1", "step 0"]
+    store.db.write(lambda conn: conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE id = 1")))
+    code, out, _ = cli("audit", "verify")
+    assert code == 1 and "entry 1 (alias.move" in out and "altered" in out
+    store.close()
+
+
+@pytest.mark.parametrize("action", ["schedule.create", "trigger.create"])
+def test_automation_declarations_are_on_the_trail(store: MetadataStore, action: str) -> None:
+    from loopline.automation.service import AutomationService
+    from loopline.core.automation import JobKind
+    from loopline.core.clock import now_ms
+    from loopline.core.monitoring import Monitor
+
+    service = AutomationService(store, Principal("carol"))
+    if action == "schedule.create":
+        service.create_schedule("nightly", "0 3 * * *", JobKind.MONITOR, "churn")
+    else:
+        store.monitors.create(Monitor("churn", "churn", {}, "0" * 64, now_ms(), "carol", now_ms()))
+        service.create_trigger("retrain", "churn", JobKind.RETRAIN, "churn", cooldown_s=60)
+    (entry,) = AuditTrail(store, Principal("carol")).entries(action=action)
+    assert entry.actor == "carol" and entry.after["target"] == "churn"
