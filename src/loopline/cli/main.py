@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from loopline.cli import (
+    access,
     audit,
     automation,
     data,
@@ -50,6 +51,9 @@ app.add_typer(automation.triggers, name="triggers")
 app.add_typer(automation.jobs, name="jobs")
 app.add_typer(loop.app, name="loop")
 app.add_typer(audit.app, name="audit")
+app.add_typer(access.users, name="users")
+app.add_typer(access.tokens, name="tokens")
+app.add_typer(access.members, name="members")
 app.add_typer(db.app, name="db")
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve.serve)

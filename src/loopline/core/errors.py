@@ -57,6 +57,10 @@ class PermissionDenied(LooplineError):
     """The acting principal may not do this."""
 
 
+class Unauthenticated(LooplineError):
+    """No valid credentials: a missing, unknown, revoked or expired token."""
+
+
 class StoreError(LooplineError):
     """The metadata store cannot be opened or used."""
 

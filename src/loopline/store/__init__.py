@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loopline.store.access import SqlAccessStore
 from loopline.store.aliases import SqlAliasStore
 from loopline.store.artifact_index import SqlArtifactIndex
 from loopline.store.audit import SqlAuditLog
@@ -19,6 +20,7 @@ from loopline.store.migrate import ensure_schema
 from loopline.store.monitors import SqlMonitorStore
 from loopline.store.pipelines import SqlPipelineStore
 from loopline.store.protocols import (
+    AccessStore,
     AliasStore,
     ArtifactIndex,
     AuditLogStore,
@@ -39,6 +41,7 @@ from loopline.store.registry import SqlRegistryStore
 from loopline.store.runs import RunKeys, SqlRunStore
 
 __all__ = [
+    "AccessStore",
     "AliasStore",
     "ArtifactIndex",
     "AuditLogStore",
@@ -80,6 +83,7 @@ class MetadataStore:
         self.automation: AutomationStore = SqlAutomationStore(db)
         self.loops: LoopStore = SqlLoopStore(db)
         self.audit: AuditLogStore = SqlAuditLog(db)
+        self.access: AccessStore = SqlAccessStore(db)
 
     def close(self) -> None:
         self.db.dispose()

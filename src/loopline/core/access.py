@@ -1,0 +1,42 @@
+"""Entities of access control: users, their API tokens, and roles per project."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Role(enum.StrEnum):
+    VIEWER = "viewer"  # read
+    EDITOR = "editor"  # log runs, register models and datasets
+    MAINTAINER = "maintainer"  # promote, change traffic, run pipelines
+    OWNER = "owner"  # manage members
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    is_admin: bool
+    created_at: int
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A token as stored: its sha256 and a short prefix to recognise it, never the secret."""
+
+    id: int
+    user: str
+    name: str
+    prefix: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None = None

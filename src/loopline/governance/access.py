@@ -1,0 +1,128 @@
+"""Who may do what: users, API tokens (random, shown once, stored as a hash) and roles per
+project. Deny by default: a user without a role on a project is told it does not exist."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from loopline.core.access import ApiToken, Role, User
+from loopline.core.clock import now_ms
+from loopline.core.entities import Principal
+from loopline.core.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from loopline.core.validation import check_name
+from loopline.governance.audit import AuditTrail
+from loopline.store import MetadataStore
+
+TOKEN_PREFIX = "ll_"
+DAY_MS = 86_400_000
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _name(kind: str, name: str) -> str:
+    if (
+        len(check_name(kind, name)) > 128
+        or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    ):
+        raise InvalidInput(f"{kind} {name!r} must be letters, digits, '-', '_' or '.', at most 128 of them")
+    return name
+
+
+class AccessService:
+    def __init__(self, store: MetadataStore, principal: Principal) -> None:
+        self._store = store
+        self._principal = principal
+        self._audit = AuditTrail(store, principal)
+
+    def _require_admin(self, what: str) -> None:
+        if not self._principal.is_owner:
+            raise PermissionDenied(f"only an administrator may {what}")
+
+    # users and tokens ------------------------------------------------------------------------
+
+    def create_user(self, name: str, *, admin: bool = False) -> User:
+        self._require_admin("create users")
+        user = self._store.access.add_user(_name("user name", name), admin, now_ms())
+        self._audit.record("user.create", f"user:{name}", after={"admin": admin})
+        return user
+
+    def users(self) -> list[User]:
+        return self._store.access.users()
+
+    def create_token(
+        self, user: str, name: str = "default", expires_days: float | None = None
+    ) -> tuple[ApiToken, str]:
+        """A new token for `user`: returns its record and the secret, which is never stored."""
+        if self._principal.name != user:
+            self._require_admin("create tokens for other users")
+        if expires_days is not None and expires_days <= 0:
+            raise InvalidInput(f"a token must expire after a positive number of days, not {expires_days}")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = now_ms()
+        expires = None if expires_days is None else now + int(expires_days * DAY_MS)
+        token = self._store.access.add_token(
+            user, _name("token name", name), token_hash(secret), secret[:10], now, expires
+        )
+        self._audit.record("token.create", f"user:{user}", after={"token": token.id, "prefix": token.prefix})
+        return token, secret
+
+    def tokens(self, user: str) -> list[ApiToken]:
+        return self._store.access.tokens(user)
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        token = self._store.access.token(token_id)
+        if token.user != self._principal.name:
+            self._require_admin("revoke other users' tokens")
+        revoked = self._store.access.revoke_token(token_id, now_ms())
+        self._audit.record("token.revoke", f"user:{token.user}", before={"token": token_id})
+        return revoked
+
+    def authenticate(self, secret: str | None) -> Principal:
+        """The user a token belongs to; refused when it is missing, unknown, revoked or expired."""
+        if not secret:
+            raise Unauthenticated("no token: send it as 'Authorization: Bearer <token>'")
+        found = self._store.access.token_by_hash(token_hash(secret))
+        if found is None:
+            raise Unauthenticated("the token is not valid")
+        token, user = found
+        if token.revoked_at is not None:
+            raise Unauthenticated("the token was revoked")
+        if token.expires_at is not None and token.expires_at <= now_ms():
+            raise Unauthenticated("the token has expired")
+        if user.disabled:
+            raise Unauthenticated(f"user {user.name!r} is disabled")
+        return Principal(user.name, is_owner=user.is_admin)
+
+    # roles -------------------------------------------------------------------------------------
+
+    def set_role(self, project: str, user: str, role: Role) -> None:
+        self.require(project, Role.OWNER)
+        before = self._store.access.role(project, user)
+        self._store.access.set_role(project, user, role)
+        self._audit.record("member.role", f"project:{project}/{user}", before=before, after=role.value)
+
+    def remove_member(self, project: str, user: str) -> None:
+        self.require(project, Role.OWNER)
+        before = self._store.access.role(project, user)
+        self._store.access.remove_member(project, user)
+        self._audit.record("member.remove", f"project:{project}/{user}", before=before)
+
+    def members(self, project: str) -> list[tuple[str, Role]]:
+        self.require(project, Role.VIEWER)
+        return self._store.access.members(project)
+
+    def require(self, project: str, needed: Role) -> None:
+        """Refuse unless the principal holds `needed` (or more) on `project`. A user with no
+        role there learns nothing about it: NotFound, as if it did not exist."""
+        if self._principal.is_owner:
+            return
+        held = self._store.access.role(project, self._principal.name)
+        if held is None:
+            raise NotFound(f"project {project!r} does not exist")
+        if not held.allows(needed):
+            raise PermissionDenied(
+                f"{self._principal.name} is {held.value} on project {project!r}; this needs {needed.value}"
+            )

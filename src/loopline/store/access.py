@@ -1,0 +1,143 @@
+"""Users, API tokens and project roles in SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from loopline.core.access import ApiToken, Role, User
+from loopline.core.errors import AlreadyExists, NotFound
+from loopline.store.database import Database
+from loopline.store.schema import api_tokens, project_members, users
+
+
+def _user(row: Any) -> User:
+    return User(row.id, row.name, row.is_admin, row.created_at, row.disabled)
+
+
+def _token(row: Any) -> ApiToken:
+    return ApiToken(
+        row.id, row.user_name, row.name, row.prefix, row.created_at, row.expires_at, row.revoked_at
+    )
+
+
+_TOKENS = select(api_tokens, users.c.name.label("user_name")).join_from(api_tokens, users)
+
+
+class SqlAccessStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def _user_id(self, conn: Connection, name: str) -> int:
+        found = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
+        if found is None:
+            raise NotFound(f"user {name!r} does not exist (see `loopline users list`)")
+        return int(found)
+
+    def add_user(self, name: str, is_admin: bool, now: int) -> User:
+        values = {"name": name, "is_admin": is_admin, "disabled": False, "created_at": now}
+        try:
+            self._db.write(lambda conn: conn.execute(users.insert().values(**values)))
+        except IntegrityError:
+            raise AlreadyExists(f"user {name!r} already exists") from None
+        return self.user(name)
+
+    def user(self, name: str) -> User:
+        row = self._db.read(
+            lambda conn: conn.execute(select(users).where(users.c.name == name)).one_or_none()
+        )
+        if row is None:
+            raise NotFound(f"user {name!r} does not exist (see `loopline users list`)")
+        return _user(row)
+
+    def users(self) -> list[User]:
+        return self._db.read(
+            lambda conn: [_user(r) for r in conn.execute(select(users).order_by(users.c.name))]
+        )
+
+    def add_token(
+        self, user: str, name: str, token_hash: str, prefix: str, now: int, expires_at: int | None
+    ) -> ApiToken:
+        def work(conn: Connection) -> int:
+            values = {
+                "user_id": self._user_id(conn, user), "name": name, "token_hash": token_hash,
+                "prefix": prefix, "created_at": now, "expires_at": expires_at,
+            }  # fmt: skip
+            return int(
+                conn.execute(api_tokens.insert().values(**values).returning(api_tokens.c.id)).scalar_one()
+            )
+
+        token_id = self._db.write(work)
+        return self._db.read(
+            lambda conn: _token(conn.execute(_TOKENS.where(api_tokens.c.id == token_id)).one())
+        )
+
+    def token_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        stmt = (
+            select(api_tokens, users.c.name.label("user_name"), users.c.is_admin, users.c.disabled)
+            .join_from(api_tokens, users)
+            .where(api_tokens.c.token_hash == token_hash)
+        )
+        row = self._db.read(lambda conn: conn.execute(stmt).one_or_none())
+        if row is None:
+            return None
+        return _token(row), User(row.user_id, row.user_name, row.is_admin, 0, row.disabled)
+
+    def tokens(self, user: str) -> list[ApiToken]:
+        def work(conn: Connection) -> list[ApiToken]:
+            stmt = _TOKENS.where(api_tokens.c.user_id == self._user_id(conn, user)).order_by(api_tokens.c.id)
+            return [_token(r) for r in conn.execute(stmt)]
+
+        return self._db.read(work)
+
+    def token(self, token_id: int) -> ApiToken:
+        stmt = _TOKENS.where(api_tokens.c.id == token_id)
+        row = self._db.read(lambda conn: conn.execute(stmt).one_or_none())
+        if row is None:
+            raise NotFound(f"token {token_id} does not exist (see `loopline tokens list USER`)")
+        return _token(row)
+
+    def revoke_token(self, token_id: int, now: int) -> ApiToken:
+        stmt = update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        self._db.write(lambda conn: conn.execute(stmt.values(revoked_at=now)))
+        return self.token(token_id)
+
+    def set_role(self, project: str, user: str, role: Role) -> None:
+        def work(conn: Connection) -> None:
+            user_id = self._user_id(conn, user)
+            stmt = self._db.insert(project_members).values(project=project, user_id=user_id, role=role.value)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["project", "user_id"], set_={"role": role.value})
+            )
+
+        self._db.write(work)
+
+    def remove_member(self, project: str, user: str) -> None:
+        def work(conn: Connection) -> int:
+            stmt = delete(project_members).where(
+                project_members.c.project == project, project_members.c.user_id == self._user_id(conn, user)
+            )
+            return int(conn.execute(stmt).rowcount)
+
+        if not self._db.write(work):
+            raise NotFound(f"user {user!r} is not a member of project {project!r}")
+
+    def role(self, project: str, user: str) -> Role | None:
+        stmt = (
+            select(project_members.c.role)
+            .join_from(project_members, users)
+            .where(project_members.c.project == project, users.c.name == user)
+        )
+        found = self._db.read(lambda conn: conn.execute(stmt).scalar())
+        return None if found is None else Role(found)
+
+    def members(self, project: str) -> list[tuple[str, Role]]:
+        stmt = (
+            select(users.c.name, project_members.c.role)
+            .join_from(project_members, users)
+            .where(project_members.c.project == project)
+            .order_by(users.c.name)
+        )
+        return self._db.read(lambda conn: [(r.name, Role(r.role)) for r in conn.execute(stmt)])

@@ -1,0 +1,116 @@
+"""Users, API tokens and project roles, on real stores."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from loopline.backends import local_owner
+from loopline.core.access import Role
+from loopline.core.entities import Principal
+from loopline.core.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from loopline.governance.access import AccessService
+from loopline.governance.audit import AuditTrail
+from loopline.store import MetadataStore
+
+
+@pytest.fixture
+def admin(store: MetadataStore) -> AccessService:
+    return AccessService(store, local_owner())
+
+
+def test_a_token_is_shown_once_stored_as_a_hash_and_authenticates_its_user(
+    store: MetadataStore, admin: AccessService
+) -> None:
+    admin.create_user("alice")
+    token, secret = admin.create_token("alice", "laptop")
+    assert secret.startswith("ll_") and len(secret) > 40 and token.prefix == secret[:10]
+    dump = store.db.read(lambda conn: str(conn.execute(text("SELECT * FROM api_tokens")).all()))
+    assert secret not in dump  # only its sha256 is kept
+    assert admin.authenticate(secret) == Principal("alice", is_owner=False)
+    entries = AuditTrail(store, local_owner()).entries(action="token.create")
+    assert entries and secret not in json.dumps([e.after for e in entries])
+
+
+def test_missing_wrong_revoked_and_expired_tokens_are_refused(
+    store: MetadataStore, admin: AccessService
+) -> None:
+    admin.create_user("alice")
+    _, revoked = admin.create_token("alice", "old")
+    admin.create_token("alice", "new")
+    admin.revoke_token(admin.tokens("alice")[0].id)
+    _, expiring = admin.create_token("alice", "short", expires_days=1)
+    store.db.write(
+        lambda conn: conn.execute(text("UPDATE api_tokens SET expires_at = 1 WHERE name = 'short'"))
+    )
+    for secret, message in (
+        (None, "no token"),
+        ("ll_guessed", "not valid"),
+        (revoked, "revoked"),
+        (expiring, "expired"),
+    ):
+        with pytest.raises(Unauthenticated, match=message):
+            admin.authenticate(secret)
+    assert [t.revoked_at is not None for t in admin.tokens("alice")] == [True, False, False]
+
+
+def test_roles_are_checked_by_rank_and_non_members_learn_nothing(
+    store: MetadataStore, admin: AccessService
+) -> None:
+    for name in ("olivia", "vera", "ed"):
+        admin.create_user(name)
+    admin.set_role("churn", "olivia", Role.OWNER)
+    admin.set_role("churn", "vera", Role.VIEWER)
+    olivia = AccessService(store, Principal("olivia"))
+    olivia.set_role("churn", "ed", Role.EDITOR)  # an owner manages members
+    vera, ed = AccessService(store, Principal("vera")), AccessService(store, Principal("ed"))
+    vera.require("churn", Role.VIEWER)
+    ed.require("churn", Role.EDITOR)
+    with pytest.raises(PermissionDenied, match="vera is viewer on project 'churn'; this needs editor"):
+        vera.require("churn", Role.EDITOR)
+    with pytest.raises(PermissionDenied):
+        ed.set_role("churn", "vera", Role.OWNER)  # only owners manage members
+    with pytest.raises(NotFound, match="project 'fraud' does not exist"):
+        ed.require("fraud", Role.VIEWER)  # not a member: as if it did not exist
+    assert olivia.members("churn") == [("ed", Role.EDITOR), ("olivia", Role.OWNER), ("vera", Role.VIEWER)]
+    moves = AuditTrail(store, local_owner()).entries(action="member.role")
+    newest = moves[0]
+    assert (newest.actor, newest.target, newest.after) == ("olivia", "project:churn/ed", "editor")
+
+
+def test_only_administrators_manage_users_and_others_tokens(
+    store: MetadataStore, admin: AccessService
+) -> None:
+    admin.create_user("alice")
+    admin.create_user("bob")
+    alice = AccessService(store, Principal("alice"))
+    with pytest.raises(PermissionDenied):
+        alice.create_user("mallory")
+    with pytest.raises(PermissionDenied):
+        alice.create_token("bob")
+    _, secret = alice.create_token("alice")  # her own: fine
+    assert alice.authenticate(secret).name == "alice"
+    with pytest.raises(AlreadyExists):
+        admin.create_user("alice")
+    with pytest.raises(InvalidInput, match="must be letters, digits"):
+        admin.create_user("alice; drop table users")
+
+
+def test_the_cli_creates_users_tokens_and_roles(cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("users", "create", "alice")[0] == 0
+    code, out, _ = cli("tokens", "create", "alice", "--name", "ci", "--expires-days", "30")
+    secret = out.strip()
+    assert code == 0 and secret.startswith("ll_")
+    code, out, _ = cli("tokens", "list", "alice", "--json")
+    (listed,) = json.loads(out)
+    assert listed["name"] == "ci" and secret not in out
+    assert cli("members", "set", "churn", "alice", "maintainer")[0] == 0
+    assert json.loads(cli("members", "list", "churn", "--json")[1]) == [
+        {"user": "alice", "role": "maintainer"}
+    ]
+    assert cli("tokens", "revoke", str(listed["id"]))[0] == 0
+    code, _, err = cli("members", "set", "churn", "alice", "emperor")
+    assert code == 2 and "emperor" in err
