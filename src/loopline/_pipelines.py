@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from loopline import _sdk
 from loopline.pipelines import tuning
@@ -22,6 +22,9 @@ from loopline.pipelines.definition import Pipeline
 from loopline.pipelines.execution import StepEnvironment
 from loopline.pipelines.runner import PipelineResult, PipelineRunner
 from loopline.pipelines.tuning import Objective, TuningResult
+
+if TYPE_CHECKING:
+    from loopline.settings import Settings
 
 
 def step_environment() -> StepEnvironment:
@@ -39,6 +42,10 @@ class WorkerEnvironment:
 
     store_uri: str
     artifacts_uri: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> WorkerEnvironment:
+        return cls(settings.resolved_store_uri, settings.resolved_artifacts_uri)
 
     def __call__(self) -> StepEnvironment:
         current = _sdk._settings
@@ -59,7 +66,7 @@ def run_pipeline(target: str, params: Mapping[str, Any]) -> Any:
 
 def runner() -> PipelineRunner:
     settings = _sdk.current_settings()
-    workers = WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri)
+    workers = WorkerEnvironment.of(settings)
     return PipelineRunner(step_environment(), workers)
 
 
@@ -137,6 +144,6 @@ def tune(
         register=register,
         input_example=input_example,
         ray_address=ray_address,
-        open_env=WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri),
+        open_env=WorkerEnvironment.of(settings),
         workers=workers,
     )

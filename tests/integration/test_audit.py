@@ -120,6 +120,6 @@ def test_automation_declarations_are_on_the_trail(store: MetadataStore, action: 
         service.create_schedule("nightly", "0 3 * * *", JobKind.MONITOR, "churn")
     else:
         store.monitors.create(Monitor("churn", "churn", {}, "0" * 64, now_ms(), "carol", now_ms()))
-        service.create_trigger("retrain", "churn", JobKind.RETRAIN, "churn", cooldown_s=60)
+        service.create_trigger("retrain", "churn", JobKind.PIPELINE, "flows:churn", cooldown_s=60)
     (entry,) = AuditTrail(store, Principal("carol")).entries(action=action)
-    assert entry.actor == "carol" and entry.after["target"] == "churn"
+    assert entry.actor == "carol" and entry.after["target"] in ("churn", "flows:churn")

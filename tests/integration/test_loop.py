@@ -177,3 +177,36 @@ def test_a_shadow_challenger_answers_copies_and_is_promoted_on_the_same_requests
     shadow = decided.evidence["report"]["shadow"]
     assert shadow["shadow_accuracy"] > shadow["primary_accuracy"]
     assert champion_version() == 2
+
+
+@SQLITE_ONLY
+def test_a_loop_left_mid_step_by_a_dead_worker_is_reset_and_the_champion_serves(world: World) -> None:
+    from loopline.core.clock import now_ms
+
+    world.loops.declare(policy())
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))
+    assert world.loops.start("churn-prod", "drift").kind == "canary"
+    store = world.backends.store
+    eleven_minutes_ago = now_ms() - 11 * 60_000  # a worker took the decision, then died
+    assert store.loops.move("churn-prod", LoopState.CANARY, LoopState.DECIDING, eleven_minutes_ago)
+    (event,) = world.loops.advance_all()
+    assert event.kind == "failed" and "reset from deciding: no worker finished it in time" in event.message
+    assert world.loops.get("churn-prod").state is LoopState.IDLE and champion_version() == 1
+    assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"
+    with pytest.raises(Exception, match="nothing to reset"):
+        world.loops.reset("churn-prod", "again")
+
+
+@SQLITE_ONLY
+def test_a_canary_that_never_gets_enough_traffic_is_rolled_back(world: World) -> None:
+    world.loops.declare(policy(rollout={"min_requests": 1000, "max_minutes": 0.01}))
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))
+    assert world.loops.start("churn-prod", "drift").kind == "canary"
+    world.served_arms(steps.concept(20, seed=2, sign=-1.0))
+    decided = world.loops.advance("churn-prod")
+    assert (
+        decided is not None
+        and decided.kind == "rolled_back"
+        and "of 1000 requests reached it" in decided.message
+    )
+    assert champion_version() == 1

@@ -246,3 +246,13 @@ def test_trials_run_in_parallel_on_a_real_local_ray(sdk: Path) -> None:
     runs = list(ll.search_runs("search-on-ray", filter=f"parent_run_id = '{parent.id}'", max_results=50))
     assert len(runs) == 4 and {r.status for r in runs} == {RunStatus.FINISHED}
     assert result.best_run_id in {r.id for r in runs}
+
+
+def test_command_line_parameters_are_typed_by_the_pipeline_signature() -> None:
+    from loopline.cli.pipelines import parse_params
+
+    assert parse_params(steps.training, ["rows=80", "c=2"]) == {"rows": 80, "c": 2.0}
+    assert parse_params(steps.rendezvous, ["directory=010"]) == {"directory": "010"}  # text stays text
+    for bad, message in (("rows=3.7", "whole number"), ("rows=null", "whole number"), ("c=abc", "a number")):
+        with pytest.raises(InvalidInput, match=message):
+            parse_params(steps.training, [bad])

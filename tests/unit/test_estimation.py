@@ -28,7 +28,9 @@ def _draw(
 def test_estimates_track_realized_metrics_under_covariate_shift(shift: float, spread: float) -> None:
     rng = np.random.default_rng(7)
     train_x, train_y = _draw(rng, 20_000)
-    model = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.3).fit(train_x, train_y)
+    model = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.3, early_stopping=False).fit(
+        train_x, train_y
+    )
     reference_x, reference_y = _draw(rng, 20_000)  # the labelled reference window
     calibration = Calibration.fit(model.predict_proba(reference_x), reference_y.astype(str), ["0", "1"])
     window_x, window_y = _draw(rng, 10_000, shift, spread)

@@ -12,6 +12,8 @@ attempt keeps a noisy monitor from starting a retraining storm.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
     from loopline.store import MetadataStore
 
 AUDITED = {"declared", "canary", "shadow", "refused", "failed", "promoted", "rolled_back"}  # decisions
+log = logging.getLogger("loopline.loop")
+# A worker that died mid-step leaves the loop there; after this long it is reset.
+ABANDONED_AFTER_MS = {LoopState.RETRAINING: 6 * 3_600_000, LoopState.DECIDING: 10 * 60_000}
 RunPipeline = Callable[[str, dict[str, Any]], Any]  # (MODULE:PIPELINE, params) -> its output
 
 
@@ -135,20 +140,35 @@ class LoopService:
                 deployment, "suppressed", f"{reason}; cooling down for {minutes:.0f} more minutes"
             )
         if not self._store.loops.move(
-            deployment, LoopState.IDLE, LoopState.RETRAINING, now, stage_started_at=now
+            deployment, LoopState.IDLE, LoopState.RETRAINING, now, cooled_by=now, stage_started_at=now
         ):
-            return self._event(deployment, "suppressed", f"{reason}; another worker started it first")
-        policy = self._policy(loop)
-        self._event(deployment, "triggered", reason)
+            message = f"{reason}; another worker started it, or it is cooling down"
+            return self._event(deployment, "suppressed", message)
         try:
-            return self._retrain(policy)
+            self._event(deployment, "triggered", reason)
+            return self._retrain(self._policy(loop))
         except Exception as exc:
-            self._finish(policy, LoopState.RETRAINING)
-            return self._event(
-                deployment, "failed",
-                f"retraining failed, the champion keeps serving: {type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc()[-4000:],
-            )  # fmt: skip
+            return self._fail(loop, LoopState.RETRAINING, f"retraining failed: {type(exc).__name__}: {exc}")
+
+    def _fail(self, loop: Loop, from_state: LoopState, message: str) -> LoopEvent:
+        """Put the champion back in front of all traffic and the loop back to idle, on record."""
+        trace = traceback.format_exc()[-4000:]
+        with contextlib.suppress(Exception):  # the deployment may be gone; the loop must still end
+            self._serve_champion(self._policy(loop), f"{message} (retraining loop)")
+        cooldown = now_ms() + int(float(loop.policy.get("cooldown_minutes", 60)) * 60_000)
+        self._store.loops.move(
+            loop.deployment, from_state, LoopState.IDLE, now_ms(), challenger=None, stage_started_at=None,
+            cooldown_until=cooldown,
+        )  # fmt: skip
+        message = f"{message}; the champion keeps serving"
+        return self._event(loop.deployment, "failed", message, traceback=trace)
+
+    def reset(self, deployment: str, reason: str) -> LoopEvent:
+        """Abandon what the loop was doing (its worker died, say): the champion serves again."""
+        loop = self.get(deployment)
+        if loop.state is LoopState.IDLE:
+            raise Conflict(f"the loop of {deployment} is idle; there is nothing to reset")
+        return self._fail(loop, loop.state, f"reset from {loop.state.value}: {reason}")
 
     def _retrain(self, policy: RetrainingPolicy) -> LoopEvent:
         from loopline.registry.policy import Policy
@@ -237,7 +257,11 @@ class LoopService:
                 production.iloc[len(production) - held :],
             )
         else:  # too few labels yet: test on a slice of the reference the new model will not see
-            cut = int(len(reference) * policy.holdout_share)
+            if len(reference) < 20:
+                raise InvalidInput(
+                    f"reference dataset {policy.reference_dataset} is too small to hold rows out"
+                )
+            cut = max(1, int(len(reference) * policy.holdout_share))
             train_part, holdout = production, reference.iloc[-cut:]
             reference = reference.iloc[:-cut]
         training = pd.concat([reference, train_part], ignore_index=True)
@@ -261,10 +285,10 @@ class LoopService:
         verdict = _shadow_verdict if rollout.mode == "shadow" else _canary_verdict
         served, problem = verdict(report, rollout)
         elapsed_min = (now - (loop.stage_started_at or now)) / 60_000
-        if problem is None and served < rollout.min_requests and elapsed_min < rollout.max_minutes:
-            return None
-        if problem is None and served == 0:
-            problem = f"no request reached the challenger in {elapsed_min:.0f} minutes"
+        if problem is None and served < rollout.min_requests:
+            if elapsed_min < rollout.max_minutes:
+                return None
+            problem = f"only {served} of {rollout.min_requests} requests reached it in {elapsed_min:.0f} min"
         if not self._store.loops.move(deployment, LoopState.CANARY, LoopState.DECIDING, now):
             return None  # another worker is deciding
         evidence = {"report": report.to_dict(), "challenger_requests": served}
@@ -272,16 +296,19 @@ class LoopService:
         try:
             if problem is not None:
                 self._serve_champion(policy, f"rollback of {uri}: {problem}")
-                return self._event(deployment, "rolled_back", f"{uri} rolled back: {problem}", **evidence)
-            self.registry.set_alias(
-                policy.model, "champion", loop.challenger, reason=f"won its {rollout.mode} (retraining loop)",
-                report=evidence,
-            )  # fmt: skip
-            self._serve_champion(policy, f"{uri} promoted after its {rollout.mode}")
-            message = f"{uri} promoted to @champion after {served} requests{_compared(report)}"
-            return self._event(deployment, "promoted", message, **evidence)
-        finally:
-            self._finish(policy, LoopState.DECIDING)
+                event = self._event(deployment, "rolled_back", f"{uri} rolled back: {problem}", **evidence)
+            else:
+                self.registry.set_alias(
+                    policy.model, "champion", loop.challenger,
+                    reason=f"won its {rollout.mode} (retraining loop)", report=evidence,
+                )  # fmt: skip
+                self._serve_champion(policy, f"{uri} promoted after its {rollout.mode}")
+                message = f"{uri} promoted to @champion after {served} requests{_compared(report)}"
+                event = self._event(deployment, "promoted", message, **evidence)
+        except Exception as exc:
+            return self._fail(loop, LoopState.DECIDING, f"deciding {uri} failed: {type(exc).__name__}: {exc}")
+        self._finish(policy, LoopState.DECIDING)
+        return event
 
     def _serve_champion(self, policy: RetrainingPolicy, reason: str) -> None:
         from loopline.serving.policy import TrafficPolicy
@@ -300,9 +327,19 @@ class LoopService:
             raise Conflict(f"the loop of {policy.deployment} left {from_state} unexpectedly")
 
     def advance_all(self) -> list[LoopEvent]:
-        return [
-            e for loop in self._store.loops.list_all() if (e := self.advance(loop.deployment)) is not None
-        ]
+        """Decide every canary that has seen enough, and reset loops abandoned mid-step (their
+        worker died): one broken loop never stops the others."""
+        events = []
+        for loop in self._store.loops.list_all():
+            try:
+                stale = ABANDONED_AFTER_MS.get(loop.state)
+                if stale is not None and now_ms() - loop.updated_at > stale:
+                    events.append(self.reset(loop.deployment, "no worker finished it in time"))
+                elif (event := self.advance(loop.deployment)) is not None:
+                    events.append(event)
+            except Exception:
+                log.exception("the retraining loop of %s could not advance", loop.deployment)
+        return events
 
 
 def _canary_verdict(report: DeploymentReport, rollout: RolloutSpec) -> tuple[int, str | None]:

@@ -55,12 +55,18 @@ class AutomationService:
         self._principal = principal
         self._audit = AuditTrail(store, principal)
 
+    def _target(self, kind: JobKind, target: str) -> str:
+        check_target(kind, target)
+        if kind is JobKind.RETRAIN:
+            self._store.loops.get(target)  # NotFound names `loopline loop declare`
+        return target
+
     def create_schedule(
         self, name: str, cron: str, kind: JobKind, target: str, params: dict[str, Any] | None = None
     ) -> Schedule:
         now = now_ms()
         schedule = Schedule(
-            _name("schedule name", name), check_cron(cron), kind, check_target(kind, target),
+            _name("schedule name", name), check_cron(cron), kind, self._target(kind, target),
             dict(params or {}), True, next_due(cron, now), None, now, self._principal.name,
         )  # fmt: skip
         added = self._store.automation.add_schedule(schedule)
@@ -84,10 +90,10 @@ class AutomationService:
         if cooldown_s < 0:
             raise InvalidInput(f"cooldown must be >= 0 seconds, got {cooldown_s}")
         self._store.monitors.get(monitor)  # it must exist
-        existing = self._store.monitors.alerts(monitor, limit=1)
+        seen = max((a.id for a in self._store.monitors.alerts(monitor, limit=1_000_000)), default=0)
         trigger = Trigger(
-            _name("trigger name", name), monitor, rule, kind, check_target(kind, target), dict(params or {}),
-            cooldown_s, True, existing[0].id if existing else 0, None, now_ms(), self._principal.name,
+            _name("trigger name", name), monitor, rule, kind, self._target(kind, target), dict(params or {}),
+            cooldown_s, True, seen, None, now_ms(), self._principal.name,
         )  # fmt: skip
         added = self._store.automation.add_trigger(trigger)
         self._audit.record(
@@ -99,7 +105,7 @@ class AutomationService:
     def enqueue(self, kind: JobKind, target: str, params: dict[str, Any] | None = None) -> Job:
         job = self._store.automation.enqueue(
             kind,
-            check_target(kind, target),
+            self._target(kind, target),
             dict(params or {}),
             f"queued by {self._principal.name}",
             now_ms(),

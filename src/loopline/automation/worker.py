@@ -62,7 +62,12 @@ class Worker:
     def run_forever(self) -> None:
         log.info("worker %s started", self.owner)
         while not self._stop.is_set():
-            if self.tick() is None:
+            try:
+                ran = self.tick()
+            except Exception:  # the database may be away for a moment: try again later
+                log.exception("worker %s: tick failed", self.owner)
+                ran = None
+            if ran is None:
                 self._stop.wait(self._options.poll_s)
 
     def tick(self) -> Job | None:
@@ -81,15 +86,14 @@ class Worker:
         for schedule in self._automation.schedules():
             if not schedule.enabled or schedule.next_at > now:
                 continue
-            # Missed runs (the worker was down) collapse into one: next is due after now.
-            if self._automation.advance_schedule(
-                schedule.name, schedule.next_at, next_due(schedule.cron, now)
-            ):
-                self._automation.enqueue(
-                    schedule.kind, schedule.target, schedule.params,
-                    f"schedule {schedule.name} ({schedule.cron}) due", now,
-                    dedupe_key=f"schedule/{schedule.name}/{schedule.next_at}",
-                )  # fmt: skip
+            # Enqueue first (the dedupe key makes it idempotent), then move the schedule on;
+            # missed runs (no worker was up) collapse into one, as next is due after now.
+            self._automation.enqueue(
+                schedule.kind, schedule.target, schedule.params,
+                f"schedule {schedule.name} ({schedule.cron}) due", now,
+                dedupe_key=f"schedule/{schedule.name}/{schedule.next_at}",
+            )  # fmt: skip
+            self._automation.advance_schedule(schedule.name, schedule.next_at, next_due(schedule.cron, now))
         for trigger in self._automation.triggers():
             if trigger.enabled:
                 self._fire(trigger)
@@ -150,6 +154,11 @@ class Worker:
 
     def _heartbeat(self, job_id: int, lease_ms: int, done: threading.Event) -> None:
         while not done.wait(lease_ms / 3000):
-            if not self._automation.renew(job_id, self.owner, now_ms() + lease_ms):
+            try:
+                renewed = self._automation.renew(job_id, self.owner, now_ms() + lease_ms)
+            except Exception:  # keep beating: the next renewal may get through before expiry
+                log.exception("job %s: renewing the lease failed", job_id)
+                continue
+            if not renewed:
                 log.warning("job %s: lease lost to another worker", job_id)
                 return

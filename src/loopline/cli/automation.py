@@ -31,15 +31,15 @@ def _service(ctx: typer.Context) -> AutomationService:
     return AutomationService(cli_context(ctx).backends.store, local_owner())
 
 
-def _what(
-    pipeline: str | None, monitor: str | None, params: list[str], retrain: str | None = None
-) -> tuple[JobKind, str, dict[str, Any]]:
-    choices = {JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.RETRAIN: retrain}
+OPTIONS = {JobKind.PIPELINE: "--pipeline MODULE:PIPELINE", JobKind.MONITOR: "--monitor NAME",
+           JobKind.RETRAIN: "--retrain DEPLOYMENT"}  # fmt: skip
+
+
+def _what(choices: dict[JobKind, str | None], params: list[str]) -> tuple[JobKind, str, dict[str, Any]]:
+    """The one job a command was given among its options (`choices`), with its parameters."""
     given = [(kind, target) for kind, target in choices.items() if target is not None]
     if len(given) != 1:
-        raise typer.BadParameter(
-            "give exactly one of --pipeline MODULE:PIPELINE, --monitor NAME or --retrain DEPLOYMENT"
-        )
+        raise typer.BadParameter(f"give exactly one of {' or '.join(OPTIONS[k] for k in choices)}")
     kind, target = given[0]
     if kind is JobKind.PIPELINE:
         return kind, target, parse_params(load_pipeline(target), params)
@@ -58,7 +58,7 @@ def create_schedule(
     param: list[str] = PARAMS,
 ) -> None:
     """Run a pipeline or a monitor on a cron schedule (a worker runs it)."""
-    kind, target, params = _what(pipeline, monitor, param)
+    kind, target, params = _what({JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor}, param)
     schedule = _service(ctx).create_schedule(name, cron, kind, target, params)
     Console().print(f"schedule {schedule.name}: {kind.value} {target}, next due {when(schedule.next_at)}")
 
@@ -92,7 +92,7 @@ def create_trigger(
     cooldown: int = typer.Option(3600, help="Seconds after firing during which alerts are only recorded."),
 ) -> None:
     """Run a pipeline, or a deployment's retraining loop, when a monitor opens an alert."""
-    kind, target, params = _what(pipeline, None, param, retrain)
+    kind, target, params = _what({JobKind.PIPELINE: pipeline, JobKind.RETRAIN: retrain}, param)
     trigger = _service(ctx).create_trigger(
         name, monitor, kind, target, params, rule=rule, cooldown_s=cooldown
     )
@@ -140,7 +140,7 @@ def enqueue(
     param: list[str] = PARAMS,
 ) -> None:
     """Queue a job for the next free worker."""
-    kind, target, params = _what(pipeline, monitor, param)
+    kind, target, params = _what({JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor}, param)
     Console().print(f"job {_service(ctx).enqueue(kind, target, params).id} queued")
 
 
@@ -151,6 +151,8 @@ def job_runner(settings: Settings, backends: Backends) -> Any:
     def run(job: Job) -> dict[str, Any]:
         if job.kind is JobKind.RETRAIN:
             event = loop_service(settings, backends).start(job.target, job.reason)
+            if event.kind == "failed":
+                raise RuntimeError(event.message)
             return {"event": event.kind, "message": event.message}
         if job.kind is JobKind.MONITOR:
             outcome = backends.monitors(local_owner()).run(job.target)
@@ -162,7 +164,7 @@ def job_runner(settings: Settings, backends: Backends) -> Any:
         from loopline._pipelines import WorkerEnvironment, runner
 
         pipeline = load_pipeline(job.target)
-        WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri)()  # the SDK's stores
+        WorkerEnvironment.of(settings)()  # the SDK's stores
         result = runner().run(pipeline, job.params)
         return {"pipeline_run": result.id, "status": result.run.status}
 
@@ -176,7 +178,7 @@ def loop_service(settings: Settings, backends: Backends) -> LoopService:
         from loopline._pipelines import WorkerEnvironment
         from loopline._pipelines import run_pipeline as run
 
-        WorkerEnvironment(settings.resolved_store_uri, settings.resolved_artifacts_uri)()  # the SDK's stores
+        WorkerEnvironment.of(settings)()  # the SDK's stores
         load_pipeline(target)  # the current folder importable, as for `pipelines run`
         return run(target, params)
 
@@ -186,8 +188,8 @@ def loop_service(settings: Settings, backends: Backends) -> LoopService:
 def worker(
     ctx: typer.Context,
     once: bool = typer.Option(False, "--once", help="Enqueue what is due, run one job if any, and exit."),
-    lease: float = typer.Option(60.0, help="Seconds a job stays this worker's without a heartbeat."),
-    poll: float = typer.Option(5.0, help="Seconds between looks for work when idle."),
+    lease: float = typer.Option(60.0, min=1.0, help="Seconds a job stays this worker's without a heartbeat."),
+    poll: float = typer.Option(5.0, min=0.05, help="Seconds between looks for work when idle."),
 ) -> None:
     """Run due schedules, monitors and triggered pipelines until stopped (Ctrl-C, SIGTERM)."""
     context = cli_context(ctx)

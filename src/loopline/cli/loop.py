@@ -52,6 +52,18 @@ def advance(ctx: typer.Context, deployment: str = typer.Argument(...)) -> None:
 
 
 @app.command()
+def reset(
+    ctx: typer.Context,
+    deployment: str = typer.Argument(...),
+    reason: str = typer.Option("reset by hand", help="Recorded on the timeline."),
+) -> None:
+    """Abandon a retraining or canary stuck mid-step (its worker died): the champion serves."""
+    context = cli_context(ctx)
+    event = loop_service(context.settings, context.backends).reset(deployment, reason)
+    Console(soft_wrap=True).print(f"{event.kind}: {event.message}")
+
+
+@app.command()
 def status(
     ctx: typer.Context, deployment: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")
 ) -> None:

@@ -46,26 +46,45 @@ def load_pipeline(target: str) -> Pipeline:
     return import_pipeline(f"{module_name}:{attribute}")
 
 
+def _declared_type(pipeline: Pipeline, name: str) -> type | None:
+    """str, int, float or bool, from the parameter's annotation or else its default."""
+    parameter = pipeline.signature.parameters.get(name)
+    if parameter is None:
+        return None
+    annotation = parameter.annotation
+    named = {"str": str, "int": int, "float": float, "bool": bool}
+    if isinstance(annotation, str):
+        return named.get(annotation)
+    if annotation in named.values():
+        return annotation  # type: ignore[no-any-return]
+    default = parameter.default
+    return type(default) if type(default) in named.values() else None
+
+
 def parse_params(pipeline: Pipeline, pairs: list[str]) -> dict[str, Any]:
-    """NAME=VALUE pairs; values are YAML scalars, cast to the type of the parameter's default."""
+    """NAME=VALUE pairs, typed by the pipeline's signature: text stays as written, numbers and
+    booleans must parse as such; other parameters take a YAML scalar."""
     params: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
             raise typer.BadParameter(f"-p takes NAME=VALUE, got {pair!r}")
-        value = yaml.safe_load(text) if text else ""
-        parameter = pipeline.signature.parameters.get(name)
-        default = None if parameter is None else parameter.default
-        if isinstance(default, bool) and not isinstance(value, bool):
+        declared = _declared_type(pipeline, name)
+        if declared is str:
+            params[name] = text
+            continue
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            value = text
+        if declared is bool and not isinstance(value, bool):
             raise InvalidInput(f"parameter {name} takes true or false, got {text!r}")
-        cast: type[Any] = type(default)
-        if cast in (int, float, str) and not isinstance(value, bool):
-            try:
-                value = cast(value)
-            except ValueError:
-                raise InvalidInput(
-                    f"parameter {name} takes a {type(default).__name__}, got {text!r}"
-                ) from None
+        if declared is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidInput(f"parameter {name} takes a whole number, got {text!r}")
+        if declared is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(f"parameter {name} takes a number, got {text!r}")
+            value = float(value)
         params[name] = value
     return params
 

@@ -47,6 +47,8 @@ def make_executor(
     workers: int | None = None,
     ray_address: str | None = None,
 ) -> Executor:
+    if workers is not None and workers < 1:
+        raise InvalidInput(f"workers must be at least 1, got {workers}")
     if kind == "local":
         return InProcessExecutor(env, open_env)
     if open_env is None:
@@ -109,10 +111,11 @@ class InProcessExecutor:
 def _process_main(payload: bytes, conn: Connection) -> None:
     import cloudpickle
 
-    open_env, task, environ, cwd = cloudpickle.loads(payload)  # written by our own parent process
+    open_env, task, environ, cwd, path = cloudpickle.loads(payload)  # written by our own parent process
     os.environ.clear()  # the server process was forked earlier: take the caller's state of now
     os.environ.update(environ)
     os.chdir(cwd)
+    sys.path[:] = path
     env = open_env()
     result = run_step(env, task, on_started=lambda run_id: conn.send(("started", run_id)))
     conn.send(("done", result))
@@ -165,7 +168,7 @@ class ProcessExecutor:
         import cloudpickle
 
         # a script's steps go by value
-        payload = cloudpickle.dumps((self._open_env, task, dict(os.environ), os.getcwd()))
+        payload = cloudpickle.dumps((self._open_env, task, dict(os.environ), os.getcwd(), list(sys.path)))
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_process_main, args=(payload, sender), name=f"loopline-step-{task.node}"

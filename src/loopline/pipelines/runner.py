@@ -86,6 +86,11 @@ class PipelineRunner:
         graph = pipeline.trace(params)
         previous = self._resumable(pipeline, resume)
         keys = {name: fingerprint(value, f"pipeline parameter {name}") for name, value in params.items()}
+        for node in graph.nodes.values():  # refuse what cannot be cached before any work starts
+            for argument, value in node.arguments.items():
+                if not isinstance(value, Placeholder):
+                    fingerprint(value, f"step {node.name}, argument {argument}")
+        runner = make_executor(executor, self._env, self._open_env, workers, ray_address)
         tracker = self._env.tracker
         parent = tracker.start_run(
             experiment if experiment is not None else pipeline.name,
@@ -101,9 +106,12 @@ class PipelineRunner:
             )
             self._env.pipelines.start_run(record)
             scheduler = _Scheduler(self._env, graph, parent.id, parent.experiment_id, cache, previous)
-            runner = make_executor(executor, self._env, self._open_env, workers, ray_address)
             try:
                 scheduler.drive(runner)
+            except BaseException:  # interrupted, or the store failed: the records must still end
+                scheduler.abandon()
+                self._env.pipelines.end_run(parent.id, "FAILED", now_ms())
+                raise
             finally:
                 runner.close()
                 self._end_orphans(parent.id, parent.experiment_id)
@@ -167,6 +175,11 @@ class _Scheduler:
                 self._finish(result)
             if self._pending and not executor.running() and not self._startable():
                 raise AssertionError(f"pipeline graph is stuck at {self._pending}")  # cannot happen
+
+    def abandon(self) -> None:
+        """Mark the steps that were running as failed: the pipeline stopped around them."""
+        for started in list(self._started.values()):
+            self._finish(StepResult(started.name, started.run_id, None, 0, "Cancelled: the pipeline stopped"))
 
     def _startable(self) -> bool:
         return any(all(u in self._outputs or u in self.failed for u in self._graph.nodes[n].upstream)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.core.errors import InvalidInput, LooplineError
 from loopline.core.registry import ModelVersion
+from loopline.pipelines.execution import param_text
 from loopline.pipelines.ray_cluster import connect_ray
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def _run_trial(
             run.log_metric(metric, value)
             run.set_tag("loopline.trial_state", "complete")
         finally:
-            run.log_params({k: repr(v) for k, v in trial.params.items()})
+            run.log_params({k: param_text(v) for k, v in trial.params.items()})
     if pruned is not None:
         raise pruned
     return _Outcome(value, model, run.id, dict(trial.params))

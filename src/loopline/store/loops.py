@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from loopline.core.errors import NotFound
 from loopline.core.loops import Loop, LoopEvent, LoopState
@@ -48,14 +48,20 @@ class SqlLoopStore:
         return self._db.read(lambda conn: [_loop(r) for r in conn.execute(stmt)])
 
     def move(
-        self, deployment: str, from_state: LoopState, to_state: LoopState, now: int, **values: Any
+        self,
+        deployment: str,
+        from_state: LoopState,
+        to_state: LoopState,
+        now: int,
+        cooled_by: int | None = None,
+        **values: Any,
     ) -> bool:
-        """Change state if it is still `from_state`; False if another worker moved it first."""
-        stmt = (
-            update(loops)
-            .where(loops.c.deployment == deployment, loops.c.state == from_state.value)
-            .values(state=to_state.value, updated_at=now, **values)
-        )
+        """Change state if it is still `from_state` (and, with `cooled_by`, its cool-down has
+        ended by then); False if another worker moved it first."""
+        stmt = update(loops).where(loops.c.deployment == deployment, loops.c.state == from_state.value)
+        if cooled_by is not None:
+            stmt = stmt.where(or_(loops.c.cooldown_until.is_(None), loops.c.cooldown_until <= cooled_by))
+        stmt = stmt.values(state=to_state.value, updated_at=now, **values)
         return bool(self._db.write(lambda conn: conn.execute(stmt).rowcount))
 
     def record(self, event: LoopEvent) -> LoopEvent:

@@ -325,7 +325,13 @@ class LoopStore(Protocol):
     def list_all(self) -> list[Loop]: ...
 
     def move(
-        self, deployment: str, from_state: LoopState, to_state: LoopState, now: int, **values: Any
+        self,
+        deployment: str,
+        from_state: LoopState,
+        to_state: LoopState,
+        now: int,
+        cooled_by: int | None = None,
+        **values: Any,
     ) -> bool: ...
 
     def record(self, event: LoopEvent) -> LoopEvent: ...
