@@ -19,6 +19,7 @@ from loopline import _sdk
 from loopline._pipelines import run_pipeline
 from loopline.automation.retraining import LoopService, RetrainingPolicy
 from loopline.backends import Backends, local_owner
+from loopline.core.entities import Principal
 from loopline.core.loops import LoopState
 from loopline.serving.policy import TrafficPolicy
 from tests.integration import pipeline_steps as steps
@@ -210,3 +211,22 @@ def test_a_canary_that_never_gets_enough_traffic_is_rolled_back(world: World) ->
         and "of 1000 requests reached it" in decided.message
     )
     assert champion_version() == 1
+
+
+@SQLITE_ONLY
+def test_with_a_protected_champion_the_loop_stops_at_awaiting_approval(world: World) -> None:
+    registry = world.backends.registry(local_owner())
+    registry.protect_alias("churn", "champion")
+    world.loops.declare(policy())
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))
+    assert world.loops.start("churn-prod", "drift").kind == "canary"
+    world.wait_for_arms({"stable", "canary"})
+    world.served_arms(steps.concept(160, seed=2, sign=-1.0))
+    decided = world.loops.advance("churn-prod")
+    assert decided is not None and decided.kind == "awaiting_approval", decided
+    assert champion_version() == 1 and world.loops.get("churn-prod").state is LoopState.IDLE
+    assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"  # canary over
+    (request,) = registry.alias_requests("churn", "pending")
+    assert request.version == 2 and request.id == decided.evidence["request"]
+    world.backends.registry(Principal("second-maintainer")).approve(request.id, "looked at the canary")
+    assert champion_version() == 2  # the deployment follows @champion

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
-from loopline.core.errors import Conflict, InvalidInput
+from loopline.core.errors import ApprovalRequired, Conflict, InvalidInput
 from loopline.core.loops import Loop, LoopEvent, LoopState
 from loopline.core.registry import ModelVersion
 from loopline.documents import Document, Strict
@@ -36,7 +36,16 @@ if TYPE_CHECKING:
     from loopline.serving.reports import DeploymentReport
     from loopline.store import MetadataStore
 
-AUDITED = {"declared", "canary", "shadow", "refused", "failed", "promoted", "rolled_back"}  # decisions
+AUDITED = {
+    "declared",
+    "canary",
+    "shadow",
+    "refused",
+    "failed",
+    "promoted",
+    "rolled_back",
+    "awaiting_approval",
+}  # decisions
 log = logging.getLogger("loopline.loop")
 # A worker that died mid-step leaves the loop there; after this long it is reset.
 ABANDONED_AFTER_MS = {LoopState.RETRAINING: 6 * 3_600_000, LoopState.DECIDING: 10 * 60_000}
@@ -298,17 +307,36 @@ class LoopService:
                 self._serve_champion(policy, f"rollback of {uri}: {problem}")
                 event = self._event(deployment, "rolled_back", f"{uri} rolled back: {problem}", **evidence)
             else:
-                self.registry.set_alias(
-                    policy.model, "champion", loop.challenger,
-                    reason=f"won its {rollout.mode} (retraining loop)", report=evidence,
-                )  # fmt: skip
-                self._serve_champion(policy, f"{uri} promoted after its {rollout.mode}")
-                message = f"{uri} promoted to @champion after {served} requests{_compared(report)}"
-                event = self._event(deployment, "promoted", message, **evidence)
+                event = self._promote(policy, loop.challenger, uri, served, report, evidence)
         except Exception as exc:
             return self._fail(loop, LoopState.DECIDING, f"deciding {uri} failed: {type(exc).__name__}: {exc}")
         self._finish(policy, LoopState.DECIDING)
         return event
+
+    def _promote(
+        self, policy: RetrainingPolicy, version: int, uri: str, served: int, report: DeploymentReport,
+        evidence: dict[str, Any],
+    ) -> LoopEvent:  # fmt: skip
+        """Move @champion to the winner, unless it is protected: then the loop stops at a
+        request awaiting a second person's approval, and the champion keeps all traffic."""
+        rollout = policy.rollout
+        try:
+            self.registry.set_alias(
+                policy.model,
+                "champion",
+                version,
+                reason=f"won its {rollout.mode} (retraining loop)",
+                report=evidence,
+            )
+        except ApprovalRequired as waiting:
+            self._serve_champion(policy, f"{uri} won its {rollout.mode}; its promotion awaits approval")
+            message = f"{uri} won its {rollout.mode}{_compared(report)}; {waiting}"
+            return self._event(
+                policy.deployment, "awaiting_approval", message, request=waiting.request_id, **evidence
+            )
+        self._serve_champion(policy, f"{uri} promoted after its {rollout.mode}")
+        message = f"{uri} promoted to @champion after {served} requests{_compared(report)}"
+        return self._event(policy.deployment, "promoted", message, **evidence)
 
     def _serve_champion(self, policy: RetrainingPolicy, reason: str) -> None:
         from loopline.serving.policy import TrafficPolicy

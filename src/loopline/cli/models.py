@@ -249,3 +249,58 @@ def delete(
     else:
         registry.delete_version(name, version)
         Console().print(f"deleted version {version} of {name}")
+
+
+@app.command()
+def protect(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    alias: str = typer.Argument(..., help="e.g. champion"),
+    off: bool = typer.Option(False, "--off", help="Lift the protection."),
+) -> None:
+    """Require a second person's approval for every move of this alias (four eyes)."""
+    registry = cli_context(ctx).backends.registry(local_owner())
+    if off:
+        registry.unprotect_alias(name, alias)
+    else:
+        registry.protect_alias(name, alias)
+    Console().print(f"@{alias} of {name} is {'no longer ' if off else ''}protected")
+
+
+@app.command()
+def requests(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Only this model's requests."),
+    pending: bool = typer.Option(False, "--pending", help="Only those awaiting a decision."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Requests to move protected aliases, newest first."""
+    found = (
+        cli_context(ctx).backends.registry(local_owner()).alias_requests(name, "pending" if pending else None)
+    )
+    if as_json:
+        print_json(found)
+        return
+    table = Table("id", "model", "alias", "to version", "asked by", "asked", "reason", "status", "decided by")
+    for r in found:
+        table.add_row(
+            str(r.id), r.model, f"@{r.alias}", str(r.version), r.requested_by, when(r.requested_at), r.reason,
+            r.status, r.decided_by or "",
+        )  # fmt: skip
+    Console(soft_wrap=True).print(table)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context, request_id: int = typer.Argument(...), reason: str = typer.Option("")
+) -> None:
+    """Approve someone else's request: the alias moves now."""
+    event = cli_context(ctx).backends.registry(local_owner()).approve(request_id, reason)
+    Console().print(f"@{event.alias} of {event.model} -> version {event.to_version}")
+
+
+@app.command()
+def reject(ctx: typer.Context, request_id: int = typer.Argument(...), reason: str = typer.Option("")) -> None:
+    """Reject someone else's request: the alias stays."""
+    request = cli_context(ctx).backends.registry(local_owner()).reject(request_id, reason)
+    Console().print(f"request {request.id} rejected; @{request.alias} of {request.model} stays")

@@ -40,3 +40,20 @@ class ApiToken:
     created_at: int
     expires_at: int | None
     revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRequest:
+    """A move of a protected alias, waiting for a second person's approval."""
+
+    id: int
+    model: str
+    alias: str
+    version: int
+    requested_by: str
+    requested_at: int
+    reason: str
+    status: str  # pending | approved | rejected
+    decided_by: str | None = None
+    decided_at: int | None = None
+    decision: str = ""

@@ -83,3 +83,11 @@ class MetricWriteError(LooplineError):
 
 class RunTerminated(BaseException):
     """SIGTERM arrived while a run was active; the run is recorded as KILLED."""
+
+
+class ApprovalRequired(LooplineError):
+    """The alias is protected: the move waits, as a request, for a second person to approve it."""
+
+    def __init__(self, message: str, request_id: int) -> None:
+        self.request_id = request_id
+        super().__init__(message)

@@ -10,9 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from loopline.artifacts import BlobStore, destination
+from loopline.core.access import AliasRequest
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
-from loopline.core.errors import AlreadyExists, ArtifactCorrupted, Conflict, NotFound
+from loopline.core.errors import (
+    AlreadyExists,
+    ApprovalRequired,
+    ArtifactCorrupted,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+)
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
 from loopline.core.validation import check_key, check_tag_value
 from loopline.governance.audit import AuditTrail
@@ -212,15 +220,42 @@ class RegistryService:
         forced: bool = False,
         report: dict[str, Any] | None = None,
     ) -> AliasEvent:
-        """Point `alias` at `version`, recording who moved it, from where, and why."""
+        """Point `alias` at `version`, recording who moved it, from where, and why. A
+        protected alias does not move: the move becomes a request that a second person must
+        approve (`ApprovalRequired` names it)."""
         model = self.get_model(name)
         alias = alias_name(alias)
         target = self._loadable(ModelRef(model.name, version=version))
+        if self._store.approvals.is_protected(model.name, alias):
+            request = self._store.approvals.add_request(
+                model.name, alias, target.version, self.principal.name, now_ms(), reason
+            )
+            self.audit.record(
+                "alias.request", f"models:/{model.name}@{alias}", before=model.aliases.get(alias),
+                after=target.version, reason=reason, request=request.id,
+            )  # fmt: skip
+            raise ApprovalRequired(
+                f"@{alias} of {model.name} is protected: moving it to version {target.version} awaits "
+                f"a second person's approval (request {request.id}; `loopline models approve {request.id}`)",
+                request.id,
+            )
+        return self._move(model.name, alias, target.version, model.aliases.get(alias), reason, forced, report)
+
+    def _move(
+        self,
+        model: str,
+        alias: str,
+        version: int,
+        previous: int | None,
+        reason: str,
+        forced: bool = False,
+        report: dict[str, Any] | None = None,
+    ) -> AliasEvent:
         event = AliasEvent(
-            model=model.name,
+            model=model,
             alias=alias,
-            from_version=model.aliases.get(alias),
-            to_version=target.version,
+            from_version=previous,
+            to_version=version,
             actor=self.principal.name,
             at=now_ms(),
             reason=reason,
@@ -229,10 +264,57 @@ class RegistryService:
         )
         self._store.aliases.move_alias(event)
         self.audit.record(
-            "alias.move", f"models:/{model.name}@{alias}", before=event.from_version, after=event.to_version,
-            reason=reason, forced=forced,
-        )  # fmt: skip
+            "alias.move",
+            f"models:/{model}@{alias}",
+            before=previous,
+            after=version,
+            reason=reason,
+            forced=forced,
+        )
         return event
+
+    # protected aliases: four eyes ----------------------------------------------------------------
+
+    def protect_alias(self, name: str, alias: str) -> None:
+        model, alias = self.get_model(name).name, alias_name(alias)
+        self._store.approvals.protect(model, alias)
+        self.audit.record("alias.protect", f"models:/{model}@{alias}")
+
+    def unprotect_alias(self, name: str, alias: str) -> None:
+        model, alias = self.get_model(name).name, alias_name(alias)
+        self._store.approvals.unprotect(model, alias)
+        self.audit.record("alias.unprotect", f"models:/{model}@{alias}")
+
+    def alias_requests(self, name: str | None = None, status: str | None = None) -> list[AliasRequest]:
+        return self._store.approvals.requests(None if name is None else model_name(name), status)
+
+    def approve(self, request_id: int, reason: str = "") -> AliasEvent:
+        """Approve a pending request (not one's own) and move the alias as it asked."""
+        request = self._decide(request_id, "approved", reason)
+        model = self.get_model(request.model)
+        why = f"approved by {self.principal.name} (request {request.id} of {request.requested_by})"
+        why += f": {request.reason}" if request.reason else ""
+        return self._move(
+            request.model, request.alias, request.version, model.aliases.get(request.alias), why
+        )
+
+    def reject(self, request_id: int, reason: str = "") -> AliasRequest:
+        self._decide(request_id, "rejected", reason)
+        return self._store.approvals.request(request_id)
+
+    def _decide(self, request_id: int, status: str, reason: str) -> AliasRequest:
+        request = self._store.approvals.request(request_id)
+        if request.requested_by == self.principal.name:
+            raise PermissionDenied(
+                f"request {request_id} is {request.requested_by}'s own: a second person decides it"
+            )
+        if not self._store.approvals.decide(request_id, status, self.principal.name, now_ms(), reason):
+            raise Conflict(
+                f"request {request_id} was already {self._store.approvals.request(request_id).status}"
+            )
+        target = f"models:/{request.model}@{request.alias}"
+        self.audit.record(f"alias.{status}", target, after=request.version, reason=reason, request=request_id)
+        return request
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
         model = self.get_model(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopline.store.access import SqlAccessStore
 from loopline.store.aliases import SqlAliasStore
+from loopline.store.approvals import SqlApprovalStore
 from loopline.store.artifact_index import SqlArtifactIndex
 from loopline.store.audit import SqlAuditLog
 from loopline.store.automation import SqlAutomationStore
@@ -22,6 +23,7 @@ from loopline.store.pipelines import SqlPipelineStore
 from loopline.store.protocols import (
     AccessStore,
     AliasStore,
+    ApprovalStore,
     ArtifactIndex,
     AuditLogStore,
     AutomationStore,
@@ -43,6 +45,7 @@ from loopline.store.runs import RunKeys, SqlRunStore
 __all__ = [
     "AccessStore",
     "AliasStore",
+    "ApprovalStore",
     "ArtifactIndex",
     "AuditLogStore",
     "AutomationStore",
@@ -84,6 +87,7 @@ class MetadataStore:
         self.loops: LoopStore = SqlLoopStore(db)
         self.audit: AuditLogStore = SqlAuditLog(db)
         self.access: AccessStore = SqlAccessStore(db)
+        self.approvals: ApprovalStore = SqlApprovalStore(db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from loopline.core.access import ApiToken, Role, User
+from loopline.core.access import AliasRequest, ApiToken, Role, User
 from loopline.core.audit import AuditEntry
 from loopline.core.automation import Job, JobKind, JobStatus, Schedule, Trigger
 from loopline.core.datasets import DatasetVersion
@@ -381,3 +381,21 @@ class AccessStore(Protocol):
     def role(self, project: str, user: str) -> Role | None: ...
 
     def members(self, project: str) -> list[tuple[str, Role]]: ...
+
+
+class ApprovalStore(Protocol):
+    def protect(self, model: str, alias: str) -> None: ...
+
+    def unprotect(self, model: str, alias: str) -> None: ...
+
+    def is_protected(self, model: str, alias: str) -> bool: ...
+
+    def add_request(
+        self, model: str, alias: str, version: int, by: str, at: int, reason: str
+    ) -> AliasRequest: ...
+
+    def request(self, request_id: int) -> AliasRequest: ...
+
+    def requests(self, model: str | None = None, status: str | None = None) -> list[AliasRequest]: ...
+
+    def decide(self, request_id: int, status: str, by: str, at: int, decision: str) -> bool: ...

@@ -561,3 +561,28 @@ project_members = Table(
     Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
     Column("role", String(16), nullable=False),
 )
+
+# Aliases whose moves need a second person's approval (four eyes), and those requests.
+protected_aliases = Table(
+    "protected_aliases",
+    metadata,
+    Column("model", String(250), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+)
+
+alias_requests = Table(
+    "alias_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model", String(250), nullable=False),
+    Column("alias", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("requested_by", String(250), nullable=False),
+    Column("requested_at", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("decided_by", String(250)),
+    Column("decided_at", BigInteger),
+    Column("decision", Text, nullable=False),
+    Index(None, "model", "status"),
+)

@@ -1,4 +1,5 @@
-"""The hash-chained audit log; users, their API tokens, and roles per project.
+"""The hash-chained audit log; users, their API tokens, roles per project; protected
+aliases and the requests to move them.
 
 Revision ID: 0007
 Revises: 0006
@@ -66,8 +67,34 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("project", "user_id", name=op.f("pk_project_members")),
     )
 
+    op.create_table(
+        "protected_aliases",
+        sa.Column("model", sa.String(length=250), nullable=False),
+        sa.Column("alias", sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("model", "alias", name=op.f("pk_protected_aliases")),
+    )
+    op.create_table(
+        "alias_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("model", sa.String(length=250), nullable=False),
+        sa.Column("alias", sa.String(length=128), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("requested_by", sa.String(length=250), nullable=False),
+        sa.Column("requested_at", sa.BigInteger(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("decided_by", sa.String(length=250), nullable=True),
+        sa.Column("decided_at", sa.BigInteger(), nullable=True),
+        sa.Column("decision", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alias_requests")),
+    )
+    op.create_index(op.f("ix_alias_requests_model_status"), "alias_requests", ["model", "status"])
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_alias_requests_model_status"), table_name="alias_requests")
+    op.drop_table("alias_requests")
+    op.drop_table("protected_aliases")
     op.drop_table("project_members")
     op.drop_table("api_tokens")
     op.drop_table("users")

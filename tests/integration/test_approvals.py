@@ -1,0 +1,46 @@
+"""Protected aliases: four eyes on every move, and a retraining loop that waits for them."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopline.artifacts import BlobStore
+from loopline.backends import Backends
+from loopline.core.entities import Principal
+from loopline.core.errors import ApprovalRequired, Conflict, PermissionDenied
+from loopline.governance.audit import AuditTrail
+from loopline.store import MetadataStore
+from loopline.tracking.tracker import Tracker
+from tests.integration.serving_helpers import register_cancer_models
+
+ALICE, BOB = Principal("alice"), Principal("bob")
+
+
+def test_a_protected_alias_moves_only_with_a_second_persons_approval(
+    store: MetadataStore, blobs: BlobStore, tracker: Tracker
+) -> None:
+    register_cancer_models(tracker)
+    backends = Backends(store, blobs)
+    alice, bob = backends.registry(ALICE), backends.registry(BOB)
+    alice.set_alias("cancer", "champion", 1, reason="first release")
+    alice.protect_alias("cancer", "champion")
+
+    with pytest.raises(ApprovalRequired, match="awaits a second person's approval") as waiting:
+        alice.set_alias("cancer", "champion", 2, reason="better recall")
+    assert alice.get_model("cancer").aliases["champion"] == 1  # nothing moved yet
+    with pytest.raises(PermissionDenied, match="a second person decides it"):
+        alice.approve(waiting.value.request_id)
+    event = bob.approve(waiting.value.request_id, "checked the evaluation")
+    assert event.to_version == 2 and event.actor == "bob" and "request" in event.reason
+    assert bob.get_model("cancer").aliases["champion"] == 2
+    with pytest.raises(Conflict, match="already approved"):
+        bob.approve(waiting.value.request_id)
+
+    with pytest.raises(ApprovalRequired) as again:
+        bob.set_alias("cancer", "champion", 1, reason="roll back")
+    assert alice.reject(again.value.request_id, "no need").status == "rejected"
+    assert alice.get_model("cancer").aliases["champion"] == 2
+
+    actions = [e.action for e in AuditTrail(store, ALICE).entries(target="models:/cancer@champion")]
+    assert actions[:5] == ["alias.rejected", "alias.request", "alias.move", "alias.approved", "alias.request"]
+    assert AuditTrail(store, ALICE).verify().intact
