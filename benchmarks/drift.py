@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from benchmarks.run_all import PEER_PYTHON, ensure_peers_venv
+from benchmarks.run_all import PEER_PYTHON, ensure_peers_venv, run_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -73,8 +71,8 @@ def main() -> None:
     print(f" {'above the data MB':>18} {'numpy pass s':>12}  same columns")
     for rows in args.rows:
         files = save(rows, directory)
-        mine = _run([sys.executable, "-m", "benchmarks.drift", "--files", *files])
-        theirs = _run([str(PEER_PYTHON), str(HERE / "peers" / "evidently_drift.py"), *files])
+        mine = run_json([sys.executable, "-m", "benchmarks.drift", "--files", *files])
+        theirs = run_json([str(PEER_PYTHON), str(HERE / "peers" / "evidently_drift.py"), *files])
         same = mine["drifted"] == theirs["drifted"]
         gap = max(abs(mine["scores"][c] - theirs["scores"][c]) for c in theirs["scores"])
         ours_above = mine["peak_mb"] - mine["rss_before_mb"]
@@ -92,11 +90,6 @@ def main() -> None:
             print(f"    loopline: {mine['drifted']}\n    Evidently: {theirs['drifted']}")
     print("targets at 1M rows: >= 20x faster, peak <= 1/3 of Evidently's, the same drifted columns")
 
-
-def _run(command: list[str]) -> dict[str, Any]:
-    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=HERE.parent)
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
 
 
 if __name__ == "__main__":

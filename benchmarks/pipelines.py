@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run_all import PEER_PYTHON, ensure_peers_venv
+from benchmarks.run_all import PEER_PYTHON, ensure_peers_venv, run_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -79,8 +78,8 @@ def main() -> None:
         print(json.dumps(ours(args.runs)))
         return
     ensure_peers_venv()
-    mine = _run([sys.executable, "-m", "benchmarks.pipelines", "--ours", "--runs", str(args.runs)])
-    theirs = _run([str(PEER_PYTHON), str(HERE / "peers" / "prefect_pipeline.py"), str(args.runs)])
+    mine = run_json([sys.executable, "-m", "benchmarks.pipelines", "--ours", "--runs", str(args.runs)])
+    theirs = run_json([str(PEER_PYTHON), str(HERE / "peers" / "prefect_pipeline.py"), str(args.runs)])
     print(f"three-step pipeline of empty steps, median of {args.runs} runs each (SQLite stores, local)")
     print(f"{'':40} {'loopline':>10} {'Prefect ' + theirs['version']:>14} {'ratio':>8}")
     for key, label in (("uncached_s", "uncached"), ("cached_s", "every step cached")):
@@ -92,14 +91,6 @@ def main() -> None:
     print(f"{'first run (start-up), s':40} {mine['first_run_s']:>10.2f} {theirs['first_run_s']:>14.2f}")
     print("target: loopline's overhead per step <= 1/10 of the peer's (ratio <= 0.100x)")
 
-
-def _run(command: list[str]) -> dict[str, Any]:
-    started = time.perf_counter()
-    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=HERE.parent)
-    print(f"  ({Path(command[-1]).name if command[-1].endswith('.py') else 'loopline'}: "
-          f"{time.perf_counter() - started:.0f}s)", file=sys.stderr)  # fmt: skip
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def run_json(command: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, cwd=HERE.parent)
     print(f"  ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
-    result: dict[str, Any] = json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])  # the last line: the figures
     return result
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run_all import PEER_PYTHON, ensure_peers_venv
+from benchmarks.run_all import PEER_PYTHON, ensure_peers_venv, run_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -64,9 +63,9 @@ def main() -> None:
     )
     print(f" {'from file: s, MB':>17}  same failures")
     for label, path in zip(("valid", "broken"), paths, strict=True):
-        mine = _run([sys.executable, "-m", "benchmarks.validation", "--measure", path, "frame"])
-        on_disk = _run([sys.executable, "-m", "benchmarks.validation", "--measure", path, "file"])
-        theirs = _run([str(PEER_PYTHON), str(HERE / "peers" / "pandera_validation.py"), path])
+        mine = run_json([sys.executable, "-m", "benchmarks.validation", "--measure", path, "frame"])
+        on_disk = run_json([sys.executable, "-m", "benchmarks.validation", "--measure", path, "file"])
+        theirs = run_json([str(PEER_PYTHON), str(HERE / "peers" / "pandera_validation.py"), path])
         same = mine["failures"] == theirs["failures"] == on_disk["failures"]
         above = [r["peak_mb"] - r["rss_before_mb"] for r in (mine, theirs, on_disk)]
         print(
@@ -80,11 +79,6 @@ def main() -> None:
             for side, found in (("loopline", mine), ("from file", on_disk), ("pandera", theirs)):
                 print(f"    {side}: {found['failures']}")
 
-
-def _run(command: list[str]) -> dict[str, Any]:
-    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=HERE.parent)
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ with ll.start_run(experiment="churn") as run:
     run.log_metric("auc", 0.91)
 """
 
+import typing
+
 from loopline import datasets
-from loopline._pipelines import pipeline, tune
 from loopline._sdk import (
     active_run,
     configure,
@@ -36,19 +37,37 @@ from loopline._sdk import (
 from loopline.core.entities import ArtifactEntry, Experiment, Metric, Run, RunPage, RunStatus
 from loopline.core.errors import LooplineError
 from loopline.core.registry import ModelVersion, RegisteredModel
-from loopline.pipelines import PipelineFailed, PipelineResult, step
 from loopline.tracking.active_run import ActiveRun
+
+if typing.TYPE_CHECKING:
+    from loopline._pipelines import pipeline, tune
+    from loopline.pipelines import PipelineFailed, PipelineResult, step
 
 __version__ = "0.1.0"
 
+# Loaded on first use, so that `import loopline` stays cheap for code that never needs them:
+# monitoring brings numpy and pandas; pipelines bring inspect, logging and the runner.
+_LAZY = {
+    "pipeline": "loopline._pipelines",
+    "tune": "loopline._pipelines",
+    "step": "loopline.pipelines",
+    "PipelineFailed": "loopline.pipelines",
+    "PipelineResult": "loopline.pipelines",
+}
+
 
 def __getattr__(name: str) -> object:
-    """`loopline.monitoring` loads on first use: it brings numpy and pandas along."""
-    if name == "monitoring":
-        import importlib
+    import importlib
 
+    if name == "monitoring":
         return importlib.import_module("loopline.monitoring")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'loopline' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 __all__ = [

@@ -112,17 +112,13 @@ class Worker:
             reason = (
                 f"trigger {trigger.name}: alert {alert.id} of monitor {trigger.monitor} ({alert.message})"
             )
-            key = f"trigger/{trigger.name}/{alert.id}"
-            if self._automation.fire(trigger.name, now, trigger.cooldown_s * 1000):
-                self._automation.enqueue(
-                    trigger.kind, trigger.target, trigger.params, reason, now, dedupe_key=key
-                )
-            else:
-                self._automation.enqueue(
-                    trigger.kind, trigger.target, trigger.params, reason, now, dedupe_key=key,
-                    status=JobStatus.SUPPRESSED,
-                    error=f"inside the {trigger.cooldown_s}s cool-down after the trigger last fired",
-                )  # fmt: skip
+            fires = self._automation.fire(trigger.name, now, trigger.cooldown_s * 1000)
+            cooling = f"inside the {trigger.cooldown_s}s cool-down after the trigger last fired"
+            self._automation.enqueue(
+                trigger.kind, trigger.target, trigger.params, reason, now,
+                dedupe_key=f"trigger/{trigger.name}/{alert.id}",
+                status=JobStatus.QUEUED if fires else JobStatus.SUPPRESSED, error=None if fires else cooling,
+            )  # fmt: skip
 
     def run_one(self) -> Job | None:
         lease_ms = int(self._options.lease_s * 1000)

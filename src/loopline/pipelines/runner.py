@@ -85,11 +85,22 @@ class PipelineRunner:
         params = pipeline.parameters(params or {})
         graph = pipeline.trace(params)
         previous = self._resumable(pipeline, resume)
-        keys = {name: fingerprint(value, f"pipeline parameter {name}") for name, value in params.items()}
-        for node in graph.nodes.values():  # refuse what cannot be cached before any work starts
-            for argument, value in node.arguments.items():
-                if not isinstance(value, Placeholder):
-                    fingerprint(value, f"step {node.name}, argument {argument}")
+        # Digests of every constant, once (a DataFrame can be large and passed to many steps);
+        # what cannot be hashed is refused before any work starts.
+        seen: dict[int, str] = {}  # id -> digest; the values stay alive in `params` and `graph`
+
+        def digest(value: Any, where: str) -> str:
+            if id(value) not in seen:
+                seen[id(value)] = fingerprint(value, where)
+            return seen[id(value)]
+
+        keys = {name: digest(value, f"pipeline parameter {name}") for name, value in params.items()}
+        constants = {
+            (node.name, argument): digest(value, f"step {node.name}, argument {argument}")
+            for node in graph.nodes.values()
+            for argument, value in node.arguments.items()
+            if not isinstance(value, Placeholder)
+        }
         runner = make_executor(executor, self._env, self._open_env, workers, ray_address)
         tracker = self._env.tracker
         parent = tracker.start_run(
@@ -105,7 +116,9 @@ class PipelineRunner:
                 parent.id, pipeline.name, "RUNNING", executor, dict(params), now_ms(), None, resume
             )
             self._env.pipelines.start_run(record)
-            scheduler = _Scheduler(self._env, graph, parent.id, parent.experiment_id, cache, previous)
+            scheduler = _Scheduler(
+                self._env, graph, parent.id, parent.experiment_id, cache, previous, constants
+            )
             try:
                 scheduler.drive(runner)
             except BaseException:  # interrupted, or the store failed: the records must still end
@@ -156,8 +169,10 @@ class _Scheduler:
         experiment_id: int,
         cache: bool,
         previous: dict[str, StepRun],
+        constants: dict[tuple[str, str], str],  # (node, argument) -> digest of a constant argument
     ) -> None:
         self._env = env
+        self._constants = constants
         self._graph = graph
         self._run_id = run_id
         self._experiment_id = experiment_id
@@ -220,7 +235,7 @@ class _Scheduler:
             if isinstance(value, Placeholder):
                 part = f"output:{self._outputs[value.node].digest}"
             else:
-                part = f"value:{fingerprint(value, f'step {node.name}, argument {argument}')}"
+                part = f"value:{self._constants[(node.name, argument)]}"
             digest.update(f"\0{argument}={part}".encode())
         return digest.hexdigest()
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 
 from loopline.core.audit import GENESIS, AuditEntry, entry_hash
-from loopline.store.database import Database
+from loopline.store.database import Database, json_text
 from loopline.store.schema import audit_log
 
 
@@ -20,10 +20,6 @@ def _entry(row: Any) -> AuditEntry:
     )  # fmt: skip
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-
-
 class SqlAuditLog:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -31,8 +27,8 @@ class SqlAuditLog:
     def append(self, entry: AuditEntry) -> AuditEntry:
         """Store `entry` after the newest one, chained to it (its id and hashes are set here)."""
         # Values go through JSON first, so the hash covers exactly what is stored.
-        before, after = json.loads(_json(entry.before)), json.loads(_json(entry.after))
-        details = json.loads(_json(entry.details))
+        before, after = json.loads(json_text(entry.before)), json.loads(json_text(entry.after))
+        details = json.loads(json_text(entry.details))
 
         def work(conn: Connection) -> AuditEntry:
             if self._db.dialect == "postgresql":  # SQLite writers are serialised already
@@ -48,10 +44,10 @@ class SqlAuditLog:
                     actor=entry.actor,
                     action=entry.action,
                     target=entry.target,
-                    before=_json(before),
-                    after=_json(after),
+                    before=json_text(before),
+                    after=json_text(after),
                     reason=entry.reason,
-                    details=_json(details),
+                    details=json_text(details),
                     prev_hash=prev,
                     hash=digest,
                 )

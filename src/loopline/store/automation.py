@@ -11,12 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from loopline.core.automation import Job, JobKind, JobStatus, Schedule, Trigger
 from loopline.core.errors import AlreadyExists, NotFound
-from loopline.store.database import Database
+from loopline.store.database import Database, json_text
 from loopline.store.schema import jobs, schedules, triggers
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _schedule(row: Any) -> Schedule:
@@ -64,7 +60,7 @@ class SqlAutomationStore:
             "cron": schedule.cron,
             "kind": schedule.kind.value,
             "target": schedule.target,
-            "params": _json(schedule.params),
+            "params": json_text(schedule.params),
             "enabled": schedule.enabled,
             "next_at": schedule.next_at,
             "created_at": schedule.created_at,
@@ -104,7 +100,7 @@ class SqlAutomationStore:
             "rule": trigger.rule,
             "kind": trigger.kind.value,
             "target": trigger.target,
-            "params": _json(trigger.params),
+            "params": json_text(trigger.params),
             "cooldown_s": trigger.cooldown_s,
             "enabled": trigger.enabled,
             "last_alert_id": trigger.last_alert_id,
@@ -165,7 +161,7 @@ class SqlAutomationStore:
         values = {
             "kind": kind.value,
             "target": target,
-            "params": _json(params),
+            "params": json_text(params),
             "reason": reason,
             "dedupe_key": dedupe_key,
             "status": status.value,
@@ -237,8 +233,7 @@ class SqlAutomationStore:
         stmt = (
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.lease_owner == owner, jobs.c.status == JobStatus.RUNNING.value)
-            .values(
-                status=status.value, ended_at=now, result=_json(result), error=error, lease_expires_at=None
-            )
+            .values(status=status.value, ended_at=now, result=json_text(result), error=error)
+            .values(lease_expires_at=None)
         )
         return bool(self._db.write(lambda conn: conn.execute(stmt).rowcount))

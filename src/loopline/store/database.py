@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 import random
 import time
 import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +36,11 @@ def _is_transient(exc: DBAPIError) -> bool:
         return True
     message = str(exc.orig).lower()
     return "database is locked" in message or "database table is locked" in message or "busy" in message
+
+
+def json_text(value: Any) -> str:
+    """How JSON columns are written: keys sorted, anything else as its str()."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 class Database:

@@ -12,12 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from loopline.core.errors import AlreadyExists, NotFound
 from loopline.core.monitoring import Alert, Monitor, MonitorRun
-from loopline.store.database import Database
+from loopline.store.database import Database, json_text
 from loopline.store.schema import alerts, monitor_runs, monitors
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _finite(values: Mapping[str, float | None]) -> dict[str, float | None]:
@@ -68,7 +64,7 @@ class SqlMonitorStore:
         values = {
             "name": monitor.name,
             "deployment": monitor.deployment,
-            "spec": _json(monitor.spec),
+            "spec": json_text(monitor.spec),
             "reference_blob": monitor.reference_blob,
             "created_at": monitor.created_at,
             "created_by": monitor.created_by,
@@ -89,7 +85,7 @@ class SqlMonitorStore:
                 .where(monitors.c.id == self._id(conn, monitor.name))
                 .values(
                     deployment=monitor.deployment,
-                    spec=_json(monitor.spec),
+                    spec=json_text(monitor.spec),
                     reference_blob=monitor.reference_blob,
                     updated_at=monitor.updated_at,
                 )
@@ -130,8 +126,8 @@ class SqlMonitorStore:
                         window_start=window[0],
                         window_end=window[1],
                         rows=rows,
-                        values=_json(_finite(values)),
-                        details=_json(details),
+                        values=json_text(_finite(values)),
+                        details=json_text(details),
                     )
                     .returning(monitor_runs.c.id)
                 ).scalar_one()
@@ -210,7 +206,7 @@ class SqlMonitorStore:
                         occurrences=1,
                         value=alert.value,
                         message=alert.message,
-                        evidence=_json(alert.evidence),
+                        evidence=json_text(alert.evidence),
                         notifications="[]",
                     )
                     .returning(alerts.c.id)
@@ -226,7 +222,7 @@ class SqlMonitorStore:
                     occurrences=alerts.c.occurrences + 1,
                     value=alert.value,
                     message=alert.message,
-                    evidence=_json(alert.evidence),
+                    evidence=json_text(alert.evidence),
                 )
                 .returning(alerts.c.id)
             ).scalar()
@@ -259,7 +255,7 @@ class SqlMonitorStore:
             conn.execute(
                 update(alerts)
                 .where(alerts.c.id == alert_id)
-                .values(notifications=_json(json.loads(current) + outcomes))
+                .values(notifications=json_text(json.loads(current) + outcomes))
             )
 
         self._db.write(work)
