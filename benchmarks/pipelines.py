@@ -92,6 +92,5 @@ def main() -> None:
     print("target: loopline's overhead per step <= 1/10 of the peer's (ratio <= 0.100x)")
 
 
-
 if __name__ == "__main__":
     main()

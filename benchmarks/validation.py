@@ -80,6 +80,5 @@ def main() -> None:
                 print(f"    {side}: {found['failures']}")
 
 
-
 if __name__ == "__main__":
     main()
