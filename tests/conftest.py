@@ -15,6 +15,11 @@ from sqlalchemy import create_engine, text
 
 from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
+from loopline.client.connection import ServerConnection
+from loopline.client.registry import RemoteRegistryService
+from loopline.client.tracking import RemoteTrackingService
+from loopline.core.access import Role
+from loopline.governance.access import bootstrap_admin
 from loopline.registry.service import RegistryService
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.tracking.service import TrackingService
@@ -74,12 +79,57 @@ def blobs(tmp_path: Path) -> BlobStore:
 
 
 @pytest.fixture
-def service(store: MetadataStore, blobs: BlobStore) -> TrackingService:
+def mode(request: pytest.FixtureRequest) -> str:
+    """local: services in process; remote: the same services through a real server. A
+    module with `BOTH_MODES = True` runs each test that uses them in both."""
+    return str(getattr(request, "param", "local"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if getattr(metafunc.module, "BOTH_MODES", False) and "mode" in metafunc.fixturenames:
+        metafunc.parametrize("mode", ["local", "remote"], indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The server's own tests cover PostgreSQL; the both-modes suites run remote on SQLite."""
+    deselected = [
+        item
+        for item in items
+        if getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("mode") == "remote"
+        and item.callspec.params.get("store_url") == "postgres"
+    ]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
+@pytest.fixture
+def connection(mode: str, store: MetadataStore, blobs: BlobStore) -> Iterator[ServerConnection | None]:
+    """In remote mode: a connection, as the bootstrap administrator, to a server on this store."""
+    if mode == "local":
+        yield None
+        return
+    from tests.integration.api_helpers import running_api
+
+    secret = bootstrap_admin(store)
+    with running_api(Backends(store, blobs)) as url:
+        opened = ServerConnection(url, secret)
+        yield opened
+        opened.close()
+
+
+@pytest.fixture
+def service(store: MetadataStore, blobs: BlobStore, connection: ServerConnection | None) -> TrackingService:
+    if connection is not None:
+        return RemoteTrackingService(connection)
     return Backends(store, blobs).tracking(local_owner())
 
 
 @pytest.fixture
-def registry(store: MetadataStore, blobs: BlobStore) -> RegistryService:
+def registry(store: MetadataStore, blobs: BlobStore, connection: ServerConnection | None) -> RegistryService:
+    if connection is not None:
+        return RemoteRegistryService(connection)
     return Backends(store, blobs).registry(local_owner())
 
 
@@ -88,6 +138,15 @@ def tracker(service: TrackingService, registry: RegistryService) -> Iterator[Tra
     opened = Tracker(service, registry=registry)
     yield opened
     opened.close()
+
+
+def grant(store: MetadataStore, project: str, **roles: Role) -> None:
+    """Give each named user (created if new) a role on `project`."""
+    known = {u.name for u in store.access.users()}
+    for user, role in roles.items():
+        if user not in known:
+            store.access.add_user(user, False, 0)
+        store.access.set_role(project, user, role)
 
 
 def seeded_random() -> random.Random:

@@ -39,15 +39,18 @@ def configure(
     store_uri: str | None = None,
     artifacts_uri: str | None = None,
     *,
+    uri: str | None = None,
+    token: str | None = None,
     settings: Settings | None = None,
 ) -> None:
-    """Point the SDK at a store. Without a call, LOOPLINE_* variables or ~/.loopline are used."""
+    """Point the SDK at a store, or with `uri` at a loopline server (http://host:port) and
+    `token`. Without a call, LOOPLINE_* variables or ~/.loopline are used."""
     global _tracker, _backends, _settings
-    from loopline.backends import local_owner, open_backends
     from loopline.settings import Settings
-    from loopline.tracking.tracker import Tracker
 
-    overrides: dict[str, Any] = {"store_uri": store_uri, "artifacts_uri": artifacts_uri}
+    overrides: dict[str, Any] = {
+        "store_uri": store_uri, "artifacts_uri": artifacts_uri, "uri": uri, "token": token
+    }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if home is not None:
         overrides["home"] = Path(home)
@@ -57,14 +60,30 @@ def configure(
             _tracker.close()
         if _backends is not None:
             _backends.close()
-        _backends = open_backends(settings)
+        _tracker, _backends = _open(settings)
         _settings = settings
-        owner = local_owner()
-        _tracker = Tracker(
-            _backends.tracking(owner),
-            registry=_backends.registry(owner),
-            default_experiment=settings.experiment,
-        )
+
+
+def _open(settings: Settings) -> tuple[Tracker, Backends | None]:
+    """A tracker on the store (and the store's backends), or on the server `settings.uri`."""
+    from loopline.backends import local_owner, open_backends
+    from loopline.tracking.tracker import Tracker
+
+    if settings.uri:
+        from loopline.client.connection import ServerConnection
+        from loopline.client.registry import RemoteRegistryService
+        from loopline.client.tracking import RemoteTrackingService
+
+        connection = ServerConnection(settings.uri, settings.token)
+        tracking = RemoteTrackingService(connection)
+        registry = RemoteRegistryService(connection, tracking.principal)
+        return Tracker(tracking, registry=registry, default_experiment=settings.experiment), None
+    backends = open_backends(settings)
+    owner = local_owner()
+    tracker = Tracker(
+        backends.tracking(owner), registry=backends.registry(owner), default_experiment=settings.experiment
+    )
+    return tracker, backends
 
 
 def reset() -> None:
@@ -119,7 +138,11 @@ def load_model(
 
 def _backends_in_use() -> Backends:
     _current()
-    assert _backends is not None
+    if _backends is None:
+        raise InvalidInput(
+            "evaluate, promote and model_card work on a local store; with a server (LOOPLINE_URI), "
+            "promote through `loopline models promote` against the store or the server's REST API"
+        )
     return _backends
 
 

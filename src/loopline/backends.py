@@ -15,6 +15,8 @@ from loopline.artifacts import BlobStore
 from loopline.artifacts.tables import TableArea
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
+from loopline.governance.access import AccessService
+from loopline.governance.audit import AuditTrail
 from loopline.registry.evaluation import EvaluationService
 from loopline.registry.promotion import PromotionService
 from loopline.registry.service import RegistryService
@@ -25,6 +27,7 @@ from loopline.tracking.service import TrackingService
 
 if TYPE_CHECKING:
     from loopline.automation.retraining import LoopService, RunPipeline
+    from loopline.automation.service import AutomationService
     from loopline.data.datasets import DatasetService
     from loopline.monitoring.service import MonitorService
 
@@ -58,6 +61,17 @@ class Backends:
         from loopline.monitoring.service import MonitorService
 
         return MonitorService(self.store, self.blobs, self.tables, principal)
+
+    def automation(self, principal: Principal) -> AutomationService:
+        from loopline.automation.service import AutomationService
+
+        return AutomationService(self.store, principal)
+
+    def access(self, principal: Principal) -> AccessService:
+        return AccessService(self.store, principal)
+
+    def audit(self, principal: Principal) -> AuditTrail:
+        return AuditTrail(self.store, principal)
 
     def loops(self, principal: Principal, run_pipeline: RunPipeline | None = None) -> LoopService:
         from loopline.automation.retraining import LoopService

@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     """An S3-compatible server instead of AWS (MinIO, Ceph...)."""
     experiment: str = "Default"
     """The experiment of runs started without naming one."""
+    uri: str | None = None
+    """A loopline server (http://host:port): the SDK and CLI then work through it."""
+    token: str | None = None
+    """The API token to send to that server."""
+    server_max_json_mb: int = 16
+    """`loopline server`: the largest JSON body it accepts, in MiB (larger: 413)."""
+    server_max_upload_mb: int = 2048
+    """`loopline server`: the largest artifact or model file it accepts, in MiB."""
 
     @property
     def home_path(self) -> Path:

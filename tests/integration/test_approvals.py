@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends
+from loopline.backends import Backends, local_owner
+from loopline.core.access import Role
 from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired, Conflict, PermissionDenied
 from loopline.governance.audit import AuditTrail
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from tests.conftest import grant
 from tests.integration.serving_helpers import register_cancer_models
 
 ALICE, BOB = Principal("alice"), Principal("bob")
@@ -20,6 +22,7 @@ def test_a_protected_alias_moves_only_with_a_second_persons_approval(
     store: MetadataStore, blobs: BlobStore, tracker: Tracker
 ) -> None:
     register_cancer_models(tracker)
+    grant(store, "default", alice=Role.OWNER, bob=Role.MAINTAINER)
     backends = Backends(store, blobs)
     alice, bob = backends.registry(ALICE), backends.registry(BOB)
     alice.set_alias("cancer", "champion", 1, reason="first release")
@@ -41,6 +44,6 @@ def test_a_protected_alias_moves_only_with_a_second_persons_approval(
     assert alice.reject(again.value.request_id, "no need").status == "rejected"
     assert alice.get_model("cancer").aliases["champion"] == 2
 
-    actions = [e.action for e in AuditTrail(store, ALICE).entries(target="models:/cancer@champion")]
+    actions = [e.action for e in AuditTrail(store, local_owner()).entries(target="models:/cancer@champion")]
     assert actions[:5] == ["alias.rejected", "alias.request", "alias.move", "alias.approved", "alias.request"]
-    assert AuditTrail(store, ALICE).verify().intact
+    assert AuditTrail(store, local_owner()).verify().intact

@@ -49,7 +49,7 @@ def test_alias_moves_and_traffic_changes_are_recorded_with_before_after_and_reas
 
 
 def _fill(store: MetadataStore, n: int = 5) -> AuditTrail:
-    trail = AuditTrail(store, Principal("bob"))
+    trail = AuditTrail(store, Principal("bob", is_owner=True))
     for i in range(n):
         trail.record("alias.move", "models:/churn@champion", before=i, after=i + 1, reason=f"step {i}")
     assert trail.verify().intact
@@ -80,7 +80,7 @@ def test_a_rewritten_reason_is_detected_even_when_the_hash_column_is_left_alone(
 
 def test_concurrent_writers_keep_one_unbroken_chain(store: MetadataStore) -> None:
     def write(worker: int) -> None:
-        trail = AuditTrail(store, Principal(f"worker-{worker}"))
+        trail = AuditTrail(store, Principal(f"worker-{worker}", is_owner=True))
         for i in range(40):
             trail.record("deployment.traffic", f"deployment:d{worker}", after={"i": i})
 
@@ -115,11 +115,11 @@ def test_automation_declarations_are_on_the_trail(store: MetadataStore, action: 
     from loopline.core.clock import now_ms
     from loopline.core.monitoring import Monitor
 
-    service = AutomationService(store, Principal("carol"))
+    service = AutomationService(store, Principal("carol", is_owner=True))
     if action == "schedule.create":
         service.create_schedule("nightly", "0 3 * * *", JobKind.MONITOR, "churn")
     else:
         store.monitors.create(Monitor("churn", "churn", {}, "0" * 64, now_ms(), "carol", now_ms()))
         service.create_trigger("retrain", "churn", JobKind.PIPELINE, "flows:churn", cooldown_s=60)
-    (entry,) = AuditTrail(store, Principal("carol")).entries(action=action)
+    (entry,) = AuditTrail(store, Principal("carol", is_owner=True)).entries(action=action)
     assert entry.actor == "carol" and entry.after["target"] in ("churn", "flows:churn")

@@ -270,7 +270,8 @@ from loopline.store import open_metadata_store
 
 home = Path(sys.argv[2])
 service = DatasetService(
-    open_metadata_store(f"sqlite:///{home / 'store.db'}"), BlobStore(str(home / 'blobs')), Principal("m")
+    open_metadata_store(f"sqlite:///{home / 'store.db'}"), BlobStore(str(home / 'blobs')),
+    Principal("m", is_owner=True),
 )
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 version, _ = service.register("big", sys.argv[1])

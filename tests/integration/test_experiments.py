@@ -5,6 +5,8 @@ import pytest
 from loopline.core.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.tracking.service import TrackingService
 
+BOTH_MODES = True  # local and through the server
+
 
 def test_create_get_and_list(service: TrackingService) -> None:
     churn = service.create_experiment("churn", description="who leaves")

@@ -228,5 +228,6 @@ def test_with_a_protected_champion_the_loop_stops_at_awaiting_approval(world: Wo
     assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"  # canary over
     (request,) = registry.alias_requests("churn", "pending")
     assert request.version == 2 and request.id == decided.evidence["request"]
-    world.backends.registry(Principal("second-maintainer")).approve(request.id, "looked at the canary")
+    second = Principal("second-maintainer", is_owner=True)
+    world.backends.registry(second).approve(request.id, "looked at the canary")
     assert champion_version() == 2  # the deployment follows @champion

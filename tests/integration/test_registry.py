@@ -22,11 +22,14 @@ from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
 from loopline.core.errors import AlreadyExists, ArtifactCorrupted, Conflict, InvalidInput, NotFound
 from loopline.core.registry import VersionStatus
+from loopline.lineage import LineageService
 from loopline.models import save_model
 from loopline.registry.service import RegistryService
-from loopline.store import open_metadata_store
+from loopline.store import MetadataStore, open_metadata_store
 from loopline.store.schema import model_versions
 from loopline.tracking.tracker import Tracker
+
+BOTH_MODES = True  # local and through the server
 
 FRAME = pd.DataFrame({"a": [0.1, 0.9, 0.2, 0.8, 0.3, 0.7], "b": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]})
 LABELS = [0, 1, 0, 1, 0, 1]
@@ -91,10 +94,10 @@ def test_every_alias_move_is_recorded(registry: RegistryService, model_dir: Path
 
 
 def test_an_alias_cannot_point_at_a_version_that_is_not_ready(
-    registry: RegistryService, model_dir: Path, store_url: str
+    registry: RegistryService, model_dir: Path, store: MetadataStore
 ) -> None:
     registry.register("churn", model_dir)
-    pending = registry._store.registry.begin_version(
+    pending = store.registry.begin_version(
         "churn", run_id=None, flavor="sklearn", task=None, description="", model_json={}, size=0,
         created_by="x", created_at=0, tags={},
     )  # fmt: skip
@@ -152,9 +155,8 @@ def test_a_tampered_model_file_is_refused_at_load(
         registry.load("models:/churn/1")
 
 
-def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker) -> None:
-    registry = tracker.registry
-    assert registry is not None
+def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker, store: MetadataStore) -> None:
+    lineage = LineageService(store)
     with tracker.start_run("churn") as run:
         digest = run.log_input(FRAME.assign(label=LABELS), "training")
         run.log_metric("auc", 0.75)
@@ -163,8 +165,8 @@ def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker) -> N
     assert version.metrics == {"auc": 0.75}
     names = [a.name for a in tracker.service.list_artifacts(run.id)]
     assert names == ["models/churn/1/loopline-model.json", "models/churn/1/model.skops"]
-    assert registry.lineage.models_trained_on(digest) == [("churn", 1)]
-    graph = registry.lineage.graph(("model_version", version.digest or ""))
+    assert lineage.models_trained_on(digest) == [("churn", 1)]
+    graph = lineage.graph(("model_version", version.digest or ""))
     assert {(n.kind, n.label) for n in graph.nodes.values()} == {
         ("dataset", "training"),
         ("run", run.name),

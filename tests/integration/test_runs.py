@@ -9,6 +9,8 @@ from loopline.core.errors import Conflict, InvalidInput, NotFound
 from loopline.core.ids import new_id
 from loopline.tracking.service import TrackingService
 
+BOTH_MODES = True  # local and through the server
+
 
 def test_a_run_records_its_attributes(service: TrackingService) -> None:
     source = Source(entry_point="train.py", git_commit="a" * 40, git_dirty=True)

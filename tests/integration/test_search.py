@@ -19,6 +19,8 @@ from loopline.store import open_metadata_store
 from loopline.tracking.service import TrackingService
 from tests.conftest import BACKENDS, new_database, seeded_random
 
+BOTH_MODES = True  # local and through the server
+
 MODELS = ["rf", "gbm", "lr", "svm"]
 
 

@@ -18,6 +18,8 @@ from loopline.core.ids import new_id
 from loopline.tracking.active_run import ActiveRun
 from loopline.tracking.tracker import Tracker
 
+BOTH_MODES = True  # local and through the server
+
 
 def test_a_completed_block_finishes_the_run_with_everything_flushed(tracker: Tracker) -> None:
     with tracker.start_run("churn", run_name="rf", tags={"team": "ml"}) as run:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from loopline.core.access import Role
 from loopline.core.automation import Job, JobKind, Schedule, Trigger
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
+from loopline.core.pipelines import PipelineRun
 from loopline.core.validation import check_name
 from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore
 
 
@@ -54,8 +57,10 @@ class AutomationService:
         self._store = store
         self._principal = principal
         self._audit = AuditTrail(store, principal)
+        self._access = Authorizer(store, principal)
 
     def _target(self, kind: JobKind, target: str) -> str:
+        self._access.registry(Role.MAINTAINER)
         check_target(kind, target)
         if kind is JobKind.RETRAIN:
             self._store.loops.get(target)  # NotFound names `loopline loop declare`
@@ -114,18 +119,31 @@ class AutomationService:
         return job
 
     def schedules(self) -> list[Schedule]:
+        self._access.registry(Role.VIEWER)
         return self._store.automation.schedules()
 
     def triggers(self) -> list[Trigger]:
+        self._access.registry(Role.VIEWER)
         return self._store.automation.triggers()
 
     def jobs(self, limit: int = 100) -> list[Job]:
+        self._access.registry(Role.VIEWER)
         return self._store.automation.jobs(limit=limit)
 
+    def pipeline_runs(self, pipeline: str | None = None, limit: int = 50) -> list[PipelineRun]:
+        self._access.registry(Role.VIEWER)
+        return self._store.pipelines.list_runs(pipeline, limit)
+
+    def pipeline_run(self, run_id: str) -> PipelineRun:
+        self._access.registry(Role.VIEWER)
+        return self._store.pipelines.get_run(run_id)
+
     def delete_schedule(self, name: str) -> None:
+        self._access.registry(Role.MAINTAINER)
         self._store.automation.delete_schedule(name)
         self._audit.record("schedule.delete", f"schedule:{name}")
 
     def delete_trigger(self, name: str) -> None:
+        self._access.registry(Role.MAINTAINER)
         self._store.automation.delete_trigger(name)
         self._audit.record("trigger.delete", f"trigger:{name}")

@@ -26,6 +26,7 @@ from loopline.cli import (
     pipelines,
     runs,
     serve,
+    server,
 )
 from loopline.cli.context import CliContext
 from loopline.core.errors import LooplineError
@@ -57,6 +58,7 @@ app.add_typer(access.members, name="members")
 app.add_typer(db.app, name="db")
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve.serve)
+app.command("server")(server.server)
 app.command("predict")(serve.predict)
 app.command("worker")(automation.worker)
 
@@ -67,9 +69,12 @@ def _root(
     home: Path | None = typer.Option(None, help="Store folder \\[env: LOOPLINE_HOME; default ~/.loopline]."),
     store_uri: str | None = typer.Option(None, help="Metadata database URL \\[env: LOOPLINE_STORE_URI]."),
     artifacts_uri: str | None = typer.Option(None, help="Artifact store \\[env: LOOPLINE_ARTIFACTS_URI]."),
+    uri: str | None = typer.Option(
+        None, help="A loopline server to work through \\[env: LOOPLINE_URI; token: LOOPLINE_TOKEN]."
+    ),
 ) -> None:
     settings = Settings()
-    overrides = {"home": home, "store_uri": store_uri, "artifacts_uri": artifacts_uri}
+    overrides = {"home": home, "store_uri": store_uri, "artifacts_uri": artifacts_uri, "uri": uri}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     ctx.obj = CliContext(settings)
     ctx.call_on_close(ctx.obj.close)

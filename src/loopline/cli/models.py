@@ -39,7 +39,7 @@ def read_table(path: Path) -> pd.DataFrame:
 @app.command("list")
 def list_(ctx: typer.Context, json_: bool = JSON) -> None:
     """List registered models."""
-    models = cli_context(ctx).backends.registry(local_owner()).list_models()
+    models = cli_context(ctx).registry().list_models()
     if json_:
         print_json(models)
         return
@@ -74,7 +74,7 @@ def _versions_table(versions: list[ModelVersion]) -> Table:
 @app.command()
 def show(ctx: typer.Context, name: str = typer.Argument(..., help="Model name."), json_: bool = JSON) -> None:
     """Show a model and its versions."""
-    registry = cli_context(ctx).backends.registry(local_owner())
+    registry = cli_context(ctx).registry()
     model = registry.get_model(name)
     versions = registry.list_versions(name)
     if json_:
@@ -92,7 +92,7 @@ def versions(
     ctx: typer.Context, name: str = typer.Argument(..., help="Model name."), json_: bool = JSON
 ) -> None:
     """List the versions of a model."""
-    found = cli_context(ctx).backends.registry(local_owner()).list_versions(name)
+    found = cli_context(ctx).registry().list_versions(name)
     if json_:
         print_json(found)
     else:
@@ -154,7 +154,7 @@ def alias(
     json_: bool = JSON,
 ) -> None:
     """Set or remove an alias without gates (recorded), or show the history of aliases."""
-    registry = cli_context(ctx).backends.registry(local_owner())
+    registry = cli_context(ctx).registry()
     if alias_ is None or (version is None and not delete):
         history = registry.alias_history(name, alias_)
         if json_:
@@ -242,7 +242,7 @@ def delete(
     version: int | None = typer.Argument(None, help="Only this version."),
 ) -> None:
     """Delete a model or one version (hidden, refused while an alias points at it)."""
-    registry = cli_context(ctx).backends.registry(local_owner())
+    registry = cli_context(ctx).registry()
     if version is None:
         registry.delete_model(name)
         Console().print(f"deleted model {name}")
@@ -259,7 +259,7 @@ def protect(
     off: bool = typer.Option(False, "--off", help="Lift the protection."),
 ) -> None:
     """Require a second person's approval for every move of this alias (four eyes)."""
-    registry = cli_context(ctx).backends.registry(local_owner())
+    registry = cli_context(ctx).registry()
     if off:
         registry.unprotect_alias(name, alias)
     else:
@@ -275,9 +275,7 @@ def requests(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Requests to move protected aliases, newest first."""
-    found = (
-        cli_context(ctx).backends.registry(local_owner()).alias_requests(name, "pending" if pending else None)
-    )
+    found = cli_context(ctx).registry().alias_requests(name, "pending" if pending else None)
     if as_json:
         print_json(found)
         return
@@ -295,12 +293,12 @@ def approve(
     ctx: typer.Context, request_id: int = typer.Argument(...), reason: str = typer.Option("")
 ) -> None:
     """Approve someone else's request: the alias moves now."""
-    event = cli_context(ctx).backends.registry(local_owner()).approve(request_id, reason)
+    event = cli_context(ctx).registry().approve(request_id, reason)
     Console().print(f"@{event.alias} of {event.model} -> version {event.to_version}")
 
 
 @app.command()
 def reject(ctx: typer.Context, request_id: int = typer.Argument(...), reason: str = typer.Option("")) -> None:
     """Reject someone else's request: the alias stays."""
-    request = cli_context(ctx).backends.registry(local_owner()).reject(request_id, reason)
+    request = cli_context(ctx).registry().reject(request_id, reason)
     Console().print(f"request {request.id} rejected; @{request.alias} of {request.model} stays")

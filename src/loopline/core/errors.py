@@ -91,3 +91,39 @@ class ApprovalRequired(LooplineError):
     def __init__(self, message: str, request_id: int) -> None:
         self.request_id = request_id
         super().__init__(message)
+
+
+# On the wire: a stable code per class (its snake_case name) and the attributes it carries.
+
+_DETAILS: dict[str, tuple[str, ...]] = {
+    "FilterSyntaxError": ("text", "position"),
+    "SignatureMismatch": ("problems",),
+    "ApprovalRequired": ("request_id",),
+}
+
+
+def _subclasses(cls: type[LooplineError]) -> list[type[LooplineError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
+
+
+def error_code(cls: type[LooplineError]) -> str:
+    name = cls.__name__
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def error_details(exc: LooplineError) -> dict[str, object]:
+    return {key: getattr(exc, key) for key in _DETAILS.get(type(exc).__name__, ())}
+
+
+def error_from_code(code: str, message: str, details: dict[str, object]) -> LooplineError:
+    """Rebuild, on the client, the error the server raised: same class, message and details."""
+    cls = next((c for c in _subclasses(LooplineError) if error_code(c) == code), LooplineError)
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    for key in _DETAILS.get(cls.__name__, ()):
+        if key in details:
+            setattr(exc, key, details[key])
+    return exc

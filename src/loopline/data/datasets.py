@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopline.artifacts import BlobStore
+from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import Principal
@@ -29,6 +30,7 @@ from loopline.data.diff import DatasetDiff, diff_versions
 from loopline.data.ingest import Progress, StagedTable, stage_file, stage_frame, stage_query
 from loopline.data.summary import summarize
 from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import REGISTRY_PROJECT, Authorizer
 from loopline.monitoring.profile import ReferenceProfile, profile_batches
 from loopline.registry.names import dataset_name
 from loopline.store import MetadataStore
@@ -52,6 +54,7 @@ class DatasetService:
         self._store = store
         self._blobs = blobs
         self.principal = principal
+        self._access = Authorizer(store, principal)
 
     def register(
         self,
@@ -67,6 +70,7 @@ class DatasetService:
         """Store `data` (a frame, a CSV or Parquet path, or with `sql_url` a SQL query) as the
         next version of dataset `name`; returns it and whether it is new. Identical rows
         give back the version that holds them."""
+        self._access.registry(Role.EDITOR)
         name = dataset_name(name)
         checked_tags = {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
         with tempfile.TemporaryDirectory(prefix="loopline-dataset-") as tmp:
@@ -127,12 +131,16 @@ class DatasetService:
     def get(self, ref: str, version: int | None = None) -> DatasetVersion:
         """A version by reference (`name`, `name@3`, `datasets:/name/3`); the newest by default."""
         name, parsed = parse_dataset_ref(ref)
+        self._access.registry(Role.VIEWER)
         return self._store.datasets.get_version(name, version if version is not None else parsed)
 
     def list_datasets(self) -> list[DatasetVersion]:
+        if not self._access.visible(REGISTRY_PROJECT):
+            return []
         return self._store.datasets.list_latest()
 
     def versions(self, name: str) -> list[DatasetVersion]:
+        self._access.registry(Role.VIEWER)
         return self._store.datasets.list_versions(dataset_name(name))
 
     def versions_with_digest(self, digest: str) -> list[DatasetVersion]:

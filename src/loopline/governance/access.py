@@ -9,9 +9,10 @@ import secrets
 from loopline.core.access import ApiToken, Role, User
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
-from loopline.core.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from loopline.core.errors import InvalidInput, PermissionDenied, Unauthenticated
 from loopline.core.validation import check_name
 from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore
 
 TOKEN_PREFIX = "ll_"
@@ -117,12 +118,16 @@ class AccessService:
     def require(self, project: str, needed: Role) -> None:
         """Refuse unless the principal holds `needed` (or more) on `project`. A user with no
         role there learns nothing about it: NotFound, as if it did not exist."""
-        if self._principal.is_owner:
-            return
-        held = self._store.access.role(project, self._principal.name)
-        if held is None:
-            raise NotFound(f"project {project!r} does not exist")
-        if not held.allows(needed):
-            raise PermissionDenied(
-                f"{self._principal.name} is {held.value} on project {project!r}; this needs {needed.value}"
-            )
+        Authorizer(self._store, self._principal).require(project, needed)
+
+
+def bootstrap_admin(store: MetadataStore, name: str = "admin") -> str | None:
+    """On a store with no users yet: create administrator `name` and return a token for it
+    (the only time it is shown). None when users exist already."""
+    if store.access.users():
+        return None
+    system = Principal("loopline", is_owner=True)
+    service = AccessService(store, system)
+    service.create_user(name, admin=True)
+    _, secret = service.create_token(name, "bootstrap")
+    return secret

@@ -8,6 +8,7 @@ from typing import Any
 from loopline.core.audit import GENESIS, AuditEntry, entry_hash
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
+from loopline.core.errors import PermissionDenied
 from loopline.store import MetadataStore
 
 
@@ -27,6 +28,10 @@ class AuditTrail:
         self._store = store
         self._principal = principal
 
+    def _require_admin(self) -> None:
+        if not self._principal.is_owner:
+            raise PermissionDenied("only an administrator may read the audit trail")
+
     def record(
         self,
         action: str,
@@ -44,11 +49,13 @@ class AuditTrail:
         return self._store.audit.append(entry)
 
     def entries(self, **filters: Any) -> list[AuditEntry]:
+        self._require_admin()
         return self._store.audit.entries(**filters)
 
     def verify(self, max_problems: int = 20) -> Verification:
         """Walk the chain: an edited entry no longer matches its hash; a deleted or inserted
         one breaks the link of the entry after it."""
+        self._require_admin()
         expected, count, problems = GENESIS, 0, []
         for entry in self._store.audit.chain():
             count += 1

@@ -134,14 +134,24 @@ def _main_not_rerun() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
+_START_ALLOWANCE_S = 60.0
+
+
 class _Running:
     def __init__(self, task: StepTask, process: Any, conn: Connection) -> None:
         self.task = task
         self.process = process
         self.conn = conn
         self.run_id: str | None = None
-        timeout = task.step.options.timeout
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.timeout = task.step.options.timeout
+        # The step's clock starts once its run exists; starting a process may take a while
+        # on a busy machine, and that is not the step's time.
+        self.deadline = None if self.timeout is None else time.monotonic() + self.timeout + _START_ALLOWANCE_S
+
+    def started(self, run_id: str) -> None:
+        self.run_id = run_id
+        if self.timeout is not None:
+            self.deadline = time.monotonic() + self.timeout
 
 
 class ProcessExecutor:
@@ -206,7 +216,7 @@ class ProcessExecutor:
                 self._stop(running, f"WorkerDied: the step's process exited with {running.process.exitcode}")
             ]
         if kind == "started":
-            running.run_id = payload
+            running.started(payload)
             return []
         self._forget(running)
         running.process.join()

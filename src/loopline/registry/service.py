@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.artifacts import BlobStore, destination
-from loopline.core.access import AliasRequest
+from loopline.core.access import AliasRequest, Role
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import (
@@ -24,6 +24,7 @@ from loopline.core.errors import (
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
 from loopline.core.validation import check_key, check_tag_value
 from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import REGISTRY_PROJECT, Authorizer
 from loopline.lineage import LineageService
 from loopline.models import LoadedModel, ModelMetadata, load_model_dir, read_metadata
 from loopline.models.flavors import LoadOptions
@@ -44,6 +45,7 @@ class RegistryService:
         self.principal = principal
         self.lineage = LineageService(store)
         self.audit = AuditTrail(store, principal)
+        self._access = Authorizer(store, principal)
 
     # registered models ---------------------------------------------------------------
 
@@ -51,6 +53,7 @@ class RegistryService:
         self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
         display = display_model_name(name)
+        self._access.registry(Role.EDITOR)
         created = self._store.registry.create_model(
             display.lower(), display, description, self.principal.name, now_ms()
         )
@@ -68,19 +71,24 @@ class RegistryService:
             return self.get_model(name)
 
     def get_model(self, name: str) -> RegisteredModel:
+        self._access.registry(Role.VIEWER)
         return self._store.registry.get_model(model_name(name))
 
     def list_models(self) -> list[RegisteredModel]:
+        if not self._access.visible(REGISTRY_PROJECT):
+            return []
         return self._store.registry.list_models()
 
     def update_model(
         self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
+        self._access.registry(Role.EDITOR)
         self._store.registry.update_model(model_name(name), description, _tags(tags))
         return self.get_model(name)
 
     def delete_model(self, name: str) -> None:
         """Hide a model and its versions; refused while an alias points into it."""
+        self._access.registry(Role.MAINTAINER)
         self._store.registry.delete_model(model_name(name), now_ms())
 
     # versions --------------------------------------------------------------------------
@@ -99,6 +107,9 @@ class RegistryService:
         The version is PENDING while its files are stored and READY only once every one
         is stored under its verified hash; if storing fails it becomes FAILED, and if the
         process dies it stays PENDING. Neither can be loaded."""
+        self._access.registry(Role.EDITOR)
+        if run_id is not None:
+            self._access.require_run(run_id, Role.EDITOR)
         metadata = read_metadata(directory)
         verify_files(directory, metadata)
         model = self.get_or_create_model(name)
@@ -142,18 +153,22 @@ class RegistryService:
         return stored
 
     def get_version(self, name: str, version: int) -> ModelVersion:
+        self._access.registry(Role.VIEWER)
         return self._store.registry.get_version(model_name(name), version)
 
     def list_versions(self, name: str) -> list[ModelVersion]:
+        self._access.registry(Role.VIEWER)
         return self._store.registry.list_versions(model_name(name))
 
     def update_version(
         self, name: str, version: int, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> ModelVersion:
+        self._access.registry(Role.EDITOR)
         self._store.registry.update_version(model_name(name), version, description, _tags(tags))
         return self.get_version(name, version)
 
     def delete_version(self, name: str, version: int) -> None:
+        self._access.registry(Role.MAINTAINER)
         self._store.registry.delete_version(model_name(name), version, now_ms())
         self.audit.record("model.delete_version", f"models:/{model_name(name)}/{version}")
 
@@ -166,6 +181,7 @@ class RegistryService:
             if version is None:
                 raise NotFound(f"model {ref.name!r} has no alias {ref.alias!r}")
         elif version is None:
+            self._access.registry(Role.VIEWER)
             version = self._store.registry.latest_ready_version(ref.name)
             if version is None:
                 raise NotFound(f"model {ref.name!r} has no READY version")
@@ -188,6 +204,13 @@ class RegistryService:
         for path, (digest, _) in sorted(version.files.items()):
             self._blobs.download(digest, f"{version.uri}/{path}", destination(target, path))
         return version
+
+    def version_file(self, name: str, version: int, path: str) -> Path:
+        """A local file holding one file of a READY version, its bytes verified."""
+        loadable = self._loadable(ModelRef(model_name(name), version=version))
+        if path not in loadable.files:
+            raise NotFound(f"{loadable.uri} has no file {path!r}")
+        return self._blobs.local_file(loadable.files[path][0], f"{loadable.uri}/{path}")
 
     def load(
         self,
@@ -223,6 +246,7 @@ class RegistryService:
         """Point `alias` at `version`, recording who moved it, from where, and why. A
         protected alias does not move: the move becomes a request that a second person must
         approve (`ApprovalRequired` names it)."""
+        self._access.registry(Role.MAINTAINER)
         model = self.get_model(name)
         alias = alias_name(alias)
         target = self._loadable(ModelRef(model.name, version=version))
@@ -276,16 +300,19 @@ class RegistryService:
     # protected aliases: four eyes ----------------------------------------------------------------
 
     def protect_alias(self, name: str, alias: str) -> None:
+        self._access.registry(Role.OWNER)
         model, alias = self.get_model(name).name, alias_name(alias)
         self._store.approvals.protect(model, alias)
         self.audit.record("alias.protect", f"models:/{model}@{alias}")
 
     def unprotect_alias(self, name: str, alias: str) -> None:
+        self._access.registry(Role.OWNER)
         model, alias = self.get_model(name).name, alias_name(alias)
         self._store.approvals.unprotect(model, alias)
         self.audit.record("alias.unprotect", f"models:/{model}@{alias}")
 
     def alias_requests(self, name: str | None = None, status: str | None = None) -> list[AliasRequest]:
+        self._access.registry(Role.VIEWER)
         return self._store.approvals.requests(None if name is None else model_name(name), status)
 
     def approve(self, request_id: int, reason: str = "") -> AliasEvent:
@@ -303,6 +330,7 @@ class RegistryService:
         return self._store.approvals.request(request_id)
 
     def _decide(self, request_id: int, status: str, reason: str) -> AliasRequest:
+        self._access.registry(Role.MAINTAINER)
         request = self._store.approvals.request(request_id)
         if request.requested_by == self.principal.name:
             raise PermissionDenied(
@@ -317,6 +345,7 @@ class RegistryService:
         return request
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
+        self._access.registry(Role.MAINTAINER)
         model = self.get_model(name)
         alias = alias_name(alias)
         if alias not in model.aliases:
@@ -331,6 +360,7 @@ class RegistryService:
         return event
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        self._access.registry(Role.VIEWER)
         return self._store.aliases.alias_history(
             model_name(name), None if alias is None else alias_name(alias)
         )

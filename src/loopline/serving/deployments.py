@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from loopline.artifacts import BlobStore
+from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import Conflict, InvalidInput, NotFound
 from loopline.core.registry import Deployment, DeploymentRevision, ModelVersion, VersionStatus
+from loopline.governance.authorization import REGISTRY_PROJECT, Authorizer
 from loopline.registry.names import model_name
 from loopline.registry.service import RegistryService
 from loopline.registry.uris import parse_model_uri
@@ -20,6 +22,7 @@ class DeploymentService:
         self.principal = principal
         self.registry = RegistryService(store, blobs, principal)
         self.audit = self.registry.audit
+        self._access = Authorizer(store, principal)
 
     def resolve(self, policy: TrafficPolicy) -> dict[str, ModelVersion]:
         """The version each arm serves now (aliases resolved); every one must be READY."""
@@ -40,6 +43,7 @@ class DeploymentService:
 
     def create(self, name: str, policy: TrafficPolicy, reason: str = "") -> Deployment:
         name = model_name(name)
+        self._access.registry(Role.MAINTAINER)
         self.resolve(policy)
         created = self._store.deployments.create(
             name, policy.to_dict(), self.principal.name, now_ms(), reason
@@ -49,12 +53,15 @@ class DeploymentService:
         return created
 
     def get(self, name: str) -> Deployment:
+        self._access.registry(Role.VIEWER)
         return self._store.deployments.get(model_name(name))
 
     def policy(self, name: str) -> TrafficPolicy:
         return TrafficPolicy.from_dict(self.get(name).policy)
 
     def list_all(self) -> list[Deployment]:
+        if not self._access.visible(REGISTRY_PROJECT):
+            return []
         return self._store.deployments.list_all()
 
     def set_traffic(
@@ -62,6 +69,7 @@ class DeploymentService:
     ) -> Deployment:
         """Change the policy; running servers pick it up within seconds."""
         name = model_name(name)
+        self._access.registry(Role.MAINTAINER)
         self.resolve(policy)
         before = self.get(name).policy
         changed = self._store.deployments.set_policy(
@@ -75,6 +83,7 @@ class DeploymentService:
         return changed
 
     def revisions(self, name: str) -> list[DeploymentRevision]:
+        self._access.registry(Role.VIEWER)
         return self._store.deployments.revisions(model_name(name))
 
     def rollback(self, name: str, reason: str = "") -> Deployment:
@@ -91,6 +100,7 @@ class DeploymentService:
         )
 
     def delete(self, name: str) -> None:
+        self._access.registry(Role.MAINTAINER)
         self._store.deployments.delete(model_name(name), now_ms())
         self.audit.record("deployment.delete", f"deployment:{model_name(name)}")
 

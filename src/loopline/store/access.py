@@ -141,3 +141,12 @@ class SqlAccessStore:
             .order_by(users.c.name)
         )
         return self._db.read(lambda conn: [(r.name, Role(r.role)) for r in conn.execute(stmt)])
+
+    def roles_of(self, user: str) -> dict[str, Role]:
+        """Every project `user` holds a role on."""
+        stmt = (
+            select(project_members.c.project, project_members.c.role)
+            .join_from(project_members, users)
+            .where(users.c.name == user)
+        )
+        return self._db.read(lambda conn: {r.project: Role(r.role) for r in conn.execute(stmt)})

@@ -15,7 +15,7 @@ from loopline.core.errors import Conflict, NotFound
 from loopline.core.search import Expr, OrderKey
 from loopline.store.database import Database
 from loopline.store.run_search import search_run_keys
-from loopline.store.schema import latest_metrics, params, runs, tags
+from loopline.store.schema import experiments, latest_metrics, params, projects, runs, tags
 
 _IN_CHUNK = 5000  # stays below every backend's limit on bound parameters
 
@@ -102,6 +102,18 @@ class SqlRunStore:
     def __init__(self, db: Database, keys: RunKeys) -> None:
         self._db = db
         self._keys = keys
+
+    def project_of_run(self, run_id: str) -> str:
+        stmt = (
+            select(projects.c.name)
+            .join_from(runs, experiments, experiments.c.id == runs.c.experiment_id)
+            .join(projects, projects.c.id == experiments.c.project_id)
+            .where(runs.c.id == run_id)
+        )
+        found = self._db.read(lambda conn: conn.execute(stmt).scalar())
+        if found is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return str(found)
 
     def create_run(
         self,

@@ -182,7 +182,7 @@ class ActiveRun:
                 onnx=onnx,
             )
             version = registry.register(name, Path(tmp), run_id=self.id, description=description, tags=tags)
-        self._service.link_stored_files(self.id, f"models/{version.model}/{version.version}", version.files)
+        self._service.link_model_files(self.id, version.model, version.version)
         return version
 
     # lifecycle

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.artifacts import BlobStore, check_artifact_name, destination, files_under, media_type
+from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.entities import (
     ArtifactEntry,
@@ -33,6 +34,7 @@ from loopline.core.validation import (
     check_tag_value,
 )
 from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore
 from loopline.tracking.names import random_run_name
 
@@ -49,6 +51,7 @@ class TrackingService:
         self._store = store
         self._blobs = blobs
         self.principal = principal
+        self._access = Authorizer(store, principal)
 
     # experiments -----------------------------------------------------------------------
 
@@ -57,12 +60,15 @@ class TrackingService:
     ) -> Experiment:
         check_name("experiment name", name)
         check_name("project name", project)
+        self._access.require(project, Role.EDITOR)
         return self._store.experiments.create_experiment(project, name, description, self.principal.name)
 
     def get_experiment(self, ref: ExperimentRef, project: str = DEFAULT_PROJECT) -> Experiment:
         """An experiment by id, or by name within `project`."""
         if isinstance(ref, int):
+            self._access.require_experiment(ref, Role.VIEWER)
             return self._store.experiments.get_experiment(ref)
+        self._access.require(project, Role.VIEWER)
         found = self._store.experiments.find_experiment(project, ref)
         if found is None:
             raise NotFound(f"experiment {ref!r} does not exist in project {project!r}")
@@ -71,6 +77,7 @@ class TrackingService:
     def get_or_create_experiment(self, ref: ExperimentRef, project: str = DEFAULT_PROJECT) -> Experiment:
         if isinstance(ref, int):
             return self.get_experiment(ref)
+        self._access.require(project, Role.VIEWER)
         found = self._store.experiments.find_experiment(project, ref)
         if found is not None:
             return found
@@ -80,11 +87,15 @@ class TrackingService:
             return self.get_experiment(ref, project)
 
     def list_experiments(self, project: str | None = None) -> list[Experiment]:
-        return self._store.experiments.list_experiments(project)
+        visible = self._access.visible_projects()
+        found = self._store.experiments.list_experiments(project)
+        return found if visible is None else [e for e in found if e.project in visible]
 
     def list_projects(self) -> list[Project]:
         """Projects group experiments; one is created with its first experiment."""
-        return self._store.experiments.list_projects()
+        visible = self._access.visible_projects()
+        found = self._store.experiments.list_projects()
+        return found if visible is None else [p for p in found if p.name in visible]
 
     # runs ------------------------------------------------------------------------------
 
@@ -100,6 +111,7 @@ class TrackingService:
         environment: Mapping[str, Any] | None = None,
     ) -> Run:
         exp = self.get_or_create_experiment(experiment, project)
+        self._access.require(exp.project, Role.EDITOR)
         name = check_name("run name", run_name) if run_name is not None else random_run_name()
         checked_tags = _checked_tags(tags or {})
         if parent_id is not None:
@@ -128,6 +140,7 @@ class TrackingService:
         if not status.is_terminal:
             raise InvalidInput(f"a run ends as FINISHED, FAILED or KILLED, not {status.value}")
         run = self.get_run(run_id)
+        self._access.require_run(run_id, Role.EDITOR)
         if run.status.is_terminal:
             if run.status is status:
                 return run
@@ -137,11 +150,12 @@ class TrackingService:
         return self._store.runs.end_run(run_id, status, now_ms(), error)
 
     def get_run(self, run_id: str) -> Run:
-        return self._store.runs.get_run(_check_run_id(run_id))
+        self._access.require_run(_check_run_id(run_id), Role.VIEWER)
+        return self._store.runs.get_run(run_id)
 
     def delete_run(self, run_id: str) -> None:
         """Hide a run from searches; its data stays stored."""
-        self.get_run(run_id)
+        self._access.require_run(_check_run_id(run_id), Role.EDITOR)
         self._store.runs.delete_run(run_id, now_ms())
         AuditTrail(self._store, self.principal).record("run.delete", f"run:{run_id}")
 
@@ -184,7 +198,7 @@ class TrackingService:
             check_key("param key", k): check_param_value(k, v) for k, v in (params or {}).items()
         }
         checked_tags = _checked_tags(tags or {})
-        _check_run_id(run_id)
+        self._access.require_run(_check_run_id(run_id), Role.EDITOR)
         self._store.runs.log_params(run_id, checked_params)
         self._store.runs.set_tags(run_id, checked_tags)
         if checked_metrics or batch_id is not None:
@@ -192,10 +206,11 @@ class TrackingService:
 
     def log_metric_batch(self, run_id: str, metrics: Sequence[Metric], batch_id: str) -> bool:
         """Store already-checked metric values once per `batch_id` (the background writer's path)."""
+        self._access.require_run(run_id, Role.EDITOR)
         return self._store.metrics.log_metrics(run_id, metrics, batch_id)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
-        _check_run_id(run_id)
+        self._access.require_run(_check_run_id(run_id), Role.VIEWER)
         return self._store.metrics.metric_history(run_id, check_key("metric key", key))
 
     # artifacts -------------------------------------------------------------------------
@@ -204,7 +219,7 @@ class TrackingService:
         self, run_id: str, name: str, data: bytes, content_type: str | None = None
     ) -> ArtifactEntry:
         check_artifact_name(name)
-        self.get_run(run_id)
+        self._require_writable(run_id)
         blob = self._blobs.put_bytes(data)
         return self._index(run_id, name, blob.digest, blob.size, content_type)
 
@@ -217,24 +232,26 @@ class TrackingService:
             raise NotFound(f"cannot log {source}: no such file or directory")
         base = name if name is not None else source.name
         check_artifact_name(base)
-        self.get_run(run_id)
         files = (
             [(source, base)] if source.is_file() else [(p, f"{base}/{rel}") for p, rel in files_under(source)]
         )
         for _, artifact_name in files:
             check_artifact_name(artifact_name)
+        self._require_writable(run_id)
         entries = []
         for file, artifact_name in files:
             blob = self._blobs.put_file(file)
             entries.append(self._index(run_id, artifact_name, blob.digest, blob.size, None))
         return entries
 
-    def link_stored_files(self, run_id: str, prefix: str, files: Mapping[str, tuple[str, int]]) -> None:
-        """List blobs already in the artifact store (a model version's files) among the
-        run's artifacts under `prefix`, without storing them again."""
-        self.get_run(run_id)
-        for path, (digest, size) in sorted(files.items()):
-            name = check_artifact_name(f"{prefix}/{path}")
+    def link_model_files(self, run_id: str, model: str, version: int) -> None:
+        """List a model version's files among the run's artifacts under
+        `models/NAME/VERSION/`, without storing them again."""
+        self._require_writable(run_id)
+        self._access.registry(Role.VIEWER)
+        stored = self._store.registry.get_version(model, version)
+        for path, (digest, size) in sorted(stored.files.items()):
+            name = check_artifact_name(f"models/{stored.model}/{stored.version}/{path}")
             if not self._blobs.exists(digest):
                 raise NotFound(f"blob sha256:{digest} of {name!r} is not in the artifact store")
             self._index(run_id, name, digest, size, None)
@@ -244,14 +261,19 @@ class TrackingService:
         check_name("dataset name", name)
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             raise InvalidInput(f"dataset digest {digest!r} is not a sha256 hex digest")
-        self.get_run(run_id)
+        self._require_writable(run_id)
         edge = LineageEdge("dataset", digest, "input_to", "run", run_id, name, now_ms())
         self._store.lineage.add_edges([edge])
 
     def inputs(self, run_id: str) -> list[tuple[str, str]]:
         """(name, digest) of every dataset the run recorded as an input."""
-        edges = self._store.lineage.edges_touching([("run", _check_run_id(run_id))])
+        self._access.require_run(_check_run_id(run_id), Role.VIEWER)
+        edges = self._store.lineage.edges_touching([("run", run_id)])
         return [(e.label, e.src_key) for e in edges if e.dst_kind == "run" and e.src_kind == "dataset"]
+
+    def _require_writable(self, run_id: str) -> None:
+        self._access.require_run(_check_run_id(run_id), Role.EDITOR)
+        self._store.runs.get_run(run_id)
 
     def _index(
         self, run_id: str, name: str, digest: str, size: int, content_type: str | None
@@ -266,8 +288,17 @@ class TrackingService:
 
     def read_artifact(self, run_id: str, name: str) -> bytes:
         """The artifact's bytes, verified against their hash."""
-        entry = self._store.artifacts.get_artifact(run_id, check_artifact_name(name))
+        entry = self._artifact(run_id, name)
         return self._blobs.read(entry.digest, name)
+
+    def artifact_file(self, run_id: str, name: str) -> tuple[ArtifactEntry, Path]:
+        """The artifact's entry and a local file of its verified bytes, for sending on."""
+        entry = self._artifact(run_id, name)
+        return entry, self._blobs.local_file(entry.digest, name)
+
+    def _artifact(self, run_id: str, name: str) -> ArtifactEntry:
+        self._access.require_run(_check_run_id(run_id), Role.VIEWER)
+        return self._store.artifacts.get_artifact(run_id, check_artifact_name(name))
 
     def download_artifacts(self, run_id: str, target: str | os.PathLike[str], prefix: str = "") -> list[Path]:
         """Write the run's artifacts (those under `prefix`) below directory `target`."""

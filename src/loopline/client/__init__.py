@@ -1,0 +1,1 @@
+"""Remote mode: the services' interface over HTTP to a `loopline server`."""

@@ -1,0 +1,142 @@
+"""One authenticated HTTP connection to a loopline server, turning its JSON errors back
+into the exceptions the services raise, so callers cannot tell remote from local."""
+
+from __future__ import annotations
+
+import hashlib
+import json as stdlib_json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import httpx
+import orjson
+
+from loopline.core.errors import ArtifactCorrupted, InvalidInput, LooplineError, StoreError, error_from_code
+
+API = "/api/v1"
+
+
+def check_server_uri(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidInput(f"server URI {uri!r} must be http://host:port or https://host[:port]")
+    if parsed.username or parsed.password or parsed.query or parsed.fragment:
+        raise InvalidInput(
+            f"server URI {uri!r} must not carry credentials, a query or a fragment; "
+            "send the token with LOOPLINE_TOKEN"
+        )
+    return uri.rstrip("/")
+
+
+def segment(value: str | int) -> str:
+    """One URL path segment: every '/' and '%' in a name is escaped."""
+    return quote(str(value), safe="")
+
+
+def path_segments(name: str) -> str:
+    """A relative path (artifact or model file) as URL segments."""
+    return quote(name, safe="/")
+
+
+def texts(values: Mapping[str, Any] | None) -> dict[str, str]:
+    """Params and tags travel as text, as they are stored."""
+    return {k: str(v) for k, v in (values or {}).items()}
+
+
+class ServerConnection:
+    def __init__(self, uri: str, token: str | None, timeout: float = 60.0) -> None:
+        self.uri = check_server_uri(uri)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.uri + API,
+            headers=headers,
+            timeout=timeout,
+            transport=httpx.HTTPTransport(retries=3),  # connection failures only
+            follow_redirects=False,
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        content: bytes | Iterable[bytes] | None = None,
+    ) -> Any:
+        """Send one request; the decoded JSON answer, or None for 204."""
+        body = _encode(json) if json is not None else content
+        headers = {"content-type": "application/json"} if json is not None else None
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, content=body, params=query, headers=headers)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"cannot reach the loopline server at {self.uri}: {exc}") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return orjson.loads(response.content)
+
+    def pages(self, path: str, params: Mapping[str, Any] | None = None, size: int = 1000) -> list[Any]:
+        """Every item of a paginated listing."""
+        items: list[Any] = []
+        token: str | None = None
+        while True:
+            found = self.call(
+                "GET", path, params={**(params or {}), "max_results": size, "page_token": token}
+            )
+            items.extend(found["items"])
+            token = found["next_page_token"]
+            if token is None:
+                return items
+
+    def download(self, path: str, target: Path, sha256: str | None = None) -> None:
+        """Stream a file to `target`, which appears only complete and, given `sha256`, verified."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".partial-{target.name}")
+        hasher = hashlib.sha256()
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                with open(partial, "wb") as out:
+                    for chunk in response.iter_bytes(1 << 20):
+                        hasher.update(chunk)
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            partial.unlink(missing_ok=True)
+            raise StoreError(f"download of {path} from {self.uri} failed: {exc}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        if sha256 is not None and hasher.hexdigest() != sha256:
+            partial.unlink(missing_ok=True)
+            raise ArtifactCorrupted(f"{path} arrived with sha256 {hasher.hexdigest()}, not {sha256}")
+        os.replace(partial, target)
+
+    def upload(self, path: str, source: Path) -> Any:
+        with open(source, "rb") as handle:
+            return self.call("PUT", path, content=iter(lambda: handle.read(1 << 20), b""))
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _encode(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # a lone surrogate: escaped, for the server to judge as it would locally
+        return stdlib_json.dumps(value, ensure_ascii=True).encode()
+
+
+def _error(response: httpx.Response) -> LooplineError:
+    try:
+        error = orjson.loads(response.content)["error"]
+        return error_from_code(error["code"], error["message"], error.get("details") or {})
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return StoreError(f"the server answered {response.status_code}: {response.text[:200]}")

@@ -1,0 +1,1 @@
+"""The team server (`loopline server`): the services as a versioned REST API."""

@@ -1,0 +1,111 @@
+"""What handlers receive: the authenticated caller and services acting as that caller."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query, Request
+
+from loopline.automation.service import AutomationService
+from loopline.backends import Backends
+from loopline.core.entities import Principal
+from loopline.core.errors import InvalidInput
+from loopline.governance.access import AccessService
+from loopline.governance.audit import AuditTrail
+from loopline.registry.service import RegistryService
+from loopline.server.schemas import MAX_PAGE
+from loopline.serving.deployments import DeploymentService
+from loopline.tracking.service import TrackingService
+
+T = TypeVar("T")
+ANONYMOUS = Principal("anonymous")
+TOKEN_HEADER = "x-loopline-token"
+
+
+def backends(request: Request) -> Backends:
+    found: Backends = request.app.state.backends
+    return found
+
+
+def staging(request: Request) -> Path:
+    found: Path = request.app.state.staging
+    return found
+
+
+def caller(request: Request) -> Principal:
+    """The token's owner: from `Authorization: Bearer <token>` or the `X-Loopline-Token` header."""
+    token = request.headers.get(TOKEN_HEADER)
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if token is None and scheme.lower() == "bearer":
+        token = value.strip()
+    return backends(request).access(ANONYMOUS).authenticate(token)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Backend = Annotated[Backends, Depends(backends)]
+
+
+def _tracking(b: Backend, who: Caller) -> TrackingService:
+    return b.tracking(who)
+
+
+def _registry(b: Backend, who: Caller) -> RegistryService:
+    return b.registry(who)
+
+
+def _deployments(b: Backend, who: Caller) -> DeploymentService:
+    return b.deployments(who)
+
+
+def _automation(b: Backend, who: Caller) -> AutomationService:
+    return b.automation(who)
+
+
+def _access(b: Backend, who: Caller) -> AccessService:
+    return b.access(who)
+
+
+def _audit(b: Backend, who: Caller) -> AuditTrail:
+    return b.audit(who)
+
+
+Tracking = Annotated[TrackingService, Depends(_tracking)]
+Registry = Annotated[RegistryService, Depends(_registry)]
+Deployments = Annotated[DeploymentService, Depends(_deployments)]
+Automation = Annotated[AutomationService, Depends(_automation)]
+Access = Annotated[AccessService, Depends(_access)]
+Audit = Annotated[AuditTrail, Depends(_audit)]
+MaxResults = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+PageToken = Annotated[str | None, Query(max_length=32)]
+
+
+@dataclass
+class PageArgs:
+    """`max_results` and `page_token` of a listing; the token is the offset of the next item."""
+
+    max_results: MaxResults = 100
+    page_token: PageToken = None
+
+    @property
+    def start(self) -> int:
+        return offset(self.page_token)
+
+
+Paging = Annotated[PageArgs, Depends()]
+
+
+def page(items: Sequence[T], paging: PageArgs) -> dict[str, Any]:
+    start = paging.start
+    end = start + paging.max_results
+    return {"items": list(items[start:end]), "next_page_token": str(end) if end < len(items) else None}
+
+
+def offset(page_token: str | None) -> int:
+    if page_token is None or page_token == "":
+        return 0
+    if page_token.isdigit():
+        return int(page_token)
+    raise InvalidInput(f"page_token {page_token!r} is not one this server gave out")

@@ -1,0 +1,102 @@
+"""Who is calling, users and tokens, project members, and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from loopline.core.access import ApiToken, User
+from loopline.core.audit import AuditEntry
+from loopline.server.app import json_response
+from loopline.server.deps import Access, Audit, Backend, Caller, Paging, page
+from loopline.server.schemas import (
+    AuditCheck,
+    CreatedToken,
+    Member,
+    Membership,
+    NewToken,
+    NewUser,
+    Page,
+    Whoami,
+)
+
+router = APIRouter(tags=["governance"])
+
+
+@router.get("/whoami", response_model=Whoami)
+def whoami(b: Backend, who: Caller) -> Response:
+    roles = b.store.access.roles_of(who.name)
+    return json_response({"name": who.name, "admin": who.is_owner, "roles": roles})
+
+
+@router.get("/users", response_model=list[User])
+def list_users(access: Access) -> Response:
+    return json_response(access.users())
+
+
+@router.post("/users", response_model=User, status_code=201)
+def create_user(access: Access, body: NewUser) -> Response:
+    return json_response(access.create_user(body.name, admin=body.admin), 201)
+
+
+@router.get("/users/{user}/tokens", response_model=list[ApiToken])
+def list_tokens(access: Access, user: str) -> Response:
+    return json_response(access.tokens(user))
+
+
+@router.post("/users/{user}/tokens", response_model=CreatedToken, status_code=201)
+def create_token(access: Access, user: str, body: NewToken) -> Response:
+    token, secret = access.create_token(user, body.name, body.expires_days)
+    created = {
+        "id": token.id,
+        "user": token.user,
+        "name": token.name,
+        "prefix": token.prefix,
+        "token": secret,
+    }
+    return json_response(created, 201)
+
+
+@router.delete("/tokens/{token_id}", response_model=ApiToken)
+def revoke_token(access: Access, token_id: int) -> Response:
+    return json_response(access.revoke_token(token_id))
+
+
+@router.get("/projects/{project}/members", response_model=list[Member])
+def members(access: Access, project: str) -> Response:
+    return json_response([{"user": user, "role": role} for user, role in access.members(project)])
+
+
+@router.put("/projects/{project}/members/{user}", status_code=204)
+def set_role(access: Access, project: str, user: str, body: Membership) -> Response:
+    access.set_role(project, user, body.role)
+    return Response(status_code=204)
+
+
+@router.delete("/projects/{project}/members/{user}", status_code=204)
+def remove_member(access: Access, project: str, user: str) -> Response:
+    access.remove_member(project, user)
+    return Response(status_code=204)
+
+
+@router.get("/audit", response_model=Page[AuditEntry])
+def audit_entries(
+    audit: Audit,
+    paging: Paging,
+    actor: str | None = None,
+    action: Annotated[str | None, Query(description="an action, or a prefix ending in '.'")] = None,
+    target: str | None = None,
+) -> Response:
+    limit = paging.start + paging.max_results + 1
+    entries = audit.entries(actor=actor, action=action, target=target, limit=limit)
+    return json_response(page(entries, paging))
+
+
+@router.get("/audit/verify", response_model=AuditCheck)
+def audit_verify(audit: Audit) -> Response:
+    check = audit.verify()
+    return json_response(
+        {"entries": check.entries, "head": check.head, "intact": check.intact, "problems": check.problems}
+    )

@@ -1,0 +1,146 @@
+"""Deployments and traffic, monitors and alerts, datasets, pipeline runs and jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from loopline.core.automation import Job, JobKind
+from loopline.core.datasets import DatasetVersion
+from loopline.core.errors import InvalidInput
+from loopline.core.monitoring import Alert, Monitor, MonitorRun
+from loopline.core.pipelines import PipelineRun
+from loopline.core.registry import Deployment, DeploymentRevision
+from loopline.server.app import json_response
+from loopline.server.deps import Automation, Backend, Caller, Deployments, Paging, page
+from loopline.server.schemas import NewDeployment, NewJob, Page, TrafficChange
+from loopline.serving.policy import TrafficPolicy
+
+router = APIRouter()
+
+
+# deployments -----------------------------------------------------------------------------
+
+
+@router.get("/deployments", response_model=Page[Deployment], tags=["deployments"])
+def list_deployments(deployments: Deployments, paging: Paging) -> Response:
+    return json_response(page(deployments.list_all(), paging))
+
+
+@router.post("/deployments", response_model=Deployment, status_code=201, tags=["deployments"])
+def create_deployment(deployments: Deployments, body: NewDeployment) -> Response:
+    policy = TrafficPolicy.from_dict(body.policy)
+    return json_response(deployments.create(body.name, policy, body.reason), 201)
+
+
+@router.get("/deployments/{name}", response_model=Deployment, tags=["deployments"])
+def get_deployment(deployments: Deployments, name: str) -> Response:
+    return json_response(deployments.get(name))
+
+
+@router.put("/deployments/{name}/traffic", response_model=Deployment, tags=["deployments"])
+def set_traffic(deployments: Deployments, name: str, body: TrafficChange) -> Response:
+    policy = TrafficPolicy.from_dict(body.policy)
+    return json_response(deployments.set_traffic(name, policy, body.reason, body.expected_revision))
+
+
+@router.get("/deployments/{name}/revisions", response_model=list[DeploymentRevision], tags=["deployments"])
+def deployment_revisions(deployments: Deployments, name: str) -> Response:
+    return json_response(deployments.revisions(name))
+
+
+@router.post("/deployments/{name}/rollback", response_model=Deployment, tags=["deployments"])
+def rollback(deployments: Deployments, name: str, reason: str = "") -> Response:
+    return json_response(deployments.rollback(name, reason))
+
+
+@router.delete("/deployments/{name}", status_code=204, tags=["deployments"])
+def delete_deployment(deployments: Deployments, name: str) -> Response:
+    deployments.delete(name)
+    return Response(status_code=204)
+
+
+# monitors and alerts -----------------------------------------------------------------------
+
+
+@router.get("/monitors", response_model=Page[Monitor], tags=["monitoring"])
+def list_monitors(b: Backend, who: Caller, paging: Paging) -> Response:
+    return json_response(page(b.monitors(who).list_all(), paging))
+
+
+@router.get("/monitors/{name}", response_model=Monitor, tags=["monitoring"])
+def get_monitor(b: Backend, who: Caller, name: str) -> Response:
+    return json_response(b.monitors(who).get(name))
+
+
+@router.get("/monitors/{name}/runs", response_model=list[MonitorRun], tags=["monitoring"])
+def monitor_runs(
+    b: Backend, who: Caller, name: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> Response:
+    return json_response(b.monitors(who).runs(name, limit))
+
+
+@router.post("/monitors/{name}/run", response_model=MonitorRun, tags=["monitoring"])
+async def run_monitor(b: Backend, who: Caller, name: str) -> Response:
+    outcome = await run_in_threadpool(b.monitors(who).run, name)
+    return json_response(outcome.run)
+
+
+@router.get("/monitors/{name}/report", response_class=HTMLResponse, tags=["monitoring"])
+def monitor_report(b: Backend, who: Caller, name: str, run_id: int | None = None) -> Response:
+    return HTMLResponse(b.monitors(who).report_html(name, run_id))
+
+
+@router.get("/alerts", response_model=list[Alert], tags=["monitoring"])
+def list_alerts(b: Backend, who: Caller, monitor: str | None = None, status: str | None = None) -> Response:
+    return json_response(b.monitors(who).alerts(monitor, status))
+
+
+# datasets --------------------------------------------------------------------------------
+
+
+@router.get("/datasets", response_model=Page[DatasetVersion], tags=["datasets"])
+def list_datasets(b: Backend, who: Caller, paging: Paging) -> Response:
+    return json_response(page(b.datasets(who).list_datasets(), paging))
+
+
+@router.get("/datasets/{name}/versions", response_model=Page[DatasetVersion], tags=["datasets"])
+def dataset_versions(b: Backend, who: Caller, name: str, paging: Paging) -> Response:
+    return json_response(page(b.datasets(who).versions(name), paging))
+
+
+@router.get("/datasets/{name}/versions/{version}", response_model=DatasetVersion, tags=["datasets"])
+def get_dataset(b: Backend, who: Caller, name: str, version: int) -> Response:
+    return json_response(b.datasets(who).get(name, version))
+
+
+# pipelines and jobs ----------------------------------------------------------------------
+
+
+@router.get("/pipeline-runs", response_model=list[PipelineRun], tags=["pipelines"])
+def pipeline_runs(
+    automation: Automation, pipeline: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> Response:
+    return json_response(automation.pipeline_runs(pipeline, limit))
+
+
+@router.get("/pipeline-runs/{run_id}", response_model=PipelineRun, tags=["pipelines"])
+def pipeline_run(automation: Automation, run_id: str) -> Response:
+    return json_response(automation.pipeline_run(run_id))
+
+
+@router.get("/jobs", response_model=list[Job], tags=["pipelines"])
+def list_jobs(automation: Automation, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+    return json_response(automation.jobs(limit))
+
+
+@router.post("/jobs", response_model=Job, status_code=201, tags=["pipelines"])
+def enqueue_job(automation: Automation, body: NewJob) -> Response:
+    """Queue a pipeline run, a monitor run or a retraining for `loopline worker` to pick up."""
+    kinds: dict[str, Any] = {k.value: k for k in JobKind}
+    if body.kind not in kinds:
+        raise InvalidInput(f"job kind {body.kind!r} is not one of {', '.join(kinds)}")
+    return json_response(automation.enqueue(kinds[body.kind], body.target, body.params), 201)

@@ -1,0 +1,162 @@
+"""Experiments, runs, metrics and artifacts."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from loopline.core.entities import ArtifactEntry, Experiment, Metric, Project, Run, Source
+from loopline.core.errors import InvalidInput
+from loopline.server.app import json_response
+from loopline.server.deps import Paging, Tracking, page, staging
+from loopline.server.routes.uploads import stream_to, temporary_file
+from loopline.server.schemas import (
+    BatchStored,
+    DatasetInput,
+    LogBatch,
+    MetricBody,
+    ModelFilesLink,
+    NewExperiment,
+    NewRun,
+    Page,
+    RunEnd,
+    RunSearch,
+)
+
+router = APIRouter(tags=["tracking"])
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+@router.get("/projects", response_model=Page[Project])
+def list_projects(tracking: Tracking, paging: Paging) -> Response:
+    return json_response(page(tracking.list_projects(), paging))
+
+
+@router.get("/experiments", response_model=Page[Experiment])
+def list_experiments(tracking: Tracking, paging: Paging, project: str | None = None) -> Response:
+    return json_response(page(tracking.list_experiments(project), paging))
+
+
+@router.post("/experiments", response_model=Experiment, status_code=201)
+def create_experiment(tracking: Tracking, body: NewExperiment) -> Response:
+    return json_response(tracking.create_experiment(body.name, body.project, body.description), 201)
+
+
+@router.get("/experiments/{experiment_id}", response_model=Experiment)
+def get_experiment(tracking: Tracking, experiment_id: int) -> Response:
+    return json_response(tracking.get_experiment(experiment_id))
+
+
+@router.get("/projects/{project}/experiments/{name}", response_model=Experiment)
+def get_experiment_by_name(tracking: Tracking, project: str, name: str) -> Response:
+    return json_response(tracking.get_experiment(name, project))
+
+
+@router.post("/runs", response_model=Run, status_code=201)
+def start_run(tracking: Tracking, body: NewRun) -> Response:
+    source = Source(**body.source.model_dump()) if body.source else None
+    run = tracking.start_run(
+        body.experiment,
+        project=body.project,
+        run_name=body.run_name,
+        tags=body.tags,
+        parent_id=body.parent_id,
+        source=source,
+        environment=body.environment,
+    )
+    return json_response(run, 201)
+
+
+@router.get("/runs/{run_id}", response_model=Run)
+def get_run(tracking: Tracking, run_id: str) -> Response:
+    return json_response(tracking.get_run(run_id))
+
+
+@router.post("/runs/{run_id}/end", response_model=Run)
+def end_run(tracking: Tracking, run_id: str, body: RunEnd) -> Response:
+    return json_response(tracking.end_run(run_id, body.status, body.error))
+
+
+@router.delete("/runs/{run_id}", status_code=204)
+def delete_run(tracking: Tracking, run_id: str) -> Response:
+    tracking.delete_run(run_id)
+    return Response(status_code=204)
+
+
+@router.post("/runs/search", response_model=Page[Run])
+def search_runs(tracking: Tracking, body: RunSearch) -> Response:
+    found = tracking.search_runs(
+        body.experiments,
+        project=body.project,
+        filter=body.filter,
+        order_by=body.order_by,
+        max_results=body.max_results,
+        page_token=body.page_token,
+        include_deleted=body.include_deleted,
+    )
+    return json_response({"items": found.runs, "next_page_token": found.next_page_token})
+
+
+def _value(metric: MetricBody) -> float:
+    if isinstance(metric.value, float):
+        return metric.value
+    if metric.value in _SPECIAL:
+        return _SPECIAL[metric.value]
+    raise InvalidInput(f"value of metric {metric.key!r} must be a number, 'NaN', 'Infinity' or '-Infinity'")
+
+
+@router.post("/runs/{run_id}/log-batch", response_model=BatchStored)
+def log_batch(tracking: Tracking, run_id: str, body: LogBatch) -> Response:
+    """Params, tags and metric values at once; a retry with the same `batch_id` stores nothing twice."""
+    metrics = [Metric(m.key, _value(m), m.step, m.timestamp) for m in body.metrics]
+    tracking.log_batch(run_id, metrics, body.params, body.tags, body.batch_id)
+    return json_response({"stored": True})
+
+
+@router.get("/runs/{run_id}/metrics/{key}", response_model=Page[MetricBody])
+def metric_history(tracking: Tracking, run_id: str, key: str, paging: Paging) -> Response:
+    return json_response(page(tracking.metric_history(run_id, key), paging))
+
+
+@router.get("/runs/{run_id}/inputs", response_model=list[DatasetInput])
+def run_inputs(tracking: Tracking, run_id: str) -> Response:
+    return json_response([{"name": name, "digest": digest} for name, digest in tracking.inputs(run_id)])
+
+
+@router.post("/runs/{run_id}/inputs", status_code=204)
+def log_input(tracking: Tracking, run_id: str, body: DatasetInput) -> Response:
+    tracking.log_input(run_id, body.name, body.digest)
+    return Response(status_code=204)
+
+
+@router.post("/runs/{run_id}/model-files", status_code=204)
+def link_model_files(tracking: Tracking, run_id: str, body: ModelFilesLink) -> Response:
+    """List a registered version's files among the run's artifacts."""
+    tracking.link_model_files(run_id, body.model, body.version)
+    return Response(status_code=204)
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=Page[ArtifactEntry])
+def list_artifacts(tracking: Tracking, run_id: str, paging: Paging, prefix: str = "") -> Response:
+    return json_response(page(tracking.list_artifacts(run_id, prefix), paging))
+
+
+@router.put("/runs/{run_id}/artifacts/{name:path}", response_model=ArtifactEntry, status_code=201)
+async def upload_artifact(tracking: Tracking, request: Request, run_id: str, name: str) -> Response:
+    """The request body, streamed, becomes artifact `name` of the run."""
+    await run_in_threadpool(tracking.get_run, run_id)  # a run the caller can see, before the body is read
+    with temporary_file(staging(request)) as path:
+        await stream_to(request, path)
+        entries = await run_in_threadpool(tracking.log_artifact_path, run_id, path, name)
+    return json_response(entries[0], 201)
+
+
+@router.get("/runs/{run_id}/artifacts/{name:path}", response_class=FileResponse)
+def download_artifact(tracking: Tracking, run_id: str, name: str) -> Response:
+    """The artifact's bytes, checked against their sha256 (also sent as X-Loopline-Sha256)."""
+    entry, path = tracking.artifact_file(run_id, name)
+    headers = {"x-loopline-sha256": entry.digest}
+    return FileResponse(path, media_type="application/octet-stream", headers=headers)

@@ -1,0 +1,208 @@
+"""Request bodies and the shapes every response shares (pages, errors)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopline.core.access import Role
+from loopline.core.entities import RunStatus
+
+T = TypeVar("T")
+MAX_PAGE = 10_000
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; pass `next_page_token` back as `page_token` for the next one."""
+
+    items: list[T]
+    next_page_token: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable: not_found, permission_denied, invalid_input...")
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# tracking ------------------------------------------------------------------------------
+
+
+class NewExperiment(Body):
+    name: str
+    project: str = "default"
+    description: str = ""
+
+
+class SourceBody(Body):
+    entry_point: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
+class NewRun(Body):
+    experiment: int | str = "Default"
+    project: str = "default"
+    run_name: str | None = None
+    tags: dict[str, str] = {}
+    parent_id: str | None = None
+    source: SourceBody | None = None
+    environment: dict[str, Any] = {}
+
+
+class RunEnd(Body):
+    status: RunStatus = RunStatus.FINISHED
+    error: str | None = None
+
+
+class MetricBody(BaseModel):
+    key: str
+    value: float | str = Field(description="a number, or 'NaN', 'Infinity', '-Infinity'")
+    step: int = 0
+    timestamp: int
+
+
+class LogBatch(Body):
+    metrics: list[MetricBody] = Field(default=[], max_length=100_000)
+    params: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    batch_id: str | None = Field(default=None, max_length=64)
+
+
+class BatchStored(BaseModel):
+    stored: bool
+
+
+class RunSearch(Body):
+    experiments: list[int | str] | None = None
+    project: str = "default"
+    filter: str | None = Field(default=None, max_length=10_000)
+    order_by: list[str] = []
+    max_results: int = Field(default=100, ge=1, le=50_000)
+    page_token: str | None = None
+    include_deleted: bool = False
+
+
+class DatasetInput(Body):
+    name: str
+    digest: str
+
+
+class ModelFilesLink(Body):
+    model: str
+    version: int
+
+
+# registry ------------------------------------------------------------------------------
+
+
+class NewModel(Body):
+    name: str
+    description: str = ""
+    tags: dict[str, str] = {}
+
+
+class ModelUpdate(Body):
+    description: str | None = None
+    tags: dict[str, str] = {}
+
+
+class Upload(BaseModel):
+    upload_id: str
+
+
+class NewVersion(Body):
+    upload_id: str
+    run_id: str | None = None
+    description: str = ""
+    tags: dict[str, str] = {}
+
+
+class AliasMove(Body):
+    version: int
+    reason: str = ""
+    forced: bool = False
+    report: dict[str, Any] | None = None
+
+
+class Decision(Body):
+    reason: str = ""
+
+
+class Promotion(Body):
+    alias: str = "champion"
+    policy: dict[str, Any] | None = None
+    force_reason: str | None = None
+
+
+# operations ----------------------------------------------------------------------------
+
+
+class NewDeployment(Body):
+    name: str
+    policy: dict[str, Any]
+    reason: str = ""
+
+
+class TrafficChange(Body):
+    policy: dict[str, Any]
+    reason: str = ""
+    expected_revision: int | None = None
+
+
+class NewJob(Body):
+    kind: str = Field(description="pipeline, monitor or retrain")
+    target: str
+    params: dict[str, Any] = {}
+
+
+# governance ----------------------------------------------------------------------------
+
+
+class NewUser(Body):
+    name: str
+    admin: bool = False
+
+
+class NewToken(Body):
+    name: str = "default"
+    expires_days: float | None = None
+
+
+class CreatedToken(BaseModel):
+    id: int
+    user: str
+    name: str
+    prefix: str
+    token: str = Field(description="the secret: shown this once, stored only as a hash")
+
+
+class Membership(Body):
+    role: Role
+
+
+class Member(BaseModel):
+    user: str
+    role: Role
+
+
+class Whoami(BaseModel):
+    name: str
+    admin: bool
+    roles: dict[str, Role]
+
+
+class AuditCheck(BaseModel):
+    entries: int
+    head: str
+    intact: bool
+    problems: list[str]
