@@ -6,12 +6,24 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import httpx
 import uvicorn
 
-from loopline.backends import Backends
+from loopline.artifacts import BlobStore
+from loopline.backends import Backends, local_owner
+from loopline.client.connection import ServerConnection
+from loopline.core.access import Role
+from loopline.core.errors import ApprovalRequired
+from loopline.core.pipelines import PipelineRun
+from loopline.governance.access import bootstrap_admin
 from loopline.server.app import ServerOptions, create_app
+from loopline.serving.policy import TrafficPolicy
+from loopline.store import MetadataStore
+from loopline.tracking.tracker import Tracker
 from tests.conftest import free_port
+from tests.integration.serving_helpers import cancer_data, register_cancer_models
 
 
 @contextlib.contextmanager
@@ -34,3 +46,77 @@ def running_api(backends: Backends, options: ServerOptions = ServerOptions()) ->
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+
+
+LADDER = ["mallory", "vera", "alice", "maya", "olga", "admin"]
+"""Users from no role on the default project up: viewer, editor, maintainer, owner, administrator."""
+ROLES = {"vera": Role.VIEWER, "alice": Role.EDITOR, "maya": Role.MAINTAINER, "olga": Role.OWNER}
+
+
+@dataclass
+class Team:
+    """A server over a store holding one of everything, and a token per user of the ladder."""
+
+    url: str
+    backends: Backends
+    tokens: dict[str, str]
+    ids: dict[str, str]
+
+    def client(self, user: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def connection(self, user: str) -> ServerConnection:
+        return ServerConnection(self.url, self.tokens[user])
+
+
+@contextlib.contextmanager
+def team_server(
+    store: MetadataStore, blobs: BlobStore, options: ServerOptions = ServerOptions()
+) -> Iterator[Team]:
+    backends = Backends(store, blobs)
+    owner = local_owner()
+    tokens = {"admin": bootstrap_admin(store) or ""}
+    access = backends.access(owner)
+    for user in [u for u in LADDER if u != "admin"]:
+        access.create_user(user)
+        tokens[user] = access.create_token(user)[1]
+        if user in ROLES:
+            access.set_role("default", user, ROLES[user])
+    access.set_role("elsewhere", "mallory", Role.MAINTAINER)
+    ids = _fill(backends)
+    with running_api(backends, options) as url:
+        yield Team(url, backends, tokens, ids)
+
+
+def _fill(backends: Backends) -> dict[str, str]:
+    owner = local_owner()
+    tracker = Tracker(backends.tracking(owner), registry=backends.registry(owner), capture_context=False)
+    with tracker.start_run("exp") as run:
+        run.log_metric("loss", 0.5)
+        run.log_param("lr", 0.1)
+        run.log_text("hello", "notes/a.txt")
+    with tracker.start_run("hidden", project="secret") as hidden:
+        hidden.log_metric("loss", 0.25)
+    register_cancer_models(tracker)
+    tracker.close()
+    registry = backends.registry(owner)
+    registry.set_alias("cancer", "champion", 1)
+    registry.protect_alias("cancer", "gold")
+    try:
+        registry.set_alias("cancer", "gold", 2)
+    except ApprovalRequired as waiting:
+        request_id = waiting.request_id
+    backends.deployments(owner).create("cancer-prod", TrafficPolicy.single("models:/cancer@champion"))
+    features, target = cancer_data()
+    backends.datasets(owner).register("patients", features.assign(target=target))
+    backends.monitors(owner).create("cancer-watch", "cancer-prod", "patients", target="target")
+    backends.monitors(owner).run("cancer-watch")  # over an empty window
+    pipeline_run = PipelineRun(run.id, "flows:nightly", "FINISHED", "local", {}, 1, 2)
+    backends.store.pipelines.start_run(pipeline_run)
+    alices_token = backends.store.access.tokens("alice")[0].id
+    experiment = backends.tracking(owner).get_experiment("exp")
+    return {
+        "run_id": run.id, "hidden_run_id": hidden.id, "experiment_id": str(experiment.id),
+        "request_id": str(request_id), "token_id": str(alices_token),
+    }  # fmt: skip

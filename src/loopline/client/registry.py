@@ -11,11 +11,12 @@ from typing import Any
 from loopline.artifacts import destination, files_under
 from loopline.client.connection import ServerConnection, path_segments, segment, texts
 from loopline.client.tracking import whoami
-from loopline.core.access import AliasRequest
+from loopline.core.access import AliasRequest, Role
 from loopline.core.entities import Principal
 from loopline.core.errors import Conflict, NotFound
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
 from loopline.core.wire import decode
+from loopline.governance.authorization import REGISTRY_PROJECT, check_role
 from loopline.models import LoadedModel, load_model_dir, read_metadata
 from loopline.models.flavors import LoadOptions
 from loopline.registry.service import RegistryService
@@ -37,6 +38,12 @@ class RemoteRegistryService(RegistryService):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._connection.call(method, path, **kwargs)
+
+    def require_role(self, needed: Role) -> None:
+        me = self._call("GET", "/whoami")
+        if not me["admin"]:
+            held = me["roles"].get(REGISTRY_PROJECT)
+            check_role(me["name"], REGISTRY_PROJECT, None if held is None else Role(held), needed)
 
     # registered models ---------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class AccessService:
         return user
 
     def users(self) -> list[User]:
+        self._require_admin("list users")
         return self._store.access.users()
 
     def create_token(
@@ -71,6 +72,8 @@ class AccessService:
         return token, secret
 
     def tokens(self, user: str) -> list[ApiToken]:
+        if self._principal.name != user:
+            self._require_admin("list other users' tokens")
         return self._store.access.tokens(user)
 
     def revoke_token(self, token_id: int) -> ApiToken:

@@ -15,20 +15,23 @@ REGISTRY_PROJECT = "default"
 """The project that models, deployments, datasets, monitors and pipelines belong to."""
 
 
+def check_role(who: str, project: str, held: Role | None, needed: Role) -> None:
+    """Refuse unless `held` is at least `needed`; without a role, the project does not exist."""
+    if held is None:
+        raise NotFound(f"project {project!r} does not exist")
+    if not held.allows(needed):
+        raise PermissionDenied(f"{who} is {held.value} on project {project!r}; this needs {needed.value}")
+
+
 class Authorizer:
     def __init__(self, store: MetadataStore, principal: Principal) -> None:
         self._store = store
         self.principal = principal
 
     def require(self, project: str, needed: Role) -> None:
-        if self.principal.is_owner:
-            return
-        held = self._store.access.role(project, self.principal.name)
-        if held is None:
-            raise NotFound(f"project {project!r} does not exist")
-        if not held.allows(needed):
-            raise PermissionDenied(
-                f"{self.principal.name} is {held.value} on project {project!r}; this needs {needed.value}"
+        if not self.principal.is_owner:
+            check_role(
+                self.principal.name, project, self._store.access.role(project, self.principal.name), needed
             )
 
     def require_run(self, run_id: str, needed: Role) -> None:

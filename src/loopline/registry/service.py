@@ -47,6 +47,10 @@ class RegistryService:
         self.audit = AuditTrail(store, principal)
         self._access = Authorizer(store, principal)
 
+    def require_role(self, needed: Role) -> None:
+        """Refuse unless the principal holds `needed` on the registry's project."""
+        self._access.registry(needed)
+
     # registered models ---------------------------------------------------------------
 
     def create_model(

@@ -88,6 +88,7 @@ class DeploymentService:
 
     def rollback(self, name: str, reason: str = "") -> Deployment:
         """Go back to the policy before the current one (as a new revision, on the record)."""
+        self._access.registry(Role.MAINTAINER)
         history = self.revisions(name)
         if len(history) < 2:
             raise Conflict(f"deployment {name!r} has no earlier policy to roll back to")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from loopline.core.access import AliasRequest
+from loopline.core.access import AliasRequest, Role
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel
 from loopline.registry.policy import Policy
 from loopline.server.app import json_response
@@ -68,12 +68,13 @@ def list_versions(registry: Registry, name: str, paging: Paging) -> Response:
 @router.post("/uploads", response_model=Upload, status_code=201)
 def start_upload(request: Request, registry: Registry) -> Response:
     """A staging area for a model's files; register it with `POST /models/{name}/versions`."""
-    registry.list_models()  # authenticated: the dependency ran
+    registry.require_role(Role.EDITOR)
     return json_response({"upload_id": new_upload(staging(request), registry.principal)}, 201)
 
 
 @router.put("/uploads/{upload_id}/files/{path:path}", status_code=204)
 async def upload_file(request: Request, registry: Registry, upload_id: str, path: str) -> Response:
+    await run_in_threadpool(registry.require_role, Role.EDITOR)
     files = upload_files(staging(request), upload_id, registry.principal)
     await stream_to(request, upload_target(files, path))
     return Response(status_code=204)

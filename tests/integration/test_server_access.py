@@ -1,0 +1,199 @@
+"""Every route of the server, listed from the app itself, against the access rules: a new
+route that is not classified here, or that lets the wrong person in, fails the suite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopline.artifacts import BlobStore
+from loopline.backends import Backends
+from loopline.server.app import create_app
+from loopline.store import MetadataStore
+from tests.integration.api_helpers import LADDER, Team, team_server
+
+PUBLIC = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
+LIST = "list"  # anyone authenticated; shows only what the caller may see
+SELF = "self"  # the user named in the path, or an administrator
+ADMIN = "admin"
+POLICY = {"kind": "single", "arms": [{"name": "main", "target": "models:/cancer/2"}]}
+
+# (method, path): (who may call it, JSON body or raw bytes, query)
+RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
+    ("GET", "/api/v1/projects"): (LIST, None, None),
+    ("GET", "/api/v1/experiments"): (LIST, None, None),
+    ("POST", "/api/v1/experiments"): ("alice", {"name": "new"}, None),
+    ("GET", "/api/v1/experiments/{experiment_id}"): ("vera", None, None),
+    ("GET", "/api/v1/projects/{project}/experiments/{name}"): ("vera", None, None),
+    ("POST", "/api/v1/runs"): ("alice", {"experiment": "exp"}, None),
+    ("GET", "/api/v1/runs/{run_id}"): ("vera", None, None),
+    ("POST", "/api/v1/runs/{run_id}/end"): ("alice", {"status": "FAILED"}, None),
+    ("DELETE", "/api/v1/runs/{run_id}"): ("alice", None, None),
+    ("POST", "/api/v1/runs/search"): (LIST, {}, None),
+    ("POST", "/api/v1/runs/{run_id}/log-batch"): ("alice", {"params": {"x": "1"}}, None),
+    ("GET", "/api/v1/runs/{run_id}/metrics/{key}"): ("vera", None, None),
+    ("GET", "/api/v1/runs/{run_id}/inputs"): ("vera", None, None),
+    ("POST", "/api/v1/runs/{run_id}/inputs"): ("alice", {"name": "d", "digest": "0" * 64}, None),
+    ("POST", "/api/v1/runs/{run_id}/model-files"): ("alice", {"model": "cancer", "version": 1}, None),
+    ("GET", "/api/v1/runs/{run_id}/artifacts"): ("vera", None, None),
+    ("PUT", "/api/v1/runs/{run_id}/artifacts/{name}"): ("alice", b"new bytes", None),
+    ("GET", "/api/v1/runs/{run_id}/artifacts/{name}"): ("vera", None, None),
+    ("GET", "/api/v1/models"): (LIST, None, None),
+    ("POST", "/api/v1/models"): ("alice", {"name": "another"}, None),
+    ("GET", "/api/v1/models/{name}"): ("vera", None, None),
+    ("PATCH", "/api/v1/models/{name}"): ("alice", {"description": "changed"}, None),
+    ("DELETE", "/api/v1/models/{name}"): ("maya", None, None),
+    ("GET", "/api/v1/models/{name}/versions"): ("vera", None, None),
+    ("POST", "/api/v1/uploads"): ("alice", None, None),
+    ("PUT", "/api/v1/uploads/{upload_id}/files/{path}"): ("alice", b"file", None),
+    ("POST", "/api/v1/models/{name}/versions"): ("alice", {"upload_id": "0" * 32}, None),
+    ("GET", "/api/v1/models/{name}/versions/{version}"): ("vera", None, None),
+    ("PATCH", "/api/v1/models/{name}/versions/{version}"): ("alice", {"description": "changed"}, None),
+    ("DELETE", "/api/v1/models/{name}/versions/{version}"): ("maya", None, None),
+    ("GET", "/api/v1/models/{name}/versions/{version}/files/{path}"): ("vera", None, None),
+    ("GET", "/api/v1/resolve"): ("vera", None, {"uri": "models:/cancer@champion"}),
+    ("PUT", "/api/v1/models/{name}/aliases/{alias}"): ("maya", {"version": 2}, None),
+    ("DELETE", "/api/v1/models/{name}/aliases/{alias}"): ("maya", None, None),
+    ("GET", "/api/v1/models/{name}/alias-history"): ("vera", None, None),
+    ("PUT", "/api/v1/models/{name}/aliases/{alias}/protection"): ("olga", None, None),
+    ("DELETE", "/api/v1/models/{name}/aliases/{alias}/protection"): ("olga", None, None),
+    ("GET", "/api/v1/alias-requests"): ("vera", None, None),
+    ("POST", "/api/v1/alias-requests/{request_id}/approve"): ("maya", {"reason": ""}, None),
+    ("POST", "/api/v1/alias-requests/{request_id}/reject"): ("maya", {"reason": ""}, None),
+    ("POST", "/api/v1/models/{name}/versions/{version}/promote"): ("maya", {"alias": "champion"}, None),
+    ("GET", "/api/v1/deployments"): (LIST, None, None),
+    ("POST", "/api/v1/deployments"): ("maya", {"name": "other", "policy": POLICY}, None),
+    ("GET", "/api/v1/deployments/{name}"): ("vera", None, None),
+    ("PUT", "/api/v1/deployments/{name}/traffic"): ("maya", {"policy": POLICY}, None),
+    ("GET", "/api/v1/deployments/{name}/revisions"): ("vera", None, None),
+    ("POST", "/api/v1/deployments/{name}/rollback"): ("maya", None, None),
+    ("DELETE", "/api/v1/deployments/{name}"): ("maya", None, None),
+    ("GET", "/api/v1/monitors"): (LIST, None, None),
+    ("GET", "/api/v1/monitors/{name}"): ("vera", None, None),
+    ("GET", "/api/v1/monitors/{name}/runs"): ("vera", None, None),
+    ("POST", "/api/v1/monitors/{name}/run"): ("maya", None, None),
+    ("GET", "/api/v1/monitors/{name}/report"): ("vera", None, None),
+    ("GET", "/api/v1/alerts"): ("vera", None, None),
+    ("GET", "/api/v1/datasets"): (LIST, None, None),
+    ("GET", "/api/v1/datasets/{name}/versions"): ("vera", None, None),
+    ("GET", "/api/v1/datasets/{name}/versions/{version}"): ("vera", None, None),
+    ("GET", "/api/v1/pipeline-runs"): ("vera", None, None),
+    ("GET", "/api/v1/pipeline-runs/{run_id}"): ("vera", None, None),
+    ("GET", "/api/v1/jobs"): ("vera", None, None),
+    ("POST", "/api/v1/jobs"): ("maya", {"kind": "monitor", "target": "cancer-watch"}, None),
+    ("GET", "/api/v1/whoami"): ("mallory", None, None),
+    ("GET", "/api/v1/users"): (ADMIN, None, None),
+    ("POST", "/api/v1/users"): (ADMIN, {"name": "newcomer"}, None),
+    ("GET", "/api/v1/users/{user}/tokens"): (SELF, None, None),
+    ("POST", "/api/v1/users/{user}/tokens"): (SELF, {"name": "more"}, None),
+    ("DELETE", "/api/v1/tokens/{token_id}"): (SELF, None, None),
+    ("GET", "/api/v1/projects/{project}/members"): ("vera", None, None),
+    ("PUT", "/api/v1/projects/{project}/members/{user}"): ("olga", {"role": "owner"}, None),
+    ("DELETE", "/api/v1/projects/{project}/members/{user}"): ("olga", None, None),
+    ("GET", "/api/v1/audit"): (ADMIN, None, None),
+    ("GET", "/api/v1/audit/verify"): (ADMIN, None, None),
+}
+
+
+def _app_routes(store: MetadataStore, blobs: BlobStore) -> set[tuple[str, str]]:
+    """(method, path) of every route the app answers, included routers walked through."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: list[Any]) -> None:
+        for route in routes:
+            if hasattr(route, "effective_candidates"):  # an included router
+                walk(route.effective_candidates())
+                continue
+            for method in getattr(route, "methods", None) or ():
+                if method != "HEAD":
+                    found.add((method, route.path.replace(":path", "")))
+
+    walk(create_app(Backends(store, blobs)).routes)
+    return found
+
+
+def _fill_path(path: str, team: Team) -> str:
+    resource = path.split("/")[3]
+    names = {"models": "cancer", "deployments": "cancer-prod", "monitors": "cancer-watch",
+             "datasets": "patients", "projects": "exp"}  # fmt: skip
+    values = {
+        "{experiment_id}": team.ids["experiment_id"], "{run_id}": team.ids["run_id"], "{project}": "default",
+        "{name}": names.get(resource, "notes/a.txt"), "{version}": "1", "{alias}": "champion",
+        "{key}": "loss", "{request_id}": team.ids["request_id"], "{token_id}": team.ids["token_id"],
+        "{user}": "alice", "{upload_id}": "0" * 32,
+        "{path}": "model.skops" if resource == "models" else "file.bin",
+    }  # fmt: skip
+    if resource == "pipeline-runs":
+        values["{run_id}"] = team.ids["run_id"]
+    for placeholder, value in values.items():
+        path = path.replace(placeholder, value)
+    return path
+
+
+def _call(team: Team, user: str | None, method: str, path: str) -> tuple[int, Any]:
+    _, body, query = RULES[(method, path)]
+    with team.client(user) as client:
+        kwargs: dict[str, Any] = {"params": query}
+        if isinstance(body, bytes):
+            kwargs["content"] = body
+        elif body is not None or method in ("POST", "PUT", "PATCH"):
+            kwargs["json"] = body if body is not None else {}
+        response = client.request(method, _fill_path(path, team), **kwargs)
+    return response.status_code, response.json() if "json" in response.headers.get(
+        "content-type", ""
+    ) else None
+
+
+def _allowed(rule: str, user: str) -> bool:
+    if rule == ADMIN:
+        return user == "admin"
+    if rule == SELF:
+        return user in ("alice", "admin")
+    if rule == LIST:
+        return True
+    return LADDER.index(user) >= LADDER.index(rule)
+
+
+def test_every_route_is_classified(store: MetadataStore, blobs: BlobStore) -> None:
+    routes = _app_routes(store, blobs) - PUBLIC
+    assert routes - set(RULES) == set(), "classify the new routes in RULES"
+    assert set(RULES) - routes == set(), "RULES names routes the app no longer has"
+
+
+def test_every_route_refuses_who_may_not_call_it(store: MetadataStore, blobs: BlobStore) -> None:
+    with team_server(store, blobs) as team:
+        audit = team.backends.audit(
+            team.backends.store and __import__("loopline.backends").backends.local_owner()
+        )
+        entries_before = len(audit.entries(limit=1_000_000))
+        for method, path in sorted(RULES):
+            rule = RULES[(method, path)][0]
+            status, _ = _call(team, None, method, path)
+            assert status == 401, (method, path, "without a token")
+            for user in LADDER:
+                if _allowed(rule, user):
+                    continue
+                status, body = _call(team, user, method, path)
+                assert status in (403, 404), (method, path, user, status, body)
+        assert len(audit.entries(limit=1_000_000)) == entries_before  # nothing refused left a trace
+
+
+def test_who_may_read_gets_it_and_listings_hide_what_others_may_not_see(
+    store: MetadataStore, blobs: BlobStore
+) -> None:
+    with team_server(store, blobs) as team:
+        for method, path in sorted(k for k in RULES if k[0] == "GET"):
+            rule = RULES[(method, path)][0]
+            for user in LADDER:
+                if rule != LIST and not _allowed(rule, user):
+                    continue
+                status, body = _call(team, user, method, path)
+                assert status == 200, (method, path, user, status, body)
+                if rule == LIST and user == "mallory":
+                    assert body["items"] == [], (path, body)
+        status, body = _call(team, "mallory", "POST", "/api/v1/runs/search")
+        assert status == 200 and body["items"] == []
+        with team.client("vera") as client:
+            names = [p["name"] for p in client.get("/api/v1/projects").json()["items"]]
+            assert names == ["default"]  # not the secret project
+            hidden = client.get(f"/api/v1/runs/{team.ids['hidden_run_id']}")
+            assert hidden.status_code == 404 and "does not exist" in hidden.json()["error"]["message"]
