@@ -276,8 +276,13 @@ def mlflow_server(store_uri: str, workdir: Path) -> Server:
         *("--default-artifact-root", str(workdir / "mlruns")),
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
     ]
-    # it starts its web server (uvicorn or gunicorn) by name
-    env = {**clean_env(), "PATH": f"{PEER_PYTHON.parent}:{os.environ['PATH']}"}
+    env = {
+        **clean_env(),
+        "PATH": f"{PEER_PYTHON.parent}:{os.environ['PATH']}",  # it starts uvicorn by name
+        # Its job runner (a huey consumer for GenAI scoring jobs) serves no tracking call; left on,
+        # its start-up would burn a core during the measurement, and it leaves a folder in /dev/shm.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     return Server("mlflow", command, port, env)
 
 

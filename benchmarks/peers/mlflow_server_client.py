@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, required=True, help="runs in the searched experiment")
     args = parser.parse_args()
 
+    # set_terminated would print a link to every run, after one more get_run request for it
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON result
         client = MlflowClient(tracking_uri=args.url)
         rate = bench_log_batch(client, args.calls)

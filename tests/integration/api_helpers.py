@@ -6,7 +6,8 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -15,6 +16,7 @@ from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
 from loopline.client.connection import ServerConnection
 from loopline.core.access import Role
+from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired
 from loopline.core.pipelines import PipelineRun
 from loopline.governance.access import bootstrap_admin
@@ -61,6 +63,8 @@ class Team:
     backends: Backends
     tokens: dict[str, str]
     ids: dict[str, str]
+    staging: Path
+    backends_owner: Principal = field(default_factory=local_owner)
 
     def client(self, user: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
@@ -86,7 +90,7 @@ def team_server(
     access.set_role("elsewhere", "mallory", Role.MAINTAINER)
     ids = _fill(backends)
     with running_api(backends, options) as url:
-        yield Team(url, backends, tokens, ids)
+        yield Team(url, backends, tokens, ids, options.staging_dir or Path(blobs.url).parent / "staging")
 
 
 def _fill(backends: Backends) -> dict[str, str]:

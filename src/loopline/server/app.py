@@ -6,6 +6,7 @@ encode what it returns. Every rule (who may do what included) lives in the servi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopline import __version__
@@ -119,27 +121,25 @@ class RequestGuard:
             await _too_large(limit)(scope, receive, send)
             return
         seen = 0
+        exceeded = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
+                exceeded = True
                 raise BodyTooLarge(limit)
             return message
 
-        started = False
+        async def guarded_send(message: Message) -> None:
+            if not exceeded:  # once the body is too large, the app's own answer is replaced
+                await send(message)
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked_send)
-        except BodyTooLarge:
-            if not started:
-                await _too_large(limit)(scope, receive, send)
+        with contextlib.suppress(BodyTooLarge):
+            await self.app(scope, counted, guarded_send)
+        if exceeded:
+            await _too_large(limit)(scope, receive, send)
 
 
 def _too_large(limit: int) -> Response:
@@ -186,9 +186,10 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         }
         return Response(orjson.dumps(body, default=str), 422, media_type="application/json")
 
-    @app.exception_handler(BodyTooLarge)
-    async def body_too_large(_request: Request, exc: BodyTooLarge) -> Response:
-        return _too_large(int(exc.args[0]))
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:

@@ -1,0 +1,259 @@
+"""Attacks on the team server, each a real HTTP request to a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import functools
+import http.client
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import text
+
+from loopline.artifacts import BlobStore
+from loopline.client.connection import ServerConnection
+from loopline.client.registry import RemoteRegistryService
+from loopline.client.tracking import RemoteTrackingService
+from loopline.core.errors import InvalidInput, Unauthenticated, UntrustedModel
+from loopline.models import save_model
+from loopline.server.app import ServerOptions
+from loopline.store import MetadataStore, open_metadata_store
+from tests.integration.api_helpers import Team, team_server
+
+LIMITS = ServerOptions(max_json_bytes=64 * 1024, max_upload_bytes=1024 * 1024)
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
+    """One world for the module, on SQLite: these attacks do not depend on the database
+    (the SQL injection test below runs on every backend)."""
+    home = tmp_path_factory.mktemp("team")
+    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
+    with team_server(store, BlobStore(str(home / "artifacts")), LIMITS) as running:
+        yield running
+    store.close()
+
+
+def raw(team: Team, method: str, path: str, user: str = "admin", body: bytes = b"", **headers: str) -> int:
+    """Send `path` byte for byte (no client-side normalisation of '..' or escapes)."""
+    url = urlparse(team.url)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+    connection.putrequest(method, path, skip_accept_encoding=True)
+    sent = {"Authorization": f"Bearer {team.tokens[user]}", "Content-Length": str(len(body)), **headers}
+    for key, value in sent.items():
+        connection.putheader(key, value)
+    connection.endheaders(body)
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+TRAVERSALS = [
+    "../../../etc/passwd",
+    "..%2f..%2f..%2fetc%2fpasswd",
+    "%2e%2e/%2e%2e/etc/passwd",
+    "%252e%252e%252fetc%252fpasswd",
+    "/etc/passwd",
+    "%2fetc%2fpasswd",
+    "..%5c..%5cetc%5cpasswd",
+    "notes%5c..%5c..%5csecret",
+    "C:%5cwindows%5cwin.ini",
+]
+
+
+@pytest.mark.parametrize("name", TRAVERSALS)
+def test_artifact_paths_that_leave_the_run_are_refused(team: Team, name: str, tmp_path: Path) -> None:
+    run = team.ids["run_id"]
+    before = team.backends.tracking(team.backends_owner).list_artifacts(run)
+    assert raw(team, "GET", f"/api/v1/runs/{run}/artifacts/{name}") in (400, 404)
+    assert raw(team, "PUT", f"/api/v1/runs/{run}/artifacts/{name}", body=b"pwned") in (400, 404)
+    assert raw(team, "PUT", f"/api/v1/uploads/{'0' * 32}/files/{name}", body=b"pwned") in (400, 404)
+    assert team.backends.tracking(team.backends_owner).list_artifacts(run) == before
+    assert not list(Path("/").glob("pwned*")) and not Path("/etc/pwned").exists()
+
+
+def test_an_upload_cannot_be_written_through_a_symlink(team: Team, tmp_path: Path) -> None:
+    with team.client("alice") as client:
+        upload = client.post("/api/v1/uploads").json()["upload_id"]
+        folder = team.staging / "uploads" / upload / "files"
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (folder / "link").symlink_to(outside)
+        response = client.put(f"/api/v1/uploads/{upload}/files/link/model.bin", content=b"escaped")
+        assert response.status_code == 400 and "symlink" in response.json()["error"]["message"]
+    assert list(outside.iterdir()) == []
+
+
+def test_a_client_refuses_to_upload_a_folder_with_a_symlink_out_of_it(team: Team, tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "passwd").symlink_to("/etc/passwd")
+    tracking = RemoteTrackingService(team.connection("alice"))
+    with pytest.raises(InvalidInput, match="symlink"):
+        tracking.log_artifact_path(team.ids["run_id"], folder)
+
+
+def test_no_request_makes_the_server_read_or_fetch_a_location_the_caller_names(team: Team) -> None:
+    with team.client("maya") as client:
+        for uri in ("file:///etc/passwd", "http://169.254.169.254/latest/meta-data", "s3://bucket/model"):
+            assert client.get("/api/v1/resolve", params={"uri": uri}).status_code == 400
+            policy = {"kind": "single", "arms": [{"name": "main", "target": uri}]}
+            response = client.post("/api/v1/deployments", json={"name": "evil", "policy": policy})
+            assert response.status_code == 400, response.text
+        # a model version is made only from files uploaded into the server's own staging area
+        for body in (
+            {"upload_id": "0" * 32, "source": "file:///etc/passwd"},
+            {"source": "http://10.0.0.1/m"},
+        ):
+            assert client.post("/api/v1/models/evil/versions", json=body).status_code == 422
+        for upload_id in ("../../../../etc", "0" * 32):
+            response = client.post("/api/v1/models/evil/versions", json={"upload_id": upload_id})
+            assert response.status_code == 404
+        # another user's upload, and a run of a project the caller cannot see
+        theirs = client.post("/api/v1/uploads").json()["upload_id"]
+    with team.client("alice") as client:
+        assert client.post("/api/v1/models/evil/versions", json={"upload_id": theirs}).status_code == 404
+        hidden = team.ids["hidden_run_id"]
+        assert client.get(f"/api/v1/runs/{hidden}/artifacts").status_code == 404
+        linked = client.post(f"/api/v1/runs/{hidden}/model-files", json={"model": "cancer", "version": 1})
+        assert linked.status_code == 404
+
+
+INJECTIONS = [
+    "params.lr = '0.1' OR 1=1",
+    "params.lr = '0.1'; DROP TABLE runs; --",
+    "params.lr = '' OR '1'='1'",
+    'metrics."loss; DROP TABLE runs" > 0',
+    "tags.x = 'a' UNION SELECT * FROM users",
+    "attributes.status = 'FINISHED' --",
+    "params.lr LIKE '%' OR 1=1",
+]
+
+
+def test_filters_that_try_sql_injection_find_nothing_they_should_not(
+    store: MetadataStore, blobs: BlobStore
+) -> None:
+    with team_server(store, blobs) as team, team.client("vera") as client:
+        runs = store.db.read(lambda conn: conn.execute(text("SELECT count(*) FROM runs")).scalar())
+        for condition in INJECTIONS:
+            response = client.post("/api/v1/runs/search", json={"experiments": ["exp"], "filter": condition})
+            assert response.status_code in (200, 400), (condition, response.text)
+            if response.status_code == 200:
+                assert response.json()["items"] == [], condition
+            ordered = client.post("/api/v1/runs/search", json={"order_by": [f"{condition} DESC"]})
+            assert ordered.status_code == 400, condition
+        quoted = "params.lr = '0.1'' OR ''1''=''1'"  # quotes inside a value stay inside the value
+        assert client.post("/api/v1/runs/search", json={"filter": quoted}).json()["items"] == []
+        assert client.post("/api/v1/runs/search", json={"filter": "params.lr = '0.1'"}).json()["items"]
+        after = store.db.read(lambda conn: conn.execute(text("SELECT count(*) FROM runs")).scalar())
+        assert after == runs and len(team.backends.access(team.backends_owner).users()) == 6
+
+
+def test_bodies_over_the_limit_are_refused_with_413_and_nothing_is_stored(team: Team) -> None:
+    run = team.ids["run_id"]
+    big_json = b'{"params": {"x": "' + b"a" * (70 * 1024) + b'"}}'
+    path = f"/api/v1/runs/{run}/log-batch"
+    assert raw(team, "POST", path, body=big_json, **{"Content-Type": "application/json"}) == 413
+    with team.client("admin") as client:
+        streamed = client.post(path, content=iter([big_json[:40_000], big_json[40_000:]]),
+                               headers={"content-type": "application/json"})  # fmt: skip
+        assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "body_too_large"
+        chunks = iter([b"x" * 600_000, b"x" * 600_000])
+        upload = client.put(f"/api/v1/runs/{run}/artifacts/big.bin", content=chunks)
+        assert upload.status_code == 413
+        names = [a["name"] for a in client.get(f"/api/v1/runs/{run}/artifacts").json()["items"]]
+        assert "big.bin" not in names
+        assert client.get(f"/api/v1/runs/{run}").json()["params"] == {"lr": "0.1"}
+    assert [p.name for p in team.staging.glob("body-*")] == []
+
+
+def test_missing_wrong_and_revoked_tokens_get_401(team: Team) -> None:
+    with team.client(None) as anonymous:
+        assert anonymous.get("/api/v1/models").status_code == 401
+        wrong = anonymous.get("/api/v1/models", headers={"Authorization": "Bearer ll_not-a-token"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthenticated"
+        header = {"X-Loopline-Token": team.tokens["vera"]}
+        assert anonymous.get("/api/v1/models", headers=header).status_code == 200
+    with team.client("admin") as admin:
+        assert admin.post("/api/v1/users", json={"name": "leaver"}).status_code == 201
+        assert (
+            admin.put("/api/v1/projects/default/members/leaver", json={"role": "viewer"}).status_code == 204
+        )
+        created = admin.post("/api/v1/users/leaver/tokens", json={"name": "laptop"}).json()
+    secret = created["token"]
+    with team.client(None) as leaver:
+        mine = {"Authorization": f"Bearer {secret}"}
+        assert leaver.get("/api/v1/models", headers=mine).status_code == 200
+        assert leaver.delete(f"/api/v1/tokens/{created['id']}", headers=mine).status_code == 200
+        refused = leaver.get("/api/v1/models", headers=mine)
+        assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
+    with pytest.raises(Unauthenticated, match="revoked"):
+        RemoteTrackingService(ServerConnection(team.url, secret))
+
+
+class _Tripwire:
+    """A model whose unpickling leaves a file behind: proof that someone loaded it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def predict(self, rows: object) -> list[int]:
+        return [0]
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return functools.partial(Path.touch, self.marker), ()
+
+
+def test_a_pickled_model_uploaded_by_an_editor_is_never_loaded_on_the_server(
+    team: Team, tmp_path: Path
+) -> None:
+    marker = tmp_path / "unpickled"
+    directory = tmp_path / "model"
+    save_model(_Tripwire(marker), directory, flavor="python_function")
+    assert not marker.exists()
+    registry = RemoteRegistryService(team.connection("alice"))
+    version = registry.register("tripwire", directory)
+    assert version.status.value == "READY" and version.flavor == "python_function"
+    with team.client("maya") as client:
+        client.post("/api/v1/models/tripwire/versions/1/promote", json={"alias": "champion"})
+        client.get("/api/v1/models/tripwire/versions/1/files/model.cloudpickle")
+    with pytest.raises(UntrustedModel):
+        registry.load("models:/tripwire/1")
+    assert not marker.exists()  # neither the server nor an untrusting client unpickled it
+
+
+def test_state_changes_from_a_browser_form_are_refused(team: Team) -> None:
+    with team.client("alice") as client:
+        form = client.post("/api/v1/experiments", data={"name": "from-a-form"})
+        assert form.status_code == 415
+        plain = client.post(
+            "/api/v1/experiments", content=b'{"name": "x"}', headers={"content-type": "text/plain"}
+        )
+        assert plain.status_code == 415
+        assert client.post("/api/v1/experiments", json={"name": "as-json"}).status_code == 201
+
+
+def test_stored_strings_are_escaped_where_they_are_rendered(team: Team) -> None:
+    from loopline.registry.card import card_html, model_card
+
+    script = "<script>alert(1)</script>"
+    with team.client("alice") as client:
+        assert client.patch("/api/v1/models/cancer", json={"description": script}).status_code == 200
+        assert (
+            client.post("/api/v1/experiments", json={"name": "x", "description": script}).status_code == 201
+        )
+    owner = team.backends_owner
+    markdown = model_card(
+        team.backends.registry(owner),
+        team.backends.evaluations(owner),
+        team.backends.tracking(owner),
+        "cancer",
+        1,
+    )
+    rendered = card_html(markdown, script)
+    assert script not in rendered and "&lt;script&gt;" in rendered
+    with team.client("vera") as client:
+        report = client.get("/api/v1/monitors/cancer-watch/report")
+        assert report.status_code == 200 and "<script>alert" not in report.text
+        assert client.get("/api/v1/models/cancer").headers["content-type"] == "application/json"
