@@ -22,6 +22,11 @@ client imports it too):
 * start-up: from process start to the first 200 from GET /health, on a fresh store
   (migrations included). Informational.
 
+The loopline server runs with one worker; its client reads the administrator token that the
+server prints on a fresh store. MLflow's server runs with `--workers 1` and its defaults (its
+security middleware admits 127.0.0.1 as is), except its job runner, which is switched off (see
+mlflow_server); its client does not print a link to every run it ends.
+
 With --postgres URL (a server where the URL's user may CREATE DATABASE), both servers also run
 on PostgreSQL, each on its own fresh database (the two tools' tables share names), dropped at
 the end. MLflow reaches PostgreSQL through psycopg 3, installed into the peers' virtualenv on
@@ -378,42 +383,33 @@ def measure_backend(
     return {"loopline": ours, "mlflow": theirs}
 
 
+# (label, figure, True when higher is better, format); the ratio is always loopline's advantage
+MEASURES = [
+    ("log_batch via server, values/s", "log_batch_values_per_s", True, ",.0f"),
+    ("search_runs via server, p50 ms", "search_runs_p50_ms", False, ",.1f"),
+    ("start-up to healthy, fresh store, s", "startup_s", False, ".2f"),
+]
+BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
 def report(results: dict[str, dict[str, dict[str, Any]]], sizes: Sizes) -> list[str]:
-    """Rows: the measures per backend; ratio > 1 means loopline is ahead."""
-    header = f"{'measure':<58} {'loopline':>12} {'MLflow':>12} {'ratio':>8}"
-    lines = [header, "-" * len(header)]
-    for backend, pair in results.items():
-        ours, theirs = pair["loopline"], pair["mlflow"]
-        rows = [
-            (
-                f"log_batch via server, values/s ({sizes.calls} / {sizes.mlflow_calls} calls of 1,000)",
-                ours["log_batch_values_per_s"],
-                theirs["log_batch_values_per_s"],
-                ours["log_batch_values_per_s"] / theirs["log_batch_values_per_s"],
-                ",.0f",
-            ),
-            (
-                f"search_runs via server, {sizes.runs:,} runs, p50 ms",
-                ours["search_runs_p50_ms"],
-                theirs["search_runs_p50_ms"],
-                theirs["search_runs_p50_ms"] / ours["search_runs_p50_ms"],
-                ",.1f",
-            ),
-            (
-                "server start-up to healthy, fresh store, s",
-                ours["startup_s"],
-                theirs["startup_s"],
-                theirs["startup_s"] / ours["startup_s"],
-                ".2f",
-            ),
-        ]
-        for label, mine, peer, ratio, fmt in rows:
-            lines.append(f"{label + f' [{backend}]':<58} {mine:>12{fmt}} {peer:>12{fmt}} {ratio:>7.1f}x")
+    """One table per backend; a ratio above 1 means loopline is ahead."""
     first = next(iter(results.values()))
-    lines.append(
-        f"loopline {first['loopline']['version']}, MLflow {first['mlflow']['version']}; "
-        f"both searches found the same {first['loopline']['search_runs_result_count']} runs"
-    )
+    lines = [
+        f"loopline {first['loopline']['version']} server vs MLflow {first['mlflow']['version']} server, "
+        "1 worker each, one at a time",
+        f"log_batch: {sizes.calls} (loopline) / {sizes.mlflow_calls} (MLflow) calls of 1,000 values; "
+        f"search_runs: {sizes.runs:,} runs, 2 conditions + order by, median of {SEARCH_REPEATS}",
+    ]
+    for backend, pair in results.items():
+        header = f"{BACKENDS[backend]:<40} {'loopline':>12} {'MLflow':>12} {'ratio':>8}"
+        lines += ["", header, "-" * len(header)]
+        for label, key, higher, fmt in MEASURES:
+            ours, theirs = pair["loopline"][key], pair["mlflow"][key]
+            ratio = ours / theirs if higher else theirs / ours
+            lines.append(f"{label:<40} {ours:>12{fmt}} {theirs:>12{fmt}} {ratio:>7.1f}x")
+        count = pair["loopline"]["search_runs_result_count"]
+        lines.append(f"both searches found the same {count} runs")
     return lines
 
 

@@ -13,7 +13,7 @@ from loopline.client.connection import ServerConnection, path_segments, segment,
 from loopline.client.tracking import whoami
 from loopline.core.access import AliasRequest, Role
 from loopline.core.entities import Principal
-from loopline.core.errors import Conflict, NotFound
+from loopline.core.errors import AlreadyExists, Conflict, NotFound
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
 from loopline.core.wire import decode
 from loopline.governance.authorization import REGISTRY_PROJECT, check_role
@@ -56,6 +56,16 @@ class RemoteRegistryService(RegistryService):
             "tags": texts(tags),
         }
         return decode(RegisteredModel, self._call("POST", "/models", json=body))
+
+    def get_or_create_model(self, name: str) -> RegisteredModel:
+        try:
+            return self.get_model(name)
+        except NotFound:
+            pass
+        try:
+            return self.create_model(name)
+        except AlreadyExists:
+            return self.get_model(name)
 
     def get_model(self, name: str) -> RegisteredModel:
         return decode(RegisteredModel, self._call("GET", _model(name)))
