@@ -72,6 +72,7 @@ SEARCH_REPEATS = 5
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
 TOKEN = re.compile(r"\bll_[A-Za-z0-9_\-]+")
+PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 SearchRun = tuple[str, tuple[float, ...]]  # (param p, metrics m0 .. m4)
 
@@ -198,6 +199,11 @@ class Started:
     output: Path  # the server's stdout and stderr
 
 
+def shown(command: Sequence[str]) -> str:
+    """A command line to print, with any password in a database URL masked."""
+    return PASSWORD.sub(r"\1***@", " ".join(command))
+
+
 def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -210,9 +216,8 @@ def healthy(url: str) -> bool:
         return False
 
 
-def wait_healthy(server: Server, process: subprocess.Popen[bytes], output: Path) -> float:
-    """Seconds from `started` until GET /health answers 200; a clear error if it never does."""
-    start = time.perf_counter()
+def wait_healthy(server: Server, process: subprocess.Popen[bytes], output: Path, start: float) -> float:
+    """Seconds from `start` until GET /health answers 200; a clear error if it never does."""
     while not healthy(server.url):
         if process.poll() is not None:
             raise RuntimeError(
@@ -237,20 +242,21 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=STOP_TIMEOUT_S)
             return
         except subprocess.TimeoutExpired:
-            print(f"  server {process.pid} ignored SIGTERM; killing it", file=sys.stderr)
+            print(f"  server {process.pid} ignored {sig.name}", file=sys.stderr)
 
 
 @contextlib.contextmanager
 def running(server: Server, workdir: Path) -> Iterator[Started]:
     """The server, healthy, until the block ends; on any failure, the end of its output."""
     output = workdir / f"{server.name}-server.log"
-    print(f"$ {' '.join(server.command)}", file=sys.stderr)
+    print(f"$ {shown(server.command)}", file=sys.stderr)
+    start = time.perf_counter()
     with open(output, "wb") as sink:
         process = subprocess.Popen(
             server.command, stdout=sink, stderr=subprocess.STDOUT, env=server.env, start_new_session=True
         )
     try:
-        yield Started(wait_healthy(server, process, output), output)
+        yield Started(wait_healthy(server, process, output, start), output)
     except subprocess.CalledProcessError:
         print(f"the {server.name} client failed; the end of the server's output:", file=sys.stderr)
         print(tail(output), file=sys.stderr)
@@ -317,7 +323,7 @@ def measure_mlflow(store_uri: str, workdir: Path, calls: int, runs: int) -> dict
 
 def run_client(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run a client to completion; its figures are the last line of its stdout (as in run_all)."""
-    print(f"$ {' '.join(command)}", file=sys.stderr)
+    print(f"$ {shown(command)}", file=sys.stderr)
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, cwd=HERE.parent, env=env)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -452,4 +458,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["client"]:
         client_main(sys.argv[2:])
     else:
-        main()
+        try:
+            main()
+        except (RuntimeError, subprocess.CalledProcessError) as exc:  # said plainly, no traceback
+            sys.exit(f"benchmarks.server: {exc}")

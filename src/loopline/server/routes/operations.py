@@ -89,7 +89,11 @@ async def run_monitor(b: Backend, who: Caller, name: str) -> Response:
     return json_response(outcome.run)
 
 
-@router.get("/monitors/{name}/report", response_class=HTMLResponse, tags=["monitoring"])
+@router.get(
+    "/monitors/{name}/report",
+    tags=["monitoring"],
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the report"}},
+)
 def monitor_report(b: Backend, who: Caller, name: str, run_id: int | None = None) -> Response:
     return HTMLResponse(b.monitors(who).report_html(name, run_id))
 
