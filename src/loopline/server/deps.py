@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
+from fastapi import Path as FastApiPath
 
 from loopline.automation.service import AutomationService
 from loopline.backends import Backends
@@ -79,6 +80,8 @@ Automation = Annotated[AutomationService, Depends(_automation)]
 Access = Annotated[AccessService, Depends(_access)]
 Audit = Annotated[AuditTrail, Depends(_audit)]
 MaxResults = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Id = Annotated[int, FastApiPath(ge=0, le=2**63 - 1)]
+"""An integer in a path (a version, an id): bounded as the database stores it."""
 PageToken = Annotated[str | None, Query(max_length=32)]
 
 

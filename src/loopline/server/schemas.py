@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +11,8 @@ from loopline.core.entities import RunStatus
 
 T = TypeVar("T")
 MAX_PAGE = 10_000
+Int64 = Annotated[int, Field(ge=0, le=2**63 - 1)]
+"""Integers as the database stores them: larger ones are refused as bad input, not a crash."""
 
 
 class Body(BaseModel):
@@ -67,8 +69,8 @@ class RunEnd(Body):
 class MetricBody(BaseModel):
     key: str
     value: float | str = Field(description="a number, or 'NaN', 'Infinity', '-Infinity'")
-    step: int = 0
-    timestamp: int
+    step: Int64 = 0
+    timestamp: Int64
 
 
 class LogBatch(Body):
@@ -99,7 +101,7 @@ class DatasetInput(Body):
 
 class ModelFilesLink(Body):
     model: str
-    version: int
+    version: Int64
 
 
 # registry ------------------------------------------------------------------------------
@@ -128,7 +130,7 @@ class NewVersion(Body):
 
 
 class AliasMove(Body):
-    version: int
+    version: Int64
     reason: str = ""
     forced: bool = False
     report: dict[str, Any] | None = None
@@ -156,7 +158,7 @@ class NewDeployment(Body):
 class TrafficChange(Body):
     policy: dict[str, Any]
     reason: str = ""
-    expected_revision: int | None = None
+    expected_revision: Int64 | None = None
 
 
 class NewJob(Body):

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from loopline.core.access import ApiToken, User
 from loopline.core.audit import AuditEntry
 from loopline.server.app import json_response
-from loopline.server.deps import Access, Audit, Backend, Caller, Paging, page
+from loopline.server.deps import Access, Audit, Backend, Caller, Id, Paging, page
 from loopline.server.schemas import (
     AuditCheck,
     CreatedToken,
@@ -60,7 +60,7 @@ def create_token(access: Access, user: str, body: NewToken) -> Response:
 
 
 @router.delete("/tokens/{token_id}", response_model=ApiToken)
-def revoke_token(access: Access, token_id: int) -> Response:
+def revoke_token(access: Access, token_id: Id) -> Response:
     return json_response(access.revoke_token(token_id))
 
 

@@ -15,7 +15,7 @@ from loopline.core.monitoring import Alert, Monitor, MonitorRun
 from loopline.core.pipelines import PipelineRun
 from loopline.core.registry import Deployment, DeploymentRevision
 from loopline.server.app import json_response
-from loopline.server.deps import Automation, Backend, Caller, Deployments, Paging, page
+from loopline.server.deps import Automation, Backend, Caller, Deployments, Id, Paging, page
 from loopline.server.schemas import NewDeployment, NewJob, Page, TrafficChange
 from loopline.serving.policy import TrafficPolicy
 
@@ -94,7 +94,9 @@ async def run_monitor(b: Backend, who: Caller, name: str) -> Response:
     tags=["monitoring"],
     responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the report"}},
 )
-def monitor_report(b: Backend, who: Caller, name: str, run_id: int | None = None) -> Response:
+def monitor_report(
+    b: Backend, who: Caller, name: str, run_id: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None
+) -> Response:
     return HTMLResponse(b.monitors(who).report_html(name, run_id))
 
 
@@ -117,7 +119,7 @@ def dataset_versions(b: Backend, who: Caller, name: str, paging: Paging) -> Resp
 
 
 @router.get("/datasets/{name}/versions/{version}", response_model=DatasetVersion, tags=["datasets"])
-def get_dataset(b: Backend, who: Caller, name: str, version: int) -> Response:
+def get_dataset(b: Backend, who: Caller, name: str, version: Id) -> Response:
     return json_response(b.datasets(who).get(name, version))
 
 

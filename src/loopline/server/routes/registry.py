@@ -12,7 +12,7 @@ from loopline.core.access import AliasRequest, Role
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel
 from loopline.registry.policy import Policy
 from loopline.server.app import json_response
-from loopline.server.deps import Backend, Caller, Paging, Registry, page, staging
+from loopline.server.deps import Backend, Caller, Id, Paging, Registry, page, staging
 from loopline.server.routes.uploads import (
     discard_upload,
     new_upload,
@@ -95,23 +95,23 @@ def register_version(request: Request, registry: Registry, name: str, body: NewV
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelVersion)
-def get_version(registry: Registry, name: str, version: int) -> Response:
+def get_version(registry: Registry, name: str, version: Id) -> Response:
     return json_response(registry.get_version(name, version))
 
 
 @router.patch("/models/{name}/versions/{version}", response_model=ModelVersion)
-def update_version(registry: Registry, name: str, version: int, body: ModelUpdate) -> Response:
+def update_version(registry: Registry, name: str, version: Id, body: ModelUpdate) -> Response:
     return json_response(registry.update_version(name, version, body.description, body.tags))
 
 
 @router.delete("/models/{name}/versions/{version}", status_code=204)
-def delete_version(registry: Registry, name: str, version: int) -> Response:
+def delete_version(registry: Registry, name: str, version: Id) -> Response:
     registry.delete_version(name, version)
     return Response(status_code=204)
 
 
 @router.get("/models/{name}/versions/{version}/files/{path:path}", response_class=FileResponse)
-def download_file(registry: Registry, name: str, version: int, path: str) -> Response:
+def download_file(registry: Registry, name: str, version: Id, path: str) -> Response:
     return FileResponse(registry.version_file(name, version, path), media_type="application/octet-stream")
 
 
@@ -159,17 +159,17 @@ def alias_requests(registry: Registry, model: str | None = None, status: str | N
 
 
 @router.post("/alias-requests/{request_id}/approve", response_model=AliasEvent)
-def approve(registry: Registry, request_id: int, body: Decision) -> Response:
+def approve(registry: Registry, request_id: Id, body: Decision) -> Response:
     return json_response(registry.approve(request_id, body.reason))
 
 
 @router.post("/alias-requests/{request_id}/reject", response_model=AliasRequest)
-def reject(registry: Registry, request_id: int, body: Decision) -> Response:
+def reject(registry: Registry, request_id: Id, body: Decision) -> Response:
     return json_response(registry.reject(request_id, body.reason))
 
 
 @router.post("/models/{name}/versions/{version}/promote")
-async def promote(b: Backend, who: Caller, name: str, version: int, body: Promotion) -> Response:
+async def promote(b: Backend, who: Caller, name: str, version: Id, body: Promotion) -> Response:
     """Run the promotion gates that need no data and move the alias if they pass (a refusal
     answers 409 with the report)."""
     policy = Policy.from_dict(body.policy) if body.policy is not None else None

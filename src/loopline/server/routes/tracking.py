@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from loopline.core.entities import ArtifactEntry, Experiment, Metric, Project, Run, Source
 from loopline.core.errors import InvalidInput
 from loopline.server.app import json_response
-from loopline.server.deps import Paging, Tracking, page, staging
+from loopline.server.deps import Id, Paging, Tracking, page, staging
 from loopline.server.routes.uploads import stream_to, temporary_file
 from loopline.server.schemas import (
     BatchStored,
@@ -46,7 +46,7 @@ def create_experiment(tracking: Tracking, body: NewExperiment) -> Response:
 
 
 @router.get("/experiments/{experiment_id}", response_model=Experiment)
-def get_experiment(tracking: Tracking, experiment_id: int) -> Response:
+def get_experiment(tracking: Tracking, experiment_id: Id) -> Response:
     return json_response(tracking.get_experiment(experiment_id))
 
 
