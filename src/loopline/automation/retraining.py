@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired, Conflict, InvalidInput
@@ -108,6 +109,7 @@ class LoopService:
     # declaring and reading ------------------------------------------------------------------
 
     def declare(self, policy: RetrainingPolicy) -> Loop:
+        self.registry.require_role(Role.MAINTAINER)
         self.deployments.get(policy.deployment)  # it must exist
         self.registry.get_model(policy.model)
         self.datasets.get(policy.reference_dataset)
@@ -116,6 +118,7 @@ class LoopService:
         return loop
 
     def get(self, deployment: str) -> Loop:
+        self.registry.require_role(Role.VIEWER)
         return self._store.loops.get(deployment)
 
     def events(self, deployment: str) -> list[LoopEvent]:
@@ -137,6 +140,7 @@ class LoopService:
 
     def start(self, deployment: str, reason: str) -> LoopEvent:
         """Retrain now (a trigger fired, or someone asked); returns the event that ends this step."""
+        self.registry.require_role(Role.MAINTAINER)
         loop = self.get(deployment)
         now = now_ms()
         if loop.state is not LoopState.IDLE:
@@ -174,6 +178,7 @@ class LoopService:
 
     def reset(self, deployment: str, reason: str) -> LoopEvent:
         """Abandon what the loop was doing (its worker died, say): the champion serves again."""
+        self.registry.require_role(Role.MAINTAINER)
         loop = self.get(deployment)
         if loop.state is LoopState.IDLE:
             raise Conflict(f"the loop of {deployment} is idle; there is nothing to reset")
@@ -281,6 +286,7 @@ class LoopService:
 
     def advance(self, deployment: str) -> LoopEvent | None:
         """Promote or roll back a canary (or shadow) once it has seen enough; None while it has not."""
+        self.registry.require_role(Role.MAINTAINER)
         from loopline.serving.reports import deployment_report
 
         loop = self.get(deployment)

@@ -22,7 +22,7 @@ from loopline.core.entities import (
     Source,
 )
 from loopline.core.errors import AlreadyExists, NotFound
-from loopline.core.wire import decode, to_wire
+from loopline.core.wire import decode, metric_to_wire, to_wire
 from loopline.tracking.service import (
     DEFAULT_EXPERIMENT,
     DEFAULT_PROJECT,
@@ -144,7 +144,7 @@ class RemoteTrackingService(TrackingService):
     ) -> None:
         checked = check_metrics(metrics)  # bad values fail here, with the local message
         body = {
-            "metrics": [to_wire(m) for m in checked],
+            "metrics": [metric_to_wire(*m) for m in checked],
             "params": texts(params),
             "tags": texts(tags),
             "batch_id": batch_id,

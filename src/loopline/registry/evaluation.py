@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from loopline.artifacts import BlobStore
+from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput, NotFound
@@ -115,6 +116,7 @@ class EvaluationService:
         trusted_types: Sequence[str] = (),
     ) -> Evaluation:
         """Evaluate the model at `uri` on `data` and store the result with the version."""
+        self._registry.require_role(Role.EDITOR)
         version = self._registry.resolve(uri)
         loaded = self._registry.load(uri, trust=trust, trusted_types=trusted_types)
         return self.evaluate_loaded(

@@ -73,14 +73,31 @@ class ServerOptions:
 
 
 def json_response(value: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(to_wire(value), option=orjson.OPT_NON_STR_KEYS), status, media_type="application/json"
-    )
+    """orjson encodes dataclasses and enums natively, far faster than walking them."""
+    if isinstance(value, dict) and "items" in value:
+        value = {**value, "items": [_exact(item) for item in value["items"]]}
+    elif isinstance(value, list):
+        value = [_exact(item) for item in value]
+    else:
+        value = _exact(value)
+    return Response(orjson.dumps(value, default=to_wire, option=_JSON), status, media_type="application/json")
+
+
+def _exact(value: Any) -> Any:
+    """orjson writes NaN and the infinities as null: the rare run or version whose metrics
+    hold one goes through to_wire, which writes them as "NaN", "Infinity", "-Infinity"."""
+    metrics = getattr(value, "metrics", None)
+    if isinstance(metrics, dict) and not all(v - v == 0 for v in metrics.values() if isinstance(v, float)):
+        return to_wire(value)
+    return value
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:
     body = {"error": {"code": code, "message": message, "details": details or {}}}
     return Response(orjson.dumps(body, default=str), status, media_type="application/json")
+
+
+_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 class BodyTooLarge(Exception):

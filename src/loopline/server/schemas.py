@@ -10,6 +10,7 @@ from loopline.core.access import Role
 from loopline.core.entities import RunStatus
 
 T = TypeVar("T")
+REF_TEMPLATE = "#/components/schemas/{model}"
 MAX_PAGE = 10_000
 Int64 = Annotated[int, Field(ge=0, le=2**63 - 1)]
 """Integers as the database stores them: larger ones are refused as bad input, not a crash."""

@@ -322,7 +322,7 @@ def check_metrics(metrics: Iterable[Metric]) -> list[Metric]:
             keys.add(metric.key)
         value = check_metric_value(metric.key, metric.value)
         step = check_step(metric.key, metric.step)
-        if not isinstance(metric.timestamp, int) or metric.timestamp < 0:
+        if type(metric.timestamp) is not int or not 0 <= metric.timestamp < 2**63:
             raise InvalidInput(f"timestamp of metric {metric.key!r} must be milliseconds since the epoch")
         checked.append(
             metric
