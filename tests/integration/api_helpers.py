@@ -20,7 +20,7 @@ from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired
 from loopline.core.pipelines import PipelineRun
 from loopline.governance.access import bootstrap_admin
-from loopline.server.app import ServerOptions, create_app
+from loopline.server.app import ServerOptions, create_app, default_staging
 from loopline.serving.policy import TrafficPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
@@ -90,7 +90,7 @@ def team_server(
     access.set_role("elsewhere", "mallory", Role.MAINTAINER)
     ids = _fill(backends)
     with running_api(backends, options) as url:
-        yield Team(url, backends, tokens, ids, options.staging_dir or Path(blobs.url).parent / "staging")
+        yield Team(url, backends, tokens, ids, options.staging_dir or default_staging(blobs.url))
 
 
 def _fill(backends: Backends) -> dict[str, str]:

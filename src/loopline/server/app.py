@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,14 @@ def _too_large(limit: int) -> Response:
     return error_response(413, "body_too_large", f"the request body is larger than {limit:,} bytes")
 
 
+def default_staging(artifacts_url: str) -> Path:
+    """Uploads land beside a local artifact store (one filesystem: moving them in is cheap),
+    or in the temporary folder when the store is remote."""
+    if "://" in artifacts_url and not artifacts_url.startswith("file://"):
+        return Path(tempfile.gettempdir(), "loopline-staging")
+    return Path(artifacts_url.removeprefix("file://")).parent / "staging"
+
+
 def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> FastAPI:
     from loopline.server.routes import governance, operations, registry, tracking
 
@@ -176,8 +185,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
     )
     app.state.backends = backends
     app.state.options = options
-    staging = options.staging_dir or Path(backends.blobs.url).parent / "staging"
-    app.state.staging = staging if "://" not in str(staging) else Path("/tmp/loopline-staging")
+    app.state.staging = options.staging_dir or default_staging(backends.blobs.url)
     for module in (tracking, registry, operations, governance):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
 

@@ -22,6 +22,8 @@ from loopline.serving.deployments import DeploymentService
 from loopline.tracking.service import TrackingService
 
 T = TypeVar("T")
+# Dependencies that only build objects are async: a sync one costs a trip to the thread pool
+# on every request. `caller` queries the store, so it stays sync (in the pool).
 ANONYMOUS = Principal("anonymous")
 TOKEN_HEADER = "x-loopline-token"
 
@@ -29,6 +31,10 @@ TOKEN_HEADER = "x-loopline-token"
 def backends(request: Request) -> Backends:
     found: Backends = request.app.state.backends
     return found
+
+
+async def _backends(request: Request) -> Backends:
+    return backends(request)
 
 
 def staging(request: Request) -> Path:
@@ -46,30 +52,30 @@ def caller(request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(caller)]
-Backend = Annotated[Backends, Depends(backends)]
+Backend = Annotated[Backends, Depends(_backends)]
 
 
-def _tracking(b: Backend, who: Caller) -> TrackingService:
+async def _tracking(b: Backend, who: Caller) -> TrackingService:
     return b.tracking(who)
 
 
-def _registry(b: Backend, who: Caller) -> RegistryService:
+async def _registry(b: Backend, who: Caller) -> RegistryService:
     return b.registry(who)
 
 
-def _deployments(b: Backend, who: Caller) -> DeploymentService:
+async def _deployments(b: Backend, who: Caller) -> DeploymentService:
     return b.deployments(who)
 
 
-def _automation(b: Backend, who: Caller) -> AutomationService:
+async def _automation(b: Backend, who: Caller) -> AutomationService:
     return b.automation(who)
 
 
-def _access(b: Backend, who: Caller) -> AccessService:
+async def _access(b: Backend, who: Caller) -> AccessService:
     return b.access(who)
 
 
-def _audit(b: Backend, who: Caller) -> AuditTrail:
+async def _audit(b: Backend, who: Caller) -> AuditTrail:
     return b.audit(who)
 
 

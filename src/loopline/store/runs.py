@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import aliased
 
@@ -61,11 +62,11 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[Run]:
         "tags": defaultdict(dict),
         "metrics": defaultdict(dict),
     }
-    for part in chunks(pks):
-        rows.update((r.pk, r) for r in conn.execute(_RUN_COLUMNS.where(runs.c.pk.in_(part))))
+    for part in chunks(pks):  # .all(): one fetchall, not a fetch per row
+        rows.update((r.pk, r) for r in conn.execute(_RUN_COLUMNS.where(runs.c.pk.in_(part))).all())
         for name, table in (("params", params), ("tags", tags), ("metrics", latest_metrics)):
             stmt = select(table.c.run_pk, table.c.key, table.c.value).where(table.c.run_pk.in_(part))
-            for run_pk, key, value in conn.execute(stmt):
+            for run_pk, key, value in conn.execute(stmt).all():
                 values[name][run_pk][key] = value
     for per_run in values["metrics"].values():
         for key, value in per_run.items():
@@ -89,7 +90,7 @@ def _run(row: Any, params_: dict[str, Any], metrics_: dict[str, Any], tags_: dic
         created_by=row.created_by,
         parent_id=row.parent_id,
         source=Source(entry_point=row.entry_point, git_commit=row.git_commit, git_dirty=row.git_dirty),
-        environment=json.loads(row.environment),
+        environment=orjson.loads(row.environment),
         error=row.error,
         deleted=row.deleted_at is not None,
         params=params_,
