@@ -1,6 +1,6 @@
 """Run loopline's and MLflow's benchmarks one after the other and compare them: tracking,
 then model loading and prediction (benchmarks.model_serving), then online serving over
-HTTP (benchmarks.serving_http).
+HTTP (benchmarks.serving_http), then tracking through the team server (benchmarks.server).
 
     .venv/bin/python -m benchmarks.run_all [--runs 100000] [--postgres URL] [--quick]
 
@@ -145,8 +145,9 @@ def main() -> None:
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
     print("\n".join(lines))
     print()
-    # model loading and prediction, per flavor and against MLflow's pyfunc; then online serving
-    for benchmark in ("benchmarks.model_serving", "benchmarks.serving_http"):
+    # model loading and prediction, per flavor and against MLflow's pyfunc; online serving;
+    # tracking through the team server against an MLflow tracking server
+    for benchmark in ("benchmarks.model_serving", "benchmarks.serving_http", "benchmarks.server"):
         subprocess.run([sys.executable, "-m", benchmark], check=True, cwd=HERE.parent)
         print()
 

@@ -180,3 +180,23 @@ def test_errors_are_json_with_a_stable_code(served: tuple[str, str]) -> None:
         assert "max_results" in bad.json()["error"]["message"]
         page = client.get("/api/v1/experiments", params={"page_token": "garbage"})
         assert page.status_code == 400 and "page_token" in json.dumps(page.json())
+
+
+def test_listings_come_in_pages_that_cover_everything_once(served: tuple[str, str]) -> None:
+    url, secret = served
+    tracking = RemoteTrackingService(ServerConnection(url, secret))
+    names = sorted(f"exp-{i:02d}" for i in range(7))
+    for name in names:
+        tracking.create_experiment(name)
+    seen: list[str] = []
+    token = None
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}) as client:
+        while True:
+            found = client.get("/api/v1/experiments", params={"max_results": 3, "page_token": token}).json()
+            assert len(found["items"]) <= 3
+            seen += [e["name"] for e in found["items"]]
+            token = found["next_page_token"]
+            if token is None:
+                break
+        assert client.get("/api/v1/experiments", params={"max_results": 0}).status_code == 422
+    assert sorted(seen) == names and [e.name for e in tracking.list_experiments()] == seen

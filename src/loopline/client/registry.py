@@ -187,7 +187,7 @@ class RemoteRegistryService(RegistryService):
         return decode(AliasEvent, self._call("DELETE", route, params={"reason": reason}))
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
-        found = self._call("GET", f"{_model(name)}/alias-history", params={"alias": alias})
+        found = self._connection.pages(f"{_model(name)}/alias-history", {"alias": alias})
         return [decode(AliasEvent, e) for e in found]
 
     def protect_alias(self, name: str, alias: str) -> None:
@@ -197,7 +197,7 @@ class RemoteRegistryService(RegistryService):
         self._call("DELETE", f"{_model(name)}/aliases/{segment(alias)}/protection")
 
     def alias_requests(self, name: str | None = None, status: str | None = None) -> list[AliasRequest]:
-        found = self._call("GET", "/alias-requests", params={"model": name, "status": status})
+        found = self._connection.pages("/alias-requests", {"model": name, "status": status})
         return [decode(AliasRequest, r) for r in found]
 
     def approve(self, request_id: int, reason: str = "") -> AliasEvent:

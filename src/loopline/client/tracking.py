@@ -192,7 +192,7 @@ class RemoteTrackingService(TrackingService):
         self._call("POST", f"/runs/{segment(run_id)}/inputs", json={"name": name, "digest": digest})
 
     def inputs(self, run_id: str) -> list[tuple[str, str]]:
-        return [(i["name"], i["digest"]) for i in self._call("GET", f"/runs/{segment(run_id)}/inputs")]
+        return [(i["name"], i["digest"]) for i in self._connection.pages(f"/runs/{segment(run_id)}/inputs")]
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
         found = self._connection.pages(f"/runs/{segment(run_id)}/artifacts", {"prefix": prefix}, 10_000)

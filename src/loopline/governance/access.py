@@ -35,11 +35,11 @@ def _name(kind: str, name: str) -> str:
 class AccessService:
     def __init__(self, store: MetadataStore, principal: Principal) -> None:
         self._store = store
-        self._principal = principal
+        self.principal = principal
         self._audit = AuditTrail(store, principal)
 
     def _require_admin(self, what: str) -> None:
-        if not self._principal.is_owner:
+        if not self.principal.is_owner:
             raise PermissionDenied(f"only an administrator may {what}")
 
     # users and tokens ------------------------------------------------------------------------
@@ -58,7 +58,7 @@ class AccessService:
         self, user: str, name: str = "default", expires_days: float | None = None
     ) -> tuple[ApiToken, str]:
         """A new token for `user`: returns its record and the secret, which is never stored."""
-        if self._principal.name != user:
+        if self.principal.name != user:
             self._require_admin("create tokens for other users")
         if expires_days is not None and expires_days <= 0:
             raise InvalidInput(f"a token must expire after a positive number of days, not {expires_days}")
@@ -72,13 +72,13 @@ class AccessService:
         return token, secret
 
     def tokens(self, user: str) -> list[ApiToken]:
-        if self._principal.name != user:
+        if self.principal.name != user:
             self._require_admin("list other users' tokens")
         return self._store.access.tokens(user)
 
     def revoke_token(self, token_id: int) -> ApiToken:
         token = self._store.access.token(token_id)
-        if token.user != self._principal.name:
+        if token.user != self.principal.name:
             self._require_admin("revoke other users' tokens")
         revoked = self._store.access.revoke_token(token_id, now_ms())
         self._audit.record("token.revoke", f"user:{token.user}", before={"token": token_id})
@@ -114,6 +114,10 @@ class AccessService:
         self._store.access.remove_member(project, user)
         self._audit.record("member.remove", f"project:{project}/{user}", before=before)
 
+    def my_roles(self) -> dict[str, Role]:
+        """The projects the acting principal holds a role on."""
+        return self._store.access.roles_of(self.principal.name)
+
     def members(self, project: str) -> list[tuple[str, Role]]:
         self.require(project, Role.VIEWER)
         return self._store.access.members(project)
@@ -121,7 +125,7 @@ class AccessService:
     def require(self, project: str, needed: Role) -> None:
         """Refuse unless the principal holds `needed` (or more) on `project`. A user with no
         role there learns nothing about it: NotFound, as if it did not exist."""
-        Authorizer(self._store, self._principal).require(project, needed)
+        Authorizer(self._store, self.principal).require(project, needed)
 
 
 def bootstrap_admin(store: MetadataStore, name: str = "admin") -> str | None:

@@ -102,6 +102,10 @@ class PageArgs:
     def start(self) -> int:
         return offset(self.page_token)
 
+    @property
+    def end(self) -> int:
+        return self.start + self.max_results
+
 
 Paging = Annotated[PageArgs, Depends()]
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from loopline.core.access import ApiToken, User
 from loopline.core.audit import AuditEntry
 from loopline.server.app import json_response
-from loopline.server.deps import Access, Audit, Backend, Caller, Id, Paging, page
+from loopline.server.deps import Access, Audit, Id, Paging, page
 from loopline.server.schemas import (
     AuditCheck,
     CreatedToken,
@@ -26,14 +26,14 @@ router = APIRouter(tags=["governance"])
 
 
 @router.get("/whoami", response_model=Whoami)
-def whoami(b: Backend, who: Caller) -> Response:
-    roles = b.store.access.roles_of(who.name)
-    return json_response({"name": who.name, "admin": who.is_owner, "roles": roles})
+def whoami(access: Access) -> Response:
+    me = access.principal
+    return json_response({"name": me.name, "admin": me.is_owner, "roles": access.my_roles()})
 
 
-@router.get("/users", response_model=list[User])
-def list_users(access: Access) -> Response:
-    return json_response(access.users())
+@router.get("/users", response_model=Page[User])
+def list_users(access: Access, paging: Paging) -> Response:
+    return json_response(page(access.users(), paging))
 
 
 @router.post("/users", response_model=User, status_code=201)
@@ -41,9 +41,9 @@ def create_user(access: Access, body: NewUser) -> Response:
     return json_response(access.create_user(body.name, admin=body.admin), 201)
 
 
-@router.get("/users/{user}/tokens", response_model=list[ApiToken])
-def list_tokens(access: Access, user: str) -> Response:
-    return json_response(access.tokens(user))
+@router.get("/users/{user}/tokens", response_model=Page[ApiToken])
+def list_tokens(access: Access, user: str, paging: Paging) -> Response:
+    return json_response(page(access.tokens(user), paging))
 
 
 @router.post("/users/{user}/tokens", response_model=CreatedToken, status_code=201)
@@ -64,9 +64,9 @@ def revoke_token(access: Access, token_id: Id) -> Response:
     return json_response(access.revoke_token(token_id))
 
 
-@router.get("/projects/{project}/members", response_model=list[Member])
-def members(access: Access, project: str) -> Response:
-    return json_response([{"user": user, "role": role} for user, role in access.members(project)])
+@router.get("/projects/{project}/members", response_model=Page[Member])
+def members(access: Access, project: str, paging: Paging) -> Response:
+    return json_response(page([{"user": u, "role": r} for u, r in access.members(project)], paging))
 
 
 @router.put("/projects/{project}/members/{user}", status_code=204)
@@ -89,7 +89,7 @@ def audit_entries(
     action: Annotated[str | None, Query(description="an action, or a prefix ending in '.'")] = None,
     target: str | None = None,
 ) -> Response:
-    limit = paging.start + paging.max_results + 1
+    limit = paging.end + 1
     entries = audit.entries(actor=actor, action=action, target=target, limit=limit)
     return json_response(page(entries, paging))
 

@@ -47,9 +47,9 @@ def set_traffic(deployments: Deployments, name: str, body: TrafficChange) -> Res
     return json_response(deployments.set_traffic(name, policy, body.reason, body.expected_revision))
 
 
-@router.get("/deployments/{name}/revisions", response_model=list[DeploymentRevision], tags=["deployments"])
-def deployment_revisions(deployments: Deployments, name: str) -> Response:
-    return json_response(deployments.revisions(name))
+@router.get("/deployments/{name}/revisions", response_model=Page[DeploymentRevision], tags=["deployments"])
+def deployment_revisions(deployments: Deployments, name: str, paging: Paging) -> Response:
+    return json_response(page(deployments.revisions(name), paging))
 
 
 @router.post("/deployments/{name}/rollback", response_model=Deployment, tags=["deployments"])
@@ -76,11 +76,10 @@ def get_monitor(b: Backend, who: Caller, name: str) -> Response:
     return json_response(b.monitors(who).get(name))
 
 
-@router.get("/monitors/{name}/runs", response_model=list[MonitorRun], tags=["monitoring"])
-def monitor_runs(
-    b: Backend, who: Caller, name: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-) -> Response:
-    return json_response(b.monitors(who).runs(name, limit))
+@router.get("/monitors/{name}/runs", response_model=Page[MonitorRun], tags=["monitoring"])
+def monitor_runs(b: Backend, who: Caller, name: str, paging: Paging) -> Response:
+    """The newest first."""
+    return json_response(page(b.monitors(who).runs(name, paging.end + 1), paging))
 
 
 @router.post("/monitors/{name}/run", response_model=MonitorRun, tags=["monitoring"])
@@ -100,9 +99,11 @@ def monitor_report(
     return HTMLResponse(b.monitors(who).report_html(name, run_id))
 
 
-@router.get("/alerts", response_model=list[Alert], tags=["monitoring"])
-def list_alerts(b: Backend, who: Caller, monitor: str | None = None, status: str | None = None) -> Response:
-    return json_response(b.monitors(who).alerts(monitor, status))
+@router.get("/alerts", response_model=Page[Alert], tags=["monitoring"])
+def list_alerts(
+    b: Backend, who: Caller, paging: Paging, monitor: str | None = None, status: str | None = None
+) -> Response:
+    return json_response(page(b.monitors(who).alerts(monitor, status), paging))
 
 
 # datasets --------------------------------------------------------------------------------
@@ -126,11 +127,10 @@ def get_dataset(b: Backend, who: Caller, name: str, version: Id) -> Response:
 # pipelines and jobs ----------------------------------------------------------------------
 
 
-@router.get("/pipeline-runs", response_model=list[PipelineRun], tags=["pipelines"])
-def pipeline_runs(
-    automation: Automation, pipeline: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
-) -> Response:
-    return json_response(automation.pipeline_runs(pipeline, limit))
+@router.get("/pipeline-runs", response_model=Page[PipelineRun], tags=["pipelines"])
+def pipeline_runs(automation: Automation, paging: Paging, pipeline: str | None = None) -> Response:
+    """The newest first."""
+    return json_response(page(automation.pipeline_runs(pipeline, paging.end + 1), paging))
 
 
 @router.get("/pipeline-runs/{run_id}", response_model=PipelineRun, tags=["pipelines"])
@@ -138,9 +138,10 @@ def pipeline_run(automation: Automation, run_id: str) -> Response:
     return json_response(automation.pipeline_run(run_id))
 
 
-@router.get("/jobs", response_model=list[Job], tags=["pipelines"])
-def list_jobs(automation: Automation, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-    return json_response(automation.jobs(limit))
+@router.get("/jobs", response_model=Page[Job], tags=["pipelines"])
+def list_jobs(automation: Automation, paging: Paging) -> Response:
+    """The newest first."""
+    return json_response(page(automation.jobs(paging.end + 1), paging))
 
 
 @router.post("/jobs", response_model=Job, status_code=201, tags=["pipelines"])

@@ -136,9 +136,9 @@ def remove_alias(registry: Registry, name: str, alias: str, reason: str = "") ->
     return json_response(registry.remove_alias(name, alias, reason=reason))
 
 
-@router.get("/models/{name}/alias-history", response_model=list[AliasEvent])
-def alias_history(registry: Registry, name: str, alias: str | None = None) -> Response:
-    return json_response(registry.alias_history(name, alias))
+@router.get("/models/{name}/alias-history", response_model=Page[AliasEvent])
+def alias_history(registry: Registry, name: str, paging: Paging, alias: str | None = None) -> Response:
+    return json_response(page(registry.alias_history(name, alias), paging))
 
 
 @router.put("/models/{name}/aliases/{alias}/protection", status_code=204)
@@ -153,9 +153,11 @@ def unprotect_alias(registry: Registry, name: str, alias: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/alias-requests", response_model=list[AliasRequest])
-def alias_requests(registry: Registry, model: str | None = None, status: str | None = None) -> Response:
-    return json_response(registry.alias_requests(model, status))
+@router.get("/alias-requests", response_model=Page[AliasRequest])
+def alias_requests(
+    registry: Registry, paging: Paging, model: str | None = None, status: str | None = None
+) -> Response:
+    return json_response(page(registry.alias_requests(model, status), paging))
 
 
 @router.post("/alias-requests/{request_id}/approve", response_model=AliasEvent)

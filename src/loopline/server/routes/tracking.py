@@ -156,9 +156,10 @@ def metric_history(tracking: Tracking, run_id: str, key: str, paging: Paging) ->
     return json_response({**found, "items": [metric_to_wire(*m) for m in found["items"]]})
 
 
-@router.get("/runs/{run_id}/inputs", response_model=list[DatasetInput])
-def run_inputs(tracking: Tracking, run_id: str) -> Response:
-    return json_response([{"name": name, "digest": digest} for name, digest in tracking.inputs(run_id)])
+@router.get("/runs/{run_id}/inputs", response_model=Page[DatasetInput])
+def run_inputs(tracking: Tracking, run_id: str, paging: Paging) -> Response:
+    inputs = [{"name": name, "digest": digest} for name, digest in tracking.inputs(run_id)]
+    return json_response(page(inputs, paging))
 
 
 @router.post("/runs/{run_id}/inputs", status_code=204)
