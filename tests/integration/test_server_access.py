@@ -3,10 +3,13 @@ route that is not classified here, or that lets the wrong person in, fails the s
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import httpx
+
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends
+from loopline.backends import Backends, local_owner
 from loopline.server.app import create_app
 from loopline.store import MetadataStore
 from tests.integration.api_helpers import LADDER, Team, team_server
@@ -129,18 +132,18 @@ def _fill_path(path: str, team: Team) -> str:
     return path
 
 
-def _call(team: Team, user: str | None, method: str, path: str) -> tuple[int, Any]:
+def _call(
+    clients: dict[str | None, httpx.Client], team: Team, user: str | None, method: str, path: str
+) -> tuple[int, Any]:
     _, body, query = RULES[(method, path)]
-    with team.client(user) as client:
-        kwargs: dict[str, Any] = {"params": query}
-        if isinstance(body, bytes):
-            kwargs["content"] = body
-        elif body is not None or method in ("POST", "PUT", "PATCH"):
-            kwargs["json"] = body if body is not None else {}
-        response = client.request(method, _fill_path(path, team), **kwargs)
-    return response.status_code, response.json() if "json" in response.headers.get(
-        "content-type", ""
-    ) else None
+    kwargs: dict[str, Any] = {"params": query}
+    if isinstance(body, bytes):
+        kwargs["content"] = body
+    elif body is not None or method in ("POST", "PUT", "PATCH"):
+        kwargs["json"] = body if body is not None else {}
+    response = clients[user].request(method, _fill_path(path, team), **kwargs)
+    is_json = "json" in response.headers.get("content-type", "")
+    return response.status_code, response.json() if is_json else None
 
 
 def _allowed(rule: str, user: str) -> bool:
@@ -159,41 +162,37 @@ def test_every_route_is_classified(store: MetadataStore, blobs: BlobStore) -> No
     assert set(RULES) - routes == set(), "RULES names routes the app no longer has"
 
 
-def test_every_route_refuses_who_may_not_call_it(store: MetadataStore, blobs: BlobStore) -> None:
-    with team_server(store, blobs) as team:
-        audit = team.backends.audit(
-            team.backends.store and __import__("loopline.backends").backends.local_owner()
-        )
-        entries_before = len(audit.entries(limit=1_000_000))
-        for method, path in sorted(RULES):
-            rule = RULES[(method, path)][0]
-            status, _ = _call(team, None, method, path)
-            assert status == 401, (method, path, "without a token")
-            for user in LADDER:
-                if _allowed(rule, user):
-                    continue
-                status, body = _call(team, user, method, path)
-                assert status in (403, 404), (method, path, user, status, body)
-        assert len(audit.entries(limit=1_000_000)) == entries_before  # nothing refused left a trace
+def test_every_route_answers_exactly_who_may_call_it(store: MetadataStore, blobs: BlobStore) -> None:
+    with team_server(store, blobs) as team, contextlib.ExitStack() as stack:
+        clients = {user: stack.enter_context(team.client(user)) for user in [None, *LADDER]}
 
+        def call(user: str | None, method: str, path: str) -> tuple[int, Any]:
+            return _call(clients, team, user, method, path)
 
-def test_who_may_read_gets_it_and_listings_hide_what_others_may_not_see(
-    store: MetadataStore, blobs: BlobStore
-) -> None:
-    with team_server(store, blobs) as team:
+        # reads first (they change nothing): who may read gets a 200; listings hide the rest
         for method, path in sorted(k for k in RULES if k[0] == "GET"):
             rule = RULES[(method, path)][0]
             for user in LADDER:
-                if rule != LIST and not _allowed(rule, user):
-                    continue
-                status, body = _call(team, user, method, path)
-                assert status == 200, (method, path, user, status, body)
-                if rule == LIST and user == "mallory":
-                    assert body["items"] == [], (path, body)
-        status, body = _call(team, "mallory", "POST", "/api/v1/runs/search")
+                if rule == LIST or _allowed(rule, user):
+                    status, body = call(user, method, path)
+                    assert status == 200, (method, path, user, status, body)
+                    if rule == LIST and user == "mallory":
+                        assert body["items"] == [], (path, body)
+        status, body = call("mallory", "POST", "/api/v1/runs/search")
         assert status == 200 and body["items"] == []
-        with team.client("vera") as client:
-            names = [p["name"] for p in client.get("/api/v1/projects").json()["items"]]
-            assert names == ["default"]  # not the secret project
-            hidden = client.get(f"/api/v1/runs/{team.ids['hidden_run_id']}")
-            assert hidden.status_code == 404 and "does not exist" in hidden.json()["error"]["message"]
+        names = [p["name"] for p in clients["vera"].get("/api/v1/projects").json()["items"]]
+        assert names == ["default"]  # not the secret project
+        hidden = clients["vera"].get(f"/api/v1/runs/{team.ids['hidden_run_id']}")
+        assert hidden.status_code == 404 and "does not exist" in hidden.json()["error"]["message"]
+
+        # then every route, without a token and by everyone below its rule: refused, no trace
+        audit = team.backends.audit(local_owner())
+        entries_before = len(audit.entries(limit=1_000_000))
+        for method, path in sorted(RULES):
+            rule = RULES[(method, path)][0]
+            assert call(None, method, path)[0] == 401, (method, path, "without a token")
+            for user in LADDER:
+                if not _allowed(rule, user):
+                    status, body = call(user, method, path)
+                    assert status in (403, 404), (method, path, user, status, body)
+        assert len(audit.entries(limit=1_000_000)) == entries_before
