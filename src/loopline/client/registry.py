@@ -4,7 +4,7 @@ server checks against their hashes without loading them; loading happens here.""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,11 @@ from loopline.client.connection import ServerConnection, path_segments, segment,
 from loopline.client.tracking import whoami
 from loopline.core.access import AliasRequest, Role
 from loopline.core.entities import Principal
-from loopline.core.errors import AlreadyExists, Conflict, NotFound
-from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
+from loopline.core.errors import NotFound
+from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel
 from loopline.core.wire import decode
 from loopline.governance.authorization import REGISTRY_PROJECT, check_role
-from loopline.models import LoadedModel, load_model_dir, read_metadata
-from loopline.models.flavors import LoadOptions
+from loopline.models import read_metadata
 from loopline.registry.service import RegistryService
 from loopline.registry.uris import ModelRef
 
@@ -39,6 +38,10 @@ class RemoteRegistryService(RegistryService):
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._connection.call(method, path, **kwargs)
 
+    # Built only on the methods below, so they work through the server as they are.
+    get_or_create_model = RegistryService.get_or_create_model
+    load = RegistryService.load
+
     def require_role(self, needed: Role) -> None:
         me = self._call("GET", "/whoami")
         if not me["admin"]:
@@ -56,16 +59,6 @@ class RemoteRegistryService(RegistryService):
             "tags": texts(tags),
         }
         return decode(RegisteredModel, self._call("POST", "/models", json=body))
-
-    def get_or_create_model(self, name: str) -> RegisteredModel:
-        try:
-            return self.get_model(name)
-        except NotFound:
-            pass
-        try:
-            return self.create_model(name)
-        except AlreadyExists:
-            return self.get_model(name)
 
     def get_model(self, name: str) -> RegisteredModel:
         return decode(RegisteredModel, self._call("GET", _model(name)))
@@ -121,14 +114,6 @@ class RemoteRegistryService(RegistryService):
     def resolve(self, uri: str | ModelRef) -> ModelVersion:
         return decode(ModelVersion, self._call("GET", "/resolve", params={"uri": str(uri)}))
 
-    def _loadable(self, uri: str | ModelRef) -> ModelVersion:
-        version = self.resolve(uri)
-        if version.deleted:
-            raise Conflict(f"{version.uri} was deleted")
-        if version.status is not VersionStatus.READY:
-            raise Conflict(f"{version.uri} is {version.status.value}: it cannot be loaded")
-        return version
-
     def download(self, uri: str | ModelRef, target: Path) -> ModelVersion:
         version = self._loadable(uri)
         for path, (digest, _) in sorted(version.files.items()):
@@ -146,25 +131,6 @@ class RemoteRegistryService(RegistryService):
             route = f"{_version(found.model, found.version)}/files/{path_segments(path)}"
             self._connection.download(route, cached, digest)
         return cached
-
-    def load(
-        self,
-        uri: str | ModelRef,
-        *,
-        trust: bool = False,
-        trusted_types: Sequence[str] = (),
-        module_factory: Any = None,
-        onnx: bool = False,
-    ) -> LoadedModel:
-        """Download the version (every file checked against its hash) and load it here."""
-        options = LoadOptions(
-            trust=trust, trusted_types=tuple(trusted_types), module_factory=module_factory, onnx=onnx
-        )
-        with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:
-            version = self.download(uri, Path(tmp))
-            loaded = load_model_dir(Path(tmp), options)
-        loaded.uri = version.uri
-        return loaded
 
     # aliases ---------------------------------------------------------------------------
 
