@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
@@ -25,29 +22,15 @@ from loopline.serving.policy import TrafficPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
 from tests.conftest import free_port
-from tests.integration.serving_helpers import cancer_data, register_cancer_models
+from tests.integration.serving_helpers import cancer_data, register_cancer_models, uvicorn_in_thread
 
 
 @contextlib.contextmanager
 def running_api(backends: Backends, options: ServerOptions = ServerOptions()) -> Iterator[str]:
     """uvicorn in a thread serving the API until the block ends; yields its base URL."""
     port = free_port()
-    app = create_app(backends, options)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.01)
-    try:
+    with uvicorn_in_thread(create_app(backends, options), port, lifespan="off"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
 
 
 LADDER = ["mallory", "vera", "alice", "maya", "olga", "admin"]

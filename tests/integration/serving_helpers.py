@@ -75,8 +75,17 @@ def running_server(
         **config,  # type: ignore[arg-type]
     )
     app = build_app(service, tables, server_config)
+    with uvicorn_in_thread(app, port, lifespan="on") as (server, thread):
+        yield RunningServer(f"http://127.0.0.1:{port}", app, server, thread)
+
+
+@contextlib.contextmanager
+def uvicorn_in_thread(
+    app: object, port: int, lifespan: str
+) -> Iterator[tuple[uvicorn.Server, threading.Thread]]:
+    """uvicorn serving `app` on 127.0.0.1 in a thread until the block ends, then shut down gracefully."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")  # type: ignore[arg-type]
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -84,9 +93,9 @@ def running_server(
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the server did not start")
-        time.sleep(0.02)
+        time.sleep(0.01)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", app, server, thread)
+        yield server, thread
     finally:
         server.should_exit = True
         thread.join(timeout=60)
