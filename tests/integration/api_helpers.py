@@ -13,6 +13,7 @@ from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
 from loopline.client.connection import ServerConnection
 from loopline.core.access import Role
+from loopline.core.automation import JobKind
 from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired
 from loopline.core.pipelines import PipelineRun
@@ -98,12 +99,15 @@ def _fill(backends: Backends) -> dict[str, str]:
     features, target = cancer_data()
     backends.datasets(owner).register("patients", features.assign(target=target))
     backends.monitors(owner).create("cancer-watch", "cancer-prod", "patients", target="target")
-    backends.monitors(owner).run("cancer-watch")  # over an empty window
+    monitor_run = backends.monitors(owner).run("cancer-watch").run  # over an empty window
+    automation = backends.automation(owner)
+    automation.create_schedule("nightly", "0 3 * * *", JobKind.MONITOR, "cancer-watch")
+    automation.create_trigger("on-alert", "cancer-watch", JobKind.MONITOR, "cancer-watch")
     pipeline_run = PipelineRun(run.id, "flows:nightly", "FINISHED", "local", {}, 1, 2)
     backends.store.pipelines.start_run(pipeline_run)
     alices_token = backends.store.access.tokens("alice")[0].id
     experiment = backends.tracking(owner).get_experiment("exp")
     return {
         "run_id": run.id, "hidden_run_id": hidden.id, "experiment_id": str(experiment.id),
-        "request_id": str(request_id), "token_id": str(alices_token),
+        "request_id": str(request_id), "token_id": str(alices_token), "monitor_run_id": str(monitor_run.id),
     }  # fmt: skip

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import math
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
@@ -17,7 +20,7 @@ from loopline.core.errors import FilterSyntaxError, InvalidInput
 from loopline.core.search import And, Expr, Or, parse_filter, parse_order_by
 from loopline.store import open_metadata_store
 from loopline.tracking.service import TrackingService
-from tests.conftest import BACKENDS, new_database, seeded_random
+from tests.conftest import BACKENDS, POSTGRES_URL, new_database, seeded_random
 
 BOTH_MODES = True  # local and through the server
 
@@ -209,3 +212,37 @@ def test_runs_across_experiments_and_projects(service: TrackingService) -> None:
     assert {r.id for r in service.search_runs(["a", "b"])} == {a.id, b.id}
     assert {r.id for r in service.search_runs()} == {a.id, b.id}
     assert {r.id for r in service.search_runs(project="other")} == {c.id}
+
+
+if POSTGRES_URL:  # planner statistics are PostgreSQL's
+
+    def test_a_search_after_a_bulk_load_plans_with_fresh_statistics(tmp_path: Path) -> None:
+        """Runs logged just before a search would be planned with the statistics of the
+        empty tables; the search analyses the tables that changed past the threshold."""
+        with new_database("postgres", tmp_path) as url:
+            store = open_metadata_store(url)
+            service = Backends(store, BlobStore(str(tmp_path / "artifacts"))).tracking(local_owner())
+            for i in range(300):
+                run = service.start_run("bulk")
+                service.log_batch(run.id, [Metric("m", i / 300, 0, 1)], params={"p": "xy"[i % 2]})
+
+            def statistics() -> dict[str, tuple[int, bool]]:
+                query = text(
+                    "SELECT relname, n_mod_since_analyze, last_analyze IS NOT NULL FROM pg_stat_user_tables"
+                    " WHERE schemaname = current_schema()"
+                    " AND relname IN ('runs', 'params', 'latest_metrics')"
+                )
+                with store.db.engine.connect() as conn:
+                    return {name: (changed, analysed) for name, changed, analysed in conn.execute(query)}
+
+            deadline = time.monotonic() + 30  # backends report their counts within seconds
+            while any(changed < 300 for changed, _ in statistics().values()) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            before = statistics()
+            assert len(before) == 3 and all(changed >= 300 for changed, _ in before.values()), before
+
+            found = service.search_runs("bulk", filter="metrics.m > 0.5 and params.p = 'x'")
+            assert len(found) == sum(1 for i in range(300) if i / 300 > 0.5 and i % 2 == 0)
+            after = statistics()
+            assert all(analysed and changed < 300 for changed, analysed in after.values()), after
+            store.close()

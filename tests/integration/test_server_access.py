@@ -19,6 +19,7 @@ LIST = "list"  # anyone authenticated; shows only what the caller may see
 SELF = "self"  # the user named in the path, or an administrator
 ADMIN = "admin"
 POLICY = {"kind": "single", "arms": [{"name": "main", "target": "models:/cancer/2"}]}
+JOB = {"kind": "monitor", "target": "cancer-watch"}
 
 # (method, path): (who may call it, JSON body or raw bytes, query)
 RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
@@ -73,6 +74,7 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/monitors"): (LIST, None, None),
     ("GET", "/api/v1/monitors/{name}"): ("vera", None, None),
     ("GET", "/api/v1/monitors/{name}/runs"): ("vera", None, None),
+    ("GET", "/api/v1/monitors/{name}/runs/{run_id}"): ("vera", None, None),
     ("POST", "/api/v1/monitors/{name}/run"): ("maya", None, None),
     ("GET", "/api/v1/monitors/{name}/report"): ("vera", None, None),
     ("GET", "/api/v1/alerts"): ("vera", None, None),
@@ -83,6 +85,12 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/pipeline-runs/{run_id}"): ("vera", None, None),
     ("GET", "/api/v1/jobs"): ("vera", None, None),
     ("POST", "/api/v1/jobs"): ("maya", {"kind": "monitor", "target": "cancer-watch"}, None),
+    ("GET", "/api/v1/schedules"): ("vera", None, None),
+    ("POST", "/api/v1/schedules"): ("maya", {"name": "hourly", "cron": "0 * * * *", **JOB}, None),
+    ("DELETE", "/api/v1/schedules/{name}"): ("maya", None, None),
+    ("GET", "/api/v1/triggers"): ("vera", None, None),
+    ("POST", "/api/v1/triggers"): ("maya", {"name": "again", "monitor": "cancer-watch", **JOB}, None),
+    ("DELETE", "/api/v1/triggers/{name}"): ("maya", None, None),
     ("GET", "/api/v1/whoami"): ("mallory", None, None),
     ("GET", "/api/v1/users"): (ADMIN, None, None),
     ("POST", "/api/v1/users"): (ADMIN, {"name": "newcomer"}, None),
@@ -117,7 +125,8 @@ def _app_routes(store: MetadataStore, blobs: BlobStore) -> set[tuple[str, str]]:
 def _fill_path(path: str, team: Team) -> str:
     resource = path.split("/")[3]
     names = {"models": "cancer", "deployments": "cancer-prod", "monitors": "cancer-watch",
-             "datasets": "patients", "projects": "exp"}  # fmt: skip
+             "datasets": "patients", "projects": "exp", "schedules": "nightly",
+             "triggers": "on-alert"}  # fmt: skip
     values = {
         "{experiment_id}": team.ids["experiment_id"], "{run_id}": team.ids["run_id"], "{project}": "default",
         "{name}": names.get(resource, "notes/a.txt"), "{version}": "1", "{alias}": "champion",
@@ -125,8 +134,8 @@ def _fill_path(path: str, team: Team) -> str:
         "{user}": "alice", "{upload_id}": "0" * 32,
         "{path}": "model.skops" if resource == "models" else "file.bin",
     }  # fmt: skip
-    if resource == "pipeline-runs":
-        values["{run_id}"] = team.ids["run_id"]
+    if resource == "monitors":
+        values["{run_id}"] = team.ids["monitor_run_id"]
     for placeholder, value in values.items():
         path = path.replace(placeholder, value)
     return path

@@ -6,7 +6,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.core.access import Role
@@ -19,7 +18,7 @@ JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
 def _service(ctx: typer.Context) -> AccessService:
-    return AccessService(cli_context(ctx).backends.store, local_owner())
+    return cli_context(ctx).access()
 
 
 @users.command("create")

@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.governance.audit import AuditTrail
@@ -17,7 +16,7 @@ app = typer.Typer(help="The tamper-evident audit trail of every change.", no_arg
 
 
 def _trail(ctx: typer.Context) -> AuditTrail:
-    return AuditTrail(cli_context(ctx).backends.store, local_owner())
+    return cli_context(ctx).audit()
 
 
 def _short(value: object) -> str:

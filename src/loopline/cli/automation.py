@@ -28,7 +28,7 @@ PARAMS = typer.Option([], "--param", "-p", help="Pipeline parameter NAME=VALUE, 
 
 
 def _service(ctx: typer.Context) -> AutomationService:
-    return AutomationService(cli_context(ctx).backends.store, local_owner())
+    return cli_context(ctx).automation()
 
 
 OPTIONS = {JobKind.PIPELINE: "--pipeline MODULE:PIPELINE", JobKind.MONITOR: "--monitor NAME",

@@ -10,12 +10,19 @@ from typing import Any
 
 import typer
 
+from loopline.automation.service import AutomationService
 from loopline.backends import Backends, local_owner, open_backends
 from loopline.client.connection import ServerConnection
+from loopline.client.governance import RemoteAccessService, RemoteAuditTrail
+from loopline.client.operations import RemoteAutomationService, RemoteDeploymentService, RemoteMonitorService
 from loopline.client.registry import RemoteRegistryService
 from loopline.client.tracking import RemoteTrackingService
 from loopline.core.errors import InvalidInput
+from loopline.governance.access import AccessService
+from loopline.governance.audit import AuditTrail
+from loopline.monitoring.service import MonitorService
 from loopline.registry.service import RegistryService
+from loopline.serving.deployments import DeploymentService
 from loopline.settings import Settings
 from loopline.tracking.service import TrackingService
 
@@ -31,8 +38,8 @@ class CliContext:
         """The local store; refused when the CLI is pointed at a server."""
         if self.settings.uri:
             raise InvalidInput(
-                f"this command works on a local store, and LOOPLINE_URI points at {self.settings.uri}: "
-                "through a server, use the experiments, runs and models commands (or unset LOOPLINE_URI)"
+                f"this command works on a local store, and LOOPLINE_URI points at {self.settings.uri} "
+                "(unset LOOPLINE_URI, or run it where the store is)"
             )
         if self._backends is None:
             self._backends = open_backends(self.settings)
@@ -53,6 +60,31 @@ class CliContext:
         if self.connection is not None:
             return RemoteRegistryService(self.connection)
         return self.backends.registry(local_owner())
+
+    def deployments(self) -> DeploymentService:
+        if self.connection is not None:
+            return RemoteDeploymentService(self.connection)
+        return self.backends.deployments(local_owner())
+
+    def monitors(self) -> MonitorService:
+        if self.connection is not None:
+            return RemoteMonitorService(self.connection)
+        return self.backends.monitors(local_owner())
+
+    def automation(self) -> AutomationService:
+        if self.connection is not None:
+            return RemoteAutomationService(self.connection)
+        return self.backends.automation(local_owner())
+
+    def access(self) -> AccessService:
+        if self.connection is not None:
+            return RemoteAccessService(self.connection)
+        return self.backends.access(local_owner())
+
+    def audit(self) -> AuditTrail:
+        if self.connection is not None:
+            return RemoteAuditTrail(self.connection)
+        return self.backends.audit(local_owner())
 
     def close(self) -> None:
         if self._backends is not None:

@@ -78,7 +78,7 @@ def create(
     json_: bool = JSON,
 ) -> None:
     """Create a deployment."""
-    service = cli_context(ctx).backends.deployments(local_owner())
+    service = cli_context(ctx).deployments()
     deployment = service.create(name, policy_from_options(model, canary, percent, shadow, arm, key), reason)
     if json_:
         print_json(deployment)
@@ -89,7 +89,7 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context, json_: bool = JSON) -> None:
     """List deployments."""
-    service = cli_context(ctx).backends.deployments(local_owner())
+    service = cli_context(ctx).deployments()
     found = service.list_all()
     if json_:
         print_json(found)
@@ -110,7 +110,7 @@ def show(
     ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name."), json_: bool = JSON
 ) -> None:
     """A deployment: its policy, the versions it serves now, and its history."""
-    service = cli_context(ctx).backends.deployments(local_owner())
+    service = cli_context(ctx).deployments()
     deployment = service.get(name)
     policy = service.policy(name)
     serving = {arm: version.uri for arm, version in service.resolve(policy).items()}
@@ -147,7 +147,7 @@ def set_traffic(
     reason: str = REASON,
 ) -> None:
     """Change the traffic policy; running servers follow within seconds."""
-    service = cli_context(ctx).backends.deployments(local_owner())
+    service = cli_context(ctx).deployments()
     changed = service.set_traffic(name, policy_from_options(model, canary, percent, shadow, arm, key), reason)
     Console().print(f"{changed.name} revision {changed.revision}: {service.policy(name).describe()}")
 
@@ -157,7 +157,7 @@ def rollback(
     ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name."), reason: str = REASON
 ) -> None:
     """Go back to the previous traffic policy (recorded as a new revision)."""
-    service = cli_context(ctx).backends.deployments(local_owner())
+    service = cli_context(ctx).deployments()
     changed = service.rollback(name, reason)
     Console().print(f"{changed.name} revision {changed.revision}: {service.policy(name).describe()}")
 
@@ -165,7 +165,7 @@ def rollback(
 @app.command()
 def delete(ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name.")) -> None:
     """Delete a deployment (its history and logs stay)."""
-    cli_context(ctx).backends.deployments(local_owner()).delete(name)
+    cli_context(ctx).deployments().delete(name)
     Console().print(f"deleted deployment {name}")
 
 
@@ -181,7 +181,7 @@ def export(
     """Write a Dockerfile and Kubernetes manifests that serve the deployment."""
     from loopline.serving.export import export_deployment
 
-    service = cli_context(ctx).backends.deployments(local_owner())
+    service = cli_context(ctx).deployments()
     written = export_deployment(
         service.get(name), to, image=image, replicas=replicas, max_replicas=max_replicas
     )

@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import fmt, when
 from loopline.core.monitoring import Alert
@@ -32,7 +31,7 @@ SUMMARY = (
 
 
 def _service(ctx: typer.Context) -> MonitorService:
-    return cli_context(ctx).backends.monitors(local_owner())
+    return cli_context(ctx).monitors()
 
 
 @app.command()

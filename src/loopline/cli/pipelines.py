@@ -140,7 +140,7 @@ def list_runs(
     as_json: bool = JSON,
 ) -> None:
     """Pipeline runs, newest first."""
-    runs = cli_context(ctx).backends.store.pipelines.list_runs(pipeline, limit)
+    runs = cli_context(ctx).automation().pipeline_runs(pipeline, limit)
     if as_json:
         print_json(runs)
         return
@@ -160,7 +160,7 @@ def show(
     ctx: typer.Context, run_id: str = typer.Argument(..., help="Pipeline run id."), as_json: bool = JSON
 ) -> None:
     """Each step of a pipeline run: status, attempts, time, output, error."""
-    run = cli_context(ctx).backends.store.pipelines.get_run(run_id)
+    run = cli_context(ctx).automation().pipeline_run(run_id)
     if as_json:
         print_json(run)
     else:

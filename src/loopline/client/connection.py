@@ -70,16 +70,26 @@ class ServerConnection:
         """Send one request; the decoded JSON answer, or None for 204."""
         body = _encode(json) if json is not None else content
         headers = {"content-type": "application/json"} if json is not None else None
+        response = self._request(method, path, params, content=body, headers=headers)
+        if response.status_code == 204 or not response.content:
+            return None
+        return orjson.loads(response.content)
+
+    def text(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """A document the server renders (an HTML report)."""
+        return self._request("GET", path, params).text
+
+    def _request(
+        self, method: str, path: str, params: Mapping[str, Any] | None, **kwargs: Any
+    ) -> httpx.Response:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._http.request(method, path, content=body, params=query, headers=headers)
+            response = self._http.request(method, path, params=query, **kwargs)
         except httpx.HTTPError as exc:
             raise StoreError(f"cannot reach the loopline server at {self.uri}: {exc}") from None
         if response.status_code >= 400:
             raise _error(response)
-        if response.status_code == 204 or not response.content:
-            return None
-        return orjson.loads(response.content)
+        return response
 
     def pages(self, path: str, params: Mapping[str, Any] | None = None, size: int = 1000) -> list[Any]:
         """Every item of a paginated listing."""

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loopline.core.access import Role
 from loopline.core.entities import RunStatus
+from loopline.core.monitoring import Alert, MonitorRun
 
 T = TypeVar("T")
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -168,6 +169,25 @@ class NewJob(Body):
     params: dict[str, Any] = {}
 
 
+class NewSchedule(NewJob):
+    name: str
+    cron: str = Field(description="five fields, UTC")
+
+
+class NewTrigger(NewJob):
+    name: str
+    monitor: str
+    rule: str | None = Field(None, description="fire on this rule's alerts only; any rule when null")
+    cooldown_s: Int64 = 3600
+
+
+class MonitorRunOutcome(BaseModel):
+    run: MonitorRun
+    opened: list[Alert] = Field(description="alerts this run opened")
+    resolved: list[Alert]
+    still_firing: list[Alert]
+
+
 # governance ----------------------------------------------------------------------------
 
 
@@ -186,6 +206,9 @@ class CreatedToken(BaseModel):
     user: str
     name: str
     prefix: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None = None
     token: str = Field(description="the secret: shown this once, stored only as a hash")
 
 

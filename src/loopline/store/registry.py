@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from loopline.core.errors import AlreadyExists, Conflict, NotFound
 from loopline.core.registry import ModelVersion, RegisteredModel, VersionStatus
 from loopline.store.database import Database
+from loopline.store.keys import among
 from loopline.store.runs import RunKeys
 from loopline.store.schema import (
     model_aliases,
@@ -97,19 +98,19 @@ class SqlRegistryStore:
         if not ids:
             return []
         tags: dict[int, dict[str, str]] = defaultdict(dict)
-        for model_id, key, value in conn.execute(select(model_tags).where(model_tags.c.model_id.in_(ids))):
+        stmt = select(model_tags).where(among(conn, model_tags.c.model_id, ids))
+        for model_id, key, value in conn.execute(stmt):
             tags[model_id][key] = value
         aliases: dict[int, dict[str, int]] = defaultdict(dict)
         stmt = (
             select(model_aliases.c.model_id, model_aliases.c.alias, model_versions.c.version)
             .join_from(model_aliases, model_versions)
-            .where(model_aliases.c.model_id.in_(ids))
+            .where(among(conn, model_aliases.c.model_id, ids))
         )
         for model_id, alias, version in conn.execute(stmt):
             aliases[model_id][alias] = version
-        rows = {
-            r.id: r for r in conn.execute(select(registered_models).where(registered_models.c.id.in_(ids)))
-        }
+        stmt = select(registered_models).where(among(conn, registered_models.c.id, ids))
+        rows = {r.id: r for r in conn.execute(stmt)}
         return [
             RegisteredModel(
                 name=rows[i].name,
@@ -309,24 +310,25 @@ class SqlRegistryStore:
         if not ids:
             return []
         files: dict[int, dict[str, tuple[str, int]]] = defaultdict(dict)
-        for row in conn.execute(select(model_version_files).where(model_version_files.c.version_id.in_(ids))):
+        stmt = select(model_version_files).where(among(conn, model_version_files.c.version_id, ids))
+        for row in conn.execute(stmt):
             files[row.version_id][row.path] = (row.digest, row.size)
         tags: dict[int, dict[str, str]] = defaultdict(dict)
         for version_id, key, value in conn.execute(
-            select(model_version_tags).where(model_version_tags.c.version_id.in_(ids))
+            select(model_version_tags).where(among(conn, model_version_tags.c.version_id, ids))
         ):
             tags[version_id][key] = value
         aliases: dict[int, list[str]] = defaultdict(list)
         for alias, version_id in conn.execute(
             select(model_aliases.c.alias, model_aliases.c.version_id).where(
-                model_aliases.c.version_id.in_(ids)
+                among(conn, model_aliases.c.version_id, ids)
             )
         ):
             aliases[version_id].append(alias)
         metrics: dict[int, dict[str, float]] = defaultdict(dict)
         stmt = (
             select(model_version_metrics)
-            .where(model_version_metrics.c.version_id.in_(ids))
+            .where(among(conn, model_version_metrics.c.version_id, ids))
             .order_by(model_version_metrics.c.source.desc())  # "run" last: evaluations win
         )
         for row in conn.execute(stmt):
@@ -334,7 +336,7 @@ class SqlRegistryStore:
         stmt = (
             select(model_versions, runs.c.id.label("run_id"))
             .outerjoin(runs, runs.c.pk == model_versions.c.run_pk)
-            .where(model_versions.c.id.in_(ids))
+            .where(among(conn, model_versions.c.id, ids))
         )
         rows = {r.id: r for r in conn.execute(stmt)}
         return [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -15,15 +15,10 @@ from loopline.core.entities import Run, RunPage, RunStatus, Source
 from loopline.core.errors import Conflict, NotFound
 from loopline.core.search import Expr, OrderKey
 from loopline.store.database import Database
+from loopline.store.keys import among
 from loopline.store.run_search import search_run_keys
 from loopline.store.schema import experiments, latest_metrics, params, projects, runs, tags
-
-_IN_CHUNK = 5000  # stays below every backend's limit on bound parameters
-
-
-def chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
+from loopline.store.statistics import PlannerStatistics
 
 
 class RunKeys:
@@ -56,18 +51,17 @@ _RUN_COLUMNS = select(runs, _parent.c.id.label("parent_id")).outerjoin(
 
 def load_runs(conn: Connection, pks: Sequence[int]) -> list[Run]:
     """Whole runs (attributes, params, latest metrics, tags) in the order of `pks`."""
-    rows: dict[int, Any] = {}
     values: dict[str, dict[int, dict[str, Any]]] = {
         "params": defaultdict(dict),
         "tags": defaultdict(dict),
         "metrics": defaultdict(dict),
     }
-    for part in chunks(pks):  # .all(): one fetchall, not a fetch per row
-        rows.update((r.pk, r) for r in conn.execute(_RUN_COLUMNS.where(runs.c.pk.in_(part))).all())
-        for name, table in (("params", params), ("tags", tags), ("metrics", latest_metrics)):
-            stmt = select(table.c.run_pk, table.c.key, table.c.value).where(table.c.run_pk.in_(part))
-            for run_pk, key, value in conn.execute(stmt).all():
-                values[name][run_pk][key] = value
+    # .all(): one fetchall, not a fetch per row
+    rows = {r.pk: r for r in conn.execute(_RUN_COLUMNS.where(among(conn, runs.c.pk, pks))).all()}
+    for name, table in (("params", params), ("tags", tags), ("metrics", latest_metrics)):
+        stmt = select(table.c.run_pk, table.c.key, table.c.value).where(among(conn, table.c.run_pk, pks))
+        for run_pk, key, value in conn.execute(stmt).all():
+            values[name][run_pk][key] = value
     for per_run in values["metrics"].values():
         for key, value in per_run.items():
             if value is None:
@@ -103,6 +97,7 @@ class SqlRunStore:
     def __init__(self, db: Database, keys: RunKeys) -> None:
         self._db = db
         self._keys = keys
+        self._statistics = PlannerStatistics(db, (runs, params, tags, latest_metrics))
 
     def project_of_run(self, run_id: str) -> str:
         stmt = (
@@ -220,6 +215,8 @@ class SqlRunStore:
         page_token: str | None,
         include_deleted: bool = False,
     ) -> RunPage:
+        self._statistics.refresh()
+
         def work(conn: Connection) -> RunPage:
             pks, token = search_run_keys(
                 conn,

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from loopline.core.access import ApiToken, User
 from loopline.core.audit import AuditEntry
+from loopline.core.wire import to_wire
 from loopline.server.app import json_response
 from loopline.server.deps import Access, Audit, Id, Paging, page
 from loopline.server.schemas import (
@@ -49,14 +50,7 @@ def list_tokens(access: Access, user: str, paging: Paging) -> Response:
 @router.post("/users/{user}/tokens", response_model=CreatedToken, status_code=201)
 def create_token(access: Access, user: str, body: NewToken) -> Response:
     token, secret = access.create_token(user, body.name, body.expires_days)
-    created = {
-        "id": token.id,
-        "user": token.user,
-        "name": token.name,
-        "prefix": token.prefix,
-        "token": secret,
-    }
-    return json_response(created, 201)
+    return json_response({**to_wire(token), "token": secret}, 201)
 
 
 @router.delete("/tokens/{token_id}", response_model=ApiToken)
@@ -88,9 +82,10 @@ def audit_entries(
     actor: str | None = None,
     action: Annotated[str | None, Query(description="an action, or a prefix ending in '.'")] = None,
     target: str | None = None,
+    since_ms: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> Response:
     limit = paging.end + 1
-    entries = audit.entries(actor=actor, action=action, target=target, limit=limit)
+    entries = audit.entries(actor=actor, action=action, target=target, since_ms=since_ms, limit=limit)
     return json_response(page(entries, paging))
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from loopline.core.automation import Job, JobKind
+from loopline.core.automation import Job, JobKind, Schedule, Trigger
 from loopline.core.datasets import DatasetVersion
 from loopline.core.errors import InvalidInput
 from loopline.core.monitoring import Alert, Monitor, MonitorRun
@@ -16,7 +16,15 @@ from loopline.core.pipelines import PipelineRun
 from loopline.core.registry import Deployment, DeploymentRevision
 from loopline.server.app import json_response
 from loopline.server.deps import Automation, Backend, Caller, Deployments, Id, Paging, page
-from loopline.server.schemas import NewDeployment, NewJob, Page, TrafficChange
+from loopline.server.schemas import (
+    MonitorRunOutcome,
+    NewDeployment,
+    NewJob,
+    NewSchedule,
+    NewTrigger,
+    Page,
+    TrafficChange,
+)
 from loopline.serving.policy import TrafficPolicy
 
 router = APIRouter()
@@ -77,15 +85,20 @@ def get_monitor(b: Backend, who: Caller, name: str) -> Response:
 
 
 @router.get("/monitors/{name}/runs", response_model=Page[MonitorRun], tags=["monitoring"])
-def monitor_runs(b: Backend, who: Caller, name: str, paging: Paging) -> Response:
-    """The newest first."""
-    return json_response(page(b.monitors(who).runs(name, paging.end + 1), paging))
+def monitor_runs(b: Backend, who: Caller, name: str, paging: Paging, details: bool = False) -> Response:
+    """The newest first; `details` adds each run's per-column results."""
+    return json_response(page(b.monitors(who).runs(name, paging.end + 1, details), paging))
 
 
-@router.post("/monitors/{name}/run", response_model=MonitorRun, tags=["monitoring"])
+@router.get("/monitors/{name}/runs/{run_id}", response_model=MonitorRun, tags=["monitoring"])
+def monitor_run(b: Backend, who: Caller, name: str, run_id: Id) -> Response:
+    return json_response(b.monitors(who).run_record(name, run_id))
+
+
+@router.post("/monitors/{name}/run", response_model=MonitorRunOutcome, tags=["monitoring"])
 async def run_monitor(b: Backend, who: Caller, name: str) -> Response:
-    outcome = await run_in_threadpool(b.monitors(who).run, name)
-    return json_response(outcome.run)
+    """Evaluate the window now: the stored run and the alerts it opened, resolved or kept firing."""
+    return json_response(await run_in_threadpool(b.monitors(who).run, name))
 
 
 @router.get(
@@ -94,9 +107,14 @@ async def run_monitor(b: Backend, who: Caller, name: str) -> Response:
     responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the report"}},
 )
 def monitor_report(
-    b: Backend, who: Caller, name: str, run_id: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None
+    b: Backend,
+    who: Caller,
+    name: str,
+    run_id: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    inline_js: bool = True,
 ) -> Response:
-    return HTMLResponse(b.monitors(who).report_html(name, run_id))
+    """Self-contained by default; with `inline_js=false` the charts load plotly from its CDN."""
+    return HTMLResponse(b.monitors(who).report_html(name, run_id, inline_js=inline_js))
 
 
 @router.get("/alerts", response_model=Page[Alert], tags=["monitoring"])
@@ -147,7 +165,48 @@ def list_jobs(automation: Automation, paging: Paging) -> Response:
 @router.post("/jobs", response_model=Job, status_code=201, tags=["pipelines"])
 def enqueue_job(automation: Automation, body: NewJob) -> Response:
     """Queue a pipeline run, a monitor run or a retraining for `loopline worker` to pick up."""
-    kinds: dict[str, Any] = {k.value: k for k in JobKind}
-    if body.kind not in kinds:
-        raise InvalidInput(f"job kind {body.kind!r} is not one of {', '.join(kinds)}")
-    return json_response(automation.enqueue(kinds[body.kind], body.target, body.params), 201)
+    return json_response(automation.enqueue(_kind(body.kind), body.target, body.params), 201)
+
+
+def _kind(kind: str) -> JobKind:
+    kinds = {k.value: k for k in JobKind}
+    if kind not in kinds:
+        raise InvalidInput(f"job kind {kind!r} is not one of {', '.join(kinds)}")
+    return kinds[kind]
+
+
+@router.get("/schedules", response_model=Page[Schedule], tags=["pipelines"])
+def list_schedules(automation: Automation, paging: Paging) -> Response:
+    return json_response(page(automation.schedules(), paging))
+
+
+@router.post("/schedules", response_model=Schedule, status_code=201, tags=["pipelines"])
+def create_schedule(automation: Automation, body: NewSchedule) -> Response:
+    created = automation.create_schedule(body.name, body.cron, _kind(body.kind), body.target, body.params)
+    return json_response(created, 201)
+
+
+@router.delete("/schedules/{name}", status_code=204, tags=["pipelines"])
+def delete_schedule(automation: Automation, name: str) -> Response:
+    automation.delete_schedule(name)
+    return Response(status_code=204)
+
+
+@router.get("/triggers", response_model=Page[Trigger], tags=["pipelines"])
+def list_triggers(automation: Automation, paging: Paging) -> Response:
+    return json_response(page(automation.triggers(), paging))
+
+
+@router.post("/triggers", response_model=Trigger, status_code=201, tags=["pipelines"])
+def create_trigger(automation: Automation, body: NewTrigger) -> Response:
+    created = automation.create_trigger(
+        body.name, body.monitor, _kind(body.kind), body.target, body.params,
+        rule=body.rule, cooldown_s=body.cooldown_s,
+    )  # fmt: skip
+    return json_response(created, 201)
+
+
+@router.delete("/triggers/{name}", status_code=204, tags=["pipelines"])
+def delete_trigger(automation: Automation, name: str) -> Response:
+    automation.delete_trigger(name)
+    return Response(status_code=204)
