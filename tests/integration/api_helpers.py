@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
 
 from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
@@ -86,6 +88,8 @@ def _fill(backends: Backends) -> dict[str, str]:
         run.log_text("hello", "notes/a.txt")
     with tracker.start_run("hidden", project="secret") as hidden:
         hidden.log_metric("loss", 0.25)
+        rows = pd.DataFrame({"x": [0.0, 1.0]})
+        hidden.log_model(LogisticRegression().fit(rows, [0, 1]), "secret-model", input_example=rows)
     register_cancer_models(tracker)
     tracker.close()
     registry = backends.registry(owner)

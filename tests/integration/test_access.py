@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from loopline.backends import local_owner
+from loopline.artifacts import BlobStore
+from loopline.backends import Backends, local_owner
 from loopline.core.access import Role
 from loopline.core.entities import Principal
 from loopline.core.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from loopline.governance.access import AccessService
 from loopline.governance.audit import AuditTrail
+from loopline.registry.service import RegistryService
 from loopline.store import MetadataStore
+from loopline.tracking.tracker import Tracker
 
 
 @pytest.fixture
@@ -114,3 +118,50 @@ def test_the_cli_creates_users_tokens_and_roles(cli: Any, capsys: pytest.Capture
     assert cli("tokens", "revoke", str(listed["id"]))[0] == 0
     code, _, err = cli("members", "set", "churn", "alice", "emperor")
     assert code == 2 and "emperor" in err
+
+
+def test_models_belong_to_a_project_whose_roles_govern_them(store: MetadataStore, blobs: BlobStore) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    backends = Backends(store, blobs)
+    admin = backends.access(local_owner())
+    for user, project, role in [("fiona", "fraud", Role.EDITOR), ("max", "fraud", Role.MAINTAINER),
+                                ("dora", "default", Role.OWNER)]:  # fmt: skip
+        admin.create_user(user)
+        admin.set_role(project, user, role)
+
+    def registry(user: str) -> RegistryService:
+        return backends.registry(Principal(user, is_owner=False))
+
+    fiona = Principal("fiona", is_owner=False)
+    tracker = Tracker(backends.tracking(fiona), registry=registry("fiona"), capture_context=False)
+    rows = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    with tracker.start_run("scoring", project="fraud") as run:  # a model from a fraud run is fraud's
+        run.log_model(LogisticRegression().fit(rows, [0, 0, 1, 1]), "fraud-model", input_example=rows)
+    tracker.close()
+    assert registry("fiona").get_model("fraud-model").project == "fraud"
+
+    # an owner of another project learns nothing about it
+    dora = registry("dora")
+    assert dora.list_models() == []
+    for attempt in (
+        lambda: dora.get_model("fraud-model"),
+        lambda: dora.resolve("models:/fraud-model/latest"),
+        lambda: dora.set_alias("fraud-model", "champion", 1),
+        lambda: dora.protect_alias("fraud-model", "champion"),
+    ):
+        with pytest.raises(NotFound, match="does not exist"):
+            attempt()
+
+    # within the project, roles rank as everywhere: an editor registers, a maintainer promotes
+    with pytest.raises(PermissionDenied, match="fiona is editor on project 'fraud'; this needs maintainer"):
+        registry("fiona").set_alias("fraud-model", "champion", 1)
+    registry("max").set_alias("fraud-model", "champion", 1)
+    registry("fiona").create_model("fraud-rules", project="fraud")
+    with pytest.raises(NotFound, match="project 'default' does not exist"):
+        registry("fiona").create_model("elsewhere")  # no role on `default`
+    assert [m.name for m in registry("max").list_models()] == ["fraud-model", "fraud-rules"]
+    dora.create_model("default-model")
+    assert [(m.name, m.project) for m in backends.registry(local_owner()).list_models()] == [
+        ("default-model", "default"), ("fraud-model", "fraud"), ("fraud-rules", "fraud"),
+    ]  # fmt: skip

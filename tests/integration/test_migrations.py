@@ -76,7 +76,8 @@ def test_eight_processes_opening_one_new_database_migrate_it_once(store_url: str
     assert len({result[0] for result in results}) == 1  # type: ignore[index]
 
 
-def test_upgrading_a_database_of_the_first_schema_keeps_its_runs(store_url: str) -> None:
+def _migrated_to(store_url: str, revision: str) -> Database:
+    """A new database migrated only as far as `revision`."""
     from alembic import command
     from alembic.config import Config
 
@@ -86,7 +87,12 @@ def test_upgrading_a_database_of_the_first_schema_keeps_its_runs(store_url: str)
     config.attributes["version_table"] = VERSION_TABLE
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+        command.upgrade(config, revision)
+    return db
+
+
+def test_upgrading_a_database_of_the_first_schema_keeps_its_runs(store_url: str) -> None:
+    db = _migrated_to(store_url, "0001")
     db.write(
         lambda conn: conn.execute(
             text("INSERT INTO projects (id, name, description, created_at) VALUES (1, 'default', '', 1)")
@@ -106,5 +112,24 @@ def test_upgrading_a_database_of_the_first_schema_keeps_its_runs(store_url: str)
         assert store.db.read(schema_revision) == HEAD_REVISION
         assert [e.name for e in store.experiments.list_experiments()] == ["old"]
         assert store.registry.list_models() == []
+    finally:
+        store.close()
+
+
+def test_models_registered_before_projects_join_the_default_project(store_url: str) -> None:
+    db = _migrated_to(store_url, "0007")
+    db.write(
+        lambda conn: conn.execute(
+            text(
+                "INSERT INTO registered_models (name, display_name, description, last_version, created_at,"
+                " created_by) VALUES ('churn', 'Churn', '', 0, 1, 'me')"
+            )
+        )
+    )
+    db.dispose()
+    store = open_metadata_store(store_url)  # 0007 -> head: the model's project is `default`
+    try:
+        assert [(m.name, m.project) for m in store.registry.list_models()] == [("churn", "default")]
+        assert [p.name for p in store.experiments.list_projects()] == ["default"]
     finally:
         store.close()

@@ -18,6 +18,7 @@ PUBLIC = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET"
 LIST = "list"  # anyone authenticated; shows only what the caller may see
 SELF = "self"  # the user named in the path, or an administrator
 ADMIN = "admin"
+ANY_EDITOR = "any editor"  # an editor or more on some project: staging files precedes naming a model
 POLICY = {"kind": "single", "arms": [{"name": "main", "target": "models:/cancer/2"}]}
 JOB = {"kind": "monitor", "target": "cancer-watch"}
 
@@ -47,8 +48,8 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("PATCH", "/api/v1/models/{name}"): ("alice", {"description": "changed"}, None),
     ("DELETE", "/api/v1/models/{name}"): ("maya", None, None),
     ("GET", "/api/v1/models/{name}/versions"): ("vera", None, None),
-    ("POST", "/api/v1/uploads"): ("alice", None, None),
-    ("PUT", "/api/v1/uploads/{upload_id}/files/{path}"): ("alice", b"file", None),
+    ("POST", "/api/v1/uploads"): (ANY_EDITOR, None, None),
+    ("PUT", "/api/v1/uploads/{upload_id}/files/{path}"): (ANY_EDITOR, b"file", None),
     ("POST", "/api/v1/models/{name}/versions"): ("alice", {"upload_id": "0" * 32}, None),
     ("GET", "/api/v1/models/{name}/versions/{version}"): ("vera", None, None),
     ("PATCH", "/api/v1/models/{name}/versions/{version}"): ("alice", {"description": "changed"}, None),
@@ -60,7 +61,7 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/models/{name}/alias-history"): ("vera", None, None),
     ("PUT", "/api/v1/models/{name}/aliases/{alias}/protection"): ("olga", None, None),
     ("DELETE", "/api/v1/models/{name}/aliases/{alias}/protection"): ("olga", None, None),
-    ("GET", "/api/v1/alias-requests"): ("vera", None, None),
+    ("GET", "/api/v1/alias-requests"): (LIST, None, None),
     ("POST", "/api/v1/alias-requests/{request_id}/approve"): ("maya", {"reason": ""}, None),
     ("POST", "/api/v1/alias-requests/{request_id}/reject"): ("maya", {"reason": ""}, None),
     ("POST", "/api/v1/models/{name}/versions/{version}/promote"): ("maya", {"alias": "champion"}, None),
@@ -162,6 +163,8 @@ def _allowed(rule: str, user: str) -> bool:
         return user in ("alice", "admin")
     if rule == LIST:
         return True
+    if rule == ANY_EDITOR:
+        return user != "vera"  # a viewer only; mallory maintains "elsewhere"
     return LADDER.index(user) >= LADDER.index(rule)
 
 
@@ -192,6 +195,10 @@ def test_every_route_answers_exactly_who_may_call_it(store: MetadataStore, blobs
         names = [p["name"] for p in clients["vera"].get("/api/v1/projects").json()["items"]]
         assert names == ["default"]  # not the secret project
         hidden = clients["vera"].get(f"/api/v1/runs/{team.ids['hidden_run_id']}")
+        assert hidden.status_code == 404 and "does not exist" in hidden.json()["error"]["message"]
+        models = [m["name"] for m in clients["vera"].get("/api/v1/models").json()["items"]]
+        assert models == ["cancer"]  # not the secret project's model
+        hidden = clients["olga"].put("/api/v1/models/secret-model/aliases/champion", json={"version": 1})
         assert hidden.status_code == 404 and "does not exist" in hidden.json()["error"]["message"]
 
         # then every route, without a token and by everyone below its rule: refused, no trace

@@ -28,6 +28,7 @@ from loopline.core.loops import Loop, LoopEvent, LoopState
 from loopline.core.registry import ModelVersion
 from loopline.documents import Document, Strict
 from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import Authorizer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,11 +106,12 @@ class LoopService:
         self.deployments = DeploymentService(store, blobs, principal)
         self.promotion = PromotionService(store, blobs, principal)
         self.registry = self.deployments.registry
+        self._access = Authorizer(store, principal)
 
     # declaring and reading ------------------------------------------------------------------
 
     def declare(self, policy: RetrainingPolicy) -> Loop:
-        self.registry.require_role(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         self.deployments.get(policy.deployment)  # it must exist
         self.registry.get_model(policy.model)
         self.datasets.get(policy.reference_dataset)
@@ -118,7 +120,7 @@ class LoopService:
         return loop
 
     def get(self, deployment: str) -> Loop:
-        self.registry.require_role(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.loops.get(deployment)
 
     def events(self, deployment: str) -> list[LoopEvent]:
@@ -140,7 +142,7 @@ class LoopService:
 
     def start(self, deployment: str, reason: str) -> LoopEvent:
         """Retrain now (a trigger fired, or someone asked); returns the event that ends this step."""
-        self.registry.require_role(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         loop = self.get(deployment)
         now = now_ms()
         if loop.state is not LoopState.IDLE:
@@ -178,7 +180,7 @@ class LoopService:
 
     def reset(self, deployment: str, reason: str) -> LoopEvent:
         """Abandon what the loop was doing (its worker died, say): the champion serves again."""
-        self.registry.require_role(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         loop = self.get(deployment)
         if loop.state is LoopState.IDLE:
             raise Conflict(f"the loop of {deployment} is idle; there is nothing to reset")
@@ -286,7 +288,7 @@ class LoopService:
 
     def advance(self, deployment: str) -> LoopEvent | None:
         """Promote or roll back a canary (or shadow) once it has seen enough; None while it has not."""
-        self.registry.require_role(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         from loopline.serving.reports import deployment_report
 
         loop = self.get(deployment)

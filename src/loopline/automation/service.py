@@ -60,7 +60,7 @@ class AutomationService:
         self._access = Authorizer(store, principal)
 
     def _target(self, kind: JobKind, target: str) -> str:
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         check_target(kind, target)
         if kind is JobKind.RETRAIN:
             self._store.loops.get(target)  # NotFound names `loopline loop declare`
@@ -119,31 +119,31 @@ class AutomationService:
         return job
 
     def schedules(self) -> list[Schedule]:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.automation.schedules()
 
     def triggers(self) -> list[Trigger]:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.automation.triggers()
 
     def jobs(self, limit: int = 100) -> list[Job]:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.automation.jobs(limit=limit)
 
     def pipeline_runs(self, pipeline: str | None = None, limit: int = 50) -> list[PipelineRun]:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.pipelines.list_runs(pipeline, limit)
 
     def pipeline_run(self, run_id: str) -> PipelineRun:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.pipelines.get_run(run_id)
 
     def delete_schedule(self, name: str) -> None:
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         self._store.automation.delete_schedule(name)
         self._audit.record("schedule.delete", f"schedule:{name}")
 
     def delete_trigger(self, name: str) -> None:
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         self._store.automation.delete_trigger(name)
         self._audit.record("trigger.delete", f"trigger:{name}")

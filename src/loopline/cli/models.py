@@ -43,10 +43,10 @@ def list_(ctx: typer.Context, json_: bool = JSON) -> None:
     if json_:
         print_json(models)
         return
-    table = Table("name", "latest version", "aliases", "description")
+    table = Table("name", "project", "latest version", "aliases", "description")
     for m in models:
         aliases = ", ".join(f"@{a}={v}" for a, v in sorted(m.aliases.items()))
-        table.add_row(m.display_name, str(m.latest_version), aliases, m.description)
+        table.add_row(m.display_name, m.project, str(m.latest_version), aliases, m.description)
     Console().print(table)
 
 

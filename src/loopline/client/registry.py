@@ -12,11 +12,11 @@ from loopline.artifacts import destination, files_under
 from loopline.client.connection import ServerConnection, path_segments, segment, texts
 from loopline.client.tracking import whoami
 from loopline.core.access import AliasRequest, Role
-from loopline.core.entities import Principal
-from loopline.core.errors import NotFound
+from loopline.core.entities import DEFAULT_PROJECT, Principal
+from loopline.core.errors import NotFound, PermissionDenied
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel
 from loopline.core.wire import decode
-from loopline.governance.authorization import REGISTRY_PROJECT, check_role
+from loopline.governance.authorization import check_role
 from loopline.models import read_metadata
 from loopline.registry.service import RegistryService
 from loopline.registry.uris import ModelRef
@@ -42,22 +42,33 @@ class RemoteRegistryService(RegistryService):
     get_or_create_model = RegistryService.get_or_create_model
     load = RegistryService.load
 
-    def require_role(self, needed: Role) -> None:
+    def _my_role(self, project: str | None, needed: Role) -> None:
+        """The server's roles of the caller, checked as the server would (`None`: any project)."""
         me = self._call("GET", "/whoami")
-        if not me["admin"]:
-            held = me["roles"].get(REGISTRY_PROJECT)
-            check_role(me["name"], REGISTRY_PROJECT, None if held is None else Role(held), needed)
+        if me["admin"]:
+            return
+        roles = {name: Role(role) for name, role in me["roles"].items()}
+        if project is not None:
+            check_role(me["name"], project, roles.get(project), needed)
+        elif not any(role.allows(needed) for role in roles.values()):
+            raise PermissionDenied(f"{me['name']} is not {needed.value} on any project")
+
+    def require_model_role(self, name: str, needed: Role) -> None:
+        self._my_role(self.get_model(name).project, needed)
+
+    def require_role_somewhere(self, needed: Role) -> None:
+        self._my_role(None, needed)
 
     # registered models ---------------------------------------------------------------
 
     def create_model(
-        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
     ) -> RegisteredModel:
-        body = {
-            "name": name,
-            "description": description,
-            "tags": texts(tags),
-        }
+        body = {"name": name, "description": description, "tags": texts(tags), "project": project}
         return decode(RegisteredModel, self._call("POST", "/models", json=body))
 
     def get_model(self, name: str) -> RegisteredModel:
@@ -85,6 +96,7 @@ class RemoteRegistryService(RegistryService):
         run_id: str | None = None,
         description: str = "",
         tags: Mapping[str, Any] | None = None,
+        project: str | None = None,
     ) -> ModelVersion:
         read_metadata(directory)  # a clear error here for a folder that holds no saved model
         upload = self._call("POST", "/uploads")["upload_id"]
@@ -92,7 +104,7 @@ class RemoteRegistryService(RegistryService):
             self._connection.upload(f"/uploads/{upload}/files/{path_segments(name_in_model)}", path)
         body = {
             "upload_id": upload, "run_id": run_id, "description": description,
-            "tags": texts(tags),
+            "tags": texts(tags), "project": project,
         }  # fmt: skip
         return decode(ModelVersion, self._call("POST", f"{_model(name)}/versions", json=body))
 

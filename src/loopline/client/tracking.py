@@ -11,6 +11,7 @@ from typing import Any
 from loopline.artifacts import check_artifact_name, destination, files_under
 from loopline.client.connection import ServerConnection, path_segments, segment, texts
 from loopline.core.entities import (
+    DEFAULT_PROJECT,
     ArtifactEntry,
     Experiment,
     Metric,
@@ -25,7 +26,6 @@ from loopline.core.errors import AlreadyExists, NotFound
 from loopline.core.wire import decode, metric_to_wire, to_wire
 from loopline.tracking.service import (
     DEFAULT_EXPERIMENT,
-    DEFAULT_PROJECT,
     ExperimentRef,
     TrackingService,
     check_metrics,

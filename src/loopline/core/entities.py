@@ -26,6 +26,10 @@ class Principal:
     is_owner: bool = False
 
 
+DEFAULT_PROJECT = "default"
+"""Where experiments and models go when no project is named."""
+
+
 @dataclass(frozen=True, slots=True)
 class Project:
     id: int

@@ -23,6 +23,7 @@ class RegisteredModel:
     latest_version: int
     tags: dict[str, str] = field(default_factory=dict)
     aliases: dict[str, int] = field(default_factory=dict)  # alias -> version
+    project: str = "default"  # whose roles govern the model
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from loopline.data.diff import DatasetDiff, diff_versions
 from loopline.data.ingest import Progress, StagedTable, stage_file, stage_frame, stage_query
 from loopline.data.summary import summarize
 from loopline.governance.audit import AuditTrail
-from loopline.governance.authorization import REGISTRY_PROJECT, Authorizer
+from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.monitoring.profile import ReferenceProfile, profile_batches
 from loopline.registry.names import dataset_name
 from loopline.store import MetadataStore
@@ -70,7 +70,7 @@ class DatasetService:
         """Store `data` (a frame, a CSV or Parquet path, or with `sql_url` a SQL query) as the
         next version of dataset `name`; returns it and whether it is new. Identical rows
         give back the version that holds them."""
-        self._access.registry(Role.EDITOR)
+        self._access.operations(Role.EDITOR)
         name = dataset_name(name)
         checked_tags = {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
         with tempfile.TemporaryDirectory(prefix="loopline-dataset-") as tmp:
@@ -131,16 +131,16 @@ class DatasetService:
     def get(self, ref: str, version: int | None = None) -> DatasetVersion:
         """A version by reference (`name`, `name@3`, `datasets:/name/3`); the newest by default."""
         name, parsed = parse_dataset_ref(ref)
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.datasets.get_version(name, version if version is not None else parsed)
 
     def list_datasets(self) -> list[DatasetVersion]:
-        if not self._access.visible(REGISTRY_PROJECT):
+        if not self._access.visible(OPERATIONS_PROJECT):
             return []
         return self._store.datasets.list_latest()
 
     def versions(self, name: str) -> list[DatasetVersion]:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.datasets.list_versions(dataset_name(name))
 
     def versions_with_digest(self, digest: str) -> list[DatasetVersion]:

@@ -7,12 +7,14 @@ local owner (embedded mode) and administrators hold every role.
 from __future__ import annotations
 
 from loopline.core.access import Role
-from loopline.core.entities import Principal
+from loopline.core.entities import DEFAULT_PROJECT, Principal
 from loopline.core.errors import NotFound, PermissionDenied
+from loopline.registry.names import model_name
 from loopline.store import MetadataStore
 
-REGISTRY_PROJECT = "default"
-"""The project that models, deployments, datasets, monitors and pipelines belong to."""
+OPERATIONS_PROJECT = DEFAULT_PROJECT
+"""The project that deployments, datasets, monitors, pipelines and retraining loops belong to.
+Experiments, runs and registered models each belong to a project of their own."""
 
 
 def check_role(who: str, project: str, held: Role | None, needed: Role) -> None:
@@ -49,9 +51,24 @@ class Authorizer:
             except NotFound:
                 raise NotFound(f"experiment {experiment_id} does not exist") from None
 
-    def registry(self, needed: Role) -> None:
-        """Models, deployments, datasets, monitors and pipelines: the registry project's role."""
-        self.require(REGISTRY_PROJECT, needed)
+    def operations(self, needed: Role) -> None:
+        """Deployments, datasets, monitors, pipelines and loops: the role on their project."""
+        self.require(OPERATIONS_PROJECT, needed)
+
+    def model(self, name: str, needed: Role) -> None:
+        """The role on the model's project; a model in a project without one does not exist."""
+        if not self.principal.is_owner:
+            try:
+                self.require(self._store.registry.project_of_model(model_name(name)), needed)
+            except NotFound:
+                raise NotFound(f"registered model {name!r} does not exist") from None
+
+    def require_somewhere(self, needed: Role) -> None:
+        """At least `needed` on some project (to stage files before naming their model)."""
+        if not self.principal.is_owner:
+            held = self._store.access.roles_of(self.principal.name).values()
+            if not any(role.allows(needed) for role in held):
+                raise PermissionDenied(f"{self.principal.name} is not {needed.value} on any project")
 
     def visible(self, project: str) -> bool:
         return self.principal.is_owner or self._store.access.role(project, self.principal.name) is not None

@@ -30,7 +30,7 @@ from loopline.core.entities import Principal
 from loopline.core.errors import AlreadyExists, InvalidInput
 from loopline.core.monitoring import Alert, Monitor, MonitorRun
 from loopline.data.datasets import DatasetService
-from loopline.governance.authorization import REGISTRY_PROJECT, Authorizer
+from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.models.metrics import classification_metrics, regression_metrics
 from loopline.monitoring.drift import detect_drift
 from loopline.monitoring.estimation import Calibration, estimate
@@ -135,7 +135,7 @@ class MonitorService:
         """Watch `deployment` against dataset `reference` (NAME or NAME@VERSION); `target`
         names the dataset's label column, which label drift and estimation need."""
         name = model_name(name)
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         spec = spec or MonitorSpec()
         built = self._reference(deployment, reference, target, trust)
         blob = self._blobs.put_bytes(gzip.compress(orjson.dumps(built.to_dict()), 1, mtime=0))
@@ -204,20 +204,20 @@ class MonitorService:
         return Reference.from_dict(orjson.loads(gzip.decompress(raw)))
 
     def get(self, name: str) -> Monitor:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.monitors.get(model_name(name))
 
     def list_all(self) -> list[Monitor]:
-        if not self._access.visible(REGISTRY_PROJECT):
+        if not self._access.visible(OPERATIONS_PROJECT):
             return []
         return self._store.monitors.list_all()
 
     def runs(self, name: str, limit: int = 100, with_details: bool = False) -> list[MonitorRun]:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.monitors.runs(model_name(name), limit, with_details)
 
     def run_record(self, name: str, run_id: int | None = None) -> MonitorRun:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         if run_id is None:
             newest = self._store.monitors.runs(model_name(name), 1)
             if not newest:
@@ -226,7 +226,7 @@ class MonitorService:
         return self._store.monitors.run(model_name(name), run_id)
 
     def alerts(self, name: str | None = None, status: str | None = None) -> list[Alert]:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.monitors.alerts(None if name is None else model_name(name), status)
 
     def report_html(self, name: str, run_id: int | None = None, *, inline_js: bool = True) -> str:
@@ -248,7 +248,7 @@ class MonitorService:
     def run(self, name: str, at_ms: int | None = None) -> MonitorOutcome:
         """Evaluate the monitor on its window as of now (or `at_ms`), store the run, and
         open, update or resolve alerts."""
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         monitor = self.get(name)
         spec = MonitorSpec.parse(monitor.spec)
         reference = self.reference(monitor)

@@ -116,8 +116,8 @@ class EvaluationService:
         trusted_types: Sequence[str] = (),
     ) -> Evaluation:
         """Evaluate the model at `uri` on `data` and store the result with the version."""
-        self._registry.require_role(Role.EDITOR)
         version = self._registry.resolve(uri)
+        self._registry.require_model_role(version.model, Role.EDITOR)
         loaded = self._registry.load(uri, trust=trust, trusted_types=trusted_types)
         return self.evaluate_loaded(
             version, loaded, data, target, task=task, slices=slices, dataset_name=dataset_name

@@ -12,7 +12,7 @@ from typing import Any
 from loopline.artifacts import BlobStore, destination
 from loopline.core.access import AliasRequest, Role
 from loopline.core.clock import now_ms
-from loopline.core.entities import Principal
+from loopline.core.entities import DEFAULT_PROJECT, Principal
 from loopline.core.errors import (
     AlreadyExists,
     ApprovalRequired,
@@ -24,7 +24,7 @@ from loopline.core.errors import (
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
 from loopline.core.validation import check_key, check_tag_value
 from loopline.governance.audit import AuditTrail
-from loopline.governance.authorization import REGISTRY_PROJECT, Authorizer
+from loopline.governance.authorization import Authorizer
 from loopline.lineage import LineageService
 from loopline.models import LoadedModel, ModelMetadata, load_model_dir, read_metadata
 from loopline.models.flavors import LoadOptions
@@ -47,52 +47,62 @@ class RegistryService:
         self.audit = AuditTrail(store, principal)
         self._access = Authorizer(store, principal)
 
-    def require_role(self, needed: Role) -> None:
-        """Refuse unless the principal holds `needed` on the registry's project."""
-        self._access.registry(needed)
+    def require_model_role(self, name: str, needed: Role) -> None:
+        """Refuse unless the principal holds `needed` on the project of model `name`."""
+        self._access.model(name, needed)
+
+    def require_role_somewhere(self, needed: Role) -> None:
+        """Refuse unless the principal holds `needed` on some project."""
+        self._access.require_somewhere(needed)
 
     # registered models ---------------------------------------------------------------
 
     def create_model(
-        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
     ) -> RegisteredModel:
+        """A new model in `project`, whose roles then govern it. Names are unique across
+        projects, so that a model URI names one model wherever it is used."""
         display = display_model_name(name)
-        self._access.registry(Role.EDITOR)
+        self._access.require(project, Role.EDITOR)
         created = self._store.registry.create_model(
-            display.lower(), display, description, self.principal.name, now_ms()
+            display.lower(), display, project, description, self.principal.name, now_ms()
         )
         if tags:
             self._store.registry.update_model(created.name, None, _tags(tags))
             return self.get_model(created.name)
         return created
 
-    def get_or_create_model(self, name: str) -> RegisteredModel:
+    def get_or_create_model(self, name: str, project: str = DEFAULT_PROJECT) -> RegisteredModel:
+        """Model `name`, created in `project` if it does not exist yet."""
         with contextlib.suppress(NotFound):
             return self.get_model(name)
         try:
-            return self.create_model(name)
+            return self.create_model(name, project=project)
         except AlreadyExists:  # registered by a concurrent caller in between
             return self.get_model(name)
 
     def get_model(self, name: str) -> RegisteredModel:
-        self._access.registry(Role.VIEWER)
+        self._access.model(name, Role.VIEWER)
         return self._store.registry.get_model(model_name(name))
 
     def list_models(self) -> list[RegisteredModel]:
-        if not self._access.visible(REGISTRY_PROJECT):
-            return []
-        return self._store.registry.list_models()
+        """The models of every project the principal holds a role on."""
+        return self._store.registry.list_models(self._access.visible_projects())
 
     def update_model(
         self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
-        self._access.registry(Role.EDITOR)
+        self._access.model(name, Role.EDITOR)
         self._store.registry.update_model(model_name(name), description, _tags(tags))
         return self.get_model(name)
 
     def delete_model(self, name: str) -> None:
         """Hide a model and its versions; refused while an alias points into it."""
-        self._access.registry(Role.MAINTAINER)
+        self._access.model(name, Role.MAINTAINER)
         self._store.registry.delete_model(model_name(name), now_ms())
 
     # versions --------------------------------------------------------------------------
@@ -105,18 +115,22 @@ class RegistryService:
         run_id: str | None = None,
         description: str = "",
         tags: Mapping[str, Any] | None = None,
+        project: str | None = None,
     ) -> ModelVersion:
-        """Register the model saved in `directory` as the next version of `name`.
+        """Register the model saved in `directory` as the next version of `name`; a new
+        model is created in `project`, by default the project of `run_id` (or `default`).
 
         The version is PENDING while its files are stored and READY only once every one
         is stored under its verified hash; if storing fails it becomes FAILED, and if the
         process dies it stays PENDING. Neither can be loaded."""
-        self._access.registry(Role.EDITOR)
         if run_id is not None:
             self._access.require_run(run_id, Role.EDITOR)
         metadata = read_metadata(directory)
         verify_files(directory, metadata)
-        model = self.get_or_create_model(name)
+        if project is None:
+            project = DEFAULT_PROJECT if run_id is None else self._store.runs.project_of_run(run_id)
+        model = self.get_or_create_model(name, project)
+        self._access.model(model.name, Role.EDITOR)
         checked_tags = _tags(tags)
         run_metrics = self._store.runs.get_run(run_id).metrics if run_id is not None else {}
         version = self._store.registry.begin_version(
@@ -157,22 +171,22 @@ class RegistryService:
         return stored
 
     def get_version(self, name: str, version: int) -> ModelVersion:
-        self._access.registry(Role.VIEWER)
+        self._access.model(name, Role.VIEWER)
         return self._store.registry.get_version(model_name(name), version)
 
     def list_versions(self, name: str) -> list[ModelVersion]:
-        self._access.registry(Role.VIEWER)
+        self._access.model(name, Role.VIEWER)
         return self._store.registry.list_versions(model_name(name))
 
     def update_version(
         self, name: str, version: int, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> ModelVersion:
-        self._access.registry(Role.EDITOR)
+        self._access.model(name, Role.EDITOR)
         self._store.registry.update_version(model_name(name), version, description, _tags(tags))
         return self.get_version(name, version)
 
     def delete_version(self, name: str, version: int) -> None:
-        self._access.registry(Role.MAINTAINER)
+        self._access.model(name, Role.MAINTAINER)
         self._store.registry.delete_version(model_name(name), version, now_ms())
         self.audit.record("model.delete_version", f"models:/{model_name(name)}/{version}")
 
@@ -185,7 +199,7 @@ class RegistryService:
             if version is None:
                 raise NotFound(f"model {ref.name!r} has no alias {ref.alias!r}")
         elif version is None:
-            self._access.registry(Role.VIEWER)
+            self._access.model(ref.name, Role.VIEWER)
             version = self._store.registry.latest_ready_version(ref.name)
             if version is None:
                 raise NotFound(f"model {ref.name!r} has no READY version")
@@ -250,7 +264,7 @@ class RegistryService:
         """Point `alias` at `version`, recording who moved it, from where, and why. A
         protected alias does not move: the move becomes a request that a second person must
         approve (`ApprovalRequired` names it)."""
-        self._access.registry(Role.MAINTAINER)
+        self._access.model(name, Role.MAINTAINER)
         model = self.get_model(name)
         alias = alias_name(alias)
         target = self._loadable(ModelRef(model.name, version=version))
@@ -304,20 +318,27 @@ class RegistryService:
     # protected aliases: four eyes ----------------------------------------------------------------
 
     def protect_alias(self, name: str, alias: str) -> None:
-        self._access.registry(Role.OWNER)
+        self._access.model(name, Role.OWNER)
         model, alias = self.get_model(name).name, alias_name(alias)
         self._store.approvals.protect(model, alias)
         self.audit.record("alias.protect", f"models:/{model}@{alias}")
 
     def unprotect_alias(self, name: str, alias: str) -> None:
-        self._access.registry(Role.OWNER)
+        self._access.model(name, Role.OWNER)
         model, alias = self.get_model(name).name, alias_name(alias)
         self._store.approvals.unprotect(model, alias)
         self.audit.record("alias.unprotect", f"models:/{model}@{alias}")
 
     def alias_requests(self, name: str | None = None, status: str | None = None) -> list[AliasRequest]:
-        self._access.registry(Role.VIEWER)
-        return self._store.approvals.requests(None if name is None else model_name(name), status)
+        """Requests to move protected aliases: of model `name`, or of every model visible."""
+        if name is not None:
+            self._access.model(name, Role.VIEWER)
+            return self._store.approvals.requests(model_name(name), status)
+        found = self._store.approvals.requests(None, status)
+        if self.principal.is_owner:
+            return found
+        visible = {model.name for model in self.list_models()}
+        return [request for request in found if request.model in visible]
 
     def approve(self, request_id: int, reason: str = "") -> AliasEvent:
         """Approve a pending request (not one's own) and move the alias as it asked."""
@@ -334,8 +355,11 @@ class RegistryService:
         return self._store.approvals.request(request_id)
 
     def _decide(self, request_id: int, status: str, reason: str) -> AliasRequest:
-        self._access.registry(Role.MAINTAINER)
         request = self._store.approvals.request(request_id)
+        try:
+            self._access.model(request.model, Role.MAINTAINER)
+        except NotFound:
+            raise NotFound(f"alias request {request_id} does not exist") from None
         if request.requested_by == self.principal.name:
             raise PermissionDenied(
                 f"request {request_id} is {request.requested_by}'s own: a second person decides it"
@@ -349,7 +373,7 @@ class RegistryService:
         return request
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
-        self._access.registry(Role.MAINTAINER)
+        self._access.model(name, Role.MAINTAINER)
         model = self.get_model(name)
         alias = alias_name(alias)
         if alias not in model.aliases:
@@ -364,7 +388,7 @@ class RegistryService:
         return event
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
-        self._access.registry(Role.VIEWER)
+        self._access.model(name, Role.VIEWER)
         return self._store.aliases.alias_history(
             model_name(name), None if alias is None else alias_name(alias)
         )

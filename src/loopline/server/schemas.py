@@ -113,6 +113,7 @@ class NewModel(Body):
     name: str
     description: str = ""
     tags: dict[str, str] = {}
+    project: str = Field("default", description="whose roles govern the model")
 
 
 class ModelUpdate(Body):
@@ -129,6 +130,7 @@ class NewVersion(Body):
     run_id: str | None = None
     description: str = ""
     tags: dict[str, str] = {}
+    project: str | None = Field(None, description="for a new model: default, the run's project")
 
 
 class AliasMove(Body):

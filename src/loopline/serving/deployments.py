@@ -8,7 +8,7 @@ from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import Conflict, InvalidInput, NotFound
 from loopline.core.registry import Deployment, DeploymentRevision, ModelVersion, VersionStatus
-from loopline.governance.authorization import REGISTRY_PROJECT, Authorizer
+from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.registry.names import model_name
 from loopline.registry.service import RegistryService
 from loopline.registry.uris import parse_model_uri
@@ -43,7 +43,7 @@ class DeploymentService:
 
     def create(self, name: str, policy: TrafficPolicy, reason: str = "") -> Deployment:
         name = model_name(name)
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         self.resolve(policy)
         created = self._store.deployments.create(
             name, policy.to_dict(), self.principal.name, now_ms(), reason
@@ -53,14 +53,14 @@ class DeploymentService:
         return created
 
     def get(self, name: str) -> Deployment:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.deployments.get(model_name(name))
 
     def policy(self, name: str) -> TrafficPolicy:
         return TrafficPolicy.from_dict(self.get(name).policy)
 
     def list_all(self) -> list[Deployment]:
-        if not self._access.visible(REGISTRY_PROJECT):
+        if not self._access.visible(OPERATIONS_PROJECT):
             return []
         return self._store.deployments.list_all()
 
@@ -69,7 +69,7 @@ class DeploymentService:
     ) -> Deployment:
         """Change the policy; running servers pick it up within seconds."""
         name = model_name(name)
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         self.resolve(policy)
         before = self.get(name).policy
         changed = self._store.deployments.set_policy(
@@ -83,12 +83,12 @@ class DeploymentService:
         return changed
 
     def revisions(self, name: str) -> list[DeploymentRevision]:
-        self._access.registry(Role.VIEWER)
+        self._access.operations(Role.VIEWER)
         return self._store.deployments.revisions(model_name(name))
 
     def rollback(self, name: str, reason: str = "") -> Deployment:
         """Go back to the policy before the current one (as a new revision, on the record)."""
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         history = self.revisions(name)
         if len(history) < 2:
             raise Conflict(f"deployment {name!r} has no earlier policy to roll back to")
@@ -101,7 +101,7 @@ class DeploymentService:
         )
 
     def delete(self, name: str) -> None:
-        self._access.registry(Role.MAINTAINER)
+        self._access.operations(Role.MAINTAINER)
         self._store.deployments.delete(model_name(name), now_ms())
         self.audit.record("deployment.delete", f"deployment:{model_name(name)}")
 

@@ -39,15 +39,20 @@ _EXPERIMENT_COLUMNS = select(
 ).join_from(experiments, projects)
 
 
+def project_key(db: Database, conn: Connection, name: str) -> int:
+    """The key of project `name`, which exists from its first use on."""
+    stmt = db.insert(projects).values(name=name, description="", created_at=now_ms())
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    project_id: int = conn.execute(select(projects.c.id).where(projects.c.name == name)).scalar_one()
+    return project_id
+
+
 class SqlExperimentStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def _project_id(self, conn: Connection, name: str) -> int:
-        stmt = self._db.insert(projects).values(name=name, description="", created_at=now_ms())
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-        project_id: int = conn.execute(select(projects.c.id).where(projects.c.name == name)).scalar_one()
-        return project_id
+        return project_key(self._db, conn, name)
 
     def list_projects(self) -> list[Project]:
         rows = self._db.read(lambda conn: conn.execute(select(projects).order_by(projects.c.name)).all())

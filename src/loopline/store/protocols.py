@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from loopline.core.access import AliasRequest, ApiToken, Role, User
@@ -101,12 +101,14 @@ class ArtifactIndex(Protocol):
 
 class RegistryStore(Protocol):
     def create_model(
-        self, name: str, display_name: str, description: str, created_by: str, created_at: int
+        self, name: str, display_name: str, project: str, description: str, created_by: str, created_at: int
     ) -> RegisteredModel: ...
 
     def get_model(self, name: str) -> RegisteredModel: ...
 
-    def list_models(self) -> list[RegisteredModel]: ...
+    def list_models(self, in_projects: Collection[str] | None = None) -> list[RegisteredModel]: ...
+
+    def project_of_model(self, name: str) -> str: ...
 
     def update_model(self, name: str, description: str | None, tags: Mapping[str, str]) -> None: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from loopline.core.errors import AlreadyExists, Conflict, NotFound
 from loopline.core.registry import ModelVersion, RegisteredModel, VersionStatus
 from loopline.store.database import Database
+from loopline.store.experiments import project_key
 from loopline.store.keys import among
 from loopline.store.runs import RunKeys
 from loopline.store.schema import (
@@ -23,6 +24,7 @@ from loopline.store.schema import (
     model_version_metrics,
     model_version_tags,
     model_versions,
+    projects,
     registered_models,
     runs,
 )
@@ -56,13 +58,14 @@ class SqlRegistryStore:
     # models ----------------------------------------------------------------------------
 
     def create_model(
-        self, name: str, display_name: str, description: str, created_by: str, created_at: int
+        self, name: str, display_name: str, project: str, description: str, created_by: str, created_at: int
     ) -> RegisteredModel:
         def work(conn: Connection) -> None:
             conn.execute(
                 registered_models.insert().values(
                     name=name,
                     display_name=display_name,
+                    project_id=project_key(self._db, conn, project),
                     description=description,
                     last_version=0,
                     created_at=created_at,
@@ -83,16 +86,31 @@ class SqlRegistryStore:
 
         return self._db.read(work)
 
-    def list_models(self) -> list[RegisteredModel]:
+    def list_models(self, in_projects: Collection[str] | None = None) -> list[RegisteredModel]:
+        """Every model, or those of `in_projects`."""
+
         def work(conn: Connection) -> list[RegisteredModel]:
             stmt = (
                 select(registered_models.c.id)
                 .where(registered_models.c.deleted_at.is_(None))
                 .order_by(registered_models.c.name)
             )
+            if in_projects is not None:
+                stmt = stmt.join(projects).where(projects.c.name.in_(list(in_projects)))
             return self._load_models(conn, list(conn.execute(stmt).scalars()))
 
         return self._db.read(work)
+
+    def project_of_model(self, name: str) -> str:
+        stmt = (
+            select(projects.c.name)
+            .join_from(registered_models, projects)
+            .where(registered_models.c.name == name, registered_models.c.deleted_at.is_(None))
+        )
+        found = self._db.read(lambda conn: conn.execute(stmt).scalar_one_or_none())
+        if found is None:
+            raise NotFound(f"registered model {name!r} does not exist")
+        return str(found)
 
     def _load_models(self, conn: Connection, ids: list[int]) -> list[RegisteredModel]:
         if not ids:
@@ -109,7 +127,11 @@ class SqlRegistryStore:
         )
         for model_id, alias, version in conn.execute(stmt):
             aliases[model_id][alias] = version
-        stmt = select(registered_models).where(among(conn, registered_models.c.id, ids))
+        stmt = (
+            select(registered_models, projects.c.name.label("project"))
+            .join(projects)
+            .where(among(conn, registered_models.c.id, ids))
+        )
         rows = {r.id: r for r in conn.execute(stmt)}
         return [
             RegisteredModel(
@@ -121,6 +143,7 @@ class SqlRegistryStore:
                 latest_version=rows[i].last_version,
                 tags=tags[i],
                 aliases=aliases[i],
+                project=rows[i].project,
             )
             for i in ids
         ]

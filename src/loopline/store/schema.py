@@ -151,6 +151,7 @@ registered_models = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(128), nullable=False, unique=True),  # canonical: lowercase NFKC
     Column("display_name", String(128), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
     Column("description", Text, nullable=False, default=""),
     Column("last_version", Integer, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),

@@ -11,6 +11,7 @@ from loopline.artifacts import BlobStore, check_artifact_name, destination, file
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.entities import (
+    DEFAULT_PROJECT,
     ArtifactEntry,
     Experiment,
     Metric,
@@ -38,7 +39,6 @@ from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore
 from loopline.tracking.names import random_run_name
 
-DEFAULT_PROJECT = "default"
 DEFAULT_EXPERIMENT = "Default"
 MAX_ERROR_LENGTH = 16_000
 ExperimentRef = str | int
@@ -248,7 +248,7 @@ class TrackingService:
         """List a model version's files among the run's artifacts under
         `models/NAME/VERSION/`, without storing them again."""
         self._require_writable(run_id)
-        self._access.registry(Role.VIEWER)
+        self._access.model(model, Role.VIEWER)
         stored = self._store.registry.get_version(model, version)
         for path, (digest, size) in sorted(stored.files.items()):
             name = check_artifact_name(f"models/{stored.model}/{stored.version}/{path}")

@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from types import FrameType, TracebackType
 from typing import Any
 
-from loopline.core.entities import RunStatus
+from loopline.core.entities import DEFAULT_PROJECT, RunStatus
 from loopline.core.errors import RunTerminated
 from loopline.registry.service import RegistryService
 from loopline.tracking.active_run import ActiveRun
 from loopline.tracking.environment import capture_environment, capture_source
-from loopline.tracking.service import DEFAULT_EXPERIMENT, DEFAULT_PROJECT, ExperimentRef, TrackingService
+from loopline.tracking.service import DEFAULT_EXPERIMENT, ExperimentRef, TrackingService
 from loopline.tracking.writer import MetricWriter
 
 

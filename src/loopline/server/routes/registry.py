@@ -41,7 +41,7 @@ def list_models(registry: Registry, paging: Paging) -> Response:
 
 @router.post("/models", response_model=RegisteredModel, status_code=201)
 def create_model(registry: Registry, body: NewModel) -> Response:
-    return json_response(registry.create_model(body.name, body.description, body.tags), 201)
+    return json_response(registry.create_model(body.name, body.description, body.tags, body.project), 201)
 
 
 @router.get("/models/{name}", response_model=RegisteredModel)
@@ -68,13 +68,13 @@ def list_versions(registry: Registry, name: str, paging: Paging) -> Response:
 @router.post("/uploads", response_model=Upload, status_code=201)
 def start_upload(request: Request, registry: Registry) -> Response:
     """A staging area for a model's files; register it with `POST /models/{name}/versions`."""
-    registry.require_role(Role.EDITOR)
+    registry.require_role_somewhere(Role.EDITOR)
     return json_response({"upload_id": new_upload(staging(request), registry.principal)}, 201)
 
 
 @router.put("/uploads/{upload_id}/files/{path:path}", status_code=204)
 async def upload_file(request: Request, registry: Registry, upload_id: str, path: str) -> Response:
-    await run_in_threadpool(registry.require_role, Role.EDITOR)
+    await run_in_threadpool(registry.require_role_somewhere, Role.EDITOR)
     files = upload_files(staging(request), upload_id, registry.principal)
     await stream_to(request, upload_target(files, path))
     return Response(status_code=204)
@@ -87,8 +87,9 @@ def register_version(request: Request, registry: Registry, name: str, body: NewV
     files = upload_files(staging(request), body.upload_id, registry.principal)
     try:
         version = registry.register(
-            name, files, run_id=body.run_id, description=body.description, tags=body.tags
-        )
+            name, files, run_id=body.run_id, description=body.description, tags=body.tags,
+            project=body.project,
+        )  # fmt: skip
     finally:
         discard_upload(files)
     return json_response(version, 201)
