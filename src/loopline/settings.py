@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     """`loopline server`: the largest JSON body it accepts, in MiB (larger: 413)."""
     server_max_upload_mb: int = 2048
     """`loopline server`: the largest artifact or model file it accepts, in MiB."""
+    worker_pipelines: str | None = None
+    """`loopline worker`: comma-separated modules it imports pipelines from (with their
+    submodules); unset, any module. Importing a pipeline runs its module's code."""
+
+    @property
+    def allowed_pipeline_modules(self) -> list[str] | None:
+        if self.worker_pipelines is None:
+            return None
+        return [m.strip() for m in self.worker_pipelines.split(",") if m.strip()]
 
     @property
     def home_path(self) -> Path:

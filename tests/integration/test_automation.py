@@ -241,3 +241,25 @@ def test_the_cli_declares_schedules_queues_jobs_and_runs_a_worker_once(
     assert code == 1 and "is not valid" in err
     code, _, err = cli("schedules", "create", "none", "--cron", "0 * * * *")
     assert code == 2 and "exactly one of --pipeline" in err
+
+
+def test_a_worker_imports_pipelines_only_from_its_allowed_modules(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopline import _sdk
+
+    monkeypatch.setenv("LOOPLINE_TEST_JOURNAL", str(tmp_path / "journal.txt"))
+    assert cli("jobs", "enqueue", "--pipeline", TALLY, "-p", "n=1")[0] == 0
+    try:
+        code, out, _ = cli("worker", "--once", "--allow-pipelines", "training, tests.integration.pipeline")
+        (job,) = json.loads(cli("jobs", "list", "--json")[1])
+        assert code == 0 and job["status"] == "failed"
+        assert "is outside the modules this worker runs pipelines from (training" in job["error"]
+        assert steps.entries() == []  # refused before the import, so nothing of it ran
+        assert cli("jobs", "enqueue", "--pipeline", TALLY, "-p", "n=2")[0] == 0
+        monkeypatch.setenv("LOOPLINE_WORKER_PIPELINES", "training,tests.integration")
+        code, out, _ = cli("worker", "--once")
+    finally:
+        _sdk.reset()
+    assert code == 0 and "finished" in out
+    assert steps.entries() == ["tally-2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from loopline.core.access import Role
 from loopline.core.automation import Job, JobKind, Schedule, Trigger
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
-from loopline.core.errors import InvalidInput
+from loopline.core.errors import InvalidInput, PermissionDenied
 from loopline.core.pipelines import PipelineRun
 from loopline.core.validation import check_name
 from loopline.governance.audit import AuditTrail
@@ -50,6 +51,17 @@ def check_target(kind: JobKind, target: str) -> str:
     else:
         _name(f"{kind.value} target", target)
     return target
+
+
+def check_pipeline_allowed(target: str, allowed: Sequence[str] | None) -> None:
+    """Refuse a pipeline outside the worker's allowed modules (None: any). Importing a
+    pipeline runs its module's code, and any maintainer may queue one by name."""
+    module = target.partition(":")[0]
+    if allowed is not None and not any(module == m or module.startswith(f"{m}.") for m in allowed):
+        raise PermissionDenied(
+            f"pipeline {target!r} is outside the modules this worker runs pipelines from "
+            f"({', '.join(allowed) or 'none'}): see `loopline worker --allow-pipelines`"
+        )
 
 
 class AutomationService:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loopline.automation.retraining import LoopService
-from loopline.automation.service import AutomationService
+from loopline.automation.service import AutomationService, check_pipeline_allowed
 from loopline.automation.worker import Worker, WorkerOptions
 from loopline.backends import Backends, local_owner
 from loopline.cli.context import cli_context, print_json
@@ -163,6 +163,7 @@ def job_runner(settings: Settings, backends: Backends) -> Any:
             }
         from loopline._pipelines import WorkerEnvironment, runner
 
+        check_pipeline_allowed(job.target, settings.allowed_pipeline_modules)
         pipeline = load_pipeline(job.target)
         WorkerEnvironment.of(settings)()  # the SDK's stores
         result = runner().run(pipeline, job.params)
@@ -178,6 +179,7 @@ def loop_service(settings: Settings, backends: Backends) -> LoopService:
         from loopline._pipelines import WorkerEnvironment
         from loopline._pipelines import run_pipeline as run
 
+        check_pipeline_allowed(target, settings.allowed_pipeline_modules)
         WorkerEnvironment.of(settings)()  # the SDK's stores
         load_pipeline(target)  # the current folder importable, as for `pipelines run`
         return run(target, params)
@@ -190,10 +192,22 @@ def worker(
     once: bool = typer.Option(False, "--once", help="Enqueue what is due, run one job if any, and exit."),
     lease: float = typer.Option(60.0, min=1.0, help="Seconds a job stays this worker's without a heartbeat."),
     poll: float = typer.Option(5.0, min=0.05, help="Seconds between looks for work when idle."),
+    allow_pipelines: str | None = typer.Option(
+        None,
+        help="Comma-separated modules to import pipelines from, with their submodules; others fail "
+        "unimported \\[env: LOOPLINE_WORKER_PIPELINES; default: any].",
+    ),
 ) -> None:
     """Run due schedules, monitors and triggered pipelines until stopped (Ctrl-C, SIGTERM)."""
     context = cli_context(ctx)
+    if allow_pipelines is not None:
+        context.settings = context.settings.model_copy(update={"worker_pipelines": allow_pipelines})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if context.settings.worker_pipelines is None:
+        logging.getLogger(__name__).warning(
+            "this worker imports pipelines from any module a maintainer names: "
+            "restrict it with --allow-pipelines"
+        )
     backends = context.backends
     loops = loop_service(context.settings, backends)
     runner = Worker(
