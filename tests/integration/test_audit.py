@@ -43,8 +43,11 @@ def test_alias_moves_and_traffic_changes_are_recorded_with_before_after_and_reas
     registered = AuditTrail(store, alice).entries(action="model.register")
     assert [e.target for e in registered] == ["models:/cancer/2", "models:/cancer/1"]
 
+    actions = [e.action for e in reversed(AuditTrail(store, alice).entries())]
+    assert actions == ["experiment.create", "run.start", "model.register", "model.register", "run.end",
+                       "alias.move", "alias.move", "deployment.create", "deployment.traffic"]  # fmt: skip
     result = AuditTrail(store, alice).verify()
-    assert result.intact and result.entries == 6
+    assert result.intact and result.entries == len(actions)
     assert result.head == AuditTrail(store, alice).entries(limit=1)[0].hash
 
 

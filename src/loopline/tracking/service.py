@@ -52,6 +52,7 @@ class TrackingService:
         self._blobs = blobs
         self.principal = principal
         self._access = Authorizer(store, principal)
+        self._audit = AuditTrail(store, principal)
 
     # experiments -----------------------------------------------------------------------
 
@@ -61,7 +62,10 @@ class TrackingService:
         check_name("experiment name", name)
         check_name("project name", project)
         self._access.require(project, Role.EDITOR)
-        return self._store.experiments.create_experiment(project, name, description, self.principal.name)
+        created = self._store.experiments.create_experiment(project, name, description, self.principal.name)
+        after = {"project": project, "name": name}
+        self._audit.record("experiment.create", f"experiment:{created.id}", after=after)
+        return created
 
     def get_experiment(self, ref: ExperimentRef, project: str = DEFAULT_PROJECT) -> Experiment:
         """An experiment by id, or by name within `project`."""
@@ -122,7 +126,7 @@ class TrackingService:
                     f"experiment {parent.experiment_id}, not in {exp.name!r} (from the SDK, start it "
                     "with nested=False to make it a top-level run)"
                 )
-        return self._store.runs.create_run(
+        run = self._store.runs.create_run(
             run_id=new_id(),
             experiment_id=exp.id,
             name=name,
@@ -133,6 +137,8 @@ class TrackingService:
             environment=environment or {},
             tags=checked_tags,
         )
+        self._audit.record("run.start", f"run:{run.id}", after={"experiment": exp.id, "name": run.name})
+        return run
 
     def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> Run:
         """Record how a run ended. Ending it again the same way changes nothing."""
@@ -147,7 +153,9 @@ class TrackingService:
             raise Conflict(f"run {run_id} already ended as {run.status.value}; it cannot become {status}")
         if error is not None and len(error) > MAX_ERROR_LENGTH:
             error = "..." + error[-MAX_ERROR_LENGTH:]
-        return self._store.runs.end_run(run_id, status, now_ms(), error)
+        ended = self._store.runs.end_run(run_id, status, now_ms(), error)
+        self._audit.record("run.end", f"run:{run_id}", before=run.status.value, after=status.value)
+        return ended
 
     def get_run(self, run_id: str) -> Run:
         self._access.require_run(_check_run_id(run_id), Role.VIEWER)
@@ -157,7 +165,7 @@ class TrackingService:
         """Hide a run from searches; its data stays stored."""
         self._access.require_run(_check_run_id(run_id), Role.EDITOR)
         self._store.runs.delete_run(run_id, now_ms())
-        AuditTrail(self._store, self.principal).record("run.delete", f"run:{run_id}")
+        self._audit.record("run.delete", f"run:{run_id}")
 
     def search_runs(
         self,
