@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from loopline.backends import Backends
+    from loopline.data.datasets import DatasetService
     from loopline.models import LoadedModel
     from loopline.registry.evaluation import Evaluation
     from loopline.registry.policy import Policy
@@ -134,6 +135,20 @@ def load_model(
     return registry_service().load(
         uri, trust=trust, trusted_types=trusted_types, module_factory=module_factory
     )
+
+
+def dataset_service() -> DatasetService:
+    """The dataset service behind the SDK: the store's, or the server's."""
+    from loopline.backends import local_owner
+
+    tracker = _current()
+    if _backends is not None:
+        return _backends.datasets(local_owner())
+    from loopline.client.datasets import RemoteDatasetService
+    from loopline.client.tracking import RemoteTrackingService
+
+    assert isinstance(tracker.service, RemoteTrackingService)
+    return RemoteDatasetService(tracker.service.connection, tracker.service.principal)
 
 
 def _backends_in_use() -> Backends:

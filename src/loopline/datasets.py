@@ -73,10 +73,9 @@ class Dataset:
 
 
 def _service() -> DatasetService:
-    from loopline._sdk import _backends_in_use
-    from loopline.backends import local_owner
+    from loopline._sdk import dataset_service
 
-    return _backends_in_use().datasets(local_owner())
+    return dataset_service()
 
 
 def register(

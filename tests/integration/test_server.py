@@ -115,7 +115,7 @@ def test_the_cli_works_through_the_server(
         assert run(["--uri", url, "experiments", "list", "--json"]) == 0
         assert run(["--uri", url, "models", "list"]) == 0
         assert run(["--uri", url, "audit", "verify"]) == 0
-        assert run(["--uri", url, "datasets", "list"]) == 1  # reads Parquet from the store itself
+        assert run(["--uri", url, "lineage", "models:/churn/1"]) == 1  # walks the store itself
     finally:
         del os.environ["LOOPLINE_TOKEN"]
     out, err = capsys.readouterr()

@@ -11,12 +11,16 @@ from typing import Any
 
 import pytest
 
+import loopline as ll
+from loopline import _sdk
 from loopline.artifacts import BlobStore
 from loopline.automation.service import AutomationService
 from loopline.backends import local_owner
 from loopline.cli.main import run
+from loopline.client.datasets import RemoteDatasetService
 from loopline.client.governance import RemoteAccessService, RemoteAuditTrail
 from loopline.client.operations import RemoteAutomationService, RemoteDeploymentService, RemoteMonitorService
+from loopline.data.datasets import DatasetService
 from loopline.governance.access import AccessService
 from loopline.governance.audit import AuditTrail
 from loopline.monitoring.service import MonitorService
@@ -24,6 +28,7 @@ from loopline.serving.deployments import DeploymentService
 from loopline.serving.policy import TrafficPolicy
 from loopline.store import MetadataStore
 from tests.integration.api_helpers import Team, team_server
+from tests.integration.serving_helpers import cancer_data
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -168,8 +173,40 @@ def test_schedules_triggers_jobs_and_pipelines_through_the_server(cli: Cli, team
         (RemoteAutomationService, AutomationService),
         (RemoteAccessService, AccessService),
         (RemoteAuditTrail, AuditTrail),
+        (RemoteDatasetService, DatasetService),
     ],
 )
 def test_the_remote_services_answer_every_public_method_themselves(remote: type, base: type) -> None:
     public = {name for name in vars(base) if not name.startswith("_") and callable(getattr(base, name))}
     assert public - set(vars(remote)) == set()  # nothing falls through to the local implementation
+
+
+def test_datasets_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> None:
+    features, target = cancer_data()
+    changed = features.assign(target=target).head(300)
+    changed["mean radius"] = changed["mean radius"] * 1.5
+    csv = tmp_path / "patients.csv"
+    changed.to_csv(csv, index=False)
+
+    code, _, err = cli("datasets", "register", "patients", str(csv), user="vera")
+    assert code == 1 and "vera is not editor on any project" in err  # refused at the upload
+    registered = _json(cli("datasets", "register", "patients", str(csv), "--json", user="alice"))
+    assert registered["created"] and registered["dataset"]["version"] == 2
+    stored = team.backends.datasets(local_owner()).get("patients")  # profiled and stored by the server
+    assert (stored.version, stored.rows, stored.created_by) == (2, 300, "alice")
+    again = _json(cli("datasets", "register", "patients", str(csv), "--json", user="alice"))
+    assert not again["created"] and again["dataset"]["version"] == 2  # the same rows: the same version
+
+    versions = _json(cli("datasets", "versions", "patients", "--json", user="vera"))
+    assert [v["version"] for v in versions] == [1, 2]
+    diff = _json(cli("datasets", "diff", "patients@1", "patients@2", "--json", user="vera"))
+    assert diff["rows"] == [len(features), 300]
+    assert "mean radius" in [c["column"] for c in diff["changes"]]
+
+    ll.configure(uri=team.url, token=team.tokens["vera"])
+    try:
+        remote = ll.datasets.get("patients")
+        assert remote.to_pandas().equals(team.backends.datasets(local_owner()).read(stored).to_pandas())
+        assert remote.profile().rows == 300
+    finally:
+        _sdk.reset()

@@ -13,11 +13,13 @@ import typer
 from loopline.automation.service import AutomationService
 from loopline.backends import Backends, local_owner, open_backends
 from loopline.client.connection import ServerConnection
+from loopline.client.datasets import RemoteDatasetService
 from loopline.client.governance import RemoteAccessService, RemoteAuditTrail
 from loopline.client.operations import RemoteAutomationService, RemoteDeploymentService, RemoteMonitorService
 from loopline.client.registry import RemoteRegistryService
 from loopline.client.tracking import RemoteTrackingService
 from loopline.core.errors import InvalidInput
+from loopline.data.datasets import DatasetService
 from loopline.governance.access import AccessService
 from loopline.governance.audit import AuditTrail
 from loopline.monitoring.service import MonitorService
@@ -75,6 +77,11 @@ class CliContext:
         if self.connection is not None:
             return RemoteAutomationService(self.connection)
         return self.backends.automation(local_owner())
+
+    def datasets(self) -> DatasetService:
+        if self.connection is not None:
+            return RemoteDatasetService(self.connection)
+        return self.backends.datasets(local_owner())
 
     def access(self) -> AccessService:
         if self.connection is not None:

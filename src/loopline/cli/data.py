@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.data.contract import Contract
 from loopline.data.validation import ValidationReport, infer_contract, validate
@@ -25,7 +24,7 @@ def _data(ctx: typer.Context, data: str) -> Any:
         return Path(data)
     from loopline.datasets import Dataset
 
-    service = cli_context(ctx).backends.datasets(local_owner())
+    service = cli_context(ctx).datasets()
     return Dataset(service.get(data), service)
 
 

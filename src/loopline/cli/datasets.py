@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import fmt, when
 from loopline.core.datasets import DatasetVersion
@@ -21,7 +20,7 @@ JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
 def _service(ctx: typer.Context) -> DatasetService:
-    return cli_context(ctx).backends.datasets(local_owner())
+    return cli_context(ctx).datasets()
 
 
 def _size(n: int) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import compare_table, run_panel, runs_table
 from loopline.core.search import parse_filter, parse_order_by
@@ -80,7 +79,7 @@ def show(
     service = context.tracking()
     run = service.get_run(run_id)
     artifacts = service.list_artifacts(run_id)
-    datasets = context.backends.datasets(local_owner())
+    datasets = context.datasets()
     inputs = [
         {"name": label, "digest": digest, "versions": [v.uri for v in datasets.versions_with_digest(digest)]}
         for label, digest in service.inputs(run_id)

@@ -45,6 +45,10 @@ class RemoteTrackingService(TrackingService):
         self._connection = connection
         self.principal = principal or whoami(connection)
 
+    @property
+    def connection(self) -> ServerConnection:
+        return self._connection
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._connection.call(method, path, **kwargs)
 

@@ -144,6 +144,7 @@ class DatasetService:
         return self._store.datasets.list_versions(dataset_name(name))
 
     def versions_with_digest(self, digest: str) -> list[DatasetVersion]:
+        self._access.operations(Role.VIEWER)
         return self._store.datasets.find_digest(digest)
 
     def local_path(self, version: DatasetVersion) -> Path:

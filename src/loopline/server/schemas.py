@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopline.core.access import Role
+from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import RunStatus
 from loopline.core.monitoring import Alert, MonitorRun
 
@@ -163,6 +164,17 @@ class TrafficChange(Body):
     policy: dict[str, Any]
     reason: str = ""
     expected_revision: Int64 | None = None
+
+
+class NewDatasetVersion(Body):
+    upload_id: str = Field(description="an upload holding the rows as data.parquet")
+    description: str = ""
+    tags: dict[str, str] = {}
+
+
+class RegisteredDataset(BaseModel):
+    version: DatasetVersion
+    created: bool = Field(description="false: a version held these rows already")
 
 
 class NewJob(Body):

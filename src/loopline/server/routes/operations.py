@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from loopline.core.automation import Job, JobKind, Schedule, Trigger
@@ -15,17 +15,22 @@ from loopline.core.monitoring import Alert, Monitor, MonitorRun
 from loopline.core.pipelines import PipelineRun
 from loopline.core.registry import Deployment, DeploymentRevision
 from loopline.server.app import json_response
-from loopline.server.deps import Automation, Backend, Caller, Deployments, Id, Paging, page
+from loopline.server.deps import Automation, Backend, Caller, Deployments, Id, Paging, page, staging
+from loopline.server.routes.uploads import discard_upload, upload_files
 from loopline.server.schemas import (
     MonitorRunOutcome,
+    NewDatasetVersion,
     NewDeployment,
     NewJob,
     NewSchedule,
     NewTrigger,
     Page,
+    RegisteredDataset,
     TrafficChange,
 )
 from loopline.serving.policy import TrafficPolicy
+
+DATASET_FILE = "data.parquet"
 
 router = APIRouter()
 
@@ -140,6 +145,43 @@ def dataset_versions(b: Backend, who: Caller, name: str, paging: Paging) -> Resp
 @router.get("/datasets/{name}/versions/{version}", response_model=DatasetVersion, tags=["datasets"])
 def get_dataset(b: Backend, who: Caller, name: str, version: Id) -> Response:
     return json_response(b.datasets(who).get(name, version))
+
+
+@router.post("/datasets/{name}/versions", response_model=RegisteredDataset, tags=["datasets"])
+def register_dataset(
+    request: Request, b: Backend, who: Caller, name: str, body: NewDatasetVersion
+) -> Response:
+    """Register the upload's `data.parquet` as the next version of the dataset; the same rows
+    give back the version that holds them (`created` false). SQL sources are run by clients."""
+    files = upload_files(staging(request), body.upload_id, who)
+    try:
+        data = files / DATASET_FILE
+        if not data.is_file():
+            raise InvalidInput(f"upload {body.upload_id} holds no {DATASET_FILE}")
+        version, created = b.datasets(who).register(name, data, description=body.description, tags=body.tags)
+    finally:
+        discard_upload(files)
+    return json_response({"version": version, "created": created}, 201 if created else 200)
+
+
+@router.get("/datasets/{name}/versions/{version}/data", response_class=FileResponse, tags=["datasets"])
+def dataset_data(b: Backend, who: Caller, name: str, version: Id) -> Response:
+    """The version's rows as one Parquet file."""
+    service = b.datasets(who)
+    return FileResponse(service.local_path(service.get(name, version)), media_type="application/octet-stream")
+
+
+@router.get("/datasets/{name}/versions/{version}/profile", response_model=dict[str, Any], tags=["datasets"])
+def dataset_profile(b: Backend, who: Caller, name: str, version: Id) -> Response:
+    """The reference profile computed at registration: per-column statistics and sketches."""
+    service = b.datasets(who)
+    return json_response(service.reference_profile(service.get(name, version)).to_dict())
+
+
+@router.get("/dataset-versions", response_model=Page[DatasetVersion], tags=["datasets"])
+def dataset_versions_by_digest(b: Backend, who: Caller, paging: Paging, digest: str) -> Response:
+    """Every version holding exactly these rows (their digest), whatever its dataset."""
+    return json_response(page(b.datasets(who).versions_with_digest(digest), paging))
 
 
 # pipelines and jobs ----------------------------------------------------------------------
