@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Float, Text, cast, literal, null, select, union_all, update
 from sqlalchemy.orm import aliased
 
 from loopline.core.entities import Run, RunPage, RunStatus, Source
@@ -50,27 +50,28 @@ _RUN_COLUMNS = select(runs, _parent.c.id.label("parent_id")).outerjoin(
 
 
 def load_runs(conn: Connection, pks: Sequence[int]) -> list[Run]:
-    """Whole runs (attributes, params, latest metrics, tags) in the order of `pks`."""
-    values: dict[str, dict[int, dict[str, Any]]] = {
-        "params": defaultdict(dict),
-        "tags": defaultdict(dict),
-        "metrics": defaultdict(dict),
-    }
+    """Whole runs (attributes, params, latest metrics, tags) in the order of `pks`: two
+    statements, the runs and then every key/value of theirs in one UNION ALL."""
     # .all(): one fetchall, not a fetch per row
     rows = {r.pk: r for r in conn.execute(_RUN_COLUMNS.where(among(conn, runs.c.pk, pks))).all()}
-    for name, table in (("params", params), ("tags", tags), ("metrics", latest_metrics)):
-        stmt = select(table.c.run_pk, table.c.key, table.c.value).where(among(conn, table.c.run_pk, pks))
-        for run_pk, key, value in conn.execute(stmt).all():
-            values[name][run_pk][key] = value
-    for per_run in values["metrics"].values():
-        for key, value in per_run.items():
-            if value is None:
-                per_run[key] = float("nan")  # NULL holds NaN on both backends
-    return [
-        _run(rows[pk], values["params"][pk], values["metrics"][pk], values["tags"][pk])
-        for pk in pks
-        if pk in rows
+    values: tuple[dict[int, dict[str, Any]], ...] = (defaultdict(dict), defaultdict(dict), defaultdict(dict))
+    no_text, no_number = cast(null(), Text), cast(null(), Float)
+    kinds = [
+        (params, params.c.value, no_number),
+        (tags, tags.c.value, no_number),
+        (latest_metrics, no_text, latest_metrics.c.value),
     ]
+    parts = [
+        select(literal(i), table.c.run_pk, table.c.key, text, number).where(among(conn, table.c.run_pk, pks))
+        for i, (table, text, number) in enumerate(kinds)
+    ]
+    for kind, run_pk, key, text, number in conn.execute(union_all(*parts)).all():
+        if kind < 2:
+            values[kind][run_pk][key] = text
+        else:  # NULL holds NaN on both backends
+            values[kind][run_pk][key] = float("nan") if number is None else number
+    params_, tags_, metrics_ = values
+    return [_run(rows[pk], params_[pk], metrics_[pk], tags_[pk]) for pk in pks if pk in rows]
 
 
 def _run(row: Any, params_: dict[str, Any], metrics_: dict[str, Any], tags_: dict[str, Any]) -> Run:
