@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
@@ -18,6 +19,7 @@ from loopline.client.governance import RemoteAccessService, RemoteAuditTrail
 from loopline.client.operations import RemoteAutomationService, RemoteDeploymentService, RemoteMonitorService
 from loopline.client.registry import RemoteRegistryService
 from loopline.client.tracking import RemoteTrackingService
+from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
 from loopline.data.datasets import DatasetService
 from loopline.governance.access import AccessService
@@ -27,6 +29,8 @@ from loopline.registry.service import RegistryService
 from loopline.serving.deployments import DeploymentService
 from loopline.settings import Settings
 from loopline.tracking.service import TrackingService
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,45 +57,37 @@ class CliContext:
             self._connection = ServerConnection(self.settings.uri, self.settings.token)
         return self._connection
 
-    def tracking(self) -> TrackingService:
+    def _service(
+        self, remote: Callable[[ServerConnection], T], local: Callable[[Backends, Principal], T]
+    ) -> T:
+        """Through the server when LOOPLINE_URI is set, else on the local store as its owner."""
         if self.connection is not None:
-            return RemoteTrackingService(self.connection)
-        return self.backends.tracking(local_owner())
+            return remote(self.connection)
+        return local(self.backends, local_owner())
+
+    def tracking(self) -> TrackingService:
+        return self._service(RemoteTrackingService, Backends.tracking)
 
     def registry(self) -> RegistryService:
-        if self.connection is not None:
-            return RemoteRegistryService(self.connection)
-        return self.backends.registry(local_owner())
+        return self._service(RemoteRegistryService, Backends.registry)
 
     def deployments(self) -> DeploymentService:
-        if self.connection is not None:
-            return RemoteDeploymentService(self.connection)
-        return self.backends.deployments(local_owner())
+        return self._service(RemoteDeploymentService, Backends.deployments)
 
     def monitors(self) -> MonitorService:
-        if self.connection is not None:
-            return RemoteMonitorService(self.connection)
-        return self.backends.monitors(local_owner())
+        return self._service(RemoteMonitorService, Backends.monitors)
 
     def automation(self) -> AutomationService:
-        if self.connection is not None:
-            return RemoteAutomationService(self.connection)
-        return self.backends.automation(local_owner())
+        return self._service(RemoteAutomationService, Backends.automation)
 
     def datasets(self) -> DatasetService:
-        if self.connection is not None:
-            return RemoteDatasetService(self.connection)
-        return self.backends.datasets(local_owner())
+        return self._service(RemoteDatasetService, Backends.datasets)
 
     def access(self) -> AccessService:
-        if self.connection is not None:
-            return RemoteAccessService(self.connection)
-        return self.backends.access(local_owner())
+        return self._service(RemoteAccessService, Backends.access)
 
     def audit(self) -> AuditTrail:
-        if self.connection is not None:
-            return RemoteAuditTrail(self.connection)
-        return self.backends.audit(local_owner())
+        return self._service(RemoteAuditTrail, Backends.audit)
 
     def close(self) -> None:
         if self._backends is not None:
