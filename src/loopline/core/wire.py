@@ -69,6 +69,8 @@ def _decoder(kind: Any) -> Decoder:
         return _same if inner is _same else (lambda data: None if data is None else inner(data))
     if origin is dict:
         value = _decoder(args[1])
+        if value is _float:  # metrics: numbers as they are, only "NaN" and the like converted
+            return lambda data: {k: v if type(v) is float else _float(v) for k, v in data.items()}
         return _same if value is _same else (lambda data: {k: value(v) for k, v in data.items()})
     if origin is list:
         item = _decoder(args[0])
@@ -83,18 +85,39 @@ def _decoder(kind: Any) -> Decoder:
         if dataclasses.is_dataclass(kind) or (issubclass(kind, tuple) and hasattr(kind, "_fields")):
             return _record(kind)
         if issubclass(kind, enum.Enum):
-            return kind
+            return _member(kind)
     return _same
 
 
+def _member(kind: type[enum.Enum]) -> Decoder:
+    """A dict lookup: calling an enum class costs a microsecond, a run page has hundreds."""
+    members = {member.value: member for member in kind}
+
+    def member(data: Any) -> Any:
+        try:
+            return members[data]
+        except (KeyError, TypeError):
+            return kind(data)  # raises the enum's own error
+
+    return member
+
+
 def _record(kind: type) -> Decoder:
-    """A dataclass or named tuple from its JSON object; unknown keys (a newer server's) are ignored."""
+    """A dataclass or named tuple from its JSON object; unknown keys (a newer server's) are ignored.
+
+    Only the fields whose JSON form differs from the value (enums, floats, nested records)
+    are converted: a page of runs is mostly strings and integers."""
     hints = typing.get_type_hints(kind)
     names = [f.name for f in dataclasses.fields(kind)] if dataclasses.is_dataclass(kind) else kind._fields  # type: ignore[attr-defined]
-    fields = {name: _decoder(hints[name]) for name in names}
+    known = frozenset(names)
+    converted = [(name, decoder) for name in names if (decoder := _decoder(hints[name])) is not _same]
 
     def build(data: dict[str, Any]) -> Any:
-        return kind(**{k: fields[k](v) for k, v in data.items() if k in fields})
+        values = dict(data) if data.keys() <= known else {k: v for k, v in data.items() if k in known}
+        for name, convert in converted:
+            if name in values:
+                values[name] = convert(values[name])
+        return kind(**values)
 
     return build
 
