@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,8 @@ from loopline.core.errors import AlreadyExists, InvalidInput, NotFound, Permissi
 from loopline.governance.access import AccessService
 from loopline.governance.audit import AuditTrail
 from loopline.registry.service import RegistryService
-from loopline.store import MetadataStore
+from loopline.store import MetadataStore, open_metadata_store
+from loopline.store import access as access_store
 from loopline.tracking.tracker import Tracker
 
 
@@ -59,6 +61,34 @@ def test_missing_wrong_revoked_and_expired_tokens_are_refused(
         with pytest.raises(Unauthenticated, match=message):
             admin.authenticate(secret)
     assert [t.revoked_at is not None for t in admin.tokens("alice")] == [True, False, False]
+
+
+def test_a_token_revoked_by_another_process_is_refused_once_its_cache_expires(
+    store_url: str, store: MetadataStore, admin: AccessService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin.create_user("alice")
+    token, secret = admin.create_token("alice", "laptop")
+    monkeypatch.setattr(access_store, "TOKEN_CACHE_SECONDS", 0.2)
+    other = open_metadata_store(store_url)  # another server worker, or the CLI
+    try:
+        assert admin.authenticate(secret).name == "alice"  # now cached by this store
+        AccessService(other, local_owner()).revoke_token(token.id)
+        time.sleep(0.3)
+        with pytest.raises(Unauthenticated, match="revoked"):
+            admin.authenticate(secret)
+    finally:
+        other.close()
+
+
+def test_a_revocation_through_the_same_store_applies_at_once(
+    store: MetadataStore, admin: AccessService
+) -> None:
+    admin.create_user("alice")
+    token, secret = admin.create_token("alice", "laptop")
+    assert admin.authenticate(secret).name == "alice"
+    AccessService(store, local_owner()).revoke_token(token.id)
+    with pytest.raises(Unauthenticated, match="revoked"):
+        admin.authenticate(secret)
 
 
 def test_roles_are_checked_by_rank_and_non_members_learn_nothing(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from loopline.core.errors import AlreadyExists, InvalidInput, NotFound
+from loopline.store import MetadataStore, open_metadata_store
 from loopline.tracking.service import TrackingService
 
 BOTH_MODES = True  # local and through the server
@@ -38,3 +39,14 @@ def test_unknown_and_invalid_experiments(service: TrackingService) -> None:
         service.get_experiment(12345)
     with pytest.raises(InvalidInput, match="experiment name"):
         service.create_experiment("bad\udcffname")
+
+
+def test_found_experiments_are_remembered_but_a_miss_is_not(store_url: str, store: MetadataStore) -> None:
+    assert store.experiments.find_experiment("default", "churn") is None
+    other = open_metadata_store(store_url)  # another process
+    try:
+        created = other.experiments.create_experiment("default", "churn", "", "bob")
+    finally:
+        other.close()
+    assert store.experiments.find_experiment("default", "churn") == created
+    assert store.experiments.get_experiment(created.id) == created

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,8 @@ def _exact(value: Any) -> Any:
     """orjson writes NaN and the infinities as null: the rare run or version whose metrics
     hold one goes through to_wire, which writes them as "NaN", "Infinity", "-Infinity"."""
     metrics = getattr(value, "metrics", None)
-    if isinstance(metrics, dict) and not all(v - v == 0 for v in metrics.values() if isinstance(v, float)):
-        return to_wire(value)
+    if isinstance(metrics, dict) and not math.isfinite(sum(metrics.values())):
+        return to_wire(value)  # (or the sum overflowed: to_wire is only slower then, not wrong)
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
@@ -26,9 +27,16 @@ def _token(row: Any) -> ApiToken:
 _TOKENS = select(api_tokens, users.c.name.label("user_name")).join_from(api_tokens, users)
 
 
+TOKEN_CACHE_SECONDS = 5.0
+"""How long a found token is trusted without asking the database again. A revocation through
+the same process applies at once; one made by another process within this time."""
+
+
 class SqlAccessStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache_limit: int = 10_000) -> None:
         self._db = db
+        self._tokens: dict[str, tuple[float, tuple[ApiToken, User]]] = {}
+        self._cache_limit = cache_limit
 
     def _user_id(self, conn: Connection, name: str) -> int:
         found = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
@@ -75,6 +83,10 @@ class SqlAccessStore:
         )
 
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        """The token and its user; every request asks, so found ones are cached briefly."""
+        cached = self._tokens.get(token_hash)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         stmt = (
             select(api_tokens, users.c.name.label("user_name"), users.c.is_admin, users.c.disabled)
             .join_from(api_tokens, users)
@@ -83,7 +95,11 @@ class SqlAccessStore:
         row = self._db.read(lambda conn: conn.execute(stmt).one_or_none())
         if row is None:
             return None
-        return _token(row), User(row.user_id, row.user_name, row.is_admin, 0, row.disabled)
+        found = _token(row), User(row.user_id, row.user_name, row.is_admin, 0, row.disabled)
+        if len(self._tokens) >= self._cache_limit:
+            self._tokens.clear()
+        self._tokens[token_hash] = (time.monotonic() + TOKEN_CACHE_SECONDS, found)
+        return found
 
     def tokens(self, user: str) -> list[ApiToken]:
         def work(conn: Connection) -> list[ApiToken]:
@@ -102,6 +118,7 @@ class SqlAccessStore:
     def revoke_token(self, token_id: int, now: int) -> ApiToken:
         stmt = update(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
         self._db.write(lambda conn: conn.execute(stmt.values(revoked_at=now)))
+        self._tokens.clear()
         return self.token(token_id)
 
     def set_role(self, project: str, user: str, role: Role) -> None:

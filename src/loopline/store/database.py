@@ -49,7 +49,11 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self._read_engine = engine.execution_options(**{READ_ONLY: True})
+        # On PostgreSQL reads run without BEGIN and ROLLBACK: under READ COMMITTED each statement
+        # takes its own snapshot inside a transaction too, so the two round trips bought nothing.
+        # SQLite's read transaction does hold one snapshot (WAL) across its statements.
+        reads = {"isolation_level": "AUTOCOMMIT"} if self.dialect == "postgresql" else {READ_ONLY: True}
+        self._read_engine = engine.execution_options(**reads)
         # A forked child must not touch the parent's pooled connections (SQLAlchemy's advice).
         os.register_at_fork(after_in_child=functools.partial(_forget_pool, weakref.ref(engine)))
 

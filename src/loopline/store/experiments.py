@@ -48,8 +48,19 @@ def project_key(db: Database, conn: Connection, name: str) -> int:
 
 
 class SqlExperimentStore:
-    def __init__(self, db: Database) -> None:
+    """Experiments never change once created, so the ones found are remembered: a search or
+    a run start by experiment name then costs no lookup."""
+
+    def __init__(self, db: Database, limit: int = 10_000) -> None:
         self._db = db
+        self._found: dict[int | tuple[str, str], Experiment] = {}
+        self._limit = limit
+
+    def _remember(self, experiment: Experiment) -> Experiment:
+        if len(self._found) >= self._limit:
+            self._found.clear()
+        self._found[experiment.id] = self._found[(experiment.project, experiment.name)] = experiment
+        return experiment
 
     def _project_id(self, conn: Connection, name: str) -> int:
         return project_key(self._db, conn, name)
@@ -78,16 +89,22 @@ class SqlExperimentStore:
         return self.get_experiment(experiment_id)
 
     def get_experiment(self, experiment_id: int) -> Experiment:
+        found = self._found.get(experiment_id)
+        if found is not None:
+            return found
         stmt = _EXPERIMENT_COLUMNS.where(experiments.c.id == experiment_id)
         row = self._db.read(lambda conn: conn.execute(stmt).one_or_none())
         if row is None:
             raise NotFound(f"experiment {experiment_id} does not exist")
-        return _experiment(row)
+        return self._remember(_experiment(row))
 
     def find_experiment(self, project: str, name: str) -> Experiment | None:
+        found = self._found.get((project, name))
+        if found is not None:
+            return found
         stmt = _EXPERIMENT_COLUMNS.where(projects.c.name == project, experiments.c.name == name)
         row = self._db.read(lambda conn: conn.execute(stmt).one_or_none())
-        return None if row is None else _experiment(row)
+        return None if row is None else self._remember(_experiment(row))
 
     def list_experiments(self, project: str | None = None) -> list[Experiment]:
         stmt = _EXPERIMENT_COLUMNS.order_by(projects.c.name, experiments.c.name)

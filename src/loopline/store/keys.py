@@ -1,4 +1,4 @@
-"""`column IN (keys)` as a single bound parameter.
+"""Statements over many keys: `column IN (keys)` as one bound parameter, and plain rows back.
 
 A plain IN list binds one parameter per key: compiling and sending it costs more than the
 query for a page of a thousand runs, every count is new statement text for the driver's
@@ -12,12 +12,44 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, any_, bindparam, func, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Text,
+    any_,
+    bindparam,
+    func,
+    select,
+)
 
 
-def among(conn: Connection, column: ColumnElement[Any], keys: Sequence[int]) -> ColumnElement[bool]:
-    """`column` is one of the integer `keys`."""
+def key_list(conn: Connection, keys: Sequence[int]) -> BindParameter[Any]:
+    """`keys` as one parameter. Pass it to several `among` of one statement and the driver
+    sends it once."""
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(keys), type_=ARRAY(BigInteger)))
-    listed = func.json_each(orjson.dumps(list(keys)).decode()).table_valued("value")
-    return column.in_(select(listed.c.value))
+        return bindparam(None, list(keys), type_=ARRAY(BigInteger))
+    return bindparam(None, orjson.dumps(list(keys)).decode(), type_=Text)
+
+
+def among(
+    conn: Connection, column: ColumnElement[Any], keys: Sequence[int] | BindParameter[Any]
+) -> ColumnElement[bool]:
+    """`column` is one of the integer `keys`."""
+    listed = keys if isinstance(keys, BindParameter) else key_list(conn, keys)
+    if conn.dialect.name == "postgresql":
+        return column == any_(listed)
+    return column.in_(select(func.json_each(listed).table_valued("value").c.value))
+
+
+def plain_rows(result: CursorResult[Any]) -> list[Any]:
+    """All rows as the driver's tuples, without a `Row` object each (a microsecond apiece, and
+    a page of runs has thousands of key/values). Only for columns the driver returns as
+    they are meant: integers, strings and floats; a SQLite boolean would come back as 0 or 1."""
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()

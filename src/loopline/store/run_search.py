@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 
 from loopline.core.errors import InvalidInput
 from loopline.core.search import And, Comparison, Expr, Field, Or, OrderKey
+from loopline.store.keys import plain_rows
 from loopline.store.schema import latest_metrics, params, runs, tags
 
 MAX_RESULTS_LIMIT = 10_000
@@ -70,8 +71,8 @@ def _compare(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[b
 class _Query:
     """The pieces of one search: joined key/value tables, conditions, sort expressions."""
 
-    def __init__(self) -> None:
-        self.source: FromClause = runs
+    def __init__(self, source: FromClause) -> None:
+        self.source = source
         self.joined: dict[tuple[str, str], FromClause] = {}
 
     def join(self, field: Field, outer: bool) -> ColumnElement[Any]:
@@ -119,7 +120,7 @@ class _Query:
         return self.join(field, outer=True)
 
 
-def search_run_keys(
+def search_run_rows(
     conn: Connection,
     experiment_ids: Sequence[int],
     filter_expr: Expr | None,
@@ -127,14 +128,19 @@ def search_run_keys(
     max_results: int,
     page_token: str | None,
     include_deleted: bool,
-) -> tuple[list[int], str | None]:
-    """Primary keys of one page of matching runs, in order, and the next page's token."""
+    columns: Sequence[ColumnElement[Any]],
+    source: FromClause = runs,
+) -> tuple[list[tuple[Any, ...]], str | None]:
+    """One page of matching runs, in order, as the driver's tuples of `columns` (the first is
+    `runs.c.pk`; `source` joins onto `runs`), and the next page's token. The page's rows come
+    with the search itself: no second statement fetches them by key."""
+    assert columns[0] is runs.c.pk
     if not 1 <= max_results <= MAX_RESULTS_LIMIT:
         raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}, got {max_results}")
     order_by = tuple(order_by) or _DEFAULT_ORDER
     fingerprint = _fingerprint(experiment_ids, filter_expr, order_by, include_deleted)
 
-    query = _Query()
+    query = _Query(source)
     conditions: list[ColumnElement[bool]] = [runs.c.experiment_id.in_(list(experiment_ids))]
     if not include_deleted:
         conditions.append(runs.c.deleted_at.is_(None))
@@ -145,22 +151,22 @@ def search_run_keys(
         last_values, last_pk = _decode_token(page_token, fingerprint, len(sort))
         conditions.append(_after(sort, last_values, last_pk))
 
-    columns = [runs.c.pk, *(column.label(f"sort_{i}") for i, (column, _) in enumerate(sort))]
+    sort_columns = [column.label(f"sort_{i}") for i, (column, _) in enumerate(sort)]
     ordering = [
         _ordering(col, desc, _may_be_null(key.field)) for (col, desc), key in zip(sort, order_by, strict=True)
     ]
     stmt: Select[Any] = (
-        select(*columns)
+        select(*columns, *sort_columns)
         .select_from(query.source)
         .where(*conditions)
         .order_by(*ordering, runs.c.pk)
         .limit(max_results + 1)
     )
-    rows = conn.execute(stmt).all()
+    rows = plain_rows(conn.execute(stmt))
     if len(rows) <= max_results:
-        return [row[0] for row in rows], None
+        return rows, None
     last = rows[max_results - 1]
-    return [row[0] for row in rows[:max_results]], _encode_token(fingerprint, list(last[1:]), last[0])
+    return rows[:max_results], _encode_token(fingerprint, list(last[len(columns) :]), last[0])
 
 
 def _may_be_null(field: Field) -> bool:

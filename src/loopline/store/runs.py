@@ -15,8 +15,8 @@ from loopline.core.entities import Run, RunPage, RunStatus, Source
 from loopline.core.errors import Conflict, NotFound
 from loopline.core.search import Expr, OrderKey
 from loopline.store.database import Database
-from loopline.store.keys import among
-from loopline.store.run_search import search_run_keys
+from loopline.store.keys import among, key_list, plain_rows
+from loopline.store.run_search import search_run_rows
 from loopline.store.schema import experiments, latest_metrics, params, projects, runs, tags
 from loopline.store.statistics import PlannerStatistics
 
@@ -44,11 +44,12 @@ class RunKeys:
 
 
 _parent = aliased(runs)
-_RUN_COLUMNS = select(
+_RUN_SOURCE = runs.outerjoin(_parent, _parent.c.pk == runs.c.parent_pk)
+_RUN_FIELDS = (
     runs.c.pk, runs.c.id, runs.c.experiment_id, runs.c.name, runs.c.status, runs.c.start_time,
     runs.c.end_time, runs.c.created_by, _parent.c.id.label("parent_id"), runs.c.entry_point,
     runs.c.git_commit, runs.c.git_dirty, runs.c.environment, runs.c.error, runs.c.deleted_at,
-).outerjoin(_parent, _parent.c.pk == runs.c.parent_pk)  # fmt: skip
+)  # fmt: skip
 _STATUSES = {status.value: status for status in RunStatus}
 _NO_TEXT, _NO_NUMBER = cast(null(), Text), cast(null(), Float)
 _VALUE_TABLES = ((params, params.c.value, _NO_NUMBER), (tags, tags.c.value, _NO_NUMBER),
@@ -56,37 +57,48 @@ _VALUE_TABLES = ((params, params.c.value, _NO_NUMBER), (tags, tags.c.value, _NO_
 
 
 def load_runs(conn: Connection, pks: Sequence[int]) -> list[Run]:
-    """Whole runs (attributes, params, latest metrics, tags) in the order of `pks`: two
-    statements, the runs and then every key/value of theirs in one UNION ALL.
+    """Whole runs (attributes, params, latest metrics, tags) in the order of `pks`."""
+    found = plain_rows(
+        conn.execute(select(*_RUN_FIELDS).select_from(_RUN_SOURCE).where(among(conn, runs.c.pk, pks)))
+    )
+    by_key = {row[0]: row for row in found}
+    return build_runs(conn, [by_key[pk] for pk in pks if pk in by_key])
 
-    A search page builds hundreds of runs, so rows are unpacked by position and the
-    repeated parts (status, source) are shared rather than built per run."""
-    # .all(): one fetchall, not a fetch per row
-    rows = {row[0]: row for row in conn.execute(_RUN_COLUMNS.where(among(conn, runs.c.pk, pks))).all()}
+
+def build_runs(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
+    """Runs from their rows (`_RUN_FIELDS`, then anything else), with every key/value of theirs
+    fetched in one UNION ALL.
+
+    A search page builds hundreds of runs from thousands of rows, so the rows are the driver's
+    tuples unpacked by position, and the repeated parts (status, source) are shared."""
     values: dict[int, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
-        pk: ({}, {}, {}) for pk in rows
+        row[0]: ({}, {}, {}) for row in rows
     }
+    listed = key_list(conn, list(values))  # sent once for the three parts
     parts = [
-        select(literal(i), table.c.run_pk, table.c.key, text, number).where(among(conn, table.c.run_pk, pks))
-        for i, (table, text, number) in enumerate(_VALUE_TABLES)
+        select(literal(kind), table.c.run_pk, table.c.key, text, number).where(
+            among(conn, table.c.run_pk, listed)
+        )
+        for kind, (table, text, number) in enumerate(_VALUE_TABLES)
     ]
     nan = float("nan")
-    for kind, run_pk, key, text, number in conn.execute(union_all(*parts)).all():
+    for kind, run_pk, key, text, number in plain_rows(conn.execute(union_all(*parts))):
         if kind < 2:
             values[run_pk][kind][key] = text
         else:  # NULL holds NaN on both backends
             values[run_pk][2][key] = nan if number is None else number
-    return [_run(rows[pk], *values[pk]) for pk in pks if pk in rows]
+    return [_run(row, *values[row[0]]) for row in rows]
 
 
 @lru_cache(maxsize=256)
-def _source(entry_point: str | None, git_commit: str | None, git_dirty: bool | None) -> Source:
-    return Source(entry_point, git_commit, git_dirty)  # frozen, so runs can share one
+def _source(entry_point: str | None, git_commit: str | None, git_dirty: int | None) -> Source:
+    """Frozen, so runs share one. `git_dirty` comes as 0 or 1 from SQLite's plain rows."""
+    return Source(entry_point, git_commit, None if git_dirty is None else bool(git_dirty))
 
 
 def _run(row: Any, params_: dict[str, Any], tags_: dict[str, Any], metrics_: dict[str, Any]) -> Run:
     (_, id_, experiment_id, name, status, start_time, end_time, created_by, parent_id, entry_point,
-     git_commit, git_dirty, environment, error, deleted_at) = row  # fmt: skip
+     git_commit, git_dirty, environment, error, deleted_at, *_sort_values) = row  # fmt: skip
     return Run(
         id=id_, experiment_id=experiment_id, name=name, status=_STATUSES[status], start_time=start_time,
         end_time=end_time, created_by=created_by, parent_id=parent_id,
@@ -220,7 +232,7 @@ class SqlRunStore:
         self._statistics.refresh()
 
         def work(conn: Connection) -> RunPage:
-            pks, token = search_run_keys(
+            rows, token = search_run_rows(
                 conn,
                 experiment_ids,
                 filter_expr,
@@ -228,7 +240,9 @@ class SqlRunStore:
                 max_results,
                 page_token,
                 include_deleted,
+                columns=_RUN_FIELDS,
+                source=_RUN_SOURCE,
             )
-            return RunPage(load_runs(conn, pks), token)
+            return RunPage(build_runs(conn, rows), token)
 
         return self._db.read(work)
