@@ -12,6 +12,7 @@ from sqlalchemy import text
 from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
 from loopline.core.entities import Principal
+from loopline.core.errors import InvalidInput
 from loopline.governance.audit import AuditTrail
 from loopline.serving.policy import TrafficPolicy
 from loopline.store import MetadataStore
@@ -79,6 +80,21 @@ def test_a_rewritten_reason_is_detected_even_when_the_hash_column_is_left_alone(
         lambda conn: conn.execute(text("UPDATE audit_log SET reason = 'nothing to see' WHERE id = 5"))
     )
     assert [p.split(" (")[0] for p in trail.verify().problems] == ["entry 5"]
+
+
+def test_entries_cut_from_the_end_are_caught_by_an_anchor_kept_elsewhere(store: MetadataStore) -> None:
+    trail = _fill(store)
+    head = trail.verify().head
+    trail.record("alias.move", "models:/churn@champion", before=5, after=6)
+    assert trail.verify(anchor=head).intact  # the trail grew past the anchor: fine
+    store.db.write(lambda conn: conn.execute(text("DELETE FROM audit_log WHERE id >= 4")))
+    assert trail.verify().intact  # what is left is still a whole chain
+    assert trail.verify(anchor=head).problems == [
+        f"no entry has the anchor's hash {head}: entries were removed from the end of the trail"
+        " or the trail was rewritten since that head was noted"
+    ]
+    with pytest.raises(InvalidInput, match="not a head hash"):
+        trail.verify(anchor="sha256:abc")
 
 
 def test_concurrent_writers_keep_one_unbroken_chain(store: MetadataStore) -> None:

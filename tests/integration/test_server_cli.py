@@ -84,6 +84,11 @@ def test_the_audit_trail_through_the_server(cli: Cli) -> None:
     assert entries[0]["before"] == "viewer" and entries[0]["after"] == "editor"
     code, out, _ = cli("audit", "verify")
     assert code == 0 and "audit trail intact" in out
+    head = out.split()[-1]
+    code, out, _ = cli("audit", "verify", "--anchor", head)
+    assert code == 0 and out.split()[-1] == head
+    code, out, _ = cli("audit", "verify", "--anchor", "f" * 64)  # a head this trail never had
+    assert code == 1 and "no entry has the anchor's hash" in out
     code, _, err = cli("audit", "list", user="olga")
     assert code == 1 and "only an administrator may read the audit trail" in err
 

@@ -49,12 +49,20 @@ def list_entries(
 
 
 @app.command()
-def verify(ctx: typer.Context) -> None:
-    """Check every entry against its hash and its link to the one before; exits 1 if broken."""
-    result = _trail(ctx).verify()
+def verify(
+    ctx: typer.Context,
+    anchor: str | None = typer.Option(
+        None, help="A head hash an earlier verify printed: entries removed since then from the end show too."
+    ),
+) -> None:
+    """Check every entry against its hash and its link to the one before; exits 1 if broken.
+
+    Keep the head it prints outside the database (a ticket, a log, another system) and pass
+    it as --anchor next time: a trail cut short is otherwise still a whole chain."""
+    result = _trail(ctx).verify(anchor=anchor)
     console = Console(soft_wrap=True)
     if result.intact:
-        console.print(f"audit trail intact: {result.entries} entries, head sha256:{result.head}")
+        console.print(f"audit trail intact: {result.entries} entries, head {result.head}")
         return
     console.print(f"[red]audit trail broken[/] ({result.entries} entries checked):")
     for problem in result.problems:

@@ -81,6 +81,8 @@ class RemoteAuditTrail(AuditTrail):
         found = self._connection.call("GET", "/audit", params={**filters, "max_results": limit})
         return [decode(AuditEntry, e) for e in found["items"]]
 
-    def verify(self, max_problems: int = 20) -> Verification:
-        check = self._connection.call("GET", "/audit/verify")
+    def verify(self, max_problems: int = 20, anchor: str | None = None) -> Verification:
+        check = self._connection.call(
+            "GET", "/audit/verify", params={} if anchor is None else {"anchor": anchor}
+        )
         return Verification(check["entries"], check["head"], check["problems"][:max_problems])

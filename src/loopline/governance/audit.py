@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from loopline.core.audit import GENESIS, AuditEntry, entry_hash
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
-from loopline.core.errors import PermissionDenied
+from loopline.core.errors import InvalidInput, PermissionDenied
 from loopline.store import MetadataStore
+
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class Verification:
     entries: int
-    head: str  # the newest hash: note it somewhere else, and truncation shows too
+    head: str  # the newest hash: kept outside the database, it is the next check's anchor
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -52,11 +55,19 @@ class AuditTrail:
         self._require_admin()
         return self._store.audit.entries(**filters)
 
-    def verify(self, max_problems: int = 20) -> Verification:
+    def verify(self, max_problems: int = 20, anchor: str | None = None) -> Verification:
         """Walk the chain: an edited entry no longer matches its hash; a deleted or inserted
-        one breaks the link of the entry after it."""
+        one breaks the link of the entry after it.
+
+        Entries removed from the end leave a shorter chain that is still whole. `anchor`, a
+        head hash an earlier verification returned and that was kept outside the database,
+        catches that too: the chain must still hold the entry with that hash."""
         self._require_admin()
-        expected, count, problems = GENESIS, 0, []
+        if anchor is not None and not _HASH.fullmatch(anchor):
+            raise InvalidInput(
+                f"anchor {anchor[:80]!r} is not a head hash (64 hex digits) that verify printed"
+            )
+        expected, count, problems, anchored = GENESIS, 0, [], anchor is None
         for entry in self._store.audit.chain():
             count += 1
             if entry.prev_hash != expected:
@@ -68,6 +79,12 @@ class AuditTrail:
                     f"entry {entry.id} ({entry.action} {entry.target}) was altered after it was written"
                 )
             expected = entry.hash
+            anchored = anchored or entry.hash == anchor
             if len(problems) >= max_problems:
                 break
+        if not anchored and len(problems) < max_problems:
+            problems.append(
+                f"no entry has the anchor's hash {anchor}: entries were removed from the end of the trail"
+                " or the trail was rewritten since that head was noted"
+            )
         return Verification(count, expected, problems)

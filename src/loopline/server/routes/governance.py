@@ -90,8 +90,10 @@ def audit_entries(
 
 
 @router.get("/audit/verify", response_model=AuditCheck)
-def audit_verify(audit: Audit) -> Response:
-    check = audit.verify()
+def audit_verify(
+    audit: Audit, anchor: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None
+) -> Response:
+    check = audit.verify(anchor=anchor)
     return json_response(
         {"entries": check.entries, "head": check.head, "intact": check.intact, "problems": check.problems}
     )
