@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     """`loopline server`: the largest JSON body it accepts, in MiB (larger: 413)."""
     server_max_upload_mb: int = 2048
     """`loopline server`: the largest artifact or model file it accepts, in MiB."""
+    server_max_failed_logins: int = 20
+    """`loopline server`: failed tokens one address may send per minute; then it gets 429."""
     worker_pipelines: str | None = None
     """`loopline worker`: comma-separated modules it imports pipelines from (with their
     submodules); unset, any module. Importing a pipeline runs its module's code."""

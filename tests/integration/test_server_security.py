@@ -8,18 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
+from loopline.backends import Backends
 from loopline.client.connection import ServerConnection
 from loopline.client.registry import RemoteRegistryService
 from loopline.client.tracking import RemoteTrackingService
-from loopline.core.errors import InvalidInput, Unauthenticated, UntrustedModel
+from loopline.core.errors import InvalidInput, TooManyAttempts, Unauthenticated, UntrustedModel
+from loopline.governance.access import bootstrap_admin
 from loopline.models import save_model
 from loopline.server.app import ServerOptions
 from loopline.store import MetadataStore, open_metadata_store
-from tests.integration.api_helpers import Team, team_server
+from tests.integration.api_helpers import Team, running_api, team_server
 
 LIMITS = ServerOptions(max_json_bytes=64 * 1024, max_upload_bytes=1024 * 1024)
 
@@ -257,3 +260,26 @@ def test_stored_strings_are_escaped_where_they_are_rendered(team: Team) -> None:
         report = client.get("/api/v1/monitors/cancer-watch/report")
         assert report.status_code == 200 and "<script>alert" not in report.text
         assert client.get("/api/v1/models/cancer").headers["content-type"] == "application/json"
+
+
+def test_an_address_that_keeps_sending_wrong_tokens_must_wait(tmp_path: Path) -> None:
+    store = open_metadata_store(f"sqlite:///{tmp_path / 'loopline.db'}")
+    backends = Backends(store, BlobStore(str(tmp_path / "artifacts")))
+    admin_token = bootstrap_admin(store)
+    with (
+        running_api(backends, ServerOptions(max_failed_logins=3)) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        for _ in range(5):  # no token at all is no guess
+            assert client.get("/api/v1/models").status_code == 401
+        for guess in range(3):
+            wrong = client.get("/api/v1/models", headers={"Authorization": f"Bearer ll_guess-{guess}"})
+            assert wrong.status_code == 401
+        right = client.get("/api/v1/models", headers={"Authorization": f"Bearer {admin_token}"})
+        assert right.status_code == 429  # a lucky guess is not confirmed either
+        assert right.json()["error"]["code"] == "too_many_attempts"
+        assert 1 <= int(right.headers["Retry-After"]) <= 60
+        assert right.json()["error"]["details"]["retry_after_s"] == int(right.headers["Retry-After"])
+        with pytest.raises(TooManyAttempts, match=r"3 failed logins from 127\.0\.0\.1"):
+            RemoteTrackingService(ServerConnection(url, admin_token or ""))
+    store.close()

@@ -93,12 +93,21 @@ class ApprovalRequired(LooplineError):
         super().__init__(message)
 
 
+class TooManyAttempts(LooplineError):
+    """Too many failed logins from one address: it must wait `retry_after_s` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
 # On the wire: a stable code per class (its snake_case name) and the attributes it carries.
 
 _DETAILS: dict[str, tuple[str, ...]] = {
     "FilterSyntaxError": ("text", "position"),
     "SignatureMismatch": ("problems",),
     "ApprovalRequired": ("request_id",),
+    "TooManyAttempts": ("retry_after_s",),
 }
 
 

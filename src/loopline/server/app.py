@@ -33,17 +33,20 @@ from loopline.core.errors import (
     NotFound,
     PermissionDenied,
     StoreError,
+    TooManyAttempts,
     Unauthenticated,
     error_code,
     error_details,
 )
 from loopline.core.wire import to_wire
+from loopline.server.logins import FailedLogins
 from loopline.server.schemas import ErrorBody
 
 log = logging.getLogger("loopline.server")
 
 _STATUS: list[tuple[type[LooplineError], int]] = [
     (Unauthenticated, 401),
+    (TooManyAttempts, 429),
     (PermissionDenied, 403),
     (NotFound, 404),
     (AlreadyExists, 409),
@@ -63,6 +66,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "conflicts with what is stored"),
         (413, "the body is larger than the server accepts"),
         (415, "state-changing requests must send JSON"),
+        (429, "too many failed logins from this address: wait Retry-After seconds"),
     ]
 }
 
@@ -72,6 +76,7 @@ class ServerOptions:
     max_json_bytes: int = 16 * 1024 * 1024
     max_upload_bytes: int = 2 * 1024**3
     staging_dir: Path | None = None  # uploads in progress; default: a folder beside the artifacts
+    max_failed_logins: int = 20  # per client address and minute; then 429 until the minute has passed
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -186,6 +191,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
     )
     app.state.backends = backends
     app.state.options = options
+    app.state.failed_logins = FailedLogins(options.max_failed_logins)
     app.state.staging = options.staging_dir or default_staging(backends.blobs.url)
     for module in (tracking, registry, operations, governance):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -199,7 +205,10 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
-        return error_response(status, error_code(type(exc)), str(exc), error_details(exc))
+        response = error_response(status, error_code(type(exc)), str(exc), error_details(exc))
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> Response:
@@ -235,5 +244,6 @@ def app_from_environment() -> FastAPI:
     options = ServerOptions(
         max_json_bytes=settings.server_max_json_mb * 1024 * 1024,
         max_upload_bytes=settings.server_max_upload_mb * 1024 * 1024,
+        max_failed_logins=settings.server_max_failed_logins,
     )
     return create_app(open_backends(settings), options)

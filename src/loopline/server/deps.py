@@ -13,10 +13,11 @@ from fastapi import Path as FastApiPath
 from loopline.automation.service import AutomationService
 from loopline.backends import Backends
 from loopline.core.entities import Principal
-from loopline.core.errors import InvalidInput
+from loopline.core.errors import InvalidInput, Unauthenticated
 from loopline.governance.access import AccessService
 from loopline.governance.audit import AuditTrail
 from loopline.registry.service import RegistryService
+from loopline.server.logins import FailedLogins
 from loopline.server.schemas import MAX_PAGE
 from loopline.serving.deployments import DeploymentService
 from loopline.tracking.service import TrackingService
@@ -48,7 +49,15 @@ def caller(request: Request) -> Principal:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if token is None and scheme.lower() == "bearer":
         token = value.strip()
-    return backends(request).access(ANONYMOUS).authenticate(token)
+    failed_logins: FailedLogins = request.app.state.failed_logins
+    address = request.client.host if request.client else "unknown"
+    failed_logins.check(address)
+    try:
+        return backends(request).access(ANONYMOUS).authenticate(token)
+    except Unauthenticated:
+        if token:  # a missing token is no guess
+            failed_logins.failed(address)
+        raise
 
 
 Caller = Annotated[Principal, Depends(caller)]
