@@ -88,17 +88,14 @@ class AccessService:
         """The user a token belongs to; refused when it is missing, unknown, revoked or expired."""
         if not secret:
             raise Unauthenticated("no token: send it as 'Authorization: Bearer <token>'")
-        found = self._store.access.token_by_hash(token_hash(secret))
-        if found is None:
-            raise Unauthenticated("the token is not valid")
-        token, user = found
-        if token.revoked_at is not None:
-            raise Unauthenticated("the token was revoked")
-        if token.expires_at is not None and token.expires_at <= now_ms():
-            raise Unauthenticated("the token has expired")
-        if user.disabled:
-            raise Unauthenticated(f"user {user.name!r} is disabled")
-        return Principal(user.name, is_owner=user.is_admin)
+        return _principal(self._store.access.token_by_hash(token_hash(secret)))
+
+    def authenticate_cached(self, secret: str | None) -> Principal | None:
+        """`authenticate` from what the store remembers; None when it must ask the database."""
+        if not secret:
+            raise Unauthenticated("no token: send it as 'Authorization: Bearer <token>'")
+        found = self._store.access.cached_token(token_hash(secret))
+        return None if found is None else _principal(found)
 
     # roles -------------------------------------------------------------------------------------
 
@@ -138,3 +135,16 @@ def bootstrap_admin(store: MetadataStore, name: str = "admin") -> str | None:
     service.create_user(name, admin=True)
     _, secret = service.create_token(name, "bootstrap")
     return secret
+
+
+def _principal(found: tuple[ApiToken, User] | None) -> Principal:
+    if found is None:
+        raise Unauthenticated("the token is not valid")
+    token, user = found
+    if token.revoked_at is not None:
+        raise Unauthenticated("the token was revoked")
+    if token.expires_at is not None and token.expires_at <= now_ms():
+        raise Unauthenticated("the token has expired")
+    if user.disabled:
+        raise Unauthenticated(f"user {user.name!r} is disabled")
+    return Principal(user.name, is_owner=user.is_admin)

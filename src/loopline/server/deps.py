@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi import Path as FastApiPath
+from starlette.concurrency import run_in_threadpool
 
 from loopline.automation.service import AutomationService
 from loopline.backends import Backends
@@ -23,8 +24,7 @@ from loopline.serving.deployments import DeploymentService
 from loopline.tracking.service import TrackingService
 
 T = TypeVar("T")
-# Dependencies that only build objects are async: a sync one costs a trip to the thread pool
-# on every request. `caller` queries the store, so it stays sync (in the pool).
+# Dependencies are async: a sync one costs a trip to the thread pool on every request.
 ANONYMOUS = Principal("anonymous")
 TOKEN_HEADER = "x-loopline-token"
 
@@ -43,8 +43,11 @@ def staging(request: Request) -> Path:
     return found
 
 
-def caller(request: Request) -> Principal:
-    """The token's owner: from `Authorization: Bearer <token>` or the `X-Loopline-Token` header."""
+async def caller(request: Request) -> Principal:
+    """The token's owner: from `Authorization: Bearer <token>` or the `X-Loopline-Token` header.
+
+    A token the store has just checked is known without a trip to the thread pool; any other
+    is looked up there, as the lookup blocks."""
     token = request.headers.get(TOKEN_HEADER)
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if token is None and scheme.lower() == "bearer":
@@ -52,8 +55,10 @@ def caller(request: Request) -> Principal:
     failed_logins: FailedLogins = request.app.state.failed_logins
     address = request.client.host if request.client else "unknown"
     failed_logins.check(address)
+    access = backends(request).access(ANONYMOUS)
     try:
-        return backends(request).access(ANONYMOUS).authenticate(token)
+        known = access.authenticate_cached(token)
+        return known if known is not None else await run_in_threadpool(access.authenticate, token)
     except Unauthenticated:
         if token:  # a missing token is no guess
             failed_logins.failed(address)

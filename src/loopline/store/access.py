@@ -82,11 +82,16 @@ class SqlAccessStore:
             lambda conn: _token(conn.execute(_TOKENS.where(api_tokens.c.id == token_id)).one())
         )
 
+    def cached_token(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        """The token and its user if found within TOKEN_CACHE_SECONDS; never asks the database."""
+        cached = self._tokens.get(token_hash)
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
         """The token and its user; every request asks, so found ones are cached briefly."""
-        cached = self._tokens.get(token_hash)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        cached = self.cached_token(token_hash)
+        if cached is not None:
+            return cached
         stmt = (
             select(api_tokens, users.c.name.label("user_name"), users.c.is_admin, users.c.disabled)
             .join_from(api_tokens, users)
