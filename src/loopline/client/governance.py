@@ -49,6 +49,9 @@ class RemoteAccessService(AccessService):
     def authenticate(self, secret: str | None) -> Principal:
         raise server_only("checking a token")
 
+    def authenticate_cached(self, secret: str | None) -> Principal | None:
+        raise server_only("checking a token")
+
     def set_role(self, project: str, user: str, role: Role) -> None:
         path = f"/projects/{segment(project)}/members/{segment(user)}"
         self._connection.call("PUT", path, json={"role": Role(role).value})
