@@ -76,10 +76,23 @@ def test_nan_and_infinity_round_trip(service: TrackingService) -> None:
     run = service.start_run("churn")
     batch = [Metric("loss", math.nan, 0, 1), Metric("grad", math.inf, 0, 1), Metric("low", -math.inf, 0, 1)]
     service.log_batch(run.id, batch)
-    metrics = service.get_run(run.id).metrics
-    assert math.isnan(metrics["loss"])
-    assert metrics["grad"] == math.inf and metrics["low"] == -math.inf
+    for found in (service.get_run(run.id), service.search_runs("churn").runs[0]):
+        assert math.isnan(found.metrics["loss"])
+        assert found.metrics["grad"] == math.inf and found.metrics["low"] == -math.inf
     assert math.isnan(service.metric_history(run.id, "loss")[0].value)
+
+
+def test_values_come_back_exact_from_get_and_search(service: TrackingService) -> None:
+    run = service.start_run("exact")
+    values = [0.1 + 0.2, 1.5560281710210484e299, 1.0, 5e-324, -2.2250738585072014e-308, 2.0**53 + 2]
+    text = 'a "quoted" \\ back\nslash, é and 💡'
+    service.log_batch(
+        run.id, [Metric(f"m{i}", v, 0, 1) for i, v in enumerate(values)], params={"p": text}, tags={"t": text}
+    )
+    for found in (service.get_run(run.id), service.search_runs("exact").runs[0]):
+        assert [found.metrics[f"m{i}"] for i in range(len(values))] == values
+        assert all(type(v) is float for v in found.metrics.values())  # 1.0 and 2**53 + 2 too
+        assert found.params == {"p": text} and found.tags["t"] == text
 
 
 def test_a_retried_batch_is_stored_once(service: TrackingService) -> None:

@@ -8,7 +8,19 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Float, Text, cast, literal, null, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    Text,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from loopline.core.entities import Run, RunPage, RunStatus, Source
@@ -54,23 +66,36 @@ _STATUSES = {status.value: status for status in RunStatus}
 _NO_TEXT, _NO_NUMBER = cast(null(), Text), cast(null(), Float)
 _VALUE_TABLES = ((params, params.c.value, _NO_NUMBER), (tags, tags.c.value, _NO_NUMBER),
                  (latest_metrics, _NO_TEXT, latest_metrics.c.value))  # fmt: skip
+# On PostgreSQL a run's params, tags and latest metrics come in its own row, as three JSON
+# objects (a float8 is written in its shortest exact form): no second statement. SQLite writes
+# reals into JSON with 15 digits, so there they come in a second statement, a row per value.
+_INLINE_VALUES = tuple(
+    select(cast(func.json_object_agg(table.c.key, table.c.value), Text))
+    .where(table.c.run_pk == runs.c.pk)
+    .scalar_subquery()
+    for table in (params, tags, latest_metrics)
+)
+
+
+def run_columns(conn: Connection) -> tuple[ColumnElement[Any], ...]:
+    """What a run's row holds: `_RUN_FIELDS`, then its key/values where the backend can."""
+    return _RUN_FIELDS + _INLINE_VALUES if conn.dialect.name == "postgresql" else _RUN_FIELDS
 
 
 def load_runs(conn: Connection, pks: Sequence[int]) -> list[Run]:
     """Whole runs (attributes, params, latest metrics, tags) in the order of `pks`."""
-    found = plain_rows(
-        conn.execute(select(*_RUN_FIELDS).select_from(_RUN_SOURCE).where(among(conn, runs.c.pk, pks)))
-    )
-    by_key = {row[0]: row for row in found}
+    stmt = select(*run_columns(conn)).select_from(_RUN_SOURCE).where(among(conn, runs.c.pk, pks))
+    by_key = {row[0]: row for row in plain_rows(conn.execute(stmt))}
     return build_runs(conn, [by_key[pk] for pk in pks if pk in by_key])
 
 
 def build_runs(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
-    """Runs from their rows (`_RUN_FIELDS`, then anything else), with every key/value of theirs
-    fetched in one UNION ALL.
+    """Runs from their rows (`run_columns`, then anything else).
 
-    A search page builds hundreds of runs from thousands of rows, so the rows are the driver's
-    tuples unpacked by position, and the repeated parts (status, source) are shared."""
+    A search page builds hundreds of runs from thousands of values, so the rows are the
+    driver's tuples unpacked by position, and the repeated parts (status, source) are shared."""
+    if conn.dialect.name == "postgresql":
+        return [_run(row, *_inline_values(row)) for row in rows]
     values: dict[int, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         row[0]: ({}, {}, {}) for row in rows
     }
@@ -81,13 +106,24 @@ def build_runs(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
         )
         for kind, (table, text, number) in enumerate(_VALUE_TABLES)
     ]
-    nan = float("nan")
     for kind, run_pk, key, text, number in plain_rows(conn.execute(union_all(*parts))):
         if kind < 2:
             values[run_pk][kind][key] = text
         else:  # NULL holds NaN on both backends
-            values[run_pk][2][key] = nan if number is None else number
+            values[run_pk][2][key] = _NAN if number is None else number
     return [_run(row, *values[row[0]]) for row in rows]
+
+
+_NAN = float("nan")
+_FIELD_COUNT = len(_RUN_FIELDS)
+
+
+def _inline_values(row: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    params_, tags_, metrics_ = (
+        orjson.loads(text) if text else {} for text in row[_FIELD_COUNT : _FIELD_COUNT + 3]
+    )
+    # JSON writes 1.0 as 1, infinities as "Infinity", and NULL (NaN here) as null
+    return params_, tags_, {key: _NAN if value is None else float(value) for key, value in metrics_.items()}
 
 
 @lru_cache(maxsize=256)
@@ -98,7 +134,7 @@ def _source(entry_point: str | None, git_commit: str | None, git_dirty: int | No
 
 def _run(row: Any, params_: dict[str, Any], tags_: dict[str, Any], metrics_: dict[str, Any]) -> Run:
     (_, id_, experiment_id, name, status, start_time, end_time, created_by, parent_id, entry_point,
-     git_commit, git_dirty, environment, error, deleted_at, *_sort_values) = row  # fmt: skip
+     git_commit, git_dirty, environment, error, deleted_at, *_rest) = row  # fmt: skip
     return Run(
         id=id_, experiment_id=experiment_id, name=name, status=_STATUSES[status], start_time=start_time,
         end_time=end_time, created_by=created_by, parent_id=parent_id,
@@ -240,7 +276,7 @@ class SqlRunStore:
                 max_results,
                 page_token,
                 include_deleted,
-                columns=_RUN_FIELDS,
+                columns=run_columns(conn),
                 source=_RUN_SOURCE,
             )
             return RunPage(build_runs(conn, rows), token)
