@@ -62,7 +62,9 @@ _RUN_FIELDS = (
     runs.c.end_time, runs.c.created_by, _parent.c.id.label("parent_id"), runs.c.entry_point,
     runs.c.git_commit, runs.c.git_dirty, runs.c.environment, runs.c.error, runs.c.deleted_at,
 )  # fmt: skip
+_FIELD_COUNT = len(_RUN_FIELDS)
 _STATUSES = {status.value: status for status in RunStatus}
+_NAN = float("nan")
 _NO_TEXT, _NO_NUMBER = cast(null(), Text), cast(null(), Float)
 _VALUE_TABLES = ((params, params.c.value, _NO_NUMBER), (tags, tags.c.value, _NO_NUMBER),
                  (latest_metrics, _NO_TEXT, latest_metrics.c.value))  # fmt: skip
@@ -112,10 +114,6 @@ def build_runs(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
         else:  # NULL holds NaN on both backends
             values[run_pk][2][key] = _NAN if number is None else number
     return [_run(row, *values[row[0]]) for row in rows]
-
-
-_NAN = float("nan")
-_FIELD_COUNT = len(_RUN_FIELDS)
 
 
 def _inline_values(row: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
