@@ -17,7 +17,7 @@ client imports it too):
   objects included. MLflow is slower, so it gets fewer calls (--mlflow-calls): rates compare.
 * search_runs through the server: --runs runs, each with param p in {'x', 'y'} and metrics
   m0..m4 (logged through the same API, untimed), then `metrics.m0 > 0.5 and params.p = 'x'`
-  ordered by `metrics.m0 DESC`, up to 1,000 results: median of 5 calls after one warm-up.
+  ordered by `metrics.m0 DESC`, up to 1,000 results: median of 15 calls after one warm-up.
   Both clients check that they found the runs the population says they must.
 * start-up: from process start to the first 200 from GET /health, on a fresh store
   (migrations included). Informational.
