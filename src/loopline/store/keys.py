@@ -30,9 +30,22 @@ from sqlalchemy import (
 def key_list(conn: Connection, keys: Sequence[int]) -> BindParameter[Any]:
     """`keys` as one parameter. Pass it to several `among` of one statement and the driver
     sends it once."""
-    if conn.dialect.name == "postgresql":
-        return bindparam(None, list(keys), type_=ARRAY(BigInteger))
-    return bindparam(None, orjson.dumps(list(keys)).decode(), type_=Text)
+    dialect = conn.dialect.name
+    return bindparam(None, key_values(dialect, keys), type_=_key_type(dialect))
+
+
+def key_parameter(dialect: str, name: str) -> BindParameter[Any]:
+    """A named key-list parameter, for statements built once; its value is `key_values`."""
+    return bindparam(name, type_=_key_type(dialect))
+
+
+def key_values(dialect: str, keys: Sequence[int]) -> list[int] | str:
+    """The value of a key-list parameter: the list on PostgreSQL, its JSON text on SQLite."""
+    return list(keys) if dialect == "postgresql" else orjson.dumps(list(keys)).decode()
+
+
+def _key_type(dialect: str) -> ARRAY[int] | Text:
+    return ARRAY(BigInteger) if dialect == "postgresql" else Text()
 
 
 def among(
@@ -40,7 +53,12 @@ def among(
 ) -> ColumnElement[bool]:
     """`column` is one of the integer `keys`."""
     listed = keys if isinstance(keys, BindParameter) else key_list(conn, keys)
-    if conn.dialect.name == "postgresql":
+    return among_listed(conn.dialect.name, column, listed)
+
+
+def among_listed(dialect: str, column: ColumnElement[Any], listed: BindParameter[Any]) -> ColumnElement[bool]:
+    """`column` is one of the keys in the parameter `listed` (`key_list`, `key_parameter`)."""
+    if dialect == "postgresql":
         return column == any_(listed)
     return column.in_(select(func.json_each(listed).table_valued("value").c.value))
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import operator
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -40,10 +41,20 @@ _NOT_NULL_ATTRIBUTES = frozenset({"run_id", "run_name", "status", "start_time", 
 _DEFAULT_ORDER = (OrderKey(Field("attribute", "start_time"), descending=True),)
 
 
+_parent = aliased(runs, name="parent")
+_PARENT_ID = select(_parent.c.id).where(_parent.c.pk == runs.c.parent_pk).scalar_subquery()
+
+
+@lru_cache(maxsize=256)  # a filter names a handful of keys; bounded all the same
+def _joined_table(entity: str, position: int) -> FromClause:
+    """The `position`-th joined key/value table of a search. Shared between searches: an alias
+    builds its column collection on first use, which cost more than the rest of the statement."""
+    return aliased(_TABLES[entity], name=f"{entity}_{position}")
+
+
 def _attribute_column(key: str) -> ColumnElement[Any]:
     if key == "parent_run_id":
-        parent = aliased(runs)
-        return select(parent.c.id).where(parent.c.pk == runs.c.parent_pk).scalar_subquery()
+        return _PARENT_ID
     column = {"run_id": runs.c.id, "run_name": runs.c.name}.get(key)
     return column if column is not None else runs.c[key]
 
@@ -80,7 +91,7 @@ class _Query:
         ident = (field.entity, field.key)
         table = self.joined.get(ident)
         if table is None:
-            table = aliased(_TABLES[field.entity], name=f"{field.entity}_{len(self.joined)}")
+            table = _joined_table(field.entity, len(self.joined))
             on = and_(table.c.run_pk == runs.c.pk, table.c.key == field.key)
             self.source = (self.source.outerjoin if outer else self.source.join)(table, on)
             self.joined[ident] = table

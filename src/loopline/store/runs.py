@@ -15,7 +15,7 @@ from sqlalchemy import (
     Text,
     cast,
     func,
-    literal,
+    literal_column,
     null,
     select,
     union_all,
@@ -27,7 +27,7 @@ from loopline.core.entities import Run, RunPage, RunStatus, Source
 from loopline.core.errors import Conflict, NotFound
 from loopline.core.search import Expr, OrderKey
 from loopline.store.database import Database
-from loopline.store.keys import among, key_list, plain_rows
+from loopline.store.keys import among, among_listed, key_parameter, key_values, plain_rows
 from loopline.store.run_search import search_run_rows
 from loopline.store.schema import experiments, latest_metrics, params, projects, runs, tags
 from loopline.store.statistics import PlannerStatistics
@@ -68,6 +68,17 @@ _NAN = float("nan")
 _NO_TEXT, _NO_NUMBER = cast(null(), Text), cast(null(), Float)
 _VALUE_TABLES = ((params, params.c.value, _NO_NUMBER), (tags, tags.c.value, _NO_NUMBER),
                  (latest_metrics, _NO_TEXT, latest_metrics.c.value))  # fmt: skip
+# SQLite: a row per param, tag and latest metric of the runs in `run_keys`. Built once: building
+# it cost about as much as running it.
+_RUN_KEYS = key_parameter("sqlite", "run_keys")
+_SQLITE_VALUE_ROWS = union_all(
+    *(
+        select(literal_column(str(kind)), table.c.run_pk, table.c.key, text, number).where(
+            among_listed("sqlite", table.c.run_pk, _RUN_KEYS)
+        )
+        for kind, (table, text, number) in enumerate(_VALUE_TABLES)
+    )
+)
 # On PostgreSQL a run's params, tags and latest metrics come in its own row, as three JSON
 # objects (a float8 is written in its shortest exact form): no second statement. SQLite writes
 # reals into JSON with 15 digits, so there they come in a second statement, a row per value.
@@ -101,14 +112,8 @@ def build_runs(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
     values: dict[int, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
         row[0]: ({}, {}, {}) for row in rows
     }
-    listed = key_list(conn, list(values))  # sent once for the three parts
-    parts = [
-        select(literal(kind), table.c.run_pk, table.c.key, text, number).where(
-            among(conn, table.c.run_pk, listed)
-        )
-        for kind, (table, text, number) in enumerate(_VALUE_TABLES)
-    ]
-    for kind, run_pk, key, text, number in plain_rows(conn.execute(union_all(*parts))):
+    listed = {"run_keys": key_values("sqlite", list(values))}
+    for kind, run_pk, key, text, number in plain_rows(conn.execute(_SQLITE_VALUE_ROWS, listed)):
         if kind < 2:
             values[run_pk][kind][key] = text
         else:  # NULL holds NaN on both backends
