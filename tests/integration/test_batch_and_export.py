@@ -75,6 +75,7 @@ def test_batch_scoring_mistakes(backends: Backends, rows: pd.DataFrame, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # Ray gets files, never the store
 def test_scoring_on_a_real_local_ray_cluster(backends: Backends, rows: pd.DataFrame, tmp_path: Path) -> None:
     source, target = tmp_path / "in.parquet", tmp_path / "scored.parquet"
     rows.to_parquet(source)

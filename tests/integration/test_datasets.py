@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -288,10 +290,12 @@ def test_ingestion_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
     growth = {}
     for copies in (1, 4):
         path = tmp_path / f"big{copies}.csv"
-        for copy in range(copies):  # 750k rows, about 40 MB, per copy
-            block = pd.DataFrame(rng.normal(size=(750_000, 5)), columns=list("abcde"))
-            block["k"] = rng.choice(["x", "yy", "zzz"], 750_000)
-            block.to_csv(path, mode="a", header=copy == 0, index=False, float_format="%.6f")
+        with path.open("wb") as out:  # 750k rows, about 40 MB, per copy; Arrow writes 10x faster than pandas
+            for copy in range(copies):
+                block = pd.DataFrame(rng.normal(size=(750_000, 5)).round(6), columns=list("abcde"))
+                block["k"] = rng.choice(["x", "yy", "zzz"], 750_000)
+                options = pa_csv.WriteOptions(include_header=copy == 0)
+                pa_csv.write_csv(pa.Table.from_pandas(block, preserve_index=False), out, options)
         home = tmp_path / f"home{copies}"
         home.mkdir()
         done = subprocess.run(

@@ -124,6 +124,7 @@ def _hammer(url: str, stop: threading.Event, results: list[tuple[int, str, int]]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # both backends: the live-policy test
 def test_30s_of_load_across_two_policy_changes_loses_nothing(
     deployments: DeploymentService, backends: Backends, store_url: str, tmp_path: Path
 ) -> None:
