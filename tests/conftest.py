@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from loopline.artifacts import BlobStore
 from loopline.backends import Backends, local_owner
@@ -35,34 +36,90 @@ def pytest_report_header() -> str:
     return "loopline: store tests run on sqlite only; set LOOPLINE_TEST_POSTGRES_URL to add postgres"
 
 
-def _postgres_schema_url(schema: str) -> str:
-    assert POSTGRES_URL is not None
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+class Databases:
+    """Brand-new databases for tests: a SQLite file, or a PostgreSQL database of its own.
+
+    A migrated one is a copy of a template migrated once per session: migrating PostgreSQL
+    costs about 0.3 s of DDL, copying its template 0.07 s. The migrations themselves are
+    tested on empty databases (`migrated=False`)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._templates: dict[str, str] = {}
+        self._admin = (
+            create_engine(_driver_url(POSTGRES_URL), isolation_level="AUTOCOMMIT") if POSTGRES_URL else None
+        )
+
+    @contextlib.contextmanager
+    def new(self, backend: str, directory: Path, migrated: bool = True) -> Iterator[str]:
+        """The URL of a new database, empty or at the newest schema."""
+        if backend == "sqlite":
+            path = directory / "loopline.db"
+            if migrated:
+                shutil.copyfile(self._template("sqlite"), path)
+            yield f"sqlite:///{path}"
+            return
+        name = f"loopline_test_{uuid.uuid4().hex[:12]}"
+        self._create(name, self._template("postgres") if migrated else "template0")
+        try:
+            yield _postgres_url(name)
+        finally:
+            self._drop(name)
+
+    def close(self) -> None:
+        if "postgres" in self._templates:
+            self._drop(self._templates["postgres"])
+        if self._admin is not None:
+            self._admin.dispose()
+
+    def _template(self, backend: str) -> str:
+        """The template's file (SQLite) or database name (PostgreSQL), migrated on first use."""
+        if backend not in self._templates:
+            if backend == "sqlite":
+                template = str(self._directory / "template.db")
+                url = f"sqlite:///{template}"
+            else:
+                template = f"loopline_template_{uuid.uuid4().hex[:12]}"
+                self._create(template, "template0")
+                url = _postgres_url(template)
+            open_metadata_store(url).close()  # closed: a template must have no connections
+            self._templates[backend] = template
+        return self._templates[backend]
+
+    def _create(self, name: str, template: str) -> None:
+        assert self._admin is not None
+        with self._admin.connect() as conn:
+            # WAL_LOG (PostgreSQL 15+) copies a small database without a checkpoint
+            fast = conn.dialect.server_version_info >= (15,)  # type: ignore[operator]
+            strategy = " STRATEGY WAL_LOG" if fast else ""
+            conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}{strategy}"))
+
+    def _drop(self, name: str) -> None:
+        assert self._admin is not None
+        with self._admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-@contextlib.contextmanager
-def new_database(backend: str, directory: Path) -> Iterator[str]:
-    """The URL of a brand-new, empty database: a SQLite file, or a fresh PostgreSQL schema."""
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / 'loopline.db'}"
-        return
+def _driver_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _postgres_url(database: str) -> str:
     assert POSTGRES_URL is not None
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield _postgres_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    return make_url(_driver_url(POSTGRES_URL)).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    opened = Databases(tmp_path_factory.mktemp("databases"))
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with new_database(request.param, tmp_path) as url:
+def store_url(request: pytest.FixtureRequest, databases: Databases, tmp_path: Path) -> Iterator[str]:
+    """A new database at the newest schema."""
+    with databases.new(request.param, tmp_path) as url:
         yield url
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,6 +16,14 @@ from loopline.store.database import Database
 from loopline.store.engine import create_store_engine
 from loopline.store.migrate import _MIGRATIONS, HEAD_REVISION, VERSION_TABLE, schema_revision, upgrade
 from loopline.store.schema import metadata
+from tests.conftest import BACKENDS, Databases
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, databases: Databases, tmp_path: Path) -> Iterator[str]:
+    """Here, unlike elsewhere, a database with no schema at all."""
+    with databases.new(request.param, tmp_path, migrated=False) as url:
+        yield url
 
 
 def test_head_revision_constant_matches_the_migration_scripts() -> None:

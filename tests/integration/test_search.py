@@ -20,7 +20,7 @@ from loopline.core.errors import FilterSyntaxError, InvalidInput
 from loopline.core.search import And, Expr, Or, parse_filter, parse_order_by
 from loopline.store import open_metadata_store
 from loopline.tracking.service import TrackingService
-from tests.conftest import BACKENDS, POSTGRES_URL, new_database, seeded_random
+from tests.conftest import BACKENDS, POSTGRES_URL, Databases, seeded_random
 
 BOTH_MODES = True  # local and through the server
 
@@ -29,13 +29,13 @@ MODELS = ["rf", "gbm", "lr", "svm"]
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def searched(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, databases: Databases
 ) -> Iterator[tuple[TrackingService, list[Run]]]:
     """One store per backend for the whole module, holding 60 runs with overlapping,
     partly missing params, metrics and tags. Tests here only read it."""
     rng = seeded_random()
     directory = tmp_path_factory.mktemp("search")
-    with new_database(request.param, directory) as url:
+    with databases.new(request.param, directory) as url:
         store = open_metadata_store(url)
         service = Backends(store, BlobStore(str(directory / "artifacts"))).tracking(local_owner())
         for i in range(60):
@@ -216,10 +216,12 @@ def test_runs_across_experiments_and_projects(service: TrackingService) -> None:
 
 if POSTGRES_URL:  # planner statistics are PostgreSQL's
 
-    def test_a_search_after_a_bulk_load_plans_with_fresh_statistics(tmp_path: Path) -> None:
+    def test_a_search_after_a_bulk_load_plans_with_fresh_statistics(
+        tmp_path: Path, databases: Databases
+    ) -> None:
         """Runs logged just before a search would be planned with the statistics of the
         empty tables; the search analyses the tables that changed past the threshold."""
-        with new_database("postgres", tmp_path) as url:
+        with databases.new("postgres", tmp_path) as url:
             store = open_metadata_store(url)
             service = Backends(store, BlobStore(str(tmp_path / "artifacts"))).tracking(local_owner())
             for i in range(300):
