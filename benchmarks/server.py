@@ -131,10 +131,10 @@ def time_search(search: Callable[[], Sequence[float]], population: Sequence[Sear
 def loopline_client(url: str, calls: int, runs: int) -> dict[str, Any]:
     from loopline import __version__
     from loopline.client.connection import ServerConnection
-    from loopline.client.tracking import RemoteTrackingService
+    from loopline.client.services import RemoteServices
     from loopline.core.entities import Metric
 
-    service = RemoteTrackingService(ServerConnection(url, os.environ["LOOPLINE_TOKEN"]))
+    service = RemoteServices(ServerConnection(url, os.environ["LOOPLINE_TOKEN"])).tracking
     run = service.start_run("log_batch")
     start = time.perf_counter()
     for call in range(calls):

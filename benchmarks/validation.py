@@ -27,8 +27,8 @@ def ours(path: str, from_file: bool) -> dict[str, Any]:
 
     from benchmarks.drift_data import memory_mark, peak_since_mark
     from benchmarks.validation_data import RULES
-    from loopline.data.contract import Contract
     from loopline.data.validation import validate
+    from loopline.specs.contract import Contract
 
     contract = Contract.parse({"columns": RULES})
     data: Any = Path(path) if from_file else pd.read_parquet(path)

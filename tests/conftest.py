@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,16 +16,15 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.client.connection import ServerConnection
-from loopline.client.registry import RemoteRegistryService
-from loopline.client.tracking import RemoteTrackingService
+from loopline.client.services import RemoteServices
 from loopline.core.access import Role
-from loopline.governance.access import bootstrap_admin
-from loopline.registry.service import RegistryService
+from loopline.core.entities import Principal
+from loopline.services import Registry, Services, Tracking
 from loopline.store import MetadataStore, open_metadata_store
-from loopline.tracking.service import TrackingService
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, bootstrap_admin, local_owner
+from loopline.wiring.local import LocalServices
 
 POSTGRES_URL = os.environ.get("LOOPLINE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
@@ -169,32 +169,42 @@ def connection(mode: str, store: MetadataStore, blobs: BlobStore) -> Iterator[Se
         return
     from tests.integration.api_helpers import running_api
 
-    secret = bootstrap_admin(store)
-    with running_api(Backends(store, blobs)) as url:
+    backends = Backends(store, blobs)
+    secret = bootstrap_admin(backends)
+    with running_api(backends) as url:
         opened = ServerConnection(url, secret)
         yield opened
         opened.close()
 
 
 @pytest.fixture
-def service(store: MetadataStore, blobs: BlobStore, connection: ServerConnection | None) -> TrackingService:
+def services(store: MetadataStore, blobs: BlobStore, connection: ServerConnection | None) -> Services:
+    """Every service: in process as the local owner, or through the server as its administrator."""
     if connection is not None:
-        return RemoteTrackingService(connection)
-    return Backends(store, blobs).tracking(local_owner())
+        return RemoteServices(connection)
+    return Backends(store, blobs).services(local_owner())
 
 
 @pytest.fixture
-def registry(store: MetadataStore, blobs: BlobStore, connection: ServerConnection | None) -> RegistryService:
-    if connection is not None:
-        return RemoteRegistryService(connection)
-    return Backends(store, blobs).registry(local_owner())
+def service(services: Services) -> Tracking:
+    return services.tracking
 
 
 @pytest.fixture
-def tracker(service: TrackingService, registry: RegistryService) -> Iterator[Tracker]:
+def registry(services: Services) -> Registry:
+    return services.registry
+
+
+@pytest.fixture
+def tracker(service: Tracking, registry: Registry) -> Iterator[Tracker]:
     opened = Tracker(service, registry=registry)
     yield opened
     opened.close()
+
+
+def services_of(store: MetadataStore, principal: Principal) -> LocalServices:
+    """The services on `store` acting as `principal`, for those that keep no blobs."""
+    return Backends(store, BlobStore(tempfile.mkdtemp(prefix="loopline-no-blobs-"))).services(principal)
 
 
 def grant(store: MetadataStore, project: str, **roles: Role) -> None:

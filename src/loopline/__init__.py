@@ -37,13 +37,13 @@ from loopline._sdk import (
 from loopline.core.entities import ArtifactEntry, Experiment, Metric, Run, RunPage, RunStatus
 from loopline.core.errors import LooplineError
 from loopline.core.registry import ModelVersion, RegisteredModel
+from loopline.core.version import __version__
 from loopline.tracking.active_run import ActiveRun
 
 if typing.TYPE_CHECKING:
     from loopline._pipelines import pipeline, tune
     from loopline.pipelines import PipelineFailed, PipelineResult, step
 
-__version__ = "0.1.0"
 
 # Loaded on first use, so that `import loopline` stays cheap for code that never needs them:
 # monitoring brings numpy and pandas; pipelines bring inspect, logging and the runner.

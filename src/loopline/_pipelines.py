@@ -24,12 +24,14 @@ from loopline.pipelines.runner import PipelineResult, PipelineRunner
 from loopline.pipelines.tuning import Objective, TuningResult
 
 if TYPE_CHECKING:
-    from loopline.settings import Settings
+    from loopline.core.automation import Job
+    from loopline.wiring.backends import Backends
+    from loopline.wiring.local import LocalServices
+    from loopline.wiring.settings import Settings
 
 
 def step_environment() -> StepEnvironment:
     """The SDK's stores and tracker, for running steps in this process."""
-    from loopline.backends import Backends
 
     tracker = _sdk._current()
     backends: Backends = _sdk._backends_in_use()
@@ -62,6 +64,29 @@ def run_pipeline(target: str, params: Mapping[str, Any]) -> Any:
     from loopline.pipelines.definition import import_pipeline
 
     return runner().run(import_pipeline(target), params).output()
+
+
+def worker_services(settings: Settings, backends: Backends) -> tuple[LocalServices, Callable[[Job], Any]]:
+    """A worker's services on `backends` (as the store's owner) and its job runner. Pipelines
+    (jobs, and the retraining loops') run in this process with the SDK's stores, from the
+    modules `settings` allows."""
+    from loopline.automation.jobs import job_runner
+    from loopline.automation.service import check_pipeline_allowed
+    from loopline.pipelines.definition import load_pipeline
+    from loopline.wiring.backends import local_owner
+
+    def run(target: str, params: Mapping[str, Any]) -> PipelineResult:
+        check_pipeline_allowed(target, settings.allowed_pipeline_modules)
+        pipeline = load_pipeline(target)
+        WorkerEnvironment.of(settings)()  # the SDK's stores
+        return runner().run(pipeline, params)
+
+    def pipeline_job(target: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        result = run(target, params)
+        return {"pipeline_run": result.id, "status": result.run.status}
+
+    services = backends.services(local_owner(), lambda target, params: run(target, params).output())
+    return services, job_runner(services.monitors, services.loops, pipeline_job)
 
 
 def runner() -> PipelineRunner:

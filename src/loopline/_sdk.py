@@ -1,4 +1,4 @@
-"""The module-level SDK: a default tracker built on first use from `Settings()`.
+"""The module-level SDK: services and a tracker built on first use from `Settings()`.
 
 This is the only module-level mutable state in loopline. Heavy modules load on first
 use, so `import loopline` stays cheap.
@@ -17,21 +17,19 @@ from loopline.core.errors import InvalidInput
 if TYPE_CHECKING:
     import pandas as pd
 
-    from loopline.backends import Backends
-    from loopline.data.datasets import DatasetService
+    from loopline.core.promotion import PromotionReport
+    from loopline.core.registry import Evaluation
     from loopline.models import LoadedModel
-    from loopline.registry.evaluation import Evaluation
     from loopline.registry.policy import Policy
-    from loopline.registry.promotion import PromotionReport
-    from loopline.registry.service import RegistryService
-    from loopline.settings import Settings
+    from loopline.services import Datasets, Registry, Services, Tracking
     from loopline.tracking.active_run import ActiveRun
-    from loopline.tracking.service import TrackingService
     from loopline.tracking.tracker import Tracker
+    from loopline.wiring.backends import Backends
+    from loopline.wiring.settings import Settings
 
 _lock = threading.Lock()
 _tracker: Tracker | None = None
-_backends: Backends | None = None
+_services: Services | None = None
 _settings: Settings | None = None
 
 
@@ -46,8 +44,10 @@ def configure(
 ) -> None:
     """Point the SDK at a store, or with `uri` at a loopline server (http://host:port) and
     `token`. Without a call, LOOPLINE_* variables or ~/.loopline are used."""
-    global _tracker, _backends, _settings
-    from loopline.settings import Settings
+    global _tracker, _services, _settings
+    from loopline.tracking.tracker import Tracker
+    from loopline.wiring import open_services
+    from loopline.wiring.settings import Settings
 
     overrides: dict[str, Any] = {
         "store_uri": store_uri, "artifacts_uri": artifacts_uri, "uri": uri, "token": token
@@ -57,45 +57,27 @@ def configure(
         overrides["home"] = Path(home)
     settings = (settings or Settings()).model_copy(update=overrides)
     with _lock:
-        if _tracker is not None:
-            _tracker.close()
-        if _backends is not None:
-            _backends.close()
-        _tracker, _backends = _open(settings)
+        _close()
+        _services = open_services(settings)
+        _tracker = Tracker(
+            _services.tracking, registry=_services.registry, default_experiment=settings.experiment
+        )
         _settings = settings
 
 
-def _open(settings: Settings) -> tuple[Tracker, Backends | None]:
-    """A tracker on the store (and the store's backends), or on the server `settings.uri`."""
-    from loopline.backends import local_owner, open_backends
-    from loopline.tracking.tracker import Tracker
-
-    if settings.uri:
-        from loopline.client.connection import ServerConnection
-        from loopline.client.registry import RemoteRegistryService
-        from loopline.client.tracking import RemoteTrackingService
-
-        connection = ServerConnection(settings.uri, settings.token)
-        tracking = RemoteTrackingService(connection)
-        registry = RemoteRegistryService(connection, tracking.principal)
-        return Tracker(tracking, registry=registry, default_experiment=settings.experiment), None
-    backends = open_backends(settings)
-    owner = local_owner()
-    tracker = Tracker(
-        backends.tracking(owner), registry=backends.registry(owner), default_experiment=settings.experiment
-    )
-    return tracker, backends
+def _close() -> None:
+    global _tracker, _services, _settings
+    if _tracker is not None:
+        _tracker.close()
+    if _services is not None:
+        _services.close()
+    _tracker = _services = _settings = None
 
 
 def reset() -> None:
     """Close the SDK's stores; its next use configures it again from the environment."""
-    global _tracker, _backends, _settings
     with _lock:
-        if _tracker is not None:
-            _tracker.close()
-        if _backends is not None:
-            _backends.close()
-        _tracker = _backends = _settings = None
+        _close()
 
 
 def _current() -> Tracker:
@@ -105,6 +87,13 @@ def _current() -> Tracker:
     return _tracker
 
 
+def services() -> Services:
+    """Every service behind the SDK: on the store, or through the server."""
+    _current()
+    assert _services is not None
+    return _services
+
+
 def current_settings() -> Settings:
     """The settings the SDK was configured with (on first use: from the environment)."""
     _current()
@@ -112,11 +101,9 @@ def current_settings() -> Settings:
     return _settings
 
 
-def registry_service() -> RegistryService:
+def registry_service() -> Registry:
     """The model registry behind the SDK."""
-    registry = _current().registry
-    assert registry is not None
-    return registry
+    return services().registry
 
 
 def load_model(
@@ -133,32 +120,26 @@ def load_model(
     loads only with `trust=True`; a scikit-learn model with types beyond loopline's
     reviewed list needs them named in `trusted_types`."""
     return registry_service().load(
-        uri, trust=trust, trusted_types=trusted_types, module_factory=module_factory
+        uri, trust=trust, trusted_types=trusted_types, module_factory=module_factory, onnx=onnx
     )
 
 
-def dataset_service() -> DatasetService:
+def dataset_service() -> Datasets:
     """The dataset service behind the SDK: the store's, or the server's."""
-    from loopline.backends import local_owner
-
-    tracker = _current()
-    if _backends is not None:
-        return _backends.datasets(local_owner())
-    from loopline.client.datasets import RemoteDatasetService
-    from loopline.client.tracking import RemoteTrackingService
-
-    assert isinstance(tracker.service, RemoteTrackingService)
-    return RemoteDatasetService(tracker.service.connection, tracker.service.principal)
+    return services().datasets
 
 
 def _backends_in_use() -> Backends:
-    _current()
-    if _backends is None:
+    """The local store behind the SDK; refused when it works through a server."""
+    from loopline.wiring.local import LocalServices
+
+    found = services()
+    if not isinstance(found, LocalServices):
         raise InvalidInput(
-            "evaluate, promote and model_card work on a local store; with a server (LOOPLINE_URI), "
-            "promote through `loopline models promote` against the store or the server's REST API"
+            "this runs where the store is; the SDK is pointed at a server (LOOPLINE_URI): unset it, "
+            "or run this on the server's machine"
         )
-    return _backends
+    return found.backends
 
 
 def evaluate(
@@ -173,10 +154,7 @@ def evaluate(
 ) -> Evaluation:
     """Metrics (per slice too), latency and plots of a model version on `data`, stored
     with the version. `task` is classification or regression (default: the model's)."""
-    from loopline.backends import local_owner
-
-    service = _backends_in_use().evaluations(local_owner())
-    return service.evaluate(
+    return services().promotion.evaluate(
         model_uri, data, target, task=task, slices=slices, dataset_name=dataset_name, trust=trust
     )
 
@@ -195,34 +173,22 @@ def promote(
     """Move `alias` to `version` if it passes the policy's gates (a YAML file, a dict, a
     Policy; by default: signature compatible and better than the current holder).
     Refusals raise PromotionRefused with the report; `force_reason` overrides, on record."""
-    from loopline.backends import local_owner
     from loopline.registry.policy import Policy
 
     if isinstance(policy, str | Path):
         policy = Policy.load(policy)
-    elif isinstance(policy, Mapping):
-        policy = Policy.from_dict(policy)
-    service = _backends_in_use().promotion(local_owner())
-    return service.promote(
-        name, version, alias, policy=policy, data=data, target=target, force_reason=force_reason, trust=trust
-    )
+    return services().promotion.promote(
+        name, version, alias, policy=policy, data=data, target=target, force_reason=force_reason,
+        trust=trust,
+    )  # fmt: skip
 
 
 def model_card(name: str, version: int, *, html: bool = False) -> str:
     """The model card of a version, as Markdown (or HTML)."""
-    from loopline.backends import local_owner
-    from loopline.registry.card import card_html
-    from loopline.registry.card import model_card as build
-
-    owner = local_owner()
-    backends = _backends_in_use()
-    markdown = build(
-        backends.registry(owner), backends.evaluations(owner), backends.tracking(owner), name, version
-    )
-    return card_html(markdown, f"{name} version {version}") if html else markdown
+    return services().promotion.model_card(name, version, html=html)
 
 
-def tracking_service() -> TrackingService:
+def tracking_service() -> Tracking:
     """The tracking service behind the SDK, for what the shortcuts below do not cover."""
     return _current().service
 
@@ -240,6 +206,7 @@ def start_run(
 
 
 def active_run() -> ActiveRun | None:
+    """The innermost run started in this context and not yet ended, or None."""
     return _current().active_run()
 
 
@@ -251,30 +218,37 @@ def _require_active() -> ActiveRun:
 
 
 def end_run(status: RunStatus = RunStatus.FINISHED) -> None:
+    """End the active run with `status`."""
     _require_active().end(status)
 
 
 def log_param(key: str, value: Any) -> None:
+    """Log one parameter of the active run."""
     _require_active().log_param(key, value)
 
 
 def log_params(params: Mapping[str, Any]) -> None:
+    """Log several parameters of the active run."""
     _require_active().log_params(params)
 
 
 def log_metric(key: str, value: float, step: int = 0) -> None:
+    """Log one metric value of the active run at `step`."""
     _require_active().log_metric(key, value, step)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int = 0) -> None:
+    """Log several metric values of the active run at `step`."""
     _require_active().log_metrics(metrics, step)
 
 
 def set_tag(key: str, value: Any) -> None:
+    """Set one tag of the active run."""
     _require_active().set_tag(key, value)
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set several tags of the active run."""
     _require_active().set_tags(tags)
 
 
@@ -284,20 +258,24 @@ def flush() -> None:
 
 
 def get_run(run_id: str) -> Run:
+    """A run with its params, tags and latest metric values (buffered values flushed first)."""
     _current().flush()
     return tracking_service().get_run(run_id)
 
 
 def get_metric_history(run_id: str, key: str) -> list[Metric]:
+    """Every value of metric `key` of a run, in step order."""
     _current().flush()
     return tracking_service().metric_history(run_id, key)
 
 
 def create_experiment(name: str, project: str = "default", description: str = "") -> Experiment:
+    """A new experiment in `project`."""
     return tracking_service().create_experiment(name, project, description)
 
 
 def list_experiments(project: str | None = None) -> list[Experiment]:
+    """The experiments of `project`, or of every project."""
     return tracking_service().list_experiments(project)
 
 

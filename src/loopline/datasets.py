@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from loopline.data.contract import Contract
-    from loopline.data.datasets import DatasetService, Source
-    from loopline.data.diff import DatasetDiff
     from loopline.data.validation import ValidationReport
-    from loopline.monitoring.profile import ReferenceProfile
+    from loopline.profiling.diff import DatasetDiff
+    from loopline.profiling.profile import ReferenceProfile
+    from loopline.services import Datasets, DataSource
+    from loopline.specs.contract import Contract
 
 
 @dataclass(frozen=True)
@@ -30,30 +30,36 @@ class Dataset:
     """A stored dataset version, with what it takes to read it back."""
 
     info: DatasetVersion
-    service: DatasetService
+    service: Datasets
 
     @property
     def name(self) -> str:
+        """The dataset's name."""
         return self.info.name
 
     @property
     def version(self) -> int:
+        """The version number."""
         return self.info.version
 
     @property
     def digest(self) -> str:
+        """The sha256 of its rows (names, types, values): the same data has the same digest."""
         return self.info.digest
 
     @property
     def rows(self) -> int:
+        """How many rows it holds."""
         return self.info.rows
 
     @property
     def uri(self) -> str:
+        """`datasets:/NAME/VERSION`."""
         return self.info.uri
 
     @property
     def schema(self) -> dict[str, str]:
+        """Column name to type, in column order."""
         return self.info.schema
 
     def path(self) -> Path:
@@ -61,9 +67,11 @@ class Dataset:
         return self.service.local_path(self.info)
 
     def to_arrow(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """Its rows (or some columns) as an Arrow table, read from the verified file."""
         return self.service.read(self.info, columns)
 
     def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Its rows (or some columns) as a pandas DataFrame."""
         frame: pd.DataFrame = self.to_arrow(columns).to_pandas()
         return frame
 
@@ -72,7 +80,7 @@ class Dataset:
         return self.service.reference_profile(self.info)
 
 
-def _service() -> DatasetService:
+def _service() -> Datasets:
     from loopline._sdk import dataset_service
 
     return dataset_service()
@@ -80,7 +88,7 @@ def _service() -> DatasetService:
 
 def register(
     name: str,
-    data: Source,
+    data: DataSource,
     *,
     sql_url: str | None = None,
     description: str = "",
@@ -138,8 +146,8 @@ def validate(data: Any, contract: Contract | str | Path, *, require: bool = Fals
 
     from loopline._sdk import active_run
     from loopline.core.errors import DataValidationFailed
-    from loopline.data.contract import Contract
     from loopline.data.validation import validate as check
+    from loopline.specs.contract import Contract
 
     rules = contract if isinstance(contract, Contract) else Contract.load(contract)
     report = check(data, rules)

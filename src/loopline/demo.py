@@ -29,7 +29,7 @@ from rich.table import Table
 
 import loopline as ll
 from loopline import _sdk
-from loopline.settings import Settings
+from loopline.wiring.settings import Settings
 
 EXPERIMENT = "demo-breast-cancer"
 MODEL = "breast-cancer"
@@ -130,51 +130,45 @@ def run_demo(settings: Settings, console: Console) -> Path:
     promoted = ll.promote(MODEL, champion.version, "champion", policy=PROMOTION, data=holdout, target=TARGET)
     say.say("gate", f"{champion.uri} -> @champion: {len(promoted.results)} gates passed")
 
-    from loopline.automation.retraining import RetrainingPolicy
-    from loopline.automation.service import AutomationService
+    from loopline._pipelines import worker_services
     from loopline.automation.worker import Worker, WorkerOptions
-    from loopline.backends import local_owner
-    from loopline.cli.automation import job_runner, loop_service
     from loopline.core.automation import JobKind
-    from loopline.monitoring.spec import MonitorSpec
-    from loopline.serving.policy import TrafficPolicy
+    from loopline.core.traffic import TrafficPolicy
+    from loopline.specs.loop import LoopPolicy
+    from loopline.specs.monitor import MonitorSpec
 
     backends = _sdk._backends_in_use()
-    owner = local_owner()
-    deployments = backends.deployments(owner)
-    deployments.create(DEPLOYMENT, TrafficPolicy.single(f"models:/{MODEL}@champion"), reason="the demo")
-    monitors = backends.monitors(owner)
+    services, run_job = worker_services(settings, backends)
+    services.deployments.create(
+        DEPLOYMENT, TrafficPolicy.single(f"models:/{MODEL}@champion"), reason="the demo"
+    )
     spec = MonitorSpec.parse(
         {"window": {"rows": 150}, "alerts": [{"name": "input-drift", "value": "drift.share", "above": 0.2}]}
     )
-    monitors.create(MONITOR, DEPLOYMENT, reference.uri, target=TARGET, spec=spec)
-    loops = loop_service(settings, backends)
+    services.monitors.create(MONITOR, DEPLOYMENT, reference.uri, target=TARGET, spec=spec)
     retraining = {
         "deployment": DEPLOYMENT, "model": MODEL, "pipeline": "loopline.demo:training",
         "params": {"contract": str(contract_path), "trials": 6}, "reference_dataset": DATASET,
         "target": TARGET, "holdout_share": 0.25, "gates": PROMOTION, "cooldown_minutes": 30,
         "rollout": {"percent": 50, "min_requests": 60, "max_minutes": 10},
     }  # fmt: skip
-    loops.declare(RetrainingPolicy.parse(retraining))
-    AutomationService(backends.store, owner).create_trigger(
+    services.loops.declare(LoopPolicy.parse(retraining))
+    services.automation.create_trigger(
         "retrain-on-drift", MONITOR, JobKind.RETRAIN, DEPLOYMENT, rule="input-drift", cooldown_s=1800
     )
     worker = Worker(
-        backends.store,
-        job_runner(settings, backends),
-        WorkerOptions(lease_s=120),
-        periodic=[loops.advance_all],
+        backends.store, run_job, WorkerOptions(lease_s=120), periodic=[services.loops.advance_all]
     )
     say.say(
         "deploy",
         f"{DEPLOYMENT} serves models:/{MODEL}@champion; monitor, trigger and retraining loop declared",
     )
 
-    with _server(deployments, backends.tables) as client:
+    with _server(services, backends.tables) as client:
         say.say("serve", f"HTTP server up at {client.base_url}")
         arms = _traffic(client, _jitter(early, 150, seed=1))
         say.say("traffic", f"150 requests with labels: {_counts(arms)}")
-        outcome = monitors.run(MONITOR)
+        outcome = services.monitors.run(MONITOR)
         say.say("monitor", _describe(outcome.run.values, "before the change"))
 
         shifted_early, shifted_late = _shift(early), _shift(late)
@@ -182,7 +176,7 @@ def run_demo(settings: Settings, console: Console) -> Path:
         say.say(
             "drift", f"devices recalibrated: {', '.join(SHIFTED[:3])}... now read 40% larger; 300 requests"
         )
-        outcome = monitors.run(MONITOR)
+        outcome = services.monitors.run(MONITOR)
         say.say("monitor", _describe(outcome.run.values, "after the change"))
         for alert in outcome.opened:
             say.say("alert", alert.message)
@@ -196,27 +190,29 @@ def run_demo(settings: Settings, console: Console) -> Path:
             arms = _traffic(client, _jitter(shifted_late, 60, seed=seed))
             say.say("canary", f"60 requests: {_counts(arms)}")
             worker.tick()
-            if loops.get(DEPLOYMENT).state.value == "idle":
+            if services.loops.get(DEPLOYMENT).state.value == "idle":
                 break
-        decision = loops.events(DEPLOYMENT)[-1]
+        decision = services.loops.events(DEPLOYMENT)[-1]
         say.say(decision.kind.replace("_", " "), decision.message)
         time.sleep(1.0)
         arms = _traffic(client, _jitter(shifted_late, 100, seed=20))
         say.say("traffic", f"100 more requests: {_counts(arms)}")
-        outcome = monitors.run(MONITOR)
+        outcome = services.monitors.run(MONITOR)
         say.say("monitor", _describe(outcome.run.values, "after the loop"))
 
     report_path = home / "demo-report.html"
-    _write_report(report_path, say, backends, loops.events(DEPLOYMENT), monitors.runs(MONITOR))
+    _write_report(
+        report_path, say, backends, services.loops.events(DEPLOYMENT), services.monitors.runs(MONITOR)
+    )
     say.say("report", f"{report_path}")
-    _print_timeline(console, loops.events(DEPLOYMENT))
+    _print_timeline(console, services.loops.events(DEPLOYMENT))
     _print_where_to_look(console, home)
     return home
 
 
 def _write_contract(home: Path, features: list[str]) -> Path:
     """Sizes and shapes are never negative; the label is 0 or 1; nothing is missing."""
-    from loopline.data.contract import Contract
+    from loopline.specs.contract import Contract
 
     columns: dict[str, Any] = {name: {"type": "number", "nullable": False, "min": 0} for name in features}
     columns[TARGET] = {"type": "integer", "nullable": False, "allowed": [0, 1]}
@@ -241,7 +237,7 @@ def _jitter(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
 
 
 @contextlib.contextmanager
-def _server(deployments: Any, tables: Any) -> Iterator[Any]:
+def _server(services: Any, tables: Any) -> Iterator[Any]:
     """The real HTTP server (uvicorn, the same app `loopline serve` runs) in a thread."""
     import socket
 
@@ -258,9 +254,7 @@ def _server(deployments: Any, tables: Any) -> Iterator[Any]:
         (DEPLOYMENT,), port=port, serving=ServingOptions(refresh_interval=0.3), log_flush_interval=0.2
     )
     server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(deployments, tables, config), host="127.0.0.1", port=port, log_level="warning"
-        )
+        uvicorn.Config(build_app(services, tables, config), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -317,7 +311,7 @@ def _write_report(path: Path, say: Narrator, backends: Any, events: list[Any], r
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from loopline.serving.predlog import PREDICTIONS
+    from loopline.predictions.log import PREDICTIONS
 
     log = backends.tables.read(PREDICTIONS, [("deployment", DEPLOYMENT)]).to_pandas()
     log = log[log["row"] == 0]

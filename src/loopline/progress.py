@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from loopline.data.ingest import Progress as ProgressCallback
+from loopline.services import Progress as ProgressCallback
 
 
 @contextmanager

@@ -12,18 +12,19 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.client.connection import ServerConnection
 from loopline.core.access import Role
 from loopline.core.automation import JobKind
 from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired
 from loopline.core.pipelines import PipelineRun
-from loopline.governance.access import bootstrap_admin
-from loopline.server.app import ServerOptions, create_app, default_staging
-from loopline.serving.policy import TrafficPolicy
+from loopline.core.traffic import TrafficPolicy
+from loopline.server.app import create_app
+from loopline.server.options import ServerOptions, default_staging
+from loopline.specs.loop import LoopPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, bootstrap_admin, local_owner
 from tests.conftest import free_port
 from tests.integration.serving_helpers import cancer_data, register_cancer_models, uvicorn_in_thread
 
@@ -66,8 +67,8 @@ def team_server(
 ) -> Iterator[Team]:
     backends = Backends(store, blobs)
     owner = local_owner()
-    tokens = {"admin": bootstrap_admin(store) or ""}
-    access = backends.access(owner)
+    tokens = {"admin": bootstrap_admin(Backends(store, blobs)) or ""}
+    access = backends.services(owner).access
     for user in [u for u in LADDER if u != "admin"]:
         access.create_user(user)
         tokens[user] = access.create_token(user)[1]
@@ -81,7 +82,9 @@ def team_server(
 
 def _fill(backends: Backends) -> dict[str, str]:
     owner = local_owner()
-    tracker = Tracker(backends.tracking(owner), registry=backends.registry(owner), capture_context=False)
+    tracker = Tracker(
+        backends.services(owner).tracking, registry=backends.services(owner).registry, capture_context=False
+    )
     with tracker.start_run("exp") as run:
         run.log_metric("loss", 0.5)
         run.log_param("lr", 0.1)
@@ -92,25 +95,30 @@ def _fill(backends: Backends) -> dict[str, str]:
         hidden.log_model(LogisticRegression().fit(rows, [0, 1]), "secret-model", input_example=rows)
     register_cancer_models(tracker)
     tracker.close()
-    registry = backends.registry(owner)
+    registry = backends.services(owner).registry
     registry.set_alias("cancer", "champion", 1)
     registry.protect_alias("cancer", "gold")
     try:
         registry.set_alias("cancer", "gold", 2)
     except ApprovalRequired as waiting:
         request_id = waiting.request_id
-    backends.deployments(owner).create("cancer-prod", TrafficPolicy.single("models:/cancer@champion"))
+    backends.services(owner).deployments.create(
+        "cancer-prod", TrafficPolicy.single("models:/cancer@champion")
+    )
     features, target = cancer_data()
-    backends.datasets(owner).register("patients", features.assign(target=target))
-    backends.monitors(owner).create("cancer-watch", "cancer-prod", "patients", target="target")
-    monitor_run = backends.monitors(owner).run("cancer-watch").run  # over an empty window
-    automation = backends.automation(owner)
+    backends.services(owner).datasets.register("patients", features.assign(target=target))
+    backends.services(owner).monitors.create("cancer-watch", "cancer-prod", "patients", target="target")
+    monitor_run = backends.services(owner).monitors.run("cancer-watch").run  # over an empty window
+    loop = {"deployment": "cancer-prod", "model": "cancer", "pipeline": "flows:train",
+            "reference_dataset": "patients", "target": "target"}  # fmt: skip
+    backends.services(owner).loops.declare(LoopPolicy.parse(loop))
+    automation = backends.services(owner).automation
     automation.create_schedule("nightly", "0 3 * * *", JobKind.MONITOR, "cancer-watch")
     automation.create_trigger("on-alert", "cancer-watch", JobKind.MONITOR, "cancer-watch")
     pipeline_run = PipelineRun(run.id, "flows:nightly", "FINISHED", "local", {}, 1, 2)
     backends.store.pipelines.start_run(pipeline_run)
     alices_token = backends.store.access.tokens("alice")[0].id
-    experiment = backends.tracking(owner).get_experiment("exp")
+    experiment = backends.services(owner).tracking.get_experiment("exp")
     return {
         "run_id": run.id, "hidden_run_id": hidden.id, "experiment_id": str(experiment.id),
         "request_id": str(request_id), "token_id": str(alices_token), "monitor_run_id": str(monitor_run.id),

@@ -18,12 +18,11 @@ import uvicorn
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
-from loopline.artifacts.tables import TableArea
 from loopline.core.registry import ModelVersion
-from loopline.serving.deployments import DeploymentService
 from loopline.serving.runtime import ServingOptions
 from loopline.serving.server import ServerConfig, build_app
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 from tests.conftest import free_port
 
 
@@ -59,8 +58,7 @@ class RunningServer:
 
 @contextlib.contextmanager
 def running_server(
-    service: DeploymentService,
-    tables: TableArea,
+    backends: Backends,
     deployments: tuple[str, ...],
     serving: ServingOptions | None = None,
     **config: object,
@@ -74,7 +72,7 @@ def running_server(
         log_flush_interval=0.2,
         **config,  # type: ignore[arg-type]
     )
-    app = build_app(service, tables, server_config)
+    app = build_app(backends.services(local_owner()), backends.tables, server_config)
     with uvicorn_in_thread(app, port, lifespan="on") as (server, thread):
         yield RunningServer(f"http://127.0.0.1:{port}", app, server, thread)
 

@@ -11,25 +11,26 @@ import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.access import Role
 from loopline.core.entities import Principal
 from loopline.core.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from loopline.governance.access import AccessService
 from loopline.governance.audit import AuditTrail
 from loopline.registry.service import RegistryService
+from loopline.services import Access
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.store import access as access_store
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
+from tests.conftest import services_of
 
 
 @pytest.fixture
-def admin(store: MetadataStore) -> AccessService:
-    return AccessService(store, local_owner())
+def admin(store: MetadataStore) -> Access:
+    return services_of(store, local_owner()).access
 
 
 def test_a_token_is_shown_once_stored_as_a_hash_and_authenticates_its_user(
-    store: MetadataStore, admin: AccessService
+    store: MetadataStore, admin: Access
 ) -> None:
     admin.create_user("alice")
     token, secret = admin.create_token("alice", "laptop")
@@ -41,9 +42,7 @@ def test_a_token_is_shown_once_stored_as_a_hash_and_authenticates_its_user(
     assert entries and secret not in json.dumps([e.after for e in entries])
 
 
-def test_missing_wrong_revoked_and_expired_tokens_are_refused(
-    store: MetadataStore, admin: AccessService
-) -> None:
+def test_missing_wrong_revoked_and_expired_tokens_are_refused(store: MetadataStore, admin: Access) -> None:
     admin.create_user("alice")
     _, revoked = admin.create_token("alice", "old")
     admin.create_token("alice", "new")
@@ -64,7 +63,7 @@ def test_missing_wrong_revoked_and_expired_tokens_are_refused(
 
 
 def test_a_token_revoked_by_another_process_is_refused_once_its_cache_expires(
-    store_url: str, store: MetadataStore, admin: AccessService, monkeypatch: pytest.MonkeyPatch
+    store_url: str, store: MetadataStore, admin: Access, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     admin.create_user("alice")
     token, secret = admin.create_token("alice", "laptop")
@@ -72,7 +71,7 @@ def test_a_token_revoked_by_another_process_is_refused_once_its_cache_expires(
     other = open_metadata_store(store_url)  # another server worker, or the CLI
     try:
         assert admin.authenticate(secret).name == "alice"  # now cached by this store
-        AccessService(other, local_owner()).revoke_token(token.id)
+        services_of(other, local_owner()).access.revoke_token(token.id)
         time.sleep(0.3)
         with pytest.raises(Unauthenticated, match="revoked"):
             admin.authenticate(secret)
@@ -80,27 +79,23 @@ def test_a_token_revoked_by_another_process_is_refused_once_its_cache_expires(
         other.close()
 
 
-def test_a_revocation_through_the_same_store_applies_at_once(
-    store: MetadataStore, admin: AccessService
-) -> None:
+def test_a_revocation_through_the_same_store_applies_at_once(store: MetadataStore, admin: Access) -> None:
     admin.create_user("alice")
     token, secret = admin.create_token("alice", "laptop")
     assert admin.authenticate(secret).name == "alice"
-    AccessService(store, local_owner()).revoke_token(token.id)
+    services_of(store, local_owner()).access.revoke_token(token.id)
     with pytest.raises(Unauthenticated, match="revoked"):
         admin.authenticate(secret)
 
 
-def test_roles_are_checked_by_rank_and_non_members_learn_nothing(
-    store: MetadataStore, admin: AccessService
-) -> None:
+def test_roles_are_checked_by_rank_and_non_members_learn_nothing(store: MetadataStore, admin: Access) -> None:
     for name in ("olivia", "vera", "ed"):
         admin.create_user(name)
     admin.set_role("churn", "olivia", Role.OWNER)
     admin.set_role("churn", "vera", Role.VIEWER)
-    olivia = AccessService(store, Principal("olivia"))
+    olivia = services_of(store, Principal("olivia")).access
     olivia.set_role("churn", "ed", Role.EDITOR)  # an owner manages members
-    vera, ed = AccessService(store, Principal("vera")), AccessService(store, Principal("ed"))
+    vera, ed = services_of(store, Principal("vera")).access, services_of(store, Principal("ed")).access
     vera.require("churn", Role.VIEWER)
     ed.require("churn", Role.EDITOR)
     with pytest.raises(PermissionDenied, match="vera is viewer on project 'churn'; this needs editor"):
@@ -115,12 +110,10 @@ def test_roles_are_checked_by_rank_and_non_members_learn_nothing(
     assert (newest.actor, newest.target, newest.after) == ("olivia", "project:churn/ed", "editor")
 
 
-def test_only_administrators_manage_users_and_others_tokens(
-    store: MetadataStore, admin: AccessService
-) -> None:
+def test_only_administrators_manage_users_and_others_tokens(store: MetadataStore, admin: Access) -> None:
     admin.create_user("alice")
     admin.create_user("bob")
-    alice = AccessService(store, Principal("alice"))
+    alice = services_of(store, Principal("alice")).access
     with pytest.raises(PermissionDenied):
         alice.create_user("mallory")
     with pytest.raises(PermissionDenied):
@@ -154,17 +147,17 @@ def test_models_belong_to_a_project_whose_roles_govern_them(store: MetadataStore
     from sklearn.linear_model import LogisticRegression
 
     backends = Backends(store, blobs)
-    admin = backends.access(local_owner())
+    admin = backends.services(local_owner()).access
     for user, project, role in [("fiona", "fraud", Role.EDITOR), ("max", "fraud", Role.MAINTAINER),
                                 ("dora", "default", Role.OWNER)]:  # fmt: skip
         admin.create_user(user)
         admin.set_role(project, user, role)
 
     def registry(user: str) -> RegistryService:
-        return backends.registry(Principal(user, is_owner=False))
+        return backends.services(Principal(user, is_owner=False)).registry
 
     fiona = Principal("fiona", is_owner=False)
-    tracker = Tracker(backends.tracking(fiona), registry=registry("fiona"), capture_context=False)
+    tracker = Tracker(backends.services(fiona).tracking, registry=registry("fiona"), capture_context=False)
     rows = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
     with tracker.start_run("scoring", project="fraud") as run:  # a model from a fraud run is fraud's
         run.log_model(LogisticRegression().fit(rows, [0, 0, 1, 1]), "fraud-model", input_example=rows)
@@ -192,6 +185,6 @@ def test_models_belong_to_a_project_whose_roles_govern_them(store: MetadataStore
         registry("fiona").create_model("elsewhere")  # no role on `default`
     assert [m.name for m in registry("max").list_models()] == ["fraud-model", "fraud-rules"]
     dora.create_model("default-model")
-    assert [(m.name, m.project) for m in backends.registry(local_owner()).list_models()] == [
+    assert [(m.name, m.project) for m in backends.services(local_owner()).registry.list_models()] == [
         ("default-model", "default"), ("fraud-model", "fraud"), ("fraud-rules", "fraud"),
     ]  # fmt: skip

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.access import Role
 from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired, Conflict, PermissionDenied
 from loopline.governance.audit import AuditTrail
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 from tests.conftest import grant
 from tests.integration.serving_helpers import register_cancer_models
 
@@ -24,7 +24,7 @@ def test_a_protected_alias_moves_only_with_a_second_persons_approval(
     register_cancer_models(tracker)
     grant(store, "default", alice=Role.OWNER, bob=Role.MAINTAINER)
     backends = Backends(store, blobs)
-    alice, bob = backends.registry(ALICE), backends.registry(BOB)
+    alice, bob = backends.services(ALICE).registry, backends.services(BOB).registry
     alice.set_alias("cancer", "champion", 1, reason="first release")
     alice.protect_alias("cancer", "champion")
 

@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
+from loopline.core.traffic import TrafficPolicy
 from loopline.governance.audit import AuditTrail
-from loopline.serving.policy import TrafficPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
+from tests.conftest import services_of
 from tests.integration.serving_helpers import register_cancer_models
 
 
@@ -26,7 +27,7 @@ def test_alias_moves_and_traffic_changes_are_recorded_with_before_after_and_reas
     register_cancer_models(tracker)
     backends = Backends(store, blobs)
     alice = Principal("alice", is_owner=True)
-    registry, deployments = backends.registry(alice), backends.deployments(alice)
+    registry, deployments = backends.services(alice).registry, backends.services(alice).deployments
     registry.set_alias("cancer", "champion", 1, reason="first release")
     registry.set_alias("cancer", "champion", 2, reason="better recall")
     deployments.create("cancer", TrafficPolicy.single("models:/cancer@champion"))
@@ -129,12 +130,11 @@ def test_the_cli_lists_and_verifies(cli: Any, store_url: str) -> None:
 
 @pytest.mark.parametrize("action", ["schedule.create", "trigger.create"])
 def test_automation_declarations_are_on_the_trail(store: MetadataStore, action: str) -> None:
-    from loopline.automation.service import AutomationService
     from loopline.core.automation import JobKind
     from loopline.core.clock import now_ms
     from loopline.core.monitoring import Monitor
 
-    service = AutomationService(store, Principal("carol", is_owner=True))
+    service = services_of(store, Principal("carol", is_owner=True)).automation
     if action == "schedule.create":
         service.create_schedule("nightly", "0 3 * * *", JobKind.MONITOR, "churn")
     else:

@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from loopline.automation.service import AutomationService
 from loopline.automation.worker import Worker
-from loopline.backends import local_owner
 from loopline.core.automation import Job, JobKind, JobStatus
 from loopline.core.clock import now_ms
 from loopline.core.errors import AlreadyExists, InvalidInput
 from loopline.core.monitoring import Alert, Monitor
+from loopline.services import Automation
 from loopline.store import MetadataStore
+from loopline.wiring.backends import local_owner
+from tests.conftest import services_of
 from tests.integration import pipeline_steps as steps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,8 +32,8 @@ TALLY = "tests.integration.pipeline_steps:tally"
 
 
 @pytest.fixture
-def automation(store: MetadataStore) -> AutomationService:
-    return AutomationService(store, local_owner())
+def automation(store: MetadataStore) -> Automation:
+    return services_of(store, local_owner()).automation
 
 
 def make_due(store: MetadataStore, name: str) -> None:
@@ -68,7 +69,7 @@ def race(*actions: Callable[[], object]) -> None:
 
 
 def test_a_due_schedule_becomes_one_job_run_once_by_racing_workers(
-    store: MetadataStore, automation: AutomationService
+    store: MetadataStore, automation: Automation
 ) -> None:
     automation.create_schedule("nightly", "0 3 * * *", JobKind.PIPELINE, TALLY, {"n": 1})
     ran, run = recorder()
@@ -86,9 +87,7 @@ def test_a_due_schedule_becomes_one_job_run_once_by_racing_workers(
     assert schedule.next_at > now_ms() and schedule.last_at is not None  # on to the next 03:00
 
 
-def test_a_failing_job_is_recorded_with_its_error(
-    store: MetadataStore, automation: AutomationService
-) -> None:
+def test_a_failing_job_is_recorded_with_its_error(store: MetadataStore, automation: Automation) -> None:
     def explode(job: Job) -> dict[str, Any]:
         raise ValueError("the training data is empty")
 
@@ -111,7 +110,7 @@ def _alert(store: MetadataStore, monitor: str, rule: str) -> Alert:
 
 
 def test_alerts_trigger_pipelines_within_their_rule_and_cool_down(
-    store: MetadataStore, automation: AutomationService
+    store: MetadataStore, automation: Automation
 ) -> None:
     _monitor(store, "churn")
     _alert(store, "churn", "drift")  # open before the trigger exists: not its business
@@ -138,7 +137,7 @@ def test_alerts_trigger_pipelines_within_their_rule_and_cool_down(
     assert [j.status for j in store.automation.jobs(JobStatus.QUEUED)] == [JobStatus.QUEUED]
 
 
-def test_mistakes_are_refused_clearly(store: MetadataStore, automation: AutomationService) -> None:
+def test_mistakes_are_refused_clearly(store: MetadataStore, automation: Automation) -> None:
     with pytest.raises(InvalidInput, match="cron expression 'every day' is not valid"):
         automation.create_schedule("s", "every day", JobKind.PIPELINE, TALLY)
     with pytest.raises(InvalidInput, match="is not MODULE:PIPELINE"):
@@ -184,7 +183,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = 120) -> None:
 
 
 def test_two_worker_processes_share_the_jobs_and_run_each_once(
-    store: MetadataStore, automation: AutomationService, workers: Any, tmp_path: Path, monkeypatch: Any
+    store: MetadataStore, automation: Automation, workers: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
     queued = [automation.enqueue(JobKind.PIPELINE, TALLY, {"n": n}) for n in range(6)]
     first, second = workers(), workers()
@@ -198,7 +197,7 @@ def test_two_worker_processes_share_the_jobs_and_run_each_once(
 
 
 def test_a_killed_workers_job_is_taken_over_once_its_lease_expires(
-    store: MetadataStore, automation: AutomationService, workers: Any, tmp_path: Path
+    store: MetadataStore, automation: Automation, workers: Any, tmp_path: Path
 ) -> None:
     job = automation.enqueue(
         JobKind.PIPELINE, "tests.integration.pipeline_steps:slow", {"marker": str(tmp_path / "m")}

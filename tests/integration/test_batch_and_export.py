@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.errors import InvalidInput
+from loopline.core.traffic import TrafficPolicy
 from loopline.serving.batch import score_file
 from loopline.serving.export import export_deployment
-from loopline.serving.policy import TrafficPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 from tests.conftest import Invoke
 from tests.integration.serving_helpers import cancer_data, register_cancer_models
 
@@ -38,7 +38,7 @@ def rows(tmp_path: Path) -> pd.DataFrame:
 def test_scoring_a_parquet_file_in_chunks(backends: Backends, rows: pd.DataFrame, tmp_path: Path) -> None:
     source, target = tmp_path / "in.parquet", tmp_path / "out" / "scored.parquet"
     rows.to_parquet(source, row_group_size=500)
-    registry = backends.registry(local_owner())
+    registry = backends.services(local_owner()).registry
     summary = score_file(registry, "models:/cancer/1", source, target, chunk_rows=300, progress=False)
     scored = pd.read_parquet(target)
     assert summary.rows == len(rows) == len(scored) and summary.model == "models:/cancer/1"
@@ -54,13 +54,18 @@ def test_scoring_a_csv_file(backends: Backends, rows: pd.DataFrame, tmp_path: Pa
     source, target = tmp_path / "in.csv", tmp_path / "scored.parquet"
     rows.to_csv(source, index=False)
     summary = score_file(
-        backends.registry(local_owner()), "models:/cancer/2", source, target, chunk_rows=1000, progress=False
+        backends.services(local_owner()).registry,
+        "models:/cancer/2",
+        source,
+        target,
+        chunk_rows=1000,
+        progress=False,
     )
     assert summary.rows == len(rows) == pq.ParquetFile(target).metadata.num_rows
 
 
 def test_batch_scoring_mistakes(backends: Backends, rows: pd.DataFrame, tmp_path: Path) -> None:
-    registry = backends.registry(local_owner())
+    registry = backends.services(local_owner()).registry
     source = tmp_path / "in.parquet"
     rows.drop(columns=["mean area"]).to_parquet(source)
     with pytest.raises(InvalidInput, match=r"lacks columns the model needs: \['mean area'\]"):
@@ -79,7 +84,7 @@ def test_batch_scoring_mistakes(backends: Backends, rows: pd.DataFrame, tmp_path
 def test_scoring_on_a_real_local_ray_cluster(backends: Backends, rows: pd.DataFrame, tmp_path: Path) -> None:
     source, target = tmp_path / "in.parquet", tmp_path / "scored.parquet"
     rows.to_parquet(source)
-    registry = backends.registry(local_owner())
+    registry = backends.services(local_owner()).registry
     summary = score_file(
         registry, "models:/cancer/1", source, target, chunk_rows=400, ray_address="local", progress=False
     )
@@ -90,7 +95,7 @@ def test_scoring_on_a_real_local_ray_cluster(backends: Backends, rows: pd.DataFr
 
 
 def test_export_writes_a_dockerfile_and_valid_manifests(backends: Backends, tmp_path: Path) -> None:
-    deployments = backends.deployments(local_owner())
+    deployments = backends.services(local_owner()).deployments
     deployment = deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
     written = export_deployment(
         deployment, tmp_path, image="registry.local/loopline:1", replicas=3, max_replicas=12

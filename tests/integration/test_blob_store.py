@@ -12,7 +12,7 @@ from moto.server import ThreadedMotoServer
 
 from loopline.artifacts import BlobStore
 from loopline.core.errors import ArtifactCorrupted, InvalidInput, NotFound
-from loopline.settings import Settings
+from loopline.wiring.settings import Settings
 from tests.conftest import free_port
 
 BUCKET = "loopline-test"
@@ -40,7 +40,7 @@ def blob_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    from loopline.backends import open_blob_store
+    from loopline.wiring.backends import open_blob_store
 
     prefix = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]
     settings = Settings(artifacts_uri=f"s3://{BUCKET}/{prefix}", s3_endpoint_url=endpoint)

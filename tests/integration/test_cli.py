@@ -8,18 +8,20 @@ from pathlib import Path
 import pytest
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.entities import Metric, RunStatus
 from loopline.store import open_metadata_store
 from loopline.store.migrate import HEAD_REVISION
 from loopline.tracking.service import TrackingService
+from loopline.wiring.backends import Backends, local_owner
 from tests.conftest import Invoke
 
 
 @pytest.fixture
 def filled(store_url: str, tmp_path: Path) -> TrackingService:
-    service = Backends(open_metadata_store(store_url), BlobStore(str(tmp_path / "artifacts"))).tracking(
-        local_owner()
+    service = (
+        Backends(open_metadata_store(store_url), BlobStore(str(tmp_path / "artifacts")))
+        .services(local_owner())
+        .tracking
     )
     for i, (model, auc) in enumerate([("rf", 0.91), ("gbm", 0.95), ("rf", 0.7)]):
         r = service.start_run("churn", run_name=f"run-{i}")

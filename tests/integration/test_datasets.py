@@ -20,14 +20,15 @@ from loopline.artifacts import BlobStore
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput, NotFound
 from loopline.data import ingest
-from loopline.data.datasets import DatasetService
 from loopline.monitoring import detect_drift
+from loopline.services import Datasets
 from loopline.store import MetadataStore
+from loopline.wiring.backends import Backends
 
 
 @pytest.fixture
-def datasets(store: MetadataStore, blobs: BlobStore) -> DatasetService:
-    return DatasetService(store, blobs, Principal("alice", is_owner=True))
+def datasets(store: MetadataStore, blobs: BlobStore) -> Datasets:
+    return Backends(store, blobs).services(Principal("alice", is_owner=True)).datasets
 
 
 def customers(rows: int = 2_000, seed: int = 0) -> pd.DataFrame:
@@ -44,7 +45,7 @@ def customers(rows: int = 2_000, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def test_versions_follow_content(datasets: DatasetService, tmp_path: Path) -> None:
+def test_versions_follow_content(datasets: Datasets, tmp_path: Path) -> None:
     frame = customers()
     first, created = datasets.register("customers", frame, description="all of them")
     assert created and first.version == 1 and first.rows == 2_000 and first.uri == "datasets:/customers/1"
@@ -68,7 +69,7 @@ def test_versions_follow_content(datasets: DatasetService, tmp_path: Path) -> No
         datasets.get("suppliers")
 
 
-def test_the_profile_describes_the_data(datasets: DatasetService) -> None:
+def test_the_profile_describes_the_data(datasets: Datasets) -> None:
     frame = customers(50_000, seed=1)
     version, _ = datasets.register("customers", frame)
     columns = {c["name"]: c for c in version.columns}
@@ -90,7 +91,7 @@ def test_the_profile_describes_the_data(datasets: DatasetService) -> None:
 
 
 def test_a_large_csv_is_read_in_blocks_and_widens_late_types(
-    datasets: DatasetService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    datasets: Datasets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ingest, "CSV_BLOCK", 4096)  # many blocks from a small file
     rows = ["count,label,score"] + [f"{i},a,{i}" for i in range(3_000)]
@@ -118,7 +119,7 @@ def test_a_large_csv_is_read_in_blocks_and_widens_late_types(
     ],
 )
 def test_malformed_csv_is_refused_clearly_and_nothing_is_stored(
-    datasets: DatasetService, tmp_path: Path, content: bytes, message: str
+    datasets: Datasets, tmp_path: Path, content: bytes, message: str
 ) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
@@ -128,7 +129,7 @@ def test_malformed_csv_is_refused_clearly_and_nothing_is_stored(
 
 
 def test_a_late_encoding_error_names_the_column(
-    datasets: DatasetService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    datasets: Datasets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ingest, "CSV_BLOCK", 1024)
     path = tmp_path / "late.csv"
@@ -139,7 +140,7 @@ def test_a_late_encoding_error_names_the_column(
     assert datasets.read(version).column("city").to_pylist()[-1] == "München"
 
 
-def test_corrupt_parquet_is_refused(datasets: DatasetService, tmp_path: Path) -> None:
+def test_corrupt_parquet_is_refused(datasets: Datasets, tmp_path: Path) -> None:
     good = tmp_path / "good.parquet"
     customers(100_000).to_parquet(good, row_group_size=10_000)
     (tmp_path / "junk.parquet").write_bytes(b"this is not parquet")
@@ -159,7 +160,7 @@ def test_corrupt_parquet_is_refused(datasets: DatasetService, tmp_path: Path) ->
 
 
 def test_sql_sources_stream_and_unify_types(
-    datasets: DatasetService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    datasets: Datasets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ingest, "SQL_CHUNK", 100)
     url = f"sqlite:///{tmp_path / 'source.db'}"
@@ -185,9 +186,7 @@ def test_sql_sources_stream_and_unify_types(
         datasets.register("orders", "SELECT 1", sql_url="not a url")
 
 
-def test_a_query_on_the_store_database_never_records_a_password(
-    datasets: DatasetService, store_url: str
-) -> None:
+def test_a_query_on_the_store_database_never_records_a_password(datasets: Datasets, store_url: str) -> None:
     url = sa.engine.make_url(store_url)
     if url.get_backend_name() == "postgresql":  # trust authentication: any password is accepted
         url = url.set(password="hunter2")
@@ -201,7 +200,7 @@ def test_a_query_on_the_store_database_never_records_a_password(
     assert "hunter2" not in version.source
 
 
-def test_concurrent_registrations_agree(datasets: DatasetService) -> None:
+def test_concurrent_registrations_agree(datasets: Datasets) -> None:
     frames = [customers(500, seed=s % 3) for s in range(9)]  # three distinct contents, three times each
     found: list[tuple[str, int]] = []
     errors: list[BaseException] = []
@@ -226,7 +225,7 @@ def test_concurrent_registrations_agree(datasets: DatasetService) -> None:
     assert sorted(v.pop() for v in by_digest.values()) == [1, 2, 3]
 
 
-def test_diff_reports_schema_and_moved_columns(datasets: DatasetService) -> None:
+def test_diff_reports_schema_and_moved_columns(datasets: Datasets) -> None:
     old, _ = datasets.register("customers", customers(20_000, seed=3))
     frame = customers(20_000, seed=4)
     frame["income"] = frame["income"] * 1.5
@@ -240,7 +239,7 @@ def test_diff_reports_schema_and_moved_columns(datasets: DatasetService) -> None
     assert "id" not in changes  # the same values: nothing to report
 
 
-def test_drift_accepts_registered_datasets(datasets: DatasetService) -> None:
+def test_drift_accepts_registered_datasets(datasets: Datasets) -> None:
     from loopline.datasets import Dataset
 
     reference = Dataset(datasets.register("customers", customers(5_000, seed=5))[0], datasets)
@@ -251,11 +250,12 @@ def test_drift_accepts_registered_datasets(datasets: DatasetService) -> None:
     assert detect_drift(reference, current, columns=["income"]).drifted_columns == []
 
 
-def test_the_stored_file_is_verified_on_read(datasets: DatasetService, blobs: BlobStore) -> None:
+def test_the_stored_file_is_verified_on_read(datasets: Datasets, blobs: BlobStore) -> None:
     version, _ = datasets.register("customers", customers())
     path = datasets.local_path(version)
     assert pq.read_metadata(path).num_rows == 2_000
-    fresh = DatasetService(datasets._store, BlobStore(blobs.url), datasets.principal)  # a new process
+    # as in a new process:
+    fresh = Backends(datasets._store, BlobStore(blobs.url)).services(datasets.principal).datasets
     path.chmod(0o644)
     path.write_bytes(path.read_bytes()[:-10] + bytes(10))
     with pytest.raises(Exception, match="corrupted"):
@@ -267,14 +267,14 @@ import resource, sys
 from pathlib import Path
 from loopline.artifacts import BlobStore
 from loopline.core.entities import Principal
-from loopline.data.datasets import DatasetService
+from loopline.services import Datasets
+from loopline.wiring.backends import Backends
 from loopline.store import open_metadata_store
 
 home = Path(sys.argv[2])
-service = DatasetService(
-    open_metadata_store(f"sqlite:///{home / 'store.db'}"), BlobStore(str(home / 'blobs')),
-    Principal("m", is_owner=True),
-)
+service = Backends(
+    open_metadata_store(f"sqlite:///{home / 'store.db'}"), BlobStore(str(home / 'blobs'))
+).services(Principal("m", is_owner=True)).datasets
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 version, _ = service.register("big", sys.argv[1])
 print(version.rows, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 
 from loopline import _sdk
-from loopline.backends import local_owner, open_backends
 from loopline.cli.main import run
 from loopline.core.automation import JobKind, JobStatus
+from loopline.core.traffic import TrafficPolicy
 from loopline.demo import DATASET, DEPLOYMENT, MODEL, MONITOR
-from loopline.serving.policy import TrafficPolicy
-from loopline.settings import Settings
+from loopline.wiring.backends import local_owner, open_backends
+from loopline.wiring.settings import Settings
 
 
 @pytest.mark.slow
@@ -27,7 +27,7 @@ def test_the_demo_closes_the_loop_from_data_to_a_promoted_retrained_model(
 
     backends = open_backends(Settings(home=home))
     owner = local_owner()
-    loops = backends.loops(owner)
+    loops = backends.services(owner).loops
     assert [e.kind for e in loops.events(DEPLOYMENT)] == [
         "declared",
         "triggered",
@@ -35,21 +35,21 @@ def test_the_demo_closes_the_loop_from_data_to_a_promoted_retrained_model(
         "canary",
         "promoted",
     ]
-    registry = backends.registry(owner)
+    registry = backends.services(owner).registry
     model = registry.get_model(MODEL)
     assert model.aliases == {"champion": 2, "challenger": 2}
-    policy = backends.deployments(owner).policy(DEPLOYMENT)
+    policy = backends.services(owner).deployments.policy(DEPLOYMENT)
     assert policy == TrafficPolicy.single(f"models:/{MODEL}@champion")
 
     pipeline_runs = backends.store.pipelines.list_runs("training")
     assert len(pipeline_runs) == 2 and {r.status for r in pipeline_runs} == {"FINISHED"}
-    tracking = backends.tracking(owner)
+    tracking = backends.services(owner).tracking
     for version, trials in ((1, 8), (2, 6)):  # each search tracked every trial under its step
         step_run = tracking.get_run(registry.get_version(MODEL, version).run_id or "")
         assert step_run.tags["data_validation"] == "passed"
         children = list(tracking.search_runs(None, filter=f"parent_run_id = '{step_run.id}'", max_results=50))
         assert len(children) == trials
-    first_data = backends.datasets(owner).get(DATASET)
+    first_data = backends.services(owner).datasets.get(DATASET)
     validated = next(
         s for s in backends.store.pipelines.get_run(pipeline_runs[-1].id).steps if s.name == "validated"
     )
@@ -57,7 +57,7 @@ def test_the_demo_closes_the_loop_from_data_to_a_promoted_retrained_model(
 
     (job,) = backends.store.automation.jobs()
     assert job.kind is JobKind.RETRAIN and job.status is JobStatus.FINISHED and "alert 1" in job.reason
-    monitor_runs = backends.monitors(owner).runs(MONITOR)
+    monitor_runs = backends.services(owner).monitors.runs(MONITOR)
     assert len(monitor_runs) == 3
     before, after = monitor_runs[-1].values, monitor_runs[-2].values  # newest first
     assert before["drift.share"] < 0.2 < after["drift.share"]

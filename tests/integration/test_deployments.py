@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from loopline.core.traffic import Arm, ArmChooser, TrafficPolicy
 from loopline.serving.deployments import DeploymentService
-from loopline.serving.policy import Arm, ArmChooser, TrafficPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 from tests.integration.serving_helpers import register_cancer_models
 
 
 @pytest.fixture
 def service(store: MetadataStore, blobs: BlobStore, tracker: Tracker) -> DeploymentService:
     register_cancer_models(tracker)
-    return Backends(store, blobs).deployments(local_owner())
+    return Backends(store, blobs).services(local_owner()).deployments
 
 
 def test_create_change_and_roll_back(service: DeploymentService) -> None:
@@ -85,10 +85,13 @@ def test_serving_a_model_uri_creates_or_reuses_its_deployment(service: Deploymen
     assert service.for_model("models:/cancer/2", name="cancer-v2").name == "cancer-v2"
 
 
-def test_deployments_join_the_lineage_graph(service: DeploymentService) -> None:
+def test_deployments_join_the_lineage_graph(
+    service: DeploymentService, store: MetadataStore, blobs: BlobStore
+) -> None:
     service.create("cancer", TrafficPolicy.single("models:/cancer/1"))
-    version = service.registry.get_version("cancer", 1)
-    graph = service.registry.lineage.graph(("deployment", "cancer"))
+    services = Backends(store, blobs).services(local_owner())
+    version = services.registry.get_version("cancer", 1)
+    graph = services.lineage.graph(("deployment", "cancer"))
     assert ("model_version", version.digest) in graph.nodes
 
 

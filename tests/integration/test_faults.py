@@ -14,18 +14,20 @@ import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.entities import Metric, RunStatus
 from loopline.store import open_metadata_store
 from loopline.tracking.service import TrackingService
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 
 VALUES_PER_PROCESS = 10_000
 
 
 def _log_many(url: str, artifacts: str, run_id: str, worker: int) -> None:
     store = open_metadata_store(url)
-    tracker = Tracker(Backends(store, BlobStore(artifacts)).tracking(local_owner()), capture_context=False)
+    tracker = Tracker(
+        Backends(store, BlobStore(artifacts)).services(local_owner()).tracking, capture_context=False
+    )
     for step in range(VALUES_PER_PROCESS):
         tracker.writer.add(run_id, Metric(f"worker_{worker}", float(step), step, 1_000 + step))
     tracker.close()
@@ -35,7 +37,7 @@ def _log_many(url: str, artifacts: str, run_id: str, worker: int) -> None:
 @pytest.mark.slow
 def test_eight_processes_logging_to_one_run_lose_nothing(store_url: str, tmp_path: Path) -> None:
     store = open_metadata_store(store_url)
-    service = Backends(store, BlobStore(str(tmp_path / "a"))).tracking(local_owner())
+    service = Backends(store, BlobStore(str(tmp_path / "a"))).services(local_owner()).tracking
     run = service.start_run("concurrency")
     ctx = multiprocessing.get_context("spawn")
     workers = [
@@ -80,7 +82,11 @@ def _first_line(process: subprocess.Popen[str]) -> str:
 
 
 def _service(url: str, tmp_path: Path) -> TrackingService:
-    return Backends(open_metadata_store(url), BlobStore(str(tmp_path / "artifacts"))).tracking(local_owner())
+    return (
+        Backends(open_metadata_store(url), BlobStore(str(tmp_path / "artifacts")))
+        .services(local_owner())
+        .tracking
+    )
 
 
 @pytest.mark.slow

@@ -17,11 +17,12 @@ from sklearn.linear_model import LogisticRegression
 import loopline as ll
 from loopline import _sdk
 from loopline._pipelines import run_pipeline
-from loopline.automation.retraining import LoopService, RetrainingPolicy
-from loopline.backends import Backends, local_owner
+from loopline.automation.loops import LoopService
 from loopline.core.entities import Principal
 from loopline.core.loops import LoopState
-from loopline.serving.policy import TrafficPolicy
+from loopline.core.traffic import TrafficPolicy
+from loopline.specs.loop import LoopPolicy
+from loopline.wiring.backends import Backends, local_owner
 from tests.integration import pipeline_steps as steps
 from tests.integration.serving_helpers import RunningServer, running_server
 
@@ -62,9 +63,9 @@ class World:
             assert time.monotonic() < deadline, f"the server never served {wanted}"
 
 
-def policy(**changes: Any) -> RetrainingPolicy:
+def policy(**changes: Any) -> LoopPolicy:
     rollout = {"percent": 50, "min_requests": 60, "max_minutes": 30, **changes.pop("rollout", {})}
-    return RetrainingPolicy.parse(
+    return LoopPolicy.parse(
         {
             "deployment": "churn-prod",
             "model": "churn",
@@ -87,10 +88,10 @@ def world(store_url: str, tmp_path: Path) -> Iterator[World]:
         champion = run.log_model(model, "churn", input_example=reference[FEATURES].head())
     ll.registry_service().set_alias("churn", "champion", champion.version)
     backends = _sdk._backends_in_use()
-    deployments = backends.deployments(local_owner())
+    deployments = backends.services(local_owner()).deployments
     deployments.create("churn-prod", TrafficPolicy.single("models:/churn@champion"))
-    loops = backends.loops(local_owner(), run_pipeline)
-    with running_server(deployments, backends.tables, ("churn-prod",)) as server, server.client() as client:
+    loops = backends.services(local_owner(), run_pipeline).loops
+    with running_server(backends, ("churn-prod",)) as server, server.client() as client:
         yield World(server, client, backends, loops)
     _sdk.reset()
 
@@ -116,7 +117,7 @@ def test_a_better_challenger_wins_its_canary_and_is_promoted(world: World) -> No
     decided = world.loops.advance("churn-prod")
     assert decided is not None and decided.kind == "promoted", decided
     assert champion_version() == 2
-    assert world.backends.deployments(local_owner()).policy("churn-prod") == TrafficPolicy.single(
+    assert world.backends.services(local_owner()).deployments.policy("churn-prod") == TrafficPolicy.single(
         "models:/churn@champion"
     )
     assert kinds(world) == ["declared", "triggered", "data", "canary", "promoted"]
@@ -133,7 +134,7 @@ def test_a_worse_challenger_is_refused_and_the_champion_keeps_serving(world: Wor
     assert event.kind == "refused" and "the champion stays" in event.message
     assert any(not g["passed"] for g in event.evidence["report"]["gates"])
     assert champion_version() == 1
-    assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"
+    assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
     again = world.loops.start("churn-prod", "another alert")  # a noisy monitor: no retraining storm
     assert again.kind == "suppressed" and "cooling down" in again.message
 
@@ -149,7 +150,7 @@ def test_a_canary_whose_errors_rise_is_rolled_back(world: World) -> None:
     decided = world.loops.advance("churn-prod")
     assert decided is not None and decided.kind == "rolled_back" and "error rate" in decided.message
     assert champion_version() == 1
-    assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"
+    assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
 
 
 @SQLITE_ONLY
@@ -193,7 +194,7 @@ def test_a_loop_left_mid_step_by_a_dead_worker_is_reset_and_the_champion_serves(
     (event,) = world.loops.advance_all()
     assert event.kind == "failed" and "reset from deciding: no worker finished it in time" in event.message
     assert world.loops.get("churn-prod").state is LoopState.IDLE and champion_version() == 1
-    assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"
+    assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
     with pytest.raises(Exception, match="nothing to reset"):
         world.loops.reset("churn-prod", "again")
 
@@ -215,7 +216,7 @@ def test_a_canary_that_never_gets_enough_traffic_is_rolled_back(world: World) ->
 
 @SQLITE_ONLY
 def test_with_a_protected_champion_the_loop_stops_at_awaiting_approval(world: World) -> None:
-    registry = world.backends.registry(local_owner())
+    registry = world.backends.services(local_owner()).registry
     registry.protect_alias("churn", "champion")
     world.loops.declare(policy())
     world.served_arms(steps.concept(500, seed=1, sign=-1.0))
@@ -225,9 +226,11 @@ def test_with_a_protected_champion_the_loop_stops_at_awaiting_approval(world: Wo
     decided = world.loops.advance("churn-prod")
     assert decided is not None and decided.kind == "awaiting_approval", decided
     assert champion_version() == 1 and world.loops.get("churn-prod").state is LoopState.IDLE
-    assert world.backends.deployments(local_owner()).policy("churn-prod").kind == "single"  # canary over
+    assert (
+        world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
+    )  # canary over
     (request,) = registry.alias_requests("churn", "pending")
     assert request.version == 2 and request.id == decided.evidence["request"]
     second = Principal("second-maintainer", is_owner=True)
-    world.backends.registry(second).approve(request.id, "looked at the canary")
+    world.backends.services(second).registry.approve(request.id, "looked at the canary")
     assert champion_version() == 2  # the deployment follows @champion

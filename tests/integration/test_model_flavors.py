@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,16 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from loopline.core.errors import ArtifactCorrupted, InvalidInput, SignatureMismatch, UntrustedModel
-from loopline.models import load_model_dir, read_metadata, save_model
-from loopline.models.flavors import LoadOptions
+from loopline.core.errors import (
+    ArtifactCorrupted,
+    ContractViolation,
+    InvalidInput,
+    SignatureMismatch,
+    UntrustedModel,
+)
+from loopline.models import check_flavor, load_model_dir, read_metadata, save_model
+from loopline.models.flavors import LoadOptions, Predictor, flavor_named, flavors
+from loopline.models.flavors.pyfunc import PythonFunctionFlavor
 from loopline.models.package import METADATA_FILE
 
 
@@ -245,3 +252,86 @@ def test_an_example_the_model_cannot_take_is_refused_when_logging(
     x, y = classification
     with pytest.raises(InvalidInput, match=r"cannot predict its input_example.*without the target"):
         save_model(_sklearn(x, y), tmp_path, input_example=x.assign(target=y).head())
+
+
+@pytest.mark.parametrize("flavor", BUILDERS)
+def test_every_built_in_flavor_keeps_the_contract(
+    flavor: str, classification: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    x, y = classification
+    check_flavor(flavor_named(flavor), BUILDERS[flavor](x, y), x.head(20))
+
+
+class _CarelessFlavor(PythonFunctionFlavor):
+    """Stores a pickle like the python_function flavor, but loads it without asking for trust."""
+
+    name = "careless"
+
+    def load(self, directory: Path, options: Mapping[str, Any], load: LoadOptions) -> Predictor:
+        return super().load(directory, options, LoadOptions(trust=True))
+
+
+def test_a_flavor_that_loads_pickles_without_trust_breaks_the_contract(
+    classification: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    x, _ = classification
+    with pytest.raises(ContractViolation, match="without trust=True"):
+        check_flavor(_CarelessFlavor(), Threshold(), x.head(20))
+
+
+PLUGIN = '''
+import json
+import numpy as np
+
+class Cutoff:
+    """Class 1 where one column is below a cutoff."""
+    classes_ = np.array([0, 1])
+    def __init__(self, column, cutoff):
+        self.column, self.cutoff = column, cutoff
+    def predict(self, frame):
+        return (frame[self.column].to_numpy() < self.cutoff).astype(int)
+    def predict_proba(self, frame):
+        p = self.predict(frame).astype(float)
+        return np.column_stack([1 - p, p])
+
+class CutoffFlavor:
+    name = "cutoff"
+    packages = ("numpy",)
+    def matches(self, model):
+        return isinstance(model, Cutoff)
+    def save(self, model, directory, input_example):
+        from loopline.models.flavors import SavedModel
+        (directory / "cutoff.json").write_text(json.dumps({"column": model.column, "cutoff": model.cutoff}))
+        return SavedModel(classes=[0, 1])
+    def load(self, directory, options, load):
+        found = json.loads((directory / "cutoff.json").read_text())
+        model = Cutoff(found["column"], found["cutoff"])
+        model.for_arrays = lambda: None
+        model.classes = [0, 1]
+        return model
+'''
+
+
+def test_flavors_of_installed_packages_join_through_entry_points(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cutoff_flavor.py").write_text(PLUGIN)
+    info = tmp_path / "cutoff_flavor-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cutoff-flavor\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[loopline.flavors]\ncutoff = cutoff_flavor:CutoffFlavor\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    flavors.cache_clear()
+    try:
+        import cutoff_flavor  # type: ignore[import-not-found]
+
+        x, _ = classification
+        model = cutoff_flavor.Cutoff(x.columns[0], 15.0)
+        assert list(flavors())[-2:] == ["cutoff", "python_function"]  # before the pickle
+        metadata = save_model(model, tmp_path / "model", input_example=x.head(20))
+        assert metadata.flavor == "cutoff" and list(metadata.files) == ["cutoff.json"]
+        loaded = load_model_dir(tmp_path / "model")
+        assert (loaded.predict(x.head(50))["prediction"].to_numpy() == model.predict(x.head(50))).all()
+        check_flavor(flavors()["cutoff"], model, x.head(20))
+    finally:
+        flavors.cache_clear()

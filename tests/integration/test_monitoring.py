@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.errors import AlreadyExists, InvalidInput, NotFound
-from loopline.monitoring.spec import MonitorSpec
-from loopline.serving.policy import TrafficPolicy
+from loopline.core.traffic import TrafficPolicy
+from loopline.specs.monitor import MonitorSpec
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 from tests.conftest import Invoke
 from tests.integration.serving_helpers import cancer_data, register_cancer_models, running_server
 
@@ -56,14 +56,13 @@ def backends(store: MetadataStore, blobs: BlobStore, tracker: Tracker) -> Backen
     register_cancer_models(tracker)
     features, target = cancer_data()
     backends = Backends(store, blobs)
-    backends.datasets(local_owner()).register("cancer-train", features.assign(target=target))
-    backends.deployments(local_owner()).create("cancer", TrafficPolicy.single("models:/cancer/1"))
+    backends.services(local_owner()).datasets.register("cancer-train", features.assign(target=target))
+    backends.services(local_owner()).deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
     return backends
 
 
 def send(backends: Backends, frame: pd.DataFrame, labels: pd.Series | None = None, bad: int = 0) -> None:
-    deployments = backends.deployments(local_owner())
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         feedback = []
         for start in range(0, len(frame), 10):  # requests of ten rows
             records = frame.iloc[start : start + 10].to_dict(orient="records")
@@ -85,7 +84,7 @@ def send(backends: Backends, frame: pd.DataFrame, labels: pd.Series | None = Non
 def test_a_monitor_sees_drift_performance_latency_and_errors(
     backends: Backends, webhook: str, tmp_path: Path
 ) -> None:
-    monitors = backends.monitors(local_owner())
+    monitors = backends.services(local_owner()).monitors
     spec = MonitorSpec.parse(
         {
             "window": {"rows": 300},
@@ -154,7 +153,7 @@ def test_a_monitor_sees_drift_performance_latency_and_errors(
 
 
 def test_windows_by_time_and_empty_windows(backends: Backends) -> None:
-    monitors = backends.monitors(local_owner())
+    monitors = backends.services(local_owner()).monitors
     monitors.create("hourly", "cancer", "cancer-train", spec=MonitorSpec.parse({"window": {"hours": 1}}))
     empty = monitors.run("hourly")
     assert empty.run.rows == 0 and "the window is empty" in empty.run.details["warnings"][0]
@@ -167,7 +166,7 @@ def test_windows_by_time_and_empty_windows(backends: Backends) -> None:
 
 
 def test_monitor_definitions_are_checked(backends: Backends) -> None:
-    monitors = backends.monitors(local_owner())
+    monitors = backends.services(local_owner()).monitors
     with pytest.raises(NotFound, match="deployment 'nowhere'"):
         monitors.create("m", "nowhere", "cancer-train")
     with pytest.raises(NotFound, match="dataset 'nothing'"):

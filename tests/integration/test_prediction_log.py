@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from loopline.artifacts.tables import TableArea
-from loopline.serving.predlog import PredictionChunk, PredictionLog
+from loopline.predictions.log import PredictionChunk, PredictionLog
 
 
 def _chunk(i: int) -> PredictionChunk:

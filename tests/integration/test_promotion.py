@@ -12,14 +12,15 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.errors import InvalidInput
+from loopline.core.promotion import PromotionRefused
 from loopline.core.registry import ModelVersion
-from loopline.registry.card import card_html, model_card
+from loopline.registry.card import card_html
 from loopline.registry.policy import DEFAULT_POLICY, Policy
-from loopline.registry.promotion import PromotionRefused, PromotionService
+from loopline.registry.promotion import PromotionService
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 
 FEATURES = [f"f{i}" for i in range(6)]
 
@@ -34,7 +35,7 @@ def dataset() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture
 def promotion(store: MetadataStore, blobs: BlobStore) -> PromotionService:
-    return Backends(store, blobs).promotion(local_owner())
+    return Backends(store, blobs).services(local_owner()).promotion
 
 
 def _log(
@@ -259,7 +260,7 @@ def test_the_model_card_tells_the_story(
     promotion.evaluations.evaluate(
         "models:/clf/2", holdout, "label", slices=["group"], dataset_name="holdout"
     )
-    card = model_card(promotion.registry, promotion.evaluations, tracker.service, "clf", 2)
+    card = promotion.model_card("clf", 2)
     for expected in (
         "# Model card: clf version 2",
         "Who will churn next month.",

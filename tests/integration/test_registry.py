@@ -19,15 +19,15 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.errors import AlreadyExists, ArtifactCorrupted, Conflict, InvalidInput, NotFound
 from loopline.core.registry import VersionStatus
-from loopline.lineage import LineageService
 from loopline.models import save_model
 from loopline.registry.service import RegistryService
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.store.schema import model_versions
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
+from tests.conftest import services_of
 
 BOTH_MODES = True  # local and through the server
 
@@ -156,7 +156,7 @@ def test_a_tampered_model_file_is_refused_at_load(
 
 
 def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker, store: MetadataStore) -> None:
-    lineage = LineageService(store)
+    lineage = services_of(store, local_owner()).lineage
     with tracker.start_run("churn") as run:
         digest = run.log_input(FRAME.assign(label=LABELS), "training")
         run.log_metric("auc", 0.75)
@@ -177,7 +177,7 @@ def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker, stor
 def _register_many(
     url: str, artifacts: str, directory: str, count: int, out: multiprocessing.Queue[object]
 ) -> None:
-    registry = Backends(open_metadata_store(url), BlobStore(artifacts)).registry(local_owner())
+    registry = Backends(open_metadata_store(url), BlobStore(artifacts)).services(local_owner()).registry
     versions: list[object] = []
     errors: list[str] = []
 
@@ -248,7 +248,7 @@ def test_sigkill_while_registering_never_leaves_a_ready_version_without_files(
     child.wait(timeout=30)
     assert status == "PENDING", "the registration finished before it could be interrupted"
 
-    registry = Backends(store, BlobStore(str(tmp_path / "artifacts"))).registry(local_owner())
+    registry = Backends(store, BlobStore(str(tmp_path / "artifacts"))).services(local_owner()).registry
     versions = registry.list_versions("big")
     assert [v.status for v in versions] == [VersionStatus.PENDING]
     with pytest.raises(Conflict, match="PENDING"):

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.core.entities import Metric, Run, RunStatus
 from loopline.core.errors import FilterSyntaxError, InvalidInput
 from loopline.core.search import And, Expr, Or, parse_filter, parse_order_by
 from loopline.store import open_metadata_store
 from loopline.tracking.service import TrackingService
+from loopline.wiring.backends import Backends, local_owner
 from tests.conftest import BACKENDS, POSTGRES_URL, Databases, seeded_random
 
 BOTH_MODES = True  # local and through the server
@@ -37,7 +37,7 @@ def searched(
     directory = tmp_path_factory.mktemp("search")
     with databases.new(request.param, directory) as url:
         store = open_metadata_store(url)
-        service = Backends(store, BlobStore(str(directory / "artifacts"))).tracking(local_owner())
+        service = Backends(store, BlobStore(str(directory / "artifacts"))).services(local_owner()).tracking
         for i in range(60):
             run = service.start_run("search", run_name=f"run-{i:02d}")
             params: dict[str, Any] = {"model": rng.choice(MODELS)}
@@ -223,7 +223,7 @@ if POSTGRES_URL:  # planner statistics are PostgreSQL's
         empty tables; the search analyses the tables that changed past the threshold."""
         with databases.new("postgres", tmp_path) as url:
             store = open_metadata_store(url)
-            service = Backends(store, BlobStore(str(tmp_path / "artifacts"))).tracking(local_owner())
+            service = Backends(store, BlobStore(str(tmp_path / "artifacts"))).services(local_owner()).tracking
             for i in range(300):
                 run = service.start_run("bulk")
                 service.log_batch(run.id, [Metric("m", i / 300, 0, 1)], params={"p": "xy"[i % 2]})

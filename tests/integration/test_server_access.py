@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.server.app import create_app
 from loopline.store import MetadataStore
+from loopline.wiring.backends import Backends, local_owner
 from tests.integration.api_helpers import LADDER, Team, team_server
 
 PUBLIC = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
@@ -21,6 +21,8 @@ ADMIN = "admin"
 ANY_EDITOR = "any editor"  # an editor or more on some project: staging files precedes naming a model
 POLICY = {"kind": "single", "arms": [{"name": "main", "target": "models:/cancer/2"}]}
 JOB = {"kind": "monitor", "target": "cancer-watch"}
+UPLOADED = {"upload_id": "0" * 32, "target": "target"}  # an upload that does not exist
+LOOP = {"model": "cancer", "pipeline": "flows:train", "reference_dataset": "patients", "target": "target"}
 
 # (method, path): (who may call it, JSON body or raw bytes, query)
 RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
@@ -65,6 +67,8 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("POST", "/api/v1/alias-requests/{request_id}/approve"): ("maya", {"reason": ""}, None),
     ("POST", "/api/v1/alias-requests/{request_id}/reject"): ("maya", {"reason": ""}, None),
     ("POST", "/api/v1/models/{name}/versions/{version}/promote"): ("maya", {"alias": "champion"}, None),
+    ("GET", "/api/v1/models/{name}/versions/{version}/card"): ("vera", None, None),
+    ("POST", "/api/v1/evaluations"): ("alice", {"uri": "models:/cancer/1", **UPLOADED}, None),
     ("GET", "/api/v1/deployments"): (LIST, None, None),
     ("POST", "/api/v1/deployments"): ("maya", {"name": "other", "policy": POLICY}, None),
     ("GET", "/api/v1/deployments/{name}"): ("vera", None, None),
@@ -72,7 +76,13 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/deployments/{name}/revisions"): ("vera", None, None),
     ("POST", "/api/v1/deployments/{name}/rollback"): ("maya", None, None),
     ("DELETE", "/api/v1/deployments/{name}"): ("maya", None, None),
+    ("GET", "/api/v1/deployments/{name}/report"): ("vera", None, None),
     ("GET", "/api/v1/monitors"): (LIST, None, None),
+    ("POST", "/api/v1/monitors"): (
+        "maya",
+        {"name": "m2", "deployment": "cancer-prod", "reference": "patients"},
+        None,
+    ),
     ("GET", "/api/v1/monitors/{name}"): ("vera", None, None),
     ("GET", "/api/v1/monitors/{name}/runs"): ("vera", None, None),
     ("GET", "/api/v1/monitors/{name}/runs/{run_id}"): ("vera", None, None),
@@ -96,6 +106,17 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/triggers"): ("vera", None, None),
     ("POST", "/api/v1/triggers"): ("maya", {"name": "again", "monitor": "cancer-watch", **JOB}, None),
     ("DELETE", "/api/v1/triggers/{name}"): ("maya", None, None),
+    ("PUT", "/api/v1/loops/{deployment}"): ("maya", LOOP, None),
+    ("GET", "/api/v1/loops/{deployment}"): ("vera", None, None),
+    ("GET", "/api/v1/loops/{deployment}/events"): ("vera", None, None),
+    ("POST", "/api/v1/loops/{deployment}/reset"): ("maya", {"reason": "stuck"}, None),
+    ("GET", "/api/v1/lineage"): ("vera", None, {"kind": "deployment", "key": "cancer-prod"}),
+    ("GET", "/api/v1/lineage/downstream"): (
+        "vera",
+        None,
+        {"kind": "deployment", "key": "x", "of_kind": "run"},
+    ),
+    ("GET", "/api/v1/lineage/models"): ("vera", None, {"dataset_digest": "0" * 64}),
     ("GET", "/api/v1/whoami"): ("mallory", None, None),
     ("GET", "/api/v1/users"): (ADMIN, None, None),
     ("POST", "/api/v1/users"): (ADMIN, {"name": "newcomer"}, None),
@@ -136,7 +157,7 @@ def _fill_path(path: str, team: Team) -> str:
         "{experiment_id}": team.ids["experiment_id"], "{run_id}": team.ids["run_id"], "{project}": "default",
         "{name}": names.get(resource, "notes/a.txt"), "{version}": "1", "{alias}": "champion",
         "{key}": "loss", "{request_id}": team.ids["request_id"], "{token_id}": team.ids["token_id"],
-        "{user}": "alice", "{upload_id}": "0" * 32,
+        "{user}": "alice", "{upload_id}": "0" * 32, "{deployment}": "cancer-prod",
         "{path}": "model.skops" if resource == "models" else "file.bin",
     }  # fmt: skip
     if resource == "monitors":
@@ -206,7 +227,7 @@ def test_every_route_answers_exactly_who_may_call_it(store: MetadataStore, blobs
         assert hidden.status_code == 404 and "does not exist" in hidden.json()["error"]["message"]
 
         # then every route, without a token and by everyone below its rule: refused, no trace
-        audit = team.backends.audit(local_owner())
+        audit = team.backends.services(local_owner()).audit
         entries_before = len(audit.entries(limit=1_000_000))
         for method, path in sorted(RULES):
             rule = RULES[(method, path)][0]

@@ -14,19 +14,10 @@ import pytest
 import loopline as ll
 from loopline import _sdk
 from loopline.artifacts import BlobStore
-from loopline.automation.service import AutomationService
-from loopline.backends import local_owner
 from loopline.cli.main import run
-from loopline.client.datasets import RemoteDatasetService
-from loopline.client.governance import RemoteAccessService, RemoteAuditTrail
-from loopline.client.operations import RemoteAutomationService, RemoteDeploymentService, RemoteMonitorService
-from loopline.data.datasets import DatasetService
-from loopline.governance.access import AccessService
-from loopline.governance.audit import AuditTrail
-from loopline.monitoring.service import MonitorService
-from loopline.serving.deployments import DeploymentService
-from loopline.serving.policy import TrafficPolicy
+from loopline.core.traffic import TrafficPolicy
 from loopline.store import MetadataStore
+from loopline.wiring.backends import local_owner
 from tests.integration.api_helpers import Team, team_server
 from tests.integration.serving_helpers import cancer_data
 
@@ -64,7 +55,7 @@ def test_users_tokens_and_members_through_the_server(cli: Cli, team: Team) -> No
     code, out, _ = cli("tokens", "create", "newcomer", "--name", "laptop")
     assert code == 0
     secret = next(word for word in out.split() if word.startswith("ll_"))
-    assert team.backends.access(local_owner()).authenticate(secret).name == "newcomer"
+    assert team.backends.services(local_owner()).access.authenticate(secret).name == "newcomer"
     assert [t["name"] for t in _json(cli("tokens", "list", "newcomer", "--json"))] == ["laptop"]
 
     assert cli("members", "set", "default", "newcomer", "viewer", user="olga")[0] == 0
@@ -106,7 +97,7 @@ def test_deployments_through_the_server(cli: Cli, team: Team, tmp_path: Path) ->
         "--canary", "models:/cancer/1", "--percent", "25", "--reason", "try v2", user="maya",
     )  # fmt: skip
     assert changed[0] == 0, changed[2]
-    service = team.backends.deployments(local_owner())
+    service = team.backends.services(local_owner()).deployments
     assert service.policy("cancer-prod").describe() == (
         TrafficPolicy.canary("models:/cancer/2", "models:/cancer/1", 25.0).describe()
     )
@@ -120,8 +111,8 @@ def test_deployments_through_the_server(cli: Cli, team: Team, tmp_path: Path) ->
     assert cli("deployments", "delete", "cancer-v2", user="maya")[0] == 0
     assert [d.name for d in service.list_all()] == ["cancer-prod"]
 
-    code, _, err = cli("deployments", "report", "cancer-prod")  # reads the prediction logs
-    assert code == 1 and "works on a local store" in err
+    report = _json(cli("deployments", "report", "cancer-prod", "--json", user="vera"))  # the server's logs
+    assert report["deployment"] == "cancer-prod" and [a["requests"] for a in report["arms"]] == [0]
 
 
 def test_monitors_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> None:
@@ -131,7 +122,7 @@ def test_monitors_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> No
     assert code == 1 and "needs maintainer" in err
     outcome = _json(cli("monitor", "run", "cancer-watch", "--json", user="maya"))
     assert outcome["run"]["monitor"] == "cancer-watch" and outcome["run"]["rows"] == 0
-    runs = team.backends.monitors(local_owner()).runs("cancer-watch")
+    runs = team.backends.services(local_owner()).monitors.runs("cancer-watch")
     assert runs[0].id == outcome["run"]["id"] and runs[0].rows == 0
 
     code, out, _ = cli("monitor", "show", "cancer-watch", user="vera")
@@ -142,8 +133,12 @@ def test_monitors_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> No
     assert f"<title>monitor cancer-watch, run {outcome['run']['id']}</title>" in html  # the newest run
     assert _json(cli("monitor", "alerts", "--json", user="vera")) == []
 
-    code, _, err = cli("monitor", "create", "other", "--deployment", "cancer-prod", "--reference", "patients")
-    assert code == 1 and "happens on the server" in err
+    create = ("monitor", "create", "other", "--deployment", "cancer-prod", "--reference", "patients")
+    code, _, err = cli(*create, user="vera")
+    assert code == 1 and "needs maintainer" in err
+    assert cli(*create, "--target", "target", user="maya")[0] == 0  # the server scores the reference
+    created = team.backends.services(local_owner()).monitors.get("other")
+    assert (created.deployment, created.created_by) == ("cancer-prod", "maya")
 
 
 def test_schedules_triggers_jobs_and_pipelines_through_the_server(cli: Cli, team: Team) -> None:
@@ -155,7 +150,7 @@ def test_schedules_triggers_jobs_and_pipelines_through_the_server(cli: Cli, team
     assert cli("schedules", "create", "hourly", "--cron", "0 * * * *", "--monitor", "cancer-watch",
                user="maya")[0] == 0  # fmt: skip
     assert cli("triggers", "delete", "on-alert", user="maya")[0] == 0
-    automation = team.backends.automation(local_owner())
+    automation = team.backends.services(local_owner()).automation
     assert [s.name for s in automation.schedules()] == ["hourly", "nightly"]
     assert automation.schedules()[0].created_by == "maya" and automation.triggers() == []
 
@@ -170,22 +165,6 @@ def test_schedules_triggers_jobs_and_pipelines_through_the_server(cli: Cli, team
     assert code == 1 and "does not exist" in err
 
 
-@pytest.mark.parametrize(
-    ("remote", "base"),
-    [
-        (RemoteDeploymentService, DeploymentService),
-        (RemoteMonitorService, MonitorService),
-        (RemoteAutomationService, AutomationService),
-        (RemoteAccessService, AccessService),
-        (RemoteAuditTrail, AuditTrail),
-        (RemoteDatasetService, DatasetService),
-    ],
-)
-def test_the_remote_services_answer_every_public_method_themselves(remote: type, base: type) -> None:
-    public = {name for name in vars(base) if not name.startswith("_") and callable(getattr(base, name))}
-    assert public - set(vars(remote)) == set()  # nothing falls through to the local implementation
-
-
 def test_datasets_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> None:
     features, target = cancer_data()
     changed = features.assign(target=target).head(300)
@@ -197,7 +176,9 @@ def test_datasets_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> No
     assert code == 1 and "vera is not editor on any project" in err  # refused at the upload
     registered = _json(cli("datasets", "register", "patients", str(csv), "--json", user="alice"))
     assert registered["created"] and registered["dataset"]["version"] == 2
-    stored = team.backends.datasets(local_owner()).get("patients")  # profiled and stored by the server
+    stored = team.backends.services(local_owner()).datasets.get(
+        "patients"
+    )  # profiled and stored by the server
     assert (stored.version, stored.rows, stored.created_by) == (2, 300, "alice")
     again = _json(cli("datasets", "register", "patients", str(csv), "--json", user="alice"))
     assert not again["created"] and again["dataset"]["version"] == 2  # the same rows: the same version
@@ -211,7 +192,9 @@ def test_datasets_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> No
     ll.configure(uri=team.url, token=team.tokens["vera"])
     try:
         remote = ll.datasets.get("patients")
-        assert remote.to_pandas().equals(team.backends.datasets(local_owner()).read(stored).to_pandas())
+        assert remote.to_pandas().equals(
+            team.backends.services(local_owner()).datasets.read(stored).to_pandas()
+        )
         assert remote.profile().rows == 300
     finally:
         _sdk.reset()

@@ -13,15 +13,13 @@ import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends
 from loopline.client.connection import ServerConnection
-from loopline.client.registry import RemoteRegistryService
-from loopline.client.tracking import RemoteTrackingService
+from loopline.client.services import RemoteServices
 from loopline.core.errors import InvalidInput, TooManyAttempts, Unauthenticated, UntrustedModel
-from loopline.governance.access import bootstrap_admin
 from loopline.models import save_model
-from loopline.server.app import ServerOptions
+from loopline.server.options import ServerOptions
 from loopline.store import MetadataStore, open_metadata_store
+from loopline.wiring.backends import Backends, bootstrap_admin
 from tests.integration.api_helpers import Team, running_api, team_server
 
 LIMITS = ServerOptions(max_json_bytes=64 * 1024, max_upload_bytes=1024 * 1024)
@@ -68,11 +66,11 @@ TRAVERSALS = [
 @pytest.mark.parametrize("name", TRAVERSALS)
 def test_artifact_paths_that_leave_the_run_are_refused(team: Team, name: str, tmp_path: Path) -> None:
     run = team.ids["run_id"]
-    before = team.backends.tracking(team.backends_owner).list_artifacts(run)
+    before = team.backends.services(team.backends_owner).tracking.list_artifacts(run)
     assert raw(team, "GET", f"/api/v1/runs/{run}/artifacts/{name}") in (400, 404)
     assert raw(team, "PUT", f"/api/v1/runs/{run}/artifacts/{name}", body=b"pwned") in (400, 404)
     assert raw(team, "PUT", f"/api/v1/uploads/{'0' * 32}/files/{name}", body=b"pwned") in (400, 404)
-    assert team.backends.tracking(team.backends_owner).list_artifacts(run) == before
+    assert team.backends.services(team.backends_owner).tracking.list_artifacts(run) == before
     assert not list(Path("/").glob("pwned*")) and not Path("/etc/pwned").exists()
 
 
@@ -92,7 +90,7 @@ def test_a_client_refuses_to_upload_a_folder_with_a_symlink_out_of_it(team: Team
     folder = tmp_path / "results"
     folder.mkdir()
     (folder / "passwd").symlink_to("/etc/passwd")
-    tracking = RemoteTrackingService(team.connection("alice"))
+    tracking = RemoteServices(team.connection("alice")).tracking
     with pytest.raises(InvalidInput, match="symlink"):
         tracking.log_artifact_path(team.ids["run_id"], folder)
 
@@ -150,7 +148,7 @@ def test_filters_that_try_sql_injection_find_nothing_they_should_not(
         assert client.post("/api/v1/runs/search", json={"filter": quoted}).json()["items"] == []
         assert client.post("/api/v1/runs/search", json={"filter": "params.lr = '0.1'"}).json()["items"]
         after = store.db.read(lambda conn: conn.execute(text("SELECT count(*) FROM runs")).scalar())
-        assert after == runs and len(team.backends.access(team.backends_owner).users()) == 6
+        assert after == runs and len(team.backends.services(team.backends_owner).access.users()) == 6
 
 
 def test_bodies_over_the_limit_are_refused_with_413_and_nothing_is_stored(team: Team) -> None:
@@ -192,7 +190,7 @@ def test_missing_wrong_and_revoked_tokens_get_401(team: Team) -> None:
         refused = leaver.get("/api/v1/models", headers=mine)
         assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
     with pytest.raises(Unauthenticated, match="revoked"):
-        RemoteTrackingService(ServerConnection(team.url, secret))
+        RemoteServices(ServerConnection(team.url, secret)).principal  # noqa: B018 (asks the server)
 
 
 class _Tripwire:
@@ -215,7 +213,7 @@ def test_a_pickled_model_uploaded_by_an_editor_is_never_loaded_on_the_server(
     directory = tmp_path / "model"
     save_model(_Tripwire(marker), directory, flavor="python_function")
     assert not marker.exists()
-    registry = RemoteRegistryService(team.connection("alice"))
+    registry = RemoteServices(team.connection("alice")).registry
     version = registry.register("tripwire", directory)
     assert version.status.value == "READY" and version.flavor == "python_function"
     with team.client("maya") as client:
@@ -238,25 +236,16 @@ def test_state_changes_from_a_browser_form_are_refused(team: Team) -> None:
 
 
 def test_stored_strings_are_escaped_where_they_are_rendered(team: Team) -> None:
-    from loopline.registry.card import card_html, model_card
-
     script = "<script>alert(1)</script>"
     with team.client("alice") as client:
         assert client.patch("/api/v1/models/cancer", json={"description": script}).status_code == 200
         assert (
             client.post("/api/v1/experiments", json={"name": "x", "description": script}).status_code == 201
         )
-    owner = team.backends_owner
-    markdown = model_card(
-        team.backends.registry(owner),
-        team.backends.evaluations(owner),
-        team.backends.tracking(owner),
-        "cancer",
-        1,
-    )
-    rendered = card_html(markdown, script)
-    assert script not in rendered and "&lt;script&gt;" in rendered
     with team.client("vera") as client:
+        card = client.get("/api/v1/models/cancer/versions/1/card", params={"html": "true"})
+        assert card.status_code == 200 and card.headers["content-type"].startswith("text/html")
+        assert script not in card.text and "&lt;script&gt;" in card.text
         report = client.get("/api/v1/monitors/cancer-watch/report")
         assert report.status_code == 200 and "<script>alert" not in report.text
         assert client.get("/api/v1/models/cancer").headers["content-type"] == "application/json"
@@ -265,7 +254,7 @@ def test_stored_strings_are_escaped_where_they_are_rendered(team: Team) -> None:
 def test_an_address_that_keeps_sending_wrong_tokens_must_wait(tmp_path: Path) -> None:
     store = open_metadata_store(f"sqlite:///{tmp_path / 'loopline.db'}")
     backends = Backends(store, BlobStore(str(tmp_path / "artifacts")))
-    admin_token = bootstrap_admin(store)
+    admin_token = bootstrap_admin(backends)
     with (
         running_api(backends, ServerOptions(max_failed_logins=3)) as url,
         httpx.Client(base_url=url) as client,
@@ -281,5 +270,5 @@ def test_an_address_that_keeps_sending_wrong_tokens_must_wait(tmp_path: Path) ->
         assert 1 <= int(right.headers["Retry-After"]) <= 60
         assert right.json()["error"]["details"]["retry_after_s"] == int(right.headers["Retry-After"])
         with pytest.raises(TooManyAttempts, match=r"3 failed logins from 127\.0\.0\.1"):
-            RemoteTrackingService(ServerConnection(url, admin_token or ""))
+            RemoteServices(ServerConnection(url, admin_token or "")).principal  # noqa: B018 (asks the server)
     store.close()

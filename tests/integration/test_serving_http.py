@@ -15,12 +15,12 @@ import pytest
 
 from loopline.artifacts import BlobStore
 from loopline.artifacts.tables import TableArea
-from loopline.backends import Backends, local_owner
 from loopline.core.errors import InvalidInput
+from loopline.core.traffic import TrafficPolicy
 from loopline.serving.deployments import DeploymentService
-from loopline.serving.policy import TrafficPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 from tests.integration.serving_helpers import (
     RunningServer,
     cancer_data,
@@ -36,14 +36,14 @@ def backends(store: MetadataStore, blobs: BlobStore) -> Backends:
 
 @pytest.fixture
 def deployments(backends: Backends) -> DeploymentService:
-    return backends.deployments(local_owner())
+    return backends.services(local_owner()).deployments
 
 
 @pytest.fixture
 def server(tracker: Tracker, deployments: DeploymentService, backends: Backends) -> Iterator[RunningServer]:
     register_cancer_models(tracker)
     deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
-    with running_server(deployments, backends.tables, ("cancer",)) as running:
+    with running_server(backends, ("cancer",)) as running:
         yield running
 
 
@@ -179,7 +179,7 @@ def test_every_answer_and_feedback_reach_the_log(
 ) -> None:
     register_cancer_models(tracker)
     deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         ids = [client.post(PREDICT, json={"records": _records(2)}).json()["request_id"] for _ in range(5)]
         accepted = client.post(
             "/v1/deployments/cancer/feedback",
@@ -220,9 +220,7 @@ def test_the_body_limit_and_timeout_are_settings(
 
     register_cancer_models(tracker)
     deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
-    with running_server(
-        deployments, backends.tables, ("cancer",), http=HttpOptions(max_body_bytes=1000)
-    ) as server:
+    with running_server(backends, ("cancer",), http=HttpOptions(max_body_bytes=1000)) as server:
         answer = httpx.post(server.url + PREDICT, json={"records": _records(5)})
     assert answer.status_code == 413 and "1,000" in answer.json()["error"]
 
@@ -251,7 +249,7 @@ def test_a_slow_model_times_out_with_504_and_the_server_keeps_answering(
     options = ServingOptions(refresh_interval=0.2, trust=True)
     with (
         running_server(
-            deployments, backends.tables, ("sleepy", "cancer"), serving=options, http=HttpOptions(timeout=0.5)
+            backends, ("sleepy", "cancer"), serving=options, http=HttpOptions(timeout=0.5)
         ) as server,
         server.client() as client,
     ):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
-from loopline.serving.policy import Arm, TrafficPolicy
-from loopline.serving.reports import deployment_report, wilson
+from loopline.core.traffic import Arm, TrafficPolicy
+from loopline.predictions.reports import deployment_report, wilson
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 from tests.integration.serving_helpers import cancer_data, register_cancer_models, running_server
 
 PREDICT = "/v1/deployments/cancer/predict"
@@ -22,11 +22,11 @@ def backends(store: MetadataStore, blobs: BlobStore, tracker: Tracker) -> Backen
 
 
 def test_an_ab_report_compares_arms_with_feedback(backends: Backends) -> None:
-    deployments = backends.deployments(local_owner())
+    deployments = backends.services(local_owner()).deployments
     policy = TrafficPolicy.ab([("a", "models:/cancer/1", 1), ("b", "models:/cancer/2", 1)], "field:user")
     deployments.create("cancer", policy)
     features, target = cancer_data()
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         labels = []
         for i in range(len(features)):
             record = {**features.iloc[i].to_dict(), "user": f"u{i}"}
@@ -50,10 +50,10 @@ def test_an_ab_report_compares_arms_with_feedback(backends: Backends) -> None:
 
 
 def test_a_skewed_split_is_flagged_as_a_sample_ratio_mismatch(backends: Backends) -> None:
-    deployments = backends.deployments(local_owner())
+    deployments = backends.services(local_owner()).deployments
     deployments.create("cancer", TrafficPolicy.canary("models:/cancer/1", "models:/cancer/2", 10))
     features, _ = cancer_data()
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         for i in range(300):
             client.post(PREDICT, json={"records": [features.iloc[i % 50].to_dict()]})
     honest = deployment_report(backends.tables, "cancer", deployments.policy("cancer"))
@@ -68,11 +68,11 @@ def test_a_skewed_split_is_flagged_as_a_sample_ratio_mismatch(backends: Backends
 
 
 def test_a_shadow_report_measures_agreement(backends: Backends) -> None:
-    deployments = backends.deployments(local_owner())
+    deployments = backends.services(local_owner()).deployments
     policy = TrafficPolicy.shadow("models:/cancer/1", "models:/cancer/2")
     deployments.create("cancer", policy)
     features, target = cancer_data()
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         labels = []
         for i in range(100):
             answer = client.post(PREDICT, json={"records": [features.iloc[i].to_dict()]}).json()

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
+from loopline.core.traffic import TrafficPolicy
 from loopline.serving.deployments import DeploymentService
-from loopline.serving.policy import TrafficPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.wiring.backends import Backends, local_owner
 from tests.integration.serving_helpers import (
     cancer_data,
     register_cancer_models,
@@ -36,12 +36,12 @@ def backends(store: MetadataStore, blobs: BlobStore, tracker: Tracker) -> Backen
 
 @pytest.fixture
 def deployments(backends: Backends) -> DeploymentService:
-    return backends.deployments(local_owner())
+    return backends.services(local_owner()).deployments
 
 
 def test_a_canary_takes_its_share(deployments: DeploymentService, backends: Backends) -> None:
     deployments.create("cancer", TrafficPolicy.canary("models:/cancer/1", "models:/cancer/2", 25))
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         answers = [client.post(PREDICT, json={"records": ROW}).json() for _ in range(400)]
     arms = collections.Counter((a["arm"], a["version"]) for a in answers)
     assert set(arms) == {("stable", 1), ("canary", 2)}
@@ -51,7 +51,7 @@ def test_a_canary_takes_its_share(deployments: DeploymentService, backends: Back
 def test_an_ab_test_keeps_each_user_on_one_arm(deployments: DeploymentService, backends: Backends) -> None:
     policy = TrafficPolicy.ab([("a", "models:/cancer/1", 1), ("b", "models:/cancer/2", 1)], "field:user_id")
     deployments.create("cancer", policy)
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         seen: dict[str, set[str]] = collections.defaultdict(set)
         for i in range(200):
             user = f"user-{i % 40}"
@@ -67,7 +67,7 @@ def test_an_ab_test_keeps_each_user_on_one_arm(deployments: DeploymentService, b
 def test_a_header_can_be_the_ab_key(deployments: DeploymentService, backends: Backends) -> None:
     policy = TrafficPolicy.ab([("a", "models:/cancer/1", 1), ("b", "models:/cancer/2", 1)], "header:X-User")
     deployments.create("cancer", policy)
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         arms = {
             client.post(PREDICT, json={"records": ROW}, headers={"x-user": "ana"}).json()["arm"]
             for _ in range(10)
@@ -77,7 +77,7 @@ def test_a_header_can_be_the_ab_key(deployments: DeploymentService, backends: Ba
 
 def test_a_shadow_answers_in_the_log_only(deployments: DeploymentService, backends: Backends) -> None:
     deployments.create("cancer", TrafficPolicy.shadow("models:/cancer/1", "models:/cancer/2"))
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
         answers = [client.post(PREDICT, json={"records": ROW}).json() for _ in range(30)]
     assert {(a["arm"], a["version"]) for a in answers} == {("primary", 1)}
     log = backends.tables.read("predictions", [("deployment", "cancer")]).to_pandas()
@@ -90,10 +90,10 @@ def test_a_shadow_answers_in_the_log_only(deployments: DeploymentService, backen
 def test_policy_changes_and_alias_moves_are_followed_live(
     deployments: DeploymentService, backends: Backends
 ) -> None:
-    registry = deployments.registry
+    registry = backends.services(local_owner()).registry
     registry.set_alias("cancer", "champion", 1)
     deployments.create("cancer", TrafficPolicy.single("models:/cancer@champion"))
-    with running_server(deployments, backends.tables, ("cancer",)) as server, server.client() as client:
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
 
         def version_after(change: object) -> int:
             deadline = time.monotonic() + 10

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from loopline.artifacts import BlobStore
-from loopline.backends import Backends, local_owner
 from loopline.store import open_metadata_store
+from loopline.wiring.backends import Backends, local_owner
 
 SCRIPT = """
 import loopline as ll
@@ -50,7 +50,9 @@ def test_commit_and_dirty_flag_are_recorded(tmp_path: Path) -> None:
     dirty_id = _run_script(repo, tmp_path / "home")
 
     store = open_metadata_store(f"sqlite:///{tmp_path / 'home' / 'loopline.db'}")
-    service = Backends(store, BlobStore(str(tmp_path / "home" / "artifacts"))).tracking(local_owner())
+    service = (
+        Backends(store, BlobStore(str(tmp_path / "home" / "artifacts"))).services(local_owner()).tracking
+    )
     clean, dirty = service.get_run(clean_id), service.get_run(dirty_id)
     assert (clean.source.git_commit, clean.source.git_dirty) == (commit, False)
     assert (dirty.source.git_commit, dirty.source.git_dirty) == (commit, True)
@@ -63,6 +65,8 @@ def test_outside_a_repository_there_is_no_commit(tmp_path: Path) -> None:
     script.write_text(SCRIPT)
     run_id = _run_script(tmp_path, tmp_path / "home")
     store = open_metadata_store(f"sqlite:///{tmp_path / 'home' / 'loopline.db'}")
-    service = Backends(store, BlobStore(str(tmp_path / "home" / "artifacts"))).tracking(local_owner())
+    service = (
+        Backends(store, BlobStore(str(tmp_path / "home" / "artifacts"))).services(local_owner()).tracking
+    )
     assert service.get_run(run_id).source.git_commit is None
     store.close()

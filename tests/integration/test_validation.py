@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from loopline.core.errors import InvalidInput
-from loopline.data.contract import Contract
 from loopline.data.validation import infer_contract, validate
+from loopline.specs.contract import Contract
 from tests.conftest import Invoke
 
 

@@ -13,8 +13,8 @@ from scipy.stats import wasserstein_distance
 
 from loopline.core.errors import InvalidInput
 from loopline.monitoring import build_profile, detect_drift
-from loopline.monitoring.profile import ReferenceProfile, profile_numeric
-from loopline.monitoring.stats import EPSILON, jensen_shannon_categorical, psi_numeric, wasserstein_normed
+from loopline.profiling.profile import ReferenceProfile, profile_numeric
+from loopline.profiling.stats import EPSILON, jensen_shannon_categorical, psi_numeric, wasserstein_normed
 from tests.conftest import seeded_random
 
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopline.data.fingerprint import TableHasher, table_digest
+from loopline.profiling.fingerprint import TableHasher, table_digest
 
 
 def _frame(rows: int, seed: int) -> pd.DataFrame:

@@ -5,15 +5,25 @@ redirects are not followed; secrets in URLs never reach an outcome."""
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 from collections.abc import Iterator
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
-from loopline.core.errors import InvalidInput
-from loopline.monitoring.notify import check_address, notify, redact, resolve_webhook
-from loopline.monitoring.spec import NotifierSpec
+from loopline.core.errors import ContractViolation, InvalidInput
+from loopline.monitoring.notify import (
+    check_address,
+    check_notifier,
+    notifier_named,
+    notifiers,
+    notify,
+    redact,
+    resolve_webhook,
+)
+from loopline.specs.monitor import NotifierSpec
 
 
 @pytest.mark.parametrize(
@@ -96,3 +106,101 @@ def test_a_refused_target_is_an_outcome_not_an_exception() -> None:
         "error": outcome["error"],
     }
     assert "link-local" in outcome["error"]
+
+
+class Accepting(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_built_in_notifiers_keep_the_contract(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Accepting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook/s3cr3t"
+        webhook = NotifierSpec(type="webhook", url=url, allow_private_network=True)
+        assert check_notifier(notifier_named("webhook"), webhook) == {"status": 204}
+    finally:
+        server.shutdown()
+    log = NotifierSpec(type="log", path=str(tmp_path / "alerts.jsonl"))
+    check_notifier(notifier_named("log"), log)
+    assert json.loads((tmp_path / "alerts.jsonl").read_text())["monitor"] == "contract-check"
+    check_notifier(notifier_named("stdout"), NotifierSpec(type="stdout"))
+
+
+class _Loud:
+    """Breaks the contract: its outcome claims `ok` for itself."""
+
+    type: ClassVar[str] = "loud"
+
+    def check(self, spec: NotifierSpec) -> None:
+        return None
+
+    def target(self, spec: NotifierSpec) -> str:
+        return "everyone"
+
+    def send(self, spec: NotifierSpec, alert: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+
+def test_a_notifier_that_claims_loopline_s_fields_breaks_the_contract() -> None:
+    with pytest.raises(ContractViolation, match="leave"):
+        check_notifier(_Loud(), NotifierSpec(type="loud"))
+
+
+PLUGIN = '''
+class Pager:
+    """Pages someone: here, appends to a list the test reads."""
+    type = "pager"
+    sent = []
+    def check(self, spec):
+        from loopline.core.errors import InvalidInput
+        if "team" not in spec.options:
+            raise InvalidInput("a pager notifier needs options.team")
+    def target(self, spec):
+        return "team " + spec.options["team"]
+    def send(self, spec, alert):
+        if alert["severity"] == "boom":
+            raise RuntimeError("the pager service is down")
+        Pager.sent.append(alert["message"])
+        return {"paged": 1}
+'''
+
+
+def test_notifiers_of_installed_packages_join_through_entry_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pager_notifier.py").write_text(PLUGIN)
+    info = tmp_path / "pager_notifier-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pager-notifier\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[loopline.notifiers]\npager = pager_notifier:Pager\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    notifiers.cache_clear()
+    try:
+        import pager_notifier  # type: ignore[import-not-found]
+
+        spec = NotifierSpec(type="pager", options={"team": "ml"})
+        assert check_notifier(notifier_named("pager"), spec) == {"paged": 1}
+        with pytest.raises(InvalidInput, match=r"options\.team"):
+            notifier_named("pager").check(NotifierSpec(type="pager"))
+        outcomes = notify([spec, spec], {"severity": "boom", "monitor": "m", "message": "x"})
+        assert (
+            outcomes
+            == [  # a failing plug-in is an outcome, and the next notifier still runs
+                {"type": "pager", "target": "team ml", "ok": False, "error": "the pager service is down"}
+            ]
+            * 2
+        )
+        assert pager_notifier.Pager.sent == ["a test alert"]
+        monkeypatch.undo()  # the package is gone again: its type is unknown
+        notifiers.cache_clear()
+        with pytest.raises(InvalidInput, match="unknown notifier type 'pager'"):
+            notifier_named("pager")
+    finally:
+        notifiers.cache_clear()

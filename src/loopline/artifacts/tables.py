@@ -18,13 +18,15 @@ _PART = re.compile(r"[A-Za-z0-9_.@-]+")
 
 
 class TableArea:
+    """A folder of partitioned Parquet tables; `local` when it is on this machine's disk."""
+
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         import fsspec
 
         self.url = url
         self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
         self.root = root.rstrip("/")
-        self._local = "file" in self.fs.protocol or "local" in self.fs.protocol
+        self.local = "file" in self.fs.protocol or "local" in self.fs.protocol
 
     def folder(self, table: str, partitions: Sequence[tuple[str, str]] = ()) -> str:
         for part in (table, *(p for kv in partitions for p in kv)):
@@ -37,7 +39,7 @@ class TableArea:
         folder = self.folder(table, partitions)
         name = f"part-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
         path = f"{folder}/{name}"
-        if self._local:
+        if self.local:
             os.makedirs(folder, exist_ok=True)
             temporary = f"{folder}/.{name}.tmp"
             pq.write_table(data, temporary)

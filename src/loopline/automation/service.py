@@ -9,7 +9,6 @@ from typing import Any
 from loopline.core.access import Role
 from loopline.core.automation import Job, JobKind, Schedule, Trigger
 from loopline.core.clock import now_ms
-from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput, PermissionDenied
 from loopline.core.pipelines import PipelineRun
 from loopline.core.validation import check_name
@@ -65,11 +64,11 @@ def check_pipeline_allowed(target: str, allowed: Sequence[str] | None) -> None:
 
 
 class AutomationService:
-    def __init__(self, store: MetadataStore, principal: Principal) -> None:
+    def __init__(self, store: MetadataStore, *, authorizer: Authorizer, audit: AuditTrail) -> None:
         self._store = store
-        self._principal = principal
-        self._audit = AuditTrail(store, principal)
-        self._access = Authorizer(store, principal)
+        self._principal = authorizer.principal
+        self._access = authorizer
+        self._audit = audit
 
     def _target(self, kind: JobKind, target: str) -> str:
         self._access.operations(Role.MAINTAINER)

@@ -9,7 +9,7 @@ from rich.table import Table
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.core.access import Role
-from loopline.governance.access import AccessService
+from loopline.services import Access
 
 users = typer.Typer(help="Users of a shared loopline.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens: shown once, stored only as a hash.", no_args_is_help=True)
@@ -17,8 +17,8 @@ members = typer.Typer(help="Roles per project: viewer, editor, maintainer, owner
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _service(ctx: typer.Context) -> AccessService:
-    return cli_context(ctx).access()
+def _service(ctx: typer.Context) -> Access:
+    return cli_context(ctx).services.access
 
 
 @users.command("create")

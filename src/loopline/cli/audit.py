@@ -10,13 +10,13 @@ from rich.table import Table
 
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
-from loopline.governance.audit import AuditTrail
+from loopline.services import Audit
 
 app = typer.Typer(help="The tamper-evident audit trail of every change.", no_args_is_help=True)
 
 
-def _trail(ctx: typer.Context) -> AuditTrail:
-    return cli_context(ctx).audit()
+def _trail(ctx: typer.Context) -> Audit:
+    return cli_context(ctx).services.audit
 
 
 def _short(value: object) -> str:

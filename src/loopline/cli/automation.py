@@ -10,15 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.automation.retraining import LoopService
-from loopline.automation.service import AutomationService, check_pipeline_allowed
+from loopline._pipelines import worker_services
 from loopline.automation.worker import Worker, WorkerOptions
-from loopline.backends import Backends, local_owner
 from loopline.cli.context import cli_context, print_json
-from loopline.cli.pipelines import load_pipeline, parse_params
+from loopline.cli.pipelines import parse_params
 from loopline.cli.render import when
-from loopline.core.automation import Job, JobKind
-from loopline.settings import Settings
+from loopline.core.automation import JobKind
+from loopline.pipelines.definition import load_pipeline
+from loopline.services import Automation
 
 schedules = typer.Typer(help="Cron schedules (UTC) of pipelines and monitors.", no_args_is_help=True)
 triggers = typer.Typer(help="Triggers: run a pipeline when a monitor opens an alert.", no_args_is_help=True)
@@ -27,8 +26,8 @@ JSON = typer.Option(False, "--json", help="Print JSON.")
 PARAMS = typer.Option([], "--param", "-p", help="Pipeline parameter NAME=VALUE, repeatable.")
 
 
-def _service(ctx: typer.Context) -> AutomationService:
-    return cli_context(ctx).automation()
+def _service(ctx: typer.Context) -> Automation:
+    return cli_context(ctx).services.automation
 
 
 OPTIONS = {JobKind.PIPELINE: "--pipeline MODULE:PIPELINE", JobKind.MONITOR: "--monitor NAME",
@@ -137,54 +136,13 @@ def enqueue(
     ctx: typer.Context,
     pipeline: str | None = typer.Option(None, help="Run this pipeline (MODULE:PIPELINE)."),
     monitor: str | None = typer.Option(None, help="Run this monitor."),
+    retrain: str | None = typer.Option(None, help="Start the retraining loop of this deployment."),
     param: list[str] = PARAMS,
 ) -> None:
     """Queue a job for the next free worker."""
-    kind, target, params = _what({JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor}, param)
+    choices = {JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.RETRAIN: retrain}
+    kind, target, params = _what(choices, param)
     Console().print(f"job {_service(ctx).enqueue(kind, target, params).id} queued")
-
-
-def job_runner(settings: Settings, backends: Backends) -> Any:
-    """Runs jobs in this process: pipelines with the SDK's stores, monitors and retraining
-    loops as services."""
-
-    def run(job: Job) -> dict[str, Any]:
-        if job.kind is JobKind.RETRAIN:
-            event = loop_service(settings, backends).start(job.target, job.reason)
-            if event.kind == "failed":
-                raise RuntimeError(event.message)
-            return {"event": event.kind, "message": event.message}
-        if job.kind is JobKind.MONITOR:
-            outcome = backends.monitors(local_owner()).run(job.target)
-            return {
-                "monitor_run": outcome.run.id,
-                "opened_alerts": [a.id for a in outcome.opened],
-                "resolved_alerts": [a.id for a in outcome.resolved],
-            }
-        from loopline._pipelines import WorkerEnvironment, runner
-
-        check_pipeline_allowed(job.target, settings.allowed_pipeline_modules)
-        pipeline = load_pipeline(job.target)
-        WorkerEnvironment.of(settings)()  # the SDK's stores
-        result = runner().run(pipeline, job.params)
-        return {"pipeline_run": result.id, "status": result.run.status}
-
-    return run
-
-
-def loop_service(settings: Settings, backends: Backends) -> LoopService:
-    """A loop service whose retraining pipelines run with the SDK's stores, in this process."""
-
-    def run_pipeline(target: str, params: dict[str, Any]) -> Any:
-        from loopline._pipelines import WorkerEnvironment
-        from loopline._pipelines import run_pipeline as run
-
-        check_pipeline_allowed(target, settings.allowed_pipeline_modules)
-        WorkerEnvironment.of(settings)()  # the SDK's stores
-        load_pipeline(target)  # the current folder importable, as for `pipelines run`
-        return run(target, params)
-
-    return backends.loops(local_owner(), run_pipeline)
 
 
 def worker(
@@ -209,12 +167,9 @@ def worker(
             "restrict it with --allow-pipelines"
         )
     backends = context.backends
-    loops = loop_service(context.settings, backends)
+    services, run_job = worker_services(context.settings, backends)
     runner = Worker(
-        backends.store,
-        job_runner(context.settings, backends),
-        WorkerOptions(lease, poll),
-        periodic=[loops.advance_all],
+        backends.store, run_job, WorkerOptions(lease, poll), periodic=[services.loops.advance_all]
     )
     if once:
         job = runner.tick()

@@ -1,4 +1,5 @@
-"""`loopline datasets ...`"""
+"""`loopline datasets ...`: stored dataset versions: register, list, show, diff. Checks of any
+data (contracts, validation, drift) are `loopline data`."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ from rich.table import Table
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import fmt, when
 from loopline.core.datasets import DatasetVersion
-from loopline.data.datasets import DatasetService
 from loopline.progress import progress_bar
+from loopline.services import Datasets
 
 app = typer.Typer(help="Datasets: versions by content, schemas, profiles, diffs.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _service(ctx: typer.Context) -> DatasetService:
-    return cli_context(ctx).datasets()
+def _service(ctx: typer.Context) -> Datasets:
+    return cli_context(ctx).services.datasets
 
 
 def _size(n: int) -> str:

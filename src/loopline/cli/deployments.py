@@ -8,11 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.core.errors import InvalidInput
-from loopline.serving.policy import TrafficPolicy
+from loopline.core.traffic import TrafficPolicy
 
 app = typer.Typer(
     help="Deployments: named endpoints with traffic policies over model versions.", no_args_is_help=True
@@ -78,7 +77,7 @@ def create(
     json_: bool = JSON,
 ) -> None:
     """Create a deployment."""
-    service = cli_context(ctx).deployments()
+    service = cli_context(ctx).services.deployments
     deployment = service.create(name, policy_from_options(model, canary, percent, shadow, arm, key), reason)
     if json_:
         print_json(deployment)
@@ -89,7 +88,7 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context, json_: bool = JSON) -> None:
     """List deployments."""
-    service = cli_context(ctx).deployments()
+    service = cli_context(ctx).services.deployments
     found = service.list_all()
     if json_:
         print_json(found)
@@ -110,7 +109,7 @@ def show(
     ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name."), json_: bool = JSON
 ) -> None:
     """A deployment: its policy, the versions it serves now, and its history."""
-    service = cli_context(ctx).deployments()
+    service = cli_context(ctx).services.deployments
     deployment = service.get(name)
     policy = service.policy(name)
     serving = {arm: version.uri for arm, version in service.resolve(policy).items()}
@@ -147,7 +146,7 @@ def set_traffic(
     reason: str = REASON,
 ) -> None:
     """Change the traffic policy; running servers follow within seconds."""
-    service = cli_context(ctx).deployments()
+    service = cli_context(ctx).services.deployments
     changed = service.set_traffic(name, policy_from_options(model, canary, percent, shadow, arm, key), reason)
     Console().print(f"{changed.name} revision {changed.revision}: {service.policy(name).describe()}")
 
@@ -157,7 +156,7 @@ def rollback(
     ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name."), reason: str = REASON
 ) -> None:
     """Go back to the previous traffic policy (recorded as a new revision)."""
-    service = cli_context(ctx).deployments()
+    service = cli_context(ctx).services.deployments
     changed = service.rollback(name, reason)
     Console().print(f"{changed.name} revision {changed.revision}: {service.policy(name).describe()}")
 
@@ -165,7 +164,7 @@ def rollback(
 @app.command()
 def delete(ctx: typer.Context, name: str = typer.Argument(..., help="Deployment name.")) -> None:
     """Delete a deployment (its history and logs stay)."""
-    cli_context(ctx).deployments().delete(name)
+    cli_context(ctx).services.deployments.delete(name)
     Console().print(f"deleted deployment {name}")
 
 
@@ -181,7 +180,7 @@ def export(
     """Write a Dockerfile and Kubernetes manifests that serve the deployment."""
     from loopline.serving.export import export_deployment
 
-    service = cli_context(ctx).deployments()
+    service = cli_context(ctx).services.deployments
     written = export_deployment(
         service.get(name), to, image=image, replicas=replicas, max_replicas=max_replicas
     )
@@ -199,12 +198,8 @@ def report(
     """Per-arm live metrics with confidence intervals, significance and a sample-ratio check."""
     import time
 
-    from loopline.serving.reports import deployment_report
-
-    backends = cli_context(ctx).backends
-    service = backends.deployments(local_owner())
     since = None if since_hours is None else int((time.time() - since_hours * 3600) * 1000)
-    result = deployment_report(backends.tables, service.get(name).name, service.policy(name), since)
+    result = cli_context(ctx).services.deployments.report(name, since)
     if json_:
         print_json(result.to_dict())
         return

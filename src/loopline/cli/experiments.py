@@ -18,7 +18,7 @@ def list_(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List experiments."""
-    found = cli_context(ctx).tracking().list_experiments(project)
+    found = cli_context(ctx).services.tracking.list_experiments(project)
     if json_:
         print_json(found)
     else:
@@ -34,7 +34,7 @@ def create(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create an experiment."""
-    experiment = cli_context(ctx).tracking().create_experiment(name, project, description)
+    experiment = cli_context(ctx).services.tracking.create_experiment(name, project, description)
     if json_:
         print_json(experiment)
     else:

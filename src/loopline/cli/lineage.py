@@ -6,10 +6,9 @@ import typer
 from rich.console import Console
 from rich.tree import Tree
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.core.errors import InvalidInput
-from loopline.lineage import LineageGraph, LineageNode
+from loopline.core.lineage import LineageGraph, LineageNode
 
 
 def _node_label(node: LineageNode) -> str:
@@ -36,16 +35,15 @@ def lineage(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Where a model version, run or dataset came from and what was made from it."""
-    backends = cli_context(ctx).backends
-    registry = backends.registry(local_owner())
+    services = cli_context(ctx).services
     if ref.startswith("models:/"):
-        root = ("model_version", registry.resolve(ref).digest or "")
+        root = ("model_version", services.registry.resolve(ref).digest or "")
     elif ref.startswith(("run:", "dataset:")):
         kind, _, key = ref.partition(":")
         root = (kind, key)
     else:
         raise InvalidInput(f"{ref!r}: give models:/NAME/VERSION, run:RUN_ID or dataset:SHA256")
-    graph = registry.lineage.graph(root)
+    graph = services.lineage.graph(root)
     if json_:
         print_json(graph.to_dict())
         return

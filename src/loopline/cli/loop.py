@@ -8,10 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.automation.retraining import RetrainingPolicy
-from loopline.cli.automation import loop_service
+from loopline._pipelines import worker_services
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
+from loopline.core.automation import JobKind
+from loopline.specs.loop import LoopPolicy
 
 app = typer.Typer(help="The closed loop: retrain, canary, promote or roll back.", no_args_is_help=True)
 STYLE = {"promoted": "green", "rolled_back": "red", "refused": "yellow", "failed": "red", "suppressed": "dim"}
@@ -21,7 +22,7 @@ STYLE = {"promoted": "green", "rolled_back": "red", "refused": "yellow", "failed
 def declare(ctx: typer.Context, policy: Path = typer.Argument(..., help="Retraining policy (YAML).")) -> None:
     """Declare (or replace) the retraining policy of a deployment."""
     context = cli_context(ctx)
-    loop = loop_service(context.settings, context.backends).declare(RetrainingPolicy.load(policy))
+    loop = context.services.loops.declare(LoopPolicy.load(policy))
     Console().print(
         f"deployment {loop.deployment} retrains by {loop.policy['pipeline']} ({loop.state.value})"
     )
@@ -33,9 +34,14 @@ def start(
     deployment: str = typer.Argument(...),
     reason: str = typer.Option("started by hand", help="Recorded on the timeline."),
 ) -> None:
-    """Retrain now, gate the challenger and start its canary (in this process)."""
+    """Retrain now, gate the challenger and start its canary: in this process on a local store;
+    through a server, as a job that the next free worker runs."""
     context = cli_context(ctx)
-    event = loop_service(context.settings, context.backends).start(deployment, reason)
+    if context.settings.uri:
+        job = context.services.automation.enqueue(JobKind.RETRAIN, deployment)
+        Console().print(f"job {job.id} queued: a worker retrains {deployment} (`loopline loop status`)")
+        return
+    event = worker_services(context.settings, context.backends)[0].loops.start(deployment, reason)
     Console(soft_wrap=True).print(f"{event.kind}: {event.message}")
     if event.kind in ("failed", "refused"):
         raise typer.Exit(1)
@@ -45,7 +51,7 @@ def start(
 def advance(ctx: typer.Context, deployment: str = typer.Argument(...)) -> None:
     """Decide the canary if it has seen enough (a worker does this on every tick)."""
     context = cli_context(ctx)
-    event = loop_service(context.settings, context.backends).advance(deployment)
+    event = worker_services(context.settings, context.backends)[0].loops.advance(deployment)
     Console(soft_wrap=True).print(
         "nothing to decide yet" if event is None else f"{event.kind}: {event.message}"
     )
@@ -59,7 +65,7 @@ def reset(
 ) -> None:
     """Abandon a retraining or canary stuck mid-step (its worker died): the champion serves."""
     context = cli_context(ctx)
-    event = loop_service(context.settings, context.backends).reset(deployment, reason)
+    event = context.services.loops.reset(deployment, reason)
     Console(soft_wrap=True).print(f"{event.kind}: {event.message}")
 
 
@@ -69,7 +75,7 @@ def status(
 ) -> None:
     """The loop's state and the timeline of its decisions, with their reasons."""
     context = cli_context(ctx)
-    service = loop_service(context.settings, context.backends)
+    service = context.services.loops
     loop, events = service.get(deployment), service.events(deployment)
     if as_json:
         print_json({"loop": loop, "events": events})

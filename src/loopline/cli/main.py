@@ -14,7 +14,7 @@ from loopline.cli import (
     access,
     audit,
     automation,
-    data,
+    checks,
     datasets,
     db,
     deployments,
@@ -30,7 +30,7 @@ from loopline.cli import (
 )
 from loopline.cli.context import CliContext
 from loopline.core.errors import LooplineError
-from loopline.settings import Settings
+from loopline.wiring.settings import Settings
 
 app = typer.Typer(
     name="loopline",
@@ -44,7 +44,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(deployments.app, name="deployments")
 app.add_typer(datasets.app, name="datasets")
-app.add_typer(data.app, name="data")
+app.add_typer(checks.app, name="data")  # checks of any data; `datasets`: the stored versions
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(automation.schedules, name="schedules")

@@ -9,14 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import fmt, when
 from loopline.core.errors import InvalidInput
+from loopline.core.promotion import PromotionRefused
 from loopline.core.registry import ModelVersion
-from loopline.registry.card import card_html, model_card
 from loopline.registry.policy import Policy
-from loopline.registry.promotion import PromotionRefused
 
 app = typer.Typer(help="Registered models: versions, aliases, promotion, cards.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print JSON.")
@@ -39,7 +37,7 @@ def read_table(path: Path) -> pd.DataFrame:
 @app.command("list")
 def list_(ctx: typer.Context, json_: bool = JSON) -> None:
     """List registered models."""
-    models = cli_context(ctx).registry().list_models()
+    models = cli_context(ctx).services.registry.list_models()
     if json_:
         print_json(models)
         return
@@ -74,7 +72,7 @@ def _versions_table(versions: list[ModelVersion]) -> Table:
 @app.command()
 def show(ctx: typer.Context, name: str = typer.Argument(..., help="Model name."), json_: bool = JSON) -> None:
     """Show a model and its versions."""
-    registry = cli_context(ctx).registry()
+    registry = cli_context(ctx).services.registry
     model = registry.get_model(name)
     versions = registry.list_versions(name)
     if json_:
@@ -92,7 +90,7 @@ def versions(
     ctx: typer.Context, name: str = typer.Argument(..., help="Model name."), json_: bool = JSON
 ) -> None:
     """List the versions of a model."""
-    found = cli_context(ctx).registry().list_versions(name)
+    found = cli_context(ctx).services.registry.list_versions(name)
     if json_:
         print_json(found)
     else:
@@ -118,7 +116,7 @@ def promote(
         raise InvalidInput("--force needs --reason, which is recorded with the promotion")
     if reason and not force:
         raise InvalidInput("--reason goes with --force")
-    service = cli_context(ctx).backends.promotion(local_owner())
+    service = cli_context(ctx).services.promotion
     frame = read_table(data) if data is not None else None
     try:
         report = service.promote(
@@ -154,7 +152,7 @@ def alias(
     json_: bool = JSON,
 ) -> None:
     """Set or remove an alias without gates (recorded), or show the history of aliases."""
-    registry = cli_context(ctx).registry()
+    registry = cli_context(ctx).services.registry
     if alias_ is None or (version is None and not delete):
         history = registry.alias_history(name, alias_)
         if json_:
@@ -186,12 +184,7 @@ def card(
     output: Path | None = typer.Option(None, help="Write to this file instead of printing."),
 ) -> None:
     """The model card of a version."""
-    backends = cli_context(ctx).backends
-    owner = local_owner()
-    markdown = model_card(
-        backends.registry(owner), backends.evaluations(owner), backends.tracking(owner), name, version
-    )
-    text = card_html(markdown, f"{name} version {version}") if html else markdown
+    text = cli_context(ctx).services.promotion.model_card(name, version, html=html)
     if output is None:
         typer.echo(text)
     else:
@@ -212,7 +205,7 @@ def evaluate(
     json_: bool = JSON,
 ) -> None:
     """Evaluate a version on data and store the result with it."""
-    service = cli_context(ctx).backends.evaluations(local_owner())
+    service = cli_context(ctx).services.promotion
     result = service.evaluate(
         f"models:/{name}/{version}",
         read_table(data),
@@ -242,7 +235,7 @@ def delete(
     version: int | None = typer.Argument(None, help="Only this version."),
 ) -> None:
     """Delete a model or one version (hidden, refused while an alias points at it)."""
-    registry = cli_context(ctx).registry()
+    registry = cli_context(ctx).services.registry
     if version is None:
         registry.delete_model(name)
         Console().print(f"deleted model {name}")
@@ -259,7 +252,7 @@ def protect(
     off: bool = typer.Option(False, "--off", help="Lift the protection."),
 ) -> None:
     """Require a second person's approval for every move of this alias (four eyes)."""
-    registry = cli_context(ctx).registry()
+    registry = cli_context(ctx).services.registry
     if off:
         registry.unprotect_alias(name, alias)
     else:
@@ -275,7 +268,7 @@ def requests(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Requests to move protected aliases, newest first."""
-    found = cli_context(ctx).registry().alias_requests(name, "pending" if pending else None)
+    found = cli_context(ctx).services.registry.alias_requests(name, "pending" if pending else None)
     if as_json:
         print_json(found)
         return
@@ -293,12 +286,12 @@ def approve(
     ctx: typer.Context, request_id: int = typer.Argument(...), reason: str = typer.Option("")
 ) -> None:
     """Approve someone else's request: the alias moves now."""
-    event = cli_context(ctx).registry().approve(request_id, reason)
+    event = cli_context(ctx).services.registry.approve(request_id, reason)
     Console().print(f"@{event.alias} of {event.model} -> version {event.to_version}")
 
 
 @app.command()
 def reject(ctx: typer.Context, request_id: int = typer.Argument(...), reason: str = typer.Option("")) -> None:
     """Reject someone else's request: the alias stays."""
-    request = cli_context(ctx).registry().reject(request_id, reason)
+    request = cli_context(ctx).services.registry.reject(request_id, reason)
     Console().print(f"request {request.id} rejected; @{request.alias} of {request.model} stays")

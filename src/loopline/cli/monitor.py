@@ -10,10 +10,10 @@ from rich.table import Table
 
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import fmt, when
-from loopline.core.monitoring import Alert
+from loopline.core.monitoring import Alert, MonitorOutcome
 from loopline.monitoring.notify import redact
-from loopline.monitoring.service import MonitorOutcome, MonitorService
-from loopline.monitoring.spec import MonitorSpec
+from loopline.services import Monitors
+from loopline.specs.monitor import MonitorSpec
 
 app = typer.Typer(
     help="Monitors: drift, performance, latency and errors of deployments; alerts.", no_args_is_help=True
@@ -30,8 +30,8 @@ SUMMARY = (
 )
 
 
-def _service(ctx: typer.Context) -> MonitorService:
-    return cli_context(ctx).monitors()
+def _service(ctx: typer.Context) -> Monitors:
+    return cli_context(ctx).services.monitors
 
 
 @app.command()

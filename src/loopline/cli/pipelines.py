@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -15,7 +13,7 @@ from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.core.errors import InvalidInput
 from loopline.core.pipelines import PipelineRun, StepStatus
-from loopline.pipelines.definition import Pipeline, import_pipeline
+from loopline.pipelines.definition import Pipeline, load_pipeline
 
 app = typer.Typer(
     help="Pipelines: steps with caching, retries and timeouts; their runs.", no_args_is_help=True
@@ -28,22 +26,6 @@ STATUS_STYLE = {
     "SKIPPED": "yellow",
     "RUNNING": "blue",
 }
-
-
-def load_pipeline(target: str) -> Pipeline:
-    """`package.module:name` or `path/to/file.py:name`; the current folder is importable."""
-    module_name, sep, attribute = target.partition(":")
-    if not module_name or not sep or not attribute:
-        raise typer.BadParameter(f"{target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
-    folder = Path.cwd()
-    if module_name.endswith(".py"):
-        path = Path(module_name)
-        if not path.is_file():
-            raise InvalidInput(f"pipeline file {module_name} does not exist")
-        folder, module_name = path.resolve().parent, path.stem
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))  # worker processes import the steps by the same name
-    return import_pipeline(f"{module_name}:{attribute}")
 
 
 def _declared_type(pipeline: Pipeline, name: str) -> type | None:
@@ -140,7 +122,7 @@ def list_runs(
     as_json: bool = JSON,
 ) -> None:
     """Pipeline runs, newest first."""
-    runs = cli_context(ctx).automation().pipeline_runs(pipeline, limit)
+    runs = cli_context(ctx).services.automation.pipeline_runs(pipeline, limit)
     if as_json:
         print_json(runs)
         return
@@ -160,7 +142,7 @@ def show(
     ctx: typer.Context, run_id: str = typer.Argument(..., help="Pipeline run id."), as_json: bool = JSON
 ) -> None:
     """Each step of a pipeline run: status, attempts, time, output, error."""
-    run = cli_context(ctx).automation().pipeline_run(run_id)
+    run = cli_context(ctx).services.automation.pipeline_run(run_id)
     if as_json:
         print_json(run)
     else:

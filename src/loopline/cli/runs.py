@@ -30,18 +30,14 @@ def list_(
 ) -> None:
     """List runs matching a filter, in order."""
     refs = [int(e) if e.isdigit() else e for e in experiment] if experiment else None
-    page = (
-        cli_context(ctx)
-        .tracking()
-        .search_runs(
-            refs,
-            project=project,
-            filter=filter_,
-            order_by=order_by,
-            max_results=max_results,
-            page_token=page_token,
-            include_deleted=deleted,
-        )
+    page = cli_context(ctx).services.tracking.search_runs(
+        refs,
+        project=project,
+        filter=filter_,
+        order_by=order_by,
+        max_results=max_results,
+        page_token=page_token,
+        include_deleted=deleted,
     )
     if json_:
         print_json({"runs": page.runs, "next_page_token": page.next_page_token})
@@ -76,10 +72,10 @@ def show(
 ) -> None:
     """Show one run: attributes, params, metrics, tags, inputs, artifacts."""
     context = cli_context(ctx)
-    service = context.tracking()
+    service = context.services.tracking
     run = service.get_run(run_id)
     artifacts = service.list_artifacts(run_id)
-    datasets = context.datasets()
+    datasets = context.services.datasets
     inputs = [
         {"name": label, "digest": digest, "versions": [v.uri for v in datasets.versions_with_digest(digest)]}
         for label, digest in service.inputs(run_id)
@@ -107,7 +103,7 @@ def compare(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Params and metrics of several runs side by side, differences highlighted."""
-    service = cli_context(ctx).tracking()
+    service = cli_context(ctx).services.tracking
     runs = [service.get_run(run_id) for run_id in run_ids]
     if json_:
         print_json([r.to_record() for r in runs])
@@ -121,7 +117,7 @@ def delete(
     run_ids: list[str] = typer.Argument(..., help="Run ids."),
 ) -> None:
     """Delete runs: hidden from lists and searches, data kept."""
-    service = cli_context(ctx).tracking()
+    service = cli_context(ctx).services.tracking
     for run_id in run_ids:
         service.get_run(run_id)  # all exist before any is deleted
     for run_id in run_ids:

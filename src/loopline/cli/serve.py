@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from loopline.backends import local_owner
 from loopline.cli.context import cli_context
 from loopline.core.errors import InvalidInput
+from loopline.wiring.backends import local_owner
 
 
 def serve(
@@ -29,20 +29,20 @@ def serve(
     trust: bool = typer.Option(False, help="Allow serving pickled (python_function) models."),
 ) -> None:
     """Serve model predictions over HTTP."""
-    from loopline.backends import open_backends
     from loopline.serving.app import HttpOptions, ServingApp
+    from loopline.serving.processes import serve as run_server
     from loopline.serving.runtime import ServingOptions
     from loopline.serving.server import ServerConfig, build_app
-    from loopline.serving.server import serve as run_server
+    from loopline.wiring.backends import open_backends
 
     context = cli_context(ctx)
     names = list(deployment or [])
     if model is not None:
-        names.append(context.backends.deployments(local_owner()).for_model(model, name).name)
+        names.append(context.local.deployments.for_model(model, name).name)
     if not names:
         raise InvalidInput("give a model URI to serve, or --deployment NAME")
     for existing in names:
-        context.backends.deployments(local_owner()).get(existing)  # fails now, not in a worker
+        context.services.deployments.get(existing)  # fails now, not in a worker
     if workers < 1:
         raise InvalidInput("--workers must be at least 1")
     config = ServerConfig(
@@ -63,7 +63,7 @@ def serve(
 
     def make_app(metrics_dir: Path | None) -> ServingApp:
         backends = open_backends(settings)
-        return build_app(backends.deployments(local_owner()), backends.tables, config, metrics_dir)
+        return build_app(backends.services(local_owner()), backends.tables, config, metrics_dir)
 
     run_server(make_app, config)
 
@@ -82,6 +82,6 @@ def predict(
     """Score a file with a model version, in chunks, with a progress bar."""
     from loopline.serving.batch import score_file
 
-    registry = cli_context(ctx).backends.registry(local_owner())
+    registry = cli_context(ctx).services.registry
     summary = score_file(registry, model, input_, output, chunk_rows=chunk_rows, ray_address=ray, trust=trust)
     typer.echo(f"scored {summary.rows:,} rows with {summary.model} in {summary.seconds:.1f}s -> {output}")

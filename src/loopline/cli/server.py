@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
 import typer
 from rich.console import Console
@@ -18,14 +18,18 @@ def server(
     store_uri: str | None = typer.Option(None, help="Metadata database URL (overrides the global option)."),
     artifacts_uri: str | None = typer.Option(None, help="Artifact store (overrides the global option)."),
     workers: int = typer.Option(1, help="Worker processes."),
-    max_json_mb: int = typer.Option(16, help="Largest JSON request body, in MiB (larger: 413)."),
-    max_upload_mb: int = typer.Option(2048, help="Largest uploaded file, in MiB (larger: 413)."),
+    max_json_mb: int | None = typer.Option(
+        None, help="Largest JSON request body, in MiB (larger: 413) [env: LOOPLINE_SERVER_MAX_JSON_MB; 16]."
+    ),
+    max_upload_mb: int | None = typer.Option(
+        None, help="Largest uploaded file, in MiB (larger: 413) [env: LOOPLINE_SERVER_MAX_UPLOAD_MB; 2048]."
+    ),
 ) -> None:
     """Serve the REST API (/api/v1, OpenAPI at /openapi.json) for many users with tokens."""
-    import uvicorn
-
-    from loopline.backends import open_backends
-    from loopline.governance.access import bootstrap_admin
+    from loopline.server.app import create_app
+    from loopline.server.options import ServerOptions
+    from loopline.serving.processes import serve
+    from loopline.wiring.backends import bootstrap_admin, open_backends
 
     if workers < 1:
         raise InvalidInput("--workers must be at least 1")
@@ -33,7 +37,7 @@ def server(
     overrides = {"store_uri": store_uri, "artifacts_uri": artifacts_uri}
     settings = context.settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     backends = open_backends(settings)  # migrates the store once, before any worker starts
-    secret = bootstrap_admin(backends.store)
+    secret = bootstrap_admin(backends)
     backends.close()
     console = Console(stderr=True, highlight=False)
     if secret is not None:
@@ -41,18 +45,19 @@ def server(
             "created the administrator [bold]admin[/bold]; its token, shown this once:\n"
             f"  {secret}\nexport LOOPLINE_TOKEN=<it> (and LOOPLINE_URI=http://{host}:{port}) to use it"
         )
-    os.environ.update(
-        LOOPLINE_STORE_URI=settings.resolved_store_uri,
-        LOOPLINE_ARTIFACTS_URI=settings.resolved_artifacts_uri,
-        LOOPLINE_SERVER_MAX_JSON_MB=str(max_json_mb),
-        LOOPLINE_SERVER_MAX_UPLOAD_MB=str(max_upload_mb),
+    options = ServerOptions(
+        max_json_bytes=(max_json_mb or settings.server_max_json_mb) * 1024 * 1024,
+        max_upload_bytes=(max_upload_mb or settings.server_max_upload_mb) * 1024 * 1024,
+        max_failed_logins=settings.server_max_failed_logins,
     )
-    uvicorn.run(
-        "loopline.server.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+    serve(lambda _: create_app(open_backends(settings), options), Listen(host, port, workers))
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the team server listens, and with how many worker processes."""
+
+    host: str
+    port: int
+    workers: int
+    access_log: bool = False

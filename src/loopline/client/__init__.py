@@ -1,1 +1,2 @@
-"""Remote mode: the services' interface over HTTP to a `loopline server`."""
+"""Remote mode: the service interfaces over HTTP to a `loopline server`, one module per
+service, bundled as `RemoteServices`."""

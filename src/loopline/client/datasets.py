@@ -1,48 +1,47 @@
-"""DatasetService over HTTP. The data is staged as Parquet here (a CSV read, a SQL query
-run, on this side) and uploaded; the server profiles and stores it. Reads download the
-Parquet file once, verified against its sha256."""
+"""Datasets over HTTP. The data is staged as Parquet here (a CSV read, a SQL query run, on
+this side) and uploaded; the server profiles and stores it. Reads download the Parquet file
+once, verified against its sha256."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.client.connection import ServerConnection, segment, texts
-from loopline.client.tracking import whoami
-from loopline.core.datasets import DatasetVersion
+from loopline.client.staging import DATA_FILE
+from loopline.core.datasets import DatasetVersion, parse_dataset_ref
 from loopline.core.entities import Principal
 from loopline.core.errors import NotFound
+from loopline.core.names import dataset_name
 from loopline.core.wire import decode
-from loopline.data.datasets import DatasetService, Source, parse_dataset_ref
-from loopline.data.ingest import Progress
-from loopline.monitoring.profile import ReferenceProfile
-from loopline.registry.names import dataset_name
+from loopline.profiling.diff import DatasetDiff, diff_versions
+from loopline.profiling.profile import ReferenceProfile
+from loopline.services import DataSource, Progress
 
-DATA_FILE = "data.parquet"
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def _versions(name: str) -> str:
     return f"/datasets/{segment(dataset_name(name))}/versions"
 
 
-class RemoteDatasetService(DatasetService):
-    def __init__(self, connection: ServerConnection, principal: Principal | None = None) -> None:
-        self._connection = connection
-        self.principal = principal or whoami(connection)
-        self._downloads: Path | None = None
+class RemoteDatasetService:
+    """The server's datasets, as the token's owner."""
 
-    # Built on the methods below.
-    read = DatasetService.read
-    diff = DatasetService.diff
+    def __init__(self, connection: ServerConnection, principal: Principal) -> None:
+        self._connection = connection
+        self.principal = principal
+        self._downloads: Path | None = None
 
     def register(
         self,
         name: str,
-        data: Source,
+        data: DataSource,
         *,
         sql_url: str | None = None,
         description: str = "",
@@ -50,8 +49,10 @@ class RemoteDatasetService(DatasetService):
         encoding: str = "utf-8",
         progress: Progress | None = None,
     ) -> tuple[DatasetVersion, bool]:
+        from loopline.data.ingest import stage
+
         with tempfile.TemporaryDirectory(prefix="loopline-dataset-") as tmp:
-            staged = self._stage(data, Path(tmp, DATA_FILE), sql_url, encoding, progress)
+            staged = stage(data, Path(tmp, DATA_FILE), sql_url, encoding, progress)
             upload = self._connection.call("POST", "/uploads")["upload_id"]
             self._connection.upload(f"/uploads/{upload}/files/{DATA_FILE}", staged.path)
         body = {"upload_id": upload, "description": description, "tags": texts(tags)}
@@ -88,6 +89,14 @@ class RemoteDatasetService(DatasetService):
             self._connection.download(route, target, sha256=version.data_blob)
         return target
 
+    def read(self, version: DatasetVersion, columns: Sequence[str] | None = None) -> pa.Table:
+        from loopline.data.ingest import read_version
+
+        return read_version(self.local_path(version), version, columns)
+
     def reference_profile(self, version: DatasetVersion) -> ReferenceProfile:
         route = f"{_versions(version.name)}/{version.version}/profile"
         return ReferenceProfile.from_dict(self._connection.call("GET", route))
+
+    def diff(self, old: DatasetVersion, new: DatasetVersion) -> DatasetDiff:
+        return diff_versions(old, new, self.reference_profile(old), self.reference_profile(new))

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from loopline.client.connection import ServerConnection, segment
-from loopline.client.tracking import whoami
-from loopline.core.access import ApiToken, Role, User
-from loopline.core.audit import AuditEntry
+from loopline.core.access import ApiToken, Role, User, check_role
+from loopline.core.audit import AuditEntry, Verification
 from loopline.core.entities import Principal
-from loopline.core.errors import InvalidInput
 from loopline.core.wire import decode
-from loopline.governance.access import AccessService
-from loopline.governance.audit import AuditTrail, Verification
-from loopline.governance.authorization import check_role
 
 
-def server_only(what: str) -> InvalidInput:
-    return InvalidInput(f"{what} happens on the server; a client cannot do it")
+class RemoteAccessService:
+    """Users, tokens and roles on the server, as the token's owner; tokens are checked there."""
 
-
-class RemoteAccessService(AccessService):
-    def __init__(self, connection: ServerConnection, principal: Principal | None = None) -> None:
+    def __init__(self, connection: ServerConnection, principal: Principal) -> None:
         self._connection = connection
-        self.principal = principal or whoami(connection)
+        self.principal = principal
 
     def create_user(self, name: str, *, admin: bool = False) -> User:
         body = {"name": name, "admin": admin}
@@ -46,12 +37,6 @@ class RemoteAccessService(AccessService):
     def revoke_token(self, token_id: int) -> ApiToken:
         return decode(ApiToken, self._connection.call("DELETE", f"/tokens/{token_id}"))
 
-    def authenticate(self, secret: str | None) -> Principal:
-        raise server_only("checking a token")
-
-    def authenticate_cached(self, secret: str | None) -> Principal | None:
-        raise server_only("checking a token")
-
     def set_role(self, project: str, user: str, role: Role) -> None:
         path = f"/projects/{segment(project)}/members/{segment(user)}"
         self._connection.call("PUT", path, json={"role": Role(role).value})
@@ -72,16 +57,30 @@ class RemoteAccessService(AccessService):
             check_role(self.principal.name, project, self.my_roles().get(project), needed)
 
 
-class RemoteAuditTrail(AuditTrail):
+class RemoteAuditTrail:
+    """The server's audit trail: read and verified there, by administrators. Services record
+    on it as they act; a client never writes to it."""
+
     def __init__(self, connection: ServerConnection) -> None:
         self._connection = connection
 
-    def record(self, action: str, target: str, **kwargs: Any) -> AuditEntry:
-        raise server_only("recording on the audit trail")
-
-    def entries(self, **filters: Any) -> list[AuditEntry]:
-        limit = int(filters.pop("limit", 100))
-        found = self._connection.call("GET", "/audit", params={**filters, "max_results": limit})
+    def entries(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        params = {
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "since_ms": since_ms,
+            "max_results": limit,
+        }
+        found = self._connection.call("GET", "/audit", params=params)
         return [decode(AuditEntry, e) for e in found["items"]]
 
     def verify(self, max_problems: int = 20, anchor: str | None = None) -> Verification:

@@ -1,25 +1,24 @@
-"""RegistryService over HTTP. Models are registered by uploading their files, which the
+"""The model registry over HTTP. Models are registered by uploading their files, which the
 server checks against their hashes without loading them; loading happens here."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from loopline.artifacts import destination, files_under
 from loopline.client.connection import ServerConnection, path_segments, segment, texts
-from loopline.client.tracking import whoami
-from loopline.core.access import AliasRequest, Role
+from loopline.core.access import AliasRequest, Role, check_role
 from loopline.core.entities import DEFAULT_PROJECT, Principal
-from loopline.core.errors import NotFound, PermissionDenied
-from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel
+from loopline.core.errors import AlreadyExists, NotFound, PermissionDenied
+from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, loadable
+from loopline.core.uris import ModelRef
 from loopline.core.wire import decode
-from loopline.governance.authorization import check_role
-from loopline.models import read_metadata
-from loopline.registry.service import RegistryService
-from loopline.registry.uris import ModelRef
+from loopline.models import LoadedModel, load_version, read_metadata
+from loopline.models.flavors import LoadOptions
 
 
 def _model(name: str) -> str:
@@ -30,17 +29,37 @@ def _version(name: str, version: int) -> str:
     return f"{_model(name)}/versions/{segment(version)}"
 
 
-class RemoteRegistryService(RegistryService):
-    def __init__(self, connection: ServerConnection, principal: Principal | None = None) -> None:
+class RemoteRegistryService:
+    """The server's registry, as the token's owner; models load here, from verified downloads."""
+
+    def __init__(self, connection: ServerConnection, principal: Principal) -> None:
         self._connection = connection
-        self.principal = principal or whoami(connection)
+        self.principal = principal
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._connection.call(method, path, **kwargs)
 
-    # Built only on the methods below, so they work through the server as they are.
-    get_or_create_model = RegistryService.get_or_create_model
-    load = RegistryService.load
+    def get_or_create_model(self, name: str, project: str = DEFAULT_PROJECT) -> RegisteredModel:
+        with contextlib.suppress(NotFound):
+            return self.get_model(name)
+        try:
+            return self.create_model(name, project=project)
+        except AlreadyExists:  # registered by a concurrent caller in between
+            return self.get_model(name)
+
+    def load(
+        self,
+        uri: str | ModelRef,
+        *,
+        trust: bool = False,
+        trusted_types: Sequence[str] = (),
+        module_factory: Any = None,
+        onnx: bool = False,
+    ) -> LoadedModel:
+        options = LoadOptions(
+            trust=trust, trusted_types=tuple(trusted_types), module_factory=module_factory, onnx=onnx
+        )
+        return load_version(lambda folder: self.download(uri, folder), options)
 
     def _my_role(self, project: str | None, needed: Role) -> None:
         """The server's roles of the caller, checked as the server would (`None`: any project)."""
@@ -127,14 +146,14 @@ class RemoteRegistryService(RegistryService):
         return decode(ModelVersion, self._call("GET", "/resolve", params={"uri": str(uri)}))
 
     def download(self, uri: str | ModelRef, target: Path) -> ModelVersion:
-        version = self._loadable(uri)
+        version = loadable(self.resolve(uri))
         for path, (digest, _) in sorted(version.files.items()):
             route = f"{_version(version.model, version.version)}/files/{path_segments(path)}"
             self._connection.download(route, destination(target, path), digest)
         return version
 
     def version_file(self, name: str, version: int, path: str) -> Path:
-        found = self._loadable(ModelRef(name, version=version))
+        found = loadable(self.resolve(ModelRef(name, version=version)))
         if path not in found.files:
             raise NotFound(f"{found.uri} has no file {path!r}")
         digest = found.files[path][0]

@@ -1,4 +1,4 @@
-"""TrackingService over HTTP: the same methods, answered by a loopline server."""
+"""Tracking over HTTP: the same methods, answered by a loopline server."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from typing import Any
 from loopline.artifacts import check_artifact_name, destination, files_under
 from loopline.client.connection import ServerConnection, path_segments, segment, texts
 from loopline.core.entities import (
+    DEFAULT_EXPERIMENT,
     DEFAULT_PROJECT,
     ArtifactEntry,
     Experiment,
+    ExperimentRef,
     Metric,
     Principal,
     Project,
@@ -23,13 +25,8 @@ from loopline.core.entities import (
     Source,
 )
 from loopline.core.errors import AlreadyExists, NotFound
+from loopline.core.validation import check_metrics
 from loopline.core.wire import decode, metric_to_wire, to_wire
-from loopline.tracking.service import (
-    DEFAULT_EXPERIMENT,
-    ExperimentRef,
-    TrackingService,
-    check_metrics,
-)
 
 
 def whoami(connection: ServerConnection) -> Principal:
@@ -37,13 +34,13 @@ def whoami(connection: ServerConnection) -> Principal:
     return Principal(found["name"], is_owner=found["admin"])
 
 
-class RemoteTrackingService(TrackingService):
-    """Every call is one request to the server, which runs the real TrackingService (its
+class RemoteTrackingService:
+    """Every call is one request to the server, which runs the real tracking service (its
     checks, roles and audit included) as the token's owner."""
 
-    def __init__(self, connection: ServerConnection, principal: Principal | None = None) -> None:
+    def __init__(self, connection: ServerConnection, principal: Principal) -> None:
         self._connection = connection
-        self.principal = principal or whoami(connection)
+        self.principal = principal
 
     @property
     def connection(self) -> ServerConnection:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from loopline.core.errors import NotFound, PermissionDenied
+
 
 class Role(enum.StrEnum):
     VIEWER = "viewer"  # read
@@ -57,3 +59,11 @@ class AliasRequest:
     decided_by: str | None = None
     decided_at: int | None = None
     decision: str = ""
+
+
+def check_role(who: str, project: str, held: Role | None, needed: Role) -> None:
+    """Refuse unless `held` is at least `needed`; without a role, the project does not exist."""
+    if held is None:
+        raise NotFound(f"project {project!r} does not exist")
+    if not held.allows(needed):
+        raise PermissionDenied(f"{who} is {held.value} on project {project!r}; this needs {needed.value}")

@@ -34,3 +34,14 @@ def entry_hash(prev_hash: str, at: int, actor: str, action: str, target: str, be
         sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False,
     )  # fmt: skip
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: int
+    head: str  # the newest hash: kept outside the database, it is the next check's anchor
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems

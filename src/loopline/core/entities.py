@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 
 
 class RunStatus(enum.StrEnum):
+    """How a run stands: RUNNING, or how it ended (FINISHED, FAILED, KILLED)."""
+
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
     FAILED = "FAILED"
@@ -15,6 +17,7 @@ class RunStatus(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
+        """Whether the run has ended."""
         return self is not RunStatus.RUNNING
 
 
@@ -27,6 +30,7 @@ class Principal:
 
 
 DEFAULT_PROJECT = "default"
+DEFAULT_EXPERIMENT = "Default"
 """Where experiments and models go when no project is named."""
 
 
@@ -40,6 +44,8 @@ class Project:
 
 @dataclass(frozen=True, slots=True)
 class Experiment:
+    """A named group of runs within a project."""
+
     id: int
     project: str
     name: str
@@ -79,6 +85,8 @@ class ArtifactEntry:
 
 @dataclass(frozen=True, slots=True)
 class Run:
+    """A tracked run: its status, times, params, tags, latest metric values, source and environment."""
+
     id: str
     experiment_id: int
     name: str
@@ -129,3 +137,6 @@ class RunPage:
 
     def __getitem__(self, index: int) -> Run:
         return self.runs[index]
+
+
+ExperimentRef = str | int

@@ -73,6 +73,10 @@ class UntrustedModel(PermissionDenied):
     """Loading the model could run code it carries; the caller has not said to trust it."""
 
 
+class ContractViolation(LooplineError):
+    """A plug-in (a model flavor, a notifier) breaks the contract loopline relies on."""
+
+
 class ArtifactCorrupted(LooplineError):
     """A stored blob no longer matches its content hash."""
 
@@ -108,6 +112,7 @@ _DETAILS: dict[str, tuple[str, ...]] = {
     "SignatureMismatch": ("problems",),
     "ApprovalRequired": ("request_id",),
     "TooManyAttempts": ("retry_after_s",),
+    "PromotionRefused": ("report",),
 }
 
 
@@ -124,7 +129,9 @@ def error_code(cls: type[LooplineError]) -> str:
 
 
 def error_details(exc: LooplineError) -> dict[str, object]:
-    return {key: getattr(exc, key) for key in _DETAILS.get(type(exc).__name__, ())}
+    """The attributes an error carries, as JSON values (a report as its dict)."""
+    found = {key: getattr(exc, key) for key in _DETAILS.get(type(exc).__name__, ())}
+    return {key: value.to_dict() if hasattr(value, "to_dict") else value for key, value in found.items()}
 
 
 def error_from_code(code: str, message: str, details: dict[str, object]) -> LooplineError:

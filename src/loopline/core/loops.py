@@ -17,7 +17,7 @@ class LoopState(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Loop:
     deployment: str
-    policy: dict[str, Any]  # a RetrainingPolicy as JSON
+    policy: dict[str, Any]  # a LoopPolicy as JSON
     state: LoopState
     champion: int | None  # versions of the policy's model, while a challenger is out
     challenger: int | None

@@ -44,3 +44,11 @@ class Alert:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class MonitorOutcome:
+    run: MonitorRun
+    opened: list[Alert] = field(default_factory=list)  # newly firing
+    resolved: list[Alert] = field(default_factory=list)
+    still_firing: list[Alert] = field(default_factory=list)

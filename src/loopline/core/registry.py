@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopline.core.errors import Conflict
+
 
 class VersionStatus(enum.StrEnum):
     PENDING = "PENDING"  # files being stored; never loadable
@@ -15,6 +17,8 @@ class VersionStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RegisteredModel:
+    """A model of the registry: its versions' home, with aliases that point at versions."""
+
     name: str  # canonical: what URIs and lookups use
     display_name: str
     description: str
@@ -28,6 +32,9 @@ class RegisteredModel:
 
 @dataclass(frozen=True, slots=True)
 class ModelVersion:
+    """One registered version of a model: flavor, signature, files and their hashes, lineage
+    and status (PENDING until its files are stored, then READY)."""
+
     model: str
     version: int
     status: VersionStatus
@@ -48,6 +55,7 @@ class ModelVersion:
 
     @property
     def uri(self) -> str:
+        """`models:/NAME/VERSION`, the URI that names this version everywhere."""
         return f"models:/{self.model}/{self.version}"
 
 
@@ -95,3 +103,30 @@ class DeploymentRevision:
     at: int
     actor: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    id: int
+    model: str
+    version: int
+    dataset_name: str
+    dataset_digest: str
+    task: str
+    metrics: dict[str, float]
+    slices: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)  # plot name -> blob sha256
+    created_at: int = 0
+
+
+def loadable(version: ModelVersion) -> ModelVersion:
+    """`version`, if its files can be read: READY and not deleted."""
+    if version.deleted:
+        raise Conflict(f"{version.uri} was deleted")
+    if version.status is not VersionStatus.READY:
+        raise Conflict(
+            f"{version.uri} is {version.status.value}: its files were never completely stored, "
+            "so it cannot be loaded; register the model again"
+        )
+    return version

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Iterable
 from typing import Any
 
+from loopline.core.entities import Metric
 from loopline.core.errors import InvalidInput
 
 MAX_KEY_LENGTH = 250
@@ -86,3 +88,23 @@ def check_step(key: str, step: object) -> int:
     if not 0 <= int(step) <= MAX_STEP:
         raise InvalidInput(f"step of metric {key!r} must be between 0 and {MAX_STEP}, got {step}")
     return int(step)
+
+
+def check_metrics(metrics: Iterable[Metric]) -> list[Metric]:
+    """Validate metric values; each distinct key is checked once."""
+    checked: list[Metric] = []
+    keys: set[str] = set()
+    for metric in metrics:
+        if metric.key not in keys:
+            check_key("metric key", metric.key)
+            keys.add(metric.key)
+        value = check_metric_value(metric.key, metric.value)
+        step = check_step(metric.key, metric.step)
+        if type(metric.timestamp) is not int or not 0 <= metric.timestamp < 2**63:
+            raise InvalidInput(f"timestamp of metric {metric.key!r} must be milliseconds since the epoch")
+        checked.append(
+            metric
+            if value is metric.value and step is metric.step
+            else Metric(metric.key, value, step, metric.timestamp)
+        )
+    return checked

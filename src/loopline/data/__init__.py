@@ -1,1 +1,2 @@
-"""Data: fingerprints of tables today; dataset versions and validation build on them."""
+"""Data: dataset versions named by the hash of their rows, staged from frames, files and SQL
+in constant memory, with profiles and data contracts validated in DuckDB."""

@@ -12,7 +12,7 @@ import gzip
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import orjson
 import pandas as pd
@@ -22,44 +22,34 @@ import pyarrow.parquet as pq
 from loopline.artifacts import BlobStore
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
-from loopline.core.datasets import DatasetVersion
-from loopline.core.entities import Principal
+from loopline.core.datasets import DatasetVersion, parse_dataset_ref
 from loopline.core.errors import InvalidInput
+from loopline.core.names import dataset_name
 from loopline.core.validation import check_key, check_tag_value
-from loopline.data.diff import DatasetDiff, diff_versions
-from loopline.data.ingest import Progress, StagedTable, stage_file, stage_frame, stage_query
-from loopline.data.summary import summarize
+from loopline.data.ingest import read_version, stage
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
-from loopline.monitoring.profile import ReferenceProfile, profile_batches
-from loopline.registry.names import dataset_name
+from loopline.profiling.diff import DatasetDiff, diff_versions
+from loopline.profiling.profile import ReferenceProfile, profile_batches
+from loopline.profiling.summary import summarize
+from loopline.services import DataSource, Progress
 from loopline.store import MetadataStore
-
-Source: TypeAlias = pd.DataFrame | pa.Table | str | Path
-
-
-def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
-    """`name`, `name@3` or `datasets:/name/3` as (name, version or None for the newest)."""
-    text = ref.removeprefix("datasets:/")
-    name, sep, version = text.replace("/", "@", 1).partition("@")
-    if not sep:
-        return dataset_name(name), None
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidInput(f"dataset reference {ref!r}: the version must be a positive number")
-    return dataset_name(name), int(version)
 
 
 class DatasetService:
-    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+    def __init__(
+        self, store: MetadataStore, blobs: BlobStore, *, authorizer: Authorizer, audit: AuditTrail
+    ) -> None:
         self._store = store
         self._blobs = blobs
-        self.principal = principal
-        self._access = Authorizer(store, principal)
+        self.principal = authorizer.principal
+        self._access = authorizer
+        self._audit = audit
 
     def register(
         self,
         name: str,
-        data: Source,
+        data: DataSource,
         *,
         sql_url: str | None = None,
         description: str = "",
@@ -75,7 +65,7 @@ class DatasetService:
         checked_tags = {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
         with tempfile.TemporaryDirectory(prefix="loopline-dataset-") as tmp:
             target = Path(tmp, "data.parquet")
-            staged = self._stage(data, target, sql_url, encoding, progress)
+            staged = stage(data, target, sql_url, encoding, progress)
             for existing in self._store.datasets.find_digest(staged.digest):
                 if existing.name == name:
                     return existing, False
@@ -106,27 +96,10 @@ class DatasetService:
         )
         version, created = self._store.datasets.add_version(draft)
         if created:
-            AuditTrail(self._store, self.principal).record(
+            self._audit.record(
                 "dataset.register", version.uri, after={"digest": version.digest, "rows": version.rows}
             )
         return version, created
-
-    @staticmethod
-    def _stage(
-        data: Source, target: Path, sql_url: str | None, encoding: str, progress: Progress | None
-    ) -> StagedTable:
-        if sql_url is not None:
-            if not isinstance(data, str):
-                raise InvalidInput("with sql_url, the data must be the text of a SQL query")
-            return stage_query(data, sql_url, target, progress)
-        if isinstance(data, pd.DataFrame | pa.Table):
-            return stage_frame(data, target)
-        if isinstance(data, str | Path):
-            return stage_file(data, target, encoding=encoding, progress=progress)
-        raise InvalidInput(
-            f"cannot register a {type(data).__name__}: give a DataFrame, an Arrow table, "
-            "a CSV or Parquet path, or a SQL query with sql_url"
-        )
 
     def get(self, ref: str, version: int | None = None) -> DatasetVersion:
         """A version by reference (`name`, `name@3`, `datasets:/name/3`); the newest by default."""
@@ -152,10 +125,8 @@ class DatasetService:
         return self._blobs.local_file(version.data_blob, f"{version.uri} (data)")
 
     def read(self, version: DatasetVersion, columns: Sequence[str] | None = None) -> pa.Table:
-        unknown = [c for c in columns or () if c not in version.schema]
-        if unknown:
-            raise InvalidInput(f"{version.uri} has no columns {unknown}; it has {list(version.schema)}")
-        return pq.read_table(self.local_path(version), columns=list(columns) if columns else None)
+        """The version's rows (or some of its columns) as an Arrow table."""
+        return read_version(self.local_path(version), version, columns)
 
     def reference_profile(self, version: DatasetVersion) -> ReferenceProfile:
         raw = self._blobs.read(version.reference_blob, f"{version.uri} (reference profile)")

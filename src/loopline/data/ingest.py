@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,8 +21,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from loopline.core.datasets import DatasetVersion
 from loopline.core.errors import InvalidInput
-from loopline.data.fingerprint import TableHasher, canonical_schema, frame_to_arrow
+from loopline.profiling.fingerprint import TableHasher, canonical_schema, frame_to_arrow
+from loopline.services import DataSource, Progress
 
 BATCH_ROWS = 128 * 1024
 CSV_BLOCK = 1 << 20  # Arrow reads a fixed number of blocks ahead: the block size bounds memory
@@ -32,7 +34,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 
 # (done, total or None): bytes of a file, or rows of a query
-Progress = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -277,3 +278,31 @@ def _write(batches: Iterator[pa.RecordBatch], schema: pa.Schema, target: Path, s
         if pending:
             writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=BATCH_ROWS)
     return StagedTable(target, hasher.hexdigest(), hasher.rows, schema, source)
+
+
+def stage(
+    data: DataSource, target: Path, sql_url: str | None = None, encoding: str = "utf-8",
+    progress: Progress | None = None,
+) -> StagedTable:  # fmt: skip
+    """Write `data` (a frame, an Arrow table, a CSV or Parquet file, or with `sql_url` a SQL
+    query) to the Parquet file `target`, with its digest and row count."""
+    if sql_url is not None:
+        if not isinstance(data, str):
+            raise InvalidInput("with sql_url, the data must be the text of a SQL query")
+        return stage_query(data, sql_url, target, progress)
+    if isinstance(data, pd.DataFrame | pa.Table):
+        return stage_frame(data, target)
+    if isinstance(data, str | Path):
+        return stage_file(data, target, encoding=encoding, progress=progress)
+    raise InvalidInput(
+        f"cannot register a {type(data).__name__}: give a DataFrame, an Arrow table, "
+        "a CSV or Parquet path, or a SQL query with sql_url"
+    )
+
+
+def read_version(path: Path, version: DatasetVersion, columns: Sequence[str] | None = None) -> pa.Table:
+    """The rows of dataset `version`, stored at `path` (or some of its columns)."""
+    unknown = [c for c in columns or () if c not in version.schema]
+    if unknown:
+        raise InvalidInput(f"{version.uri} has no columns {unknown}; it has {list(version.schema)}")
+    return pq.read_table(path, columns=list(columns) if columns else None)

@@ -21,9 +21,9 @@ import pandas as pd
 import pyarrow as pa
 
 from loopline.core.errors import InvalidInput
-from loopline.data.contract import ColumnRule, Contract, RowBounds, RowCheck
-from loopline.data.fingerprint import canonical_schema
-from loopline.data.summary import quote
+from loopline.profiling.fingerprint import canonical_schema
+from loopline.profiling.summary import quote
+from loopline.specs.contract import ColumnRule, Contract, RowBounds, RowCheck
 
 SAMPLES = 5
 MAX_ALLOWED_INFERRED = 20  # a text column with at most this many values gets an allowed list
@@ -75,7 +75,7 @@ def _opened(data: Any) -> Iterator[tuple[Any, pa.Schema, str]]:
     with contextlib.ExitStack() as stack:
         con = stack.enter_context(duckdb.connect())
         if isinstance(data, pd.DataFrame | pa.Table):
-            from loopline.data.fingerprint import frame_to_arrow
+            from loopline.profiling.fingerprint import frame_to_arrow
 
             table = frame_to_arrow(data) if isinstance(data, pd.DataFrame) else data
             label = "a DataFrame" if isinstance(data, pd.DataFrame) else "an Arrow table"

@@ -1,1 +1,2 @@
-"""Governance: the tamper-evident audit trail (and, to come, users, tokens and roles)."""
+"""Governance: users, API tokens and project roles checked inside every service, and the
+tamper-evident audit trail every change is recorded on."""

@@ -33,10 +33,11 @@ def _name(kind: str, name: str) -> str:
 
 
 class AccessService:
-    def __init__(self, store: MetadataStore, principal: Principal) -> None:
+    def __init__(self, store: MetadataStore, *, authorizer: Authorizer, audit: AuditTrail) -> None:
         self._store = store
-        self.principal = principal
-        self._audit = AuditTrail(store, principal)
+        self.principal = authorizer.principal
+        self._access = authorizer
+        self._audit = audit
 
     def _require_admin(self, what: str) -> None:
         if not self.principal.is_owner:
@@ -122,19 +123,7 @@ class AccessService:
     def require(self, project: str, needed: Role) -> None:
         """Refuse unless the principal holds `needed` (or more) on `project`. A user with no
         role there learns nothing about it: NotFound, as if it did not exist."""
-        Authorizer(self._store, self.principal).require(project, needed)
-
-
-def bootstrap_admin(store: MetadataStore, name: str = "admin") -> str | None:
-    """On a store with no users yet: create administrator `name` and return a token for it
-    (the only time it is shown). None when users exist already."""
-    if store.access.users():
-        return None
-    system = Principal("loopline", is_owner=True)
-    service = AccessService(store, system)
-    service.create_user(name, admin=True)
-    _, secret = service.create_token(name, "bootstrap")
-    return secret
+        self._access.require(project, needed)
 
 
 def _principal(found: tuple[ApiToken, User] | None) -> Principal:

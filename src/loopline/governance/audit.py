@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from loopline.core.audit import GENESIS, AuditEntry, entry_hash
+from loopline.core.audit import GENESIS, AuditEntry, Verification, entry_hash
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput, PermissionDenied
 from loopline.store import MetadataStore
 
 _HASH = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class Verification:
-    entries: int
-    head: str  # the newest hash: kept outside the database, it is the next check's anchor
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def intact(self) -> bool:
-        return not self.problems
 
 
 class AuditTrail:
@@ -51,9 +39,20 @@ class AuditTrail:
         )
         return self._store.audit.append(entry)
 
-    def entries(self, **filters: Any) -> list[AuditEntry]:
+    def entries(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Entries, newest first, filtered by who, what (an action prefix), on what, since when."""
         self._require_admin()
-        return self._store.audit.entries(**filters)
+        return self._store.audit.entries(
+            actor=actor, action=action, target=target, since_ms=since_ms, limit=limit
+        )
 
     def verify(self, max_problems: int = 20, anchor: str | None = None) -> Verification:
         """Walk the chain: an edited entry no longer matches its hash; a deleted or inserted

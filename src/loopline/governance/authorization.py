@@ -6,23 +6,15 @@ local owner (embedded mode) and administrators hold every role.
 
 from __future__ import annotations
 
-from loopline.core.access import Role
+from loopline.core.access import Role, check_role
 from loopline.core.entities import DEFAULT_PROJECT, Principal
 from loopline.core.errors import NotFound, PermissionDenied
-from loopline.registry.names import model_name
+from loopline.core.names import model_name
 from loopline.store import MetadataStore
 
 OPERATIONS_PROJECT = DEFAULT_PROJECT
 """The project that deployments, datasets, monitors, pipelines and retraining loops belong to.
 Experiments, runs and registered models each belong to a project of their own."""
-
-
-def check_role(who: str, project: str, held: Role | None, needed: Role) -> None:
-    """Refuse unless `held` is at least `needed`; without a role, the project does not exist."""
-    if held is None:
-        raise NotFound(f"project {project!r} does not exist")
-    if not held.allows(needed):
-        raise PermissionDenied(f"{who} is {held.value} on project {project!r}; this needs {needed.value}")
 
 
 class Authorizer:

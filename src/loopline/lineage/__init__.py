@@ -1,5 +1,6 @@
 """Lineage: one graph from datasets through runs and model versions to deployments."""
 
-from loopline.lineage.service import LineageGraph, LineageNode, LineageService
+from loopline.core.lineage import LineageGraph, LineageNode
+from loopline.lineage.service import LineageService
 
 __all__ = ["LineageGraph", "LineageNode", "LineageService"]

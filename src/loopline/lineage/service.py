@@ -7,51 +7,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
+from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.errors import InvalidInput, NotFound
+from loopline.core.lineage import NODE_KINDS, LineageGraph, LineageNode, Node
 from loopline.core.registry import LineageEdge
+from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore
-
-NODE_KINDS = ("dataset", "run", "model_version", "deployment", "monitor")
-Node = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class LineageNode:
-    kind: str
-    key: str
-    label: str
-
-
-@dataclass
-class LineageGraph:
-    root: LineageNode
-    nodes: dict[Node, LineageNode] = field(default_factory=dict)
-    edges: list[LineageEdge] = field(default_factory=list)
-
-    def upstream_of(self, node: Node) -> list[LineageNode]:
-        return [self.nodes[(e.src_kind, e.src_key)] for e in self.edges if (e.dst_kind, e.dst_key) == node]
-
-    def downstream_of(self, node: Node) -> list[LineageNode]:
-        return [self.nodes[(e.dst_kind, e.dst_key)] for e in self.edges if (e.src_kind, e.src_key) == node]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "root": {"kind": self.root.kind, "key": self.root.key, "label": self.root.label},
-            "nodes": [{"kind": n.kind, "key": n.key, "label": n.label} for n in self.nodes.values()],
-            "edges": [
-                {"from": [e.src_kind, e.src_key], "relation": e.relation, "to": [e.dst_kind, e.dst_key]}
-                for e in self.edges
-            ],
-        }
 
 
 class LineageService:
-    def __init__(self, store: MetadataStore) -> None:
+    """Records the graph's edges as services act, and reads it for those who may see the
+    operations project (where datasets and deployments live)."""
+
+    def __init__(self, store: MetadataStore, authorizer: Authorizer) -> None:
         self._store = store
+        self._access = authorizer
 
     def link(self, source: Node, relation: str, target: Node, label: str = "") -> None:
         """Record that `source` feeds `target`; `label` names the source for people."""
@@ -63,6 +35,7 @@ class LineageService:
 
     def graph(self, root: Node, max_depth: int = 20) -> LineageGraph:
         """Everything upstream and downstream of `root`, following edges one way each."""
+        self._access.operations(Role.VIEWER)
         edges: dict[tuple[str, ...], LineageEdge] = {}
         for direction in ("up", "down"):
             frontier = {root}

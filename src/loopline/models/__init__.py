@@ -1,7 +1,10 @@
-"""Models: flavors that save and load natively, signatures, the uniform predict interface."""
+"""Models: flavors that save and load natively (more come from other packages through the
+`loopline.flavors` entry points, checked by `check_flavor`), signatures, the uniform predict
+interface."""
 
+from loopline.models.contract import check_flavor
 from loopline.models.loaded import LoadedModel
-from loopline.models.package import ModelMetadata, load_model_dir, read_metadata, save_model
+from loopline.models.package import ModelMetadata, load_model_dir, load_version, read_metadata, save_model
 from loopline.models.signature import ColumnSpec, Signature, TensorSpec, infer_signature
 
 __all__ = [
@@ -10,8 +13,10 @@ __all__ = [
     "ModelMetadata",
     "Signature",
     "TensorSpec",
+    "check_flavor",
     "infer_signature",
     "load_model_dir",
+    "load_version",
     "read_metadata",
     "save_model",
 ]

@@ -14,7 +14,8 @@ import hashlib
 import importlib.metadata
 import json
 import platform
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from loopline.core.errors import ArtifactCorrupted, InvalidInput, LooplineError, NotFound
+from loopline.core.registry import ModelVersion
 from loopline.models.flavors import Flavor, LoadOptions, flavor_for, flavor_named
 from loopline.models.loaded import LoadedModel
 from loopline.models.onnx_export import export_sklearn_to_onnx
@@ -152,7 +154,7 @@ def save_model(
     model: Any,
     directory: Path,
     *,
-    flavor: str | None = None,
+    flavor: str | Flavor | None = None,
     input_example: Any = None,
     signature: Signature | None = None,
     task: str | None = None,
@@ -165,7 +167,9 @@ def save_model(
 
     With `onnx=True` a scikit-learn model also gets an ONNX export (checked against the
     original on the input example) that `load_model(..., onnx=True)` serves."""
-    chosen = flavor_named(flavor) if flavor is not None else flavor_for(model)
+    chosen = (
+        flavor_for(model) if flavor is None else flavor_named(flavor) if isinstance(flavor, str) else flavor
+    )
     if task is not None and task not in TASKS:
         raise InvalidInput(f"task must be one of {TASKS}, got {task!r}")
     example = None
@@ -294,3 +298,13 @@ def load_model_dir(directory: Path, load: LoadOptions = LoadOptions()) -> Loaded
     else:
         predictor = flavor_named(metadata.flavor).load(directory, metadata.options, load)
     return LoadedModel(predictor, metadata)
+
+
+def load_version(download: Callable[[Path], ModelVersion], load: LoadOptions = LoadOptions()) -> LoadedModel:
+    """Load a registered version: `download` writes its files (each verified against its hash)
+    into a temporary folder, and returns the version."""
+    with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:
+        version = download(Path(tmp))
+        loaded = load_model_dir(Path(tmp), load)
+    loaded.uri = version.uri
+    return loaded

@@ -1,5 +1,6 @@
 """Notifiers for alerts: a webhook POST (JSON, Slack-compatible), a JSON-lines log file,
-stdout. Each returns an outcome that is stored with the alert; none raises.
+stdout, and those of other packages (entry points of group `loopline.notifiers`). Each
+sending gives an outcome that is stored with the alert; a failure never raises.
 
 Webhook targets are checked before use: the host is resolved once, every address it
 resolves to must be public (no loopback, link-local, cloud-metadata, private, multicast or
@@ -11,18 +12,20 @@ query, which often carry the webhook's secret.
 
 from __future__ import annotations
 
+import functools
 import http.client
+import importlib.metadata
 import ipaddress
 import json
 import socket
 import ssl
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from loopline.core.errors import InvalidInput
-from loopline.monitoring.spec import NotifierSpec
+from loopline.core.errors import ContractViolation, InvalidInput
+from loopline.specs.monitor import NOTIFIER_TYPE, NotifierSpec
 
 # Named metadata endpoints; their addresses are link-local or private and refused anyway.
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"})
@@ -123,30 +126,145 @@ def slack_text(alert: dict[str, Any]) -> str:
     ).strip()
 
 
-def notify(notifiers: list[NotifierSpec], alert: dict[str, Any]) -> list[dict[str, Any]]:
-    """Send `alert` through every notifier; one outcome per notifier, failures included."""
+class Notifier(Protocol):
+    """Delivers alerts for the notifier specs of one `type`. Other packages add notifiers
+    through the entry-point group `loopline.notifiers`; `check_notifier` runs the contract."""
+
+    type: ClassVar[str]
+
+    def check(self, spec: NotifierSpec) -> None:
+        """Refuse (InvalidInput) a spec it cannot deliver to; run when a monitor is created."""
+
+    def target(self, spec: NotifierSpec) -> str:
+        """Where `spec` sends alerts, fit to record: never a secret ('' when nowhere in particular)."""
+
+    def send(self, spec: NotifierSpec, alert: dict[str, Any]) -> dict[str, Any]:
+        """Deliver `alert`; returns what else to record with it (a status...). Raises when
+        delivery fails."""
+
+
+class WebhookNotifier:
+    """POST the alert as JSON (Slack-compatible `text`) to a checked public address."""
+
+    type: ClassVar[str] = "webhook"
+
+    def check(self, spec: NotifierSpec) -> None:
+        if not spec.url:
+            raise InvalidInput("a webhook notifier needs a url")
+
+    def target(self, spec: NotifierSpec) -> str:
+        return redact(spec.url or "")
+
+    def send(self, spec: NotifierSpec, alert: dict[str, Any]) -> dict[str, Any]:
+        assert spec.url is not None
+        payload = {"text": slack_text(alert), "alert": alert}
+        return post_webhook(spec.url, payload, spec.allow_private_network, spec.timeout_s)
+
+
+class LogNotifier:
+    """Append the alert as one JSON line to a file."""
+
+    type: ClassVar[str] = "log"
+
+    def check(self, spec: NotifierSpec) -> None:
+        if not spec.path:
+            raise InvalidInput("a log notifier needs a path")
+
+    def target(self, spec: NotifierSpec) -> str:
+        return str(Path(spec.path or "").expanduser())
+
+    def send(self, spec: NotifierSpec, alert: dict[str, Any]) -> dict[str, Any]:
+        path = Path(self.target(spec))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(alert, default=str) + "\n")
+        return {}
+
+
+class StdoutNotifier:
+    """Print the alert on standard output."""
+
+    type: ClassVar[str] = "stdout"
+
+    def check(self, spec: NotifierSpec) -> None:
+        return None
+
+    def target(self, spec: NotifierSpec) -> str:
+        return ""
+
+    def send(self, spec: NotifierSpec, alert: dict[str, Any]) -> dict[str, Any]:
+        print(f"ALERT {slack_text(alert)}", file=sys.stdout, flush=True)
+        return {}
+
+
+ENTRY_POINTS = "loopline.notifiers"
+BUILT_IN: tuple[Notifier, ...] = (WebhookNotifier(), LogNotifier(), StdoutNotifier())
+
+
+@functools.cache
+def notifiers() -> dict[str, Notifier]:
+    """Every notifier by type: the built-in ones, then those installed packages declare
+    (entry points of group `loopline.notifiers`)."""
+    found = {notifier.type: notifier for notifier in BUILT_IN}
+    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
+        loaded = entry.load()
+        notifier: Notifier = loaded() if isinstance(loaded, type) else loaded
+        kind = getattr(notifier, "type", None)
+        if not isinstance(kind, str) or not NOTIFIER_TYPE.fullmatch(kind):
+            raise ContractViolation(f"notifier {entry.value} has no valid type (a-z, 0-9, _): {kind!r}")
+        if kind in found:
+            raise ContractViolation(f"notifier {entry.value} has the type {kind!r} of another notifier")
+        found[kind] = notifier
+    return found
+
+
+def notifier_named(kind: str) -> Notifier:
+    """The notifier of `kind`; InvalidInput names the known ones."""
+    found = notifiers().get(kind)
+    if found is None:
+        raise InvalidInput(f"unknown notifier type {kind!r}; loopline knows {sorted(notifiers())}")
+    return found
+
+
+def check_notifier(notifier: Notifier, spec: NotifierSpec) -> dict[str, Any]:
+    """Run the contract of a notifier on `spec`, in the way of scikit-learn's check_estimator:
+    a valid `type` that `spec` has, a spec it accepts, and a test alert delivered with an
+    outcome of JSON values that leaves `type`, `target`, `ok` and `error` to loopline. Returns that outcome;
+    ContractViolation names the first broken rule."""
+    kind = getattr(notifier, "type", None)
+    if not isinstance(kind, str) or not NOTIFIER_TYPE.fullmatch(kind) or spec.type != kind:
+        raise ContractViolation(f"{type(notifier).__name__}: type {kind!r} is not valid or not the spec's")
+    notifier.check(spec)
+    alert = {"monitor": "contract-check", "rule": "check", "severity": "info", "message": "a test alert",
+             "value": 1.0, "status": "firing"}  # fmt: skip
+    outcome = notifier.send(spec, alert)
+    if not isinstance(outcome, dict):
+        raise ContractViolation(f"notifier {kind}: send returned {type(outcome).__name__}, not a dict")
+    if not isinstance(notifier.target(spec), str):
+        raise ContractViolation(f"notifier {kind}: its target must be text")
+    reserved = {"type", "target", "ok", "error"} & set(outcome)
+    if reserved:
+        raise ContractViolation(f"notifier {kind}: its outcome must leave {sorted(reserved)} to loopline")
+    try:
+        json.dumps(outcome)
+    except (TypeError, ValueError) as exc:
+        raise ContractViolation(f"notifier {kind}: its outcome is not JSON ({exc})") from None
+    return outcome
+
+
+def notify(specs: list[NotifierSpec], alert: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send `alert` through every notifier; one outcome per notifier, failures included: a
+    failing notifier (a plug-in's included) never stops the others or the monitor."""
     outcomes = []
-    for notifier in notifiers:
-        outcome: dict[str, Any] = {"type": notifier.type}
+    for spec in specs:
+        outcome: dict[str, Any] = {"type": spec.type}
         try:
-            if notifier.type == "webhook":
-                assert notifier.url is not None
-                outcome["target"] = redact(notifier.url)
-                payload = {"text": slack_text(alert), "alert": alert}
-                outcome.update(
-                    post_webhook(notifier.url, payload, notifier.allow_private_network, notifier.timeout_s)
-                )
-            elif notifier.type == "log":
-                assert notifier.path is not None
-                path = Path(notifier.path).expanduser()
-                outcome["target"] = str(path)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("a", encoding="utf-8") as log:
-                    log.write(json.dumps(alert, default=str) + "\n")
-            else:
-                print(f"ALERT {slack_text(alert)}", file=sys.stdout, flush=True)
+            notifier = notifier_named(spec.type)
+            if target := notifier.target(spec):
+                outcome["target"] = target
+            outcome.update(notifier.send(spec, alert))
             outcome["ok"] = True
-        except (InvalidInput, OSError, http.client.HTTPException) as exc:
+        except Exception as exc:
             outcome.update(ok=False, error=str(exc)[:300])
         outcomes.append(outcome)
     return outcomes

@@ -16,6 +16,7 @@ from typing import Any
 
 from loopline.core.clock import ms_to_datetime
 from loopline.core.monitoring import Alert, Monitor, MonitorRun
+from loopline.services import Monitors
 
 TRENDS = ("drift.share", "perf.accuracy", "est.accuracy", "perf.rmse", "latency.p95_ms", "errors.rate")
 MAX_OVERLAYS = 24
@@ -197,3 +198,18 @@ def render_png(monitor: Monitor, run: MonitorRun, history: Sequence[MonitorRun],
     figure.tight_layout()
     figure.savefig(target, dpi=90)
     plt.close(figure)
+
+
+def report_html(monitors: Monitors, name: str, run_id: int | None = None, *, inline_js: bool = True) -> str:
+    """The HTML report of run `run_id` (the newest by default) of monitor `name`, from what
+    `monitors` (on a store or through a server) returns."""
+    run = monitors.run_record(name, run_id)
+    history = [r for r in monitors.runs(name, 200) if r.at <= run.at]
+    period = [a for a in monitors.alerts(name) if a.first_at <= run.at]
+    return render_html(monitors.get(name), run, history, period, inline_js)
+
+
+def report_png(monitors: Monitors, name: str, target: Path, run_id: int | None = None) -> None:
+    """The report's figures as one PNG image at `target`."""
+    run = monitors.run_record(name, run_id)
+    render_png(monitors.get(name), run, [r for r in monitors.runs(name, 200) if r.at <= run.at], target)

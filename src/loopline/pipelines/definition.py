@@ -13,9 +13,11 @@ import functools
 import hashlib
 import importlib
 import inspect
+import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from loopline.core.errors import InvalidInput
@@ -237,3 +239,20 @@ def import_pipeline(target: str) -> Pipeline:
             f"module {module_name} has no pipeline {attribute!r} (decorate it with @loopline.pipeline)"
         )
     return found
+
+
+def load_pipeline(target: str) -> Pipeline:
+    """`package.module:name` or `path/to/file.py:name`, imported; the current folder (or the
+    file's) becomes importable, so that worker processes import the steps by the same name."""
+    module_name, sep, attribute = target.partition(":")
+    if not module_name or not sep or not attribute:
+        raise InvalidInput(f"{target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
+    folder = Path.cwd()
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise InvalidInput(f"pipeline file {module_name} does not exist")
+        folder, module_name = path.resolve().parent, path.stem
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return import_pipeline(f"{module_name}:{attribute}")

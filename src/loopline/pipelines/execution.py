@@ -19,7 +19,7 @@ from loopline.pipelines.outputs import load_output, store_output
 
 if TYPE_CHECKING:
     from loopline.artifacts import BlobStore
-    from loopline.registry.service import RegistryService
+    from loopline.services import Registry
     from loopline.store import PipelineStore
     from loopline.tracking.tracker import Tracker
 
@@ -30,7 +30,7 @@ class StepEnvironment:
 
     tracker: Tracker
     blobs: BlobStore
-    registry: RegistryService
+    registry: Registry
     pipelines: PipelineStore
 
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
+from loopline.compute.ray_cluster import connect_ray
 from loopline.core.entities import RunStatus
 from loopline.core.errors import InvalidInput, NotFound
 from loopline.pipelines.execution import StepEnvironment, StepResult, StepTask, run_step
-from loopline.pipelines.ray_cluster import connect_ray
 
 EnvironmentFactory = Callable[[], StepEnvironment]  # picklable: opens the stores in a worker
 EXECUTORS = ("local", "process", "ray")

@@ -19,8 +19,8 @@ from loopline.core.registry import ModelVersion
 
 if TYPE_CHECKING:
     from loopline.artifacts import BlobStore
-    from loopline.registry.service import RegistryService
-    from loopline.tracking.service import TrackingService
+    from loopline.services import Registry, Tracking
+
 
 SUPPORTED = "a pandas DataFrame, an Arrow table, a numpy array, a JSON value or a ModelVersion"
 
@@ -49,7 +49,7 @@ def fingerprint(value: Any, where: str) -> str:
     import pyarrow as pa
 
     if isinstance(value, pd.DataFrame | pa.Table):
-        from loopline.data.fingerprint import table_digest
+        from loopline.profiling.fingerprint import table_digest
 
         return table_digest(value)
     if isinstance(value, np.ndarray) and value.dtype != object:
@@ -64,7 +64,7 @@ def fingerprint(value: Any, where: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def store_output(value: Any, step: str, run_id: str, tracking: TrackingService) -> OutputRef:
+def store_output(value: Any, step: str, run_id: str, tracking: Tracking) -> OutputRef:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -92,7 +92,7 @@ def store_output(value: Any, step: str, run_id: str, tracking: TrackingService) 
     return OutputRef("json", hashlib.sha256(text.encode()).hexdigest(), json.loads(text))
 
 
-def output_exists(ref: OutputRef, blobs: BlobStore, registry: RegistryService) -> bool:
+def output_exists(ref: OutputRef, blobs: BlobStore, registry: Registry) -> bool:
     """Whether a cached output can still be loaded (blobs and versions can be deleted)."""
     if ref.kind in ("parquet", "npy"):
         return blobs.exists(ref.digest)
@@ -104,7 +104,7 @@ def output_exists(ref: OutputRef, blobs: BlobStore, registry: RegistryService) -
     return True
 
 
-def load_output(ref: OutputRef, blobs: BlobStore, registry: RegistryService) -> Any:
+def load_output(ref: OutputRef, blobs: BlobStore, registry: Registry) -> Any:
     import numpy as np
     import pyarrow.parquet as pq
 

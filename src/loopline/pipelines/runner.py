@@ -23,6 +23,8 @@ PIPELINE_TAG = "loopline.pipeline"
 
 
 class PipelineFailed(LooplineError):
+    """A pipeline run failed: the message names each failed step and how to resume."""
+
     def __init__(self, run: PipelineRun) -> None:
         self.run = run
         failed = [s for s in run.steps if s.status is StepStatus.FAILED]
@@ -37,15 +39,19 @@ class PipelineFailed(LooplineError):
 
 @dataclass
 class PipelineResult:
+    """A finished pipeline run: its steps and their outputs."""
+
     run: PipelineRun
     _env: StepEnvironment = field(repr=False)
     _result_node: str | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
+        """The pipeline run's id (also the id of its tracked run)."""
         return self.run.id
 
     def step(self, name: str) -> StepRun:
+        """The record of step `name` of this run: status, timing, output, error."""
         for step in self.run.steps:
             if step.name == name:
                 return step

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopline.compute.ray_cluster import connect_ray
 from loopline.core.errors import InvalidInput, LooplineError
 from loopline.core.registry import ModelVersion
 from loopline.pipelines.execution import param_text
-from loopline.pipelines.ray_cluster import connect_ray
 
 if TYPE_CHECKING:
     import optuna

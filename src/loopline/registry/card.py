@@ -8,8 +8,7 @@ from typing import Any
 
 from loopline.core.clock import ms_to_datetime
 from loopline.registry.evaluation import EvaluationService
-from loopline.registry.service import RegistryService
-from loopline.tracking.service import TrackingService
+from loopline.services import Lineage, Registry, Tracking
 
 
 def _when(ms: int) -> str:
@@ -33,9 +32,10 @@ def _number(value: Any) -> str:
 
 
 def model_card(
-    registry: RegistryService,
+    registry: Registry,
     evaluations: EvaluationService,
-    tracking: TrackingService,
+    tracking: Tracking,
+    lineage: Lineage,
     name: str,
     version: int,
 ) -> str:
@@ -60,7 +60,7 @@ def model_card(
     )
 
     lines += ["## Lineage", ""]
-    graph = registry.lineage.graph(("model_version", mv.digest or ""))
+    graph = lineage.graph(("model_version", mv.digest or ""))
     if mv.run_id is not None:
         run = tracking.get_run(mv.run_id)
         commit = run.source.git_commit or "unknown"

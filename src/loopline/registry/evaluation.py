@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,15 +15,14 @@ import pandas as pd
 from loopline.artifacts import BlobStore
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
-from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput, NotFound
-from loopline.core.registry import ModelVersion
-from loopline.data.fingerprint import table_digest
+from loopline.core.registry import Evaluation, ModelVersion
 from loopline.lineage import LineageService
 from loopline.models import LoadedModel
 from loopline.models.metrics import sliced_metrics, task_metrics
 from loopline.models.plots import evaluation_plots
-from loopline.registry.service import RegistryService
+from loopline.profiling.fingerprint import table_digest
+from loopline.services import Registry
 from loopline.store import MetadataStore
 
 LATENCY_ROWS = 50  # single-row predictions timed for the per-row latency
@@ -37,21 +36,6 @@ class Predictions:
     predicted: np.ndarray
     proba: np.ndarray | None
     classes: list[Any] | None
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    id: int
-    model: str
-    version: int
-    dataset_name: str
-    dataset_digest: str
-    task: str
-    metrics: dict[str, float]
-    slices: dict[str, Any] = field(default_factory=dict)
-    latency: dict[str, float] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)  # plot name -> blob sha256
-    created_at: int = 0
 
 
 def model_inputs(loaded: LoadedModel, data: pd.DataFrame, target: str) -> pd.DataFrame:
@@ -97,11 +81,14 @@ def measure_latency(loaded: LoadedModel, inputs: pd.DataFrame) -> dict[str, floa
 
 
 class EvaluationService:
-    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+    def __init__(
+        self, store: MetadataStore, blobs: BlobStore, *, registry: Registry, lineage: LineageService
+    ) -> None:
         self._store = store
         self._blobs = blobs
-        self.principal = principal
-        self._registry = RegistryService(store, blobs, principal)
+        self.principal = registry.principal
+        self._registry = registry
+        self._lineage = lineage
 
     def evaluate(
         self,
@@ -160,7 +147,7 @@ class EvaluationService:
             version.model, version.version, f"evaluation:{evaluation_id}", evaluation["metrics"]
         )
         if version.digest is not None:
-            LineageService(self._store).link(
+            self._lineage.link(
                 ("dataset", digest), "evaluated", ("model_version", version.digest), dataset_name
             )
         return self.get(version.model, version.version, evaluation_id), predictions

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
+from loopline.core.promotion import GateResult
 from loopline.core.registry import ModelVersion
 from loopline.models import LoadedModel, Signature
 from loopline.registry.evaluation import Predictions
@@ -33,17 +34,6 @@ class GateContext:
     candidate_predictions: Predictions | None = None
     current_predictions: Predictions | None = None
     run_tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GateResult:
-    gate: str
-    passed: bool
-    message: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate, "passed": self.passed, "message": self.message, "evidence": self.evidence}
 
 
 class Gate(Protocol):

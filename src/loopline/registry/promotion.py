@@ -8,68 +8,64 @@ the alias move.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from loopline.artifacts import BlobStore
-from loopline.core.entities import Principal
-from loopline.core.errors import Conflict, InvalidInput
+from loopline.core.errors import InvalidInput
+from loopline.core.names import alias_name
+from loopline.core.promotion import PromotionRefused, PromotionReport
+from loopline.core.registry import Evaluation
+from loopline.core.uris import ModelRef
+from loopline.registry.card import card_html, model_card
 from loopline.registry.evaluation import EvaluationService
-from loopline.registry.gates import GateContext, GateResult
-from loopline.registry.names import alias_name
+from loopline.registry.gates import GateContext
 from loopline.registry.policy import DEFAULT_POLICY, Policy
-from loopline.registry.service import RegistryService
-from loopline.registry.uris import ModelRef
+from loopline.services import Lineage, Registry, Tracking
+from loopline.services.promotion import PolicyDocument
 from loopline.store import MetadataStore
 
 
-@dataclass(frozen=True)
-class PromotionReport:
-    model: str
-    version: int
-    alias: str
-    current_version: int | None
-    results: list[GateResult] = field(default_factory=list)
-    forced: bool = False
-    reason: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return all(r.passed for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "alias": self.alias,
-            "current_version": self.current_version,
-            "passed": self.passed,
-            "forced": self.forced,
-            "reason": self.reason,
-            "gates": [r.to_dict() for r in self.results],
-        }
-
-    def summary(self) -> str:
-        verdict = "passed" if self.passed else ("forced past failing gates" if self.forced else "refused")
-        lines = [f"promotion of {self.model} version {self.version} to @{self.alias}: {verdict}"]
-        lines += [f"  [{'pass' if r.passed else 'FAIL'}] {r.gate}: {r.message}" for r in self.results]
-        return "\n".join(lines)
-
-
-class PromotionRefused(Conflict):
-    def __init__(self, report: PromotionReport) -> None:
-        self.report = report
-        super().__init__(report.summary() + "\n(--force with a --reason promotes anyway, on the record)")
-
-
 class PromotionService:
-    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        *,
+        registry: Registry,
+        evaluations: EvaluationService,
+        tracking: Tracking,
+        lineage: Lineage,
+    ) -> None:
         self._store = store
-        self.registry = RegistryService(store, blobs, principal)
-        self.evaluations = EvaluationService(store, blobs, principal)
+        self.principal = registry.principal
+        self.registry = registry
+        self.evaluations = evaluations
+        self._tracking = tracking
+        self._lineage = lineage
+
+    def model_card(self, name: str, version: int, *, html: bool = False) -> str:
+        """The model card of a version, as Markdown (or HTML)."""
+        markdown = model_card(self.registry, self.evaluations, self._tracking, self._lineage, name, version)
+        return card_html(markdown, f"{name} version {version}") if html else markdown
+
+    def evaluate(
+        self,
+        uri: str,
+        data: pd.DataFrame,
+        target: str,
+        *,
+        task: str | None = None,
+        slices: Sequence[str] = (),
+        dataset_name: str = "evaluation",
+        trust: bool = False,
+        trusted_types: Sequence[str] = (),
+    ) -> Evaluation:
+        """Evaluate the version at `uri` on `data` and store the result with it."""
+        return self.evaluations.evaluate(
+            uri, data, target, task=task, slices=slices, dataset_name=dataset_name, trust=trust,
+            trusted_types=trusted_types,
+        )  # fmt: skip
 
     def promote(
         self,
@@ -77,7 +73,7 @@ class PromotionService:
         version: int,
         alias: str = "champion",
         *,
-        policy: Policy | None = None,
+        policy: PolicyDocument | Mapping[str, Any] | None = None,
         data: pd.DataFrame | None = None,
         target: str | None = None,
         task: str | None = None,
@@ -117,7 +113,7 @@ class PromotionService:
             version,
             alias,
             None if current is None else current.version,
-            [gate.check(ctx) for gate in (policy or DEFAULT_POLICY).gates],
+            [gate.check(ctx) for gate in _policy(policy).gates],
             forced=force_reason is not None,
             reason=force_reason or "",
         )
@@ -141,3 +137,12 @@ class PromotionService:
                 ctx.current, ctx.current_model, data, target, task=ctx.task, dataset_name="promotion"
             )
             ctx.current_evaluation = {"metrics": held.metrics, "latency": held.latency}
+
+
+def _policy(policy: PolicyDocument | Mapping[str, Any] | None) -> Policy:
+    """The policy given (gates of Python code included), its document parsed, or the default."""
+    if policy is None:
+        return DEFAULT_POLICY
+    if isinstance(policy, Policy):
+        return policy
+    return Policy.from_dict(policy if isinstance(policy, Mapping) else policy.to_dict())

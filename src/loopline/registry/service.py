@@ -4,7 +4,6 @@ whose every move is recorded, and loading a version back with its files verified
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from loopline.artifacts import BlobStore, destination
 from loopline.core.access import AliasRequest, Role
 from loopline.core.clock import now_ms
-from loopline.core.entities import DEFAULT_PROJECT, Principal
+from loopline.core.entities import DEFAULT_PROJECT
 from loopline.core.errors import (
     AlreadyExists,
     ApprovalRequired,
@@ -21,16 +20,16 @@ from loopline.core.errors import (
     NotFound,
     PermissionDenied,
 )
-from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
+from loopline.core.names import alias_name, display_model_name, model_name
+from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, loadable
+from loopline.core.uris import ModelRef, parse_model_uri
 from loopline.core.validation import check_key, check_tag_value
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.lineage import LineageService
-from loopline.models import LoadedModel, ModelMetadata, load_model_dir, read_metadata
+from loopline.models import LoadedModel, ModelMetadata, load_version, read_metadata
 from loopline.models.flavors import LoadOptions
 from loopline.models.package import METADATA_FILE, verify_files
-from loopline.registry.names import alias_name, display_model_name, model_name
-from loopline.registry.uris import ModelRef, parse_model_uri
 from loopline.store import MetadataStore
 
 
@@ -39,13 +38,21 @@ def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 class RegistryService:
-    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        *,
+        authorizer: Authorizer,
+        audit: AuditTrail,
+        lineage: LineageService,
+    ) -> None:
         self._store = store
         self._blobs = blobs
-        self.principal = principal
-        self.lineage = LineageService(store)
-        self.audit = AuditTrail(store, principal)
-        self._access = Authorizer(store, principal)
+        self.principal = authorizer.principal
+        self._access = authorizer
+        self.audit = audit
+        self.lineage = lineage
 
     def require_model_role(self, name: str, needed: Role) -> None:
         """Refuse unless the principal holds `needed` on the project of model `name`."""
@@ -206,15 +213,7 @@ class RegistryService:
         return self.get_version(ref.name, version)
 
     def _loadable(self, uri: str | ModelRef) -> ModelVersion:
-        version = self.resolve(uri)
-        if version.deleted:
-            raise Conflict(f"{version.uri} was deleted")
-        if version.status is not VersionStatus.READY:
-            raise Conflict(
-                f"{version.uri} is {version.status.value}: its files were never completely stored, "
-                "so it cannot be loaded; register the model again"
-            )
-        return version
+        return loadable(self.resolve(uri))
 
     def download(self, uri: str | ModelRef, target: Path) -> ModelVersion:
         """Write a READY version's files below `target`, each verified against its hash."""
@@ -243,11 +242,7 @@ class RegistryService:
         options = LoadOptions(
             trust=trust, trusted_types=tuple(trusted_types), module_factory=module_factory, onnx=onnx
         )
-        with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:
-            version = self.download(uri, Path(tmp))
-            loaded = load_model_dir(Path(tmp), options)
-        loaded.uri = version.uri
-        return loaded
+        return load_version(lambda folder: self.download(uri, folder), options)
 
     # aliases ---------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from fastapi import Path as FastApiPath
 from starlette.concurrency import run_in_threadpool
 
 from loopline.automation.service import AutomationService
-from loopline.backends import Backends
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput, Unauthenticated
 from loopline.governance.access import AccessService
@@ -22,6 +21,7 @@ from loopline.server.logins import FailedLogins
 from loopline.server.schemas import MAX_PAGE
 from loopline.serving.deployments import DeploymentService
 from loopline.tracking.service import TrackingService
+from loopline.wiring.backends import Backends
 
 T = TypeVar("T")
 # Dependencies are async: a sync one costs a trip to the thread pool on every request.
@@ -55,7 +55,7 @@ async def caller(request: Request) -> Principal:
     failed_logins: FailedLogins = request.app.state.failed_logins
     address = request.client.host if request.client else "unknown"
     failed_logins.check(address)
-    access = backends(request).access(ANONYMOUS)
+    access = backends(request).services(ANONYMOUS).access
     try:
         known = access.authenticate_cached(token)
         return known if known is not None else await run_in_threadpool(access.authenticate, token)
@@ -70,27 +70,27 @@ Backend = Annotated[Backends, Depends(_backends)]
 
 
 async def _tracking(b: Backend, who: Caller) -> TrackingService:
-    return b.tracking(who)
+    return b.services(who).tracking
 
 
 async def _registry(b: Backend, who: Caller) -> RegistryService:
-    return b.registry(who)
+    return b.services(who).registry
 
 
 async def _deployments(b: Backend, who: Caller) -> DeploymentService:
-    return b.deployments(who)
+    return b.services(who).deployments
 
 
 async def _automation(b: Backend, who: Caller) -> AutomationService:
-    return b.automation(who)
+    return b.services(who).automation
 
 
 async def _access(b: Backend, who: Caller) -> AccessService:
-    return b.access(who)
+    return b.services(who).access
 
 
 async def _audit(b: Backend, who: Caller) -> AuditTrail:
-    return b.audit(who)
+    return b.services(who).audit
 
 
 Tracking = Annotated[TrackingService, Depends(_tracking)]

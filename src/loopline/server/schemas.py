@@ -149,6 +149,23 @@ class Promotion(Body):
     alias: str = "champion"
     policy: dict[str, Any] | None = None
     force_reason: str | None = None
+    upload_id: str | None = Field(None, description="an upload holding evaluation data as data.parquet")
+    target: str | None = None
+    task: str | None = None
+    baseline: str | None = None
+
+
+class NewEvaluation(Body):
+    uri: str
+    upload_id: str = Field(description="an upload holding the data as data.parquet")
+    target: str
+    task: str | None = None
+    slices: list[str] = Field(default_factory=list)
+    dataset_name: str = "evaluation"
+
+
+class Reason(Body):
+    reason: str = ""
 
 
 # operations ----------------------------------------------------------------------------
@@ -193,6 +210,15 @@ class NewTrigger(NewJob):
     monitor: str
     rule: str | None = Field(None, description="fire on this rule's alerts only; any rule when null")
     cooldown_s: Int64 = 3600
+
+
+class NewMonitor(Body):
+    name: str
+    deployment: str
+    reference: str = Field(description="the reference dataset: NAME or NAME@VERSION")
+    target: str | None = Field(None, description="the dataset's label column")
+    spec: dict[str, Any] | None = Field(None, description="the monitor spec (its YAML document as JSON)")
+    replace: bool = False
 
 
 class MonitorRunOutcome(BaseModel):

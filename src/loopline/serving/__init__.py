@@ -1,2 +1,2 @@
-"""Serving: deployments with traffic policies, the online server, the prediction log,
-batch scoring and packaging for clusters."""
+"""Serving: deployments with traffic policies, the online server, batch scoring and
+packaging for clusters. Its prediction log is the `predictions` package's."""

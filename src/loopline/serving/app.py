@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 from loopline.core.errors import InvalidInput, SignatureMismatch
+from loopline.predictions.log import ERRORS, FEEDBACK, PredictionChunk, PredictionLog, RecordChunk
 from loopline.serving import payloads
 from loopline.serving.http import (
     HttpError,
@@ -36,7 +37,6 @@ from loopline.serving.http import (
     respond_json,
 )
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.predlog import ERRORS, FEEDBACK, PredictionChunk, PredictionLog, RecordChunk
 from loopline.serving.runtime import DeploymentRuntime, RoutingState, ServedArm
 
 log = logging.getLogger("loopline.serving")

@@ -20,12 +20,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loopline.compute.ray_cluster import connect_ray
 from loopline.core.errors import InvalidInput
 from loopline.models import LoadedModel, load_model_dir
 from loopline.models.flavors import LoadOptions
 from loopline.models.package import METADATA_FILE
-from loopline.pipelines.ray_cluster import connect_ray
-from loopline.registry.service import RegistryService
+from loopline.services import Registry
 
 MAX_IN_FLIGHT_PER_CPU = 2  # chunks queued on a Ray cluster: enough to keep it busy, few enough for memory
 
@@ -81,7 +81,7 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_file(
-    registry: RegistryService,
+    registry: Registry,
     uri: str,
     source: Path,
     target: Path,

@@ -2,42 +2,53 @@
 
 from __future__ import annotations
 
-from loopline.artifacts import BlobStore
+from typing import TYPE_CHECKING
+
+from loopline.artifacts.tables import TableArea
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
-from loopline.core.entities import Principal
 from loopline.core.errors import Conflict, InvalidInput, NotFound
-from loopline.core.registry import Deployment, DeploymentRevision, ModelVersion, VersionStatus
+from loopline.core.names import model_name
+from loopline.core.registry import Deployment, DeploymentRevision, ModelVersion
+from loopline.core.traffic import TrafficPolicy, serving_versions
+from loopline.core.uris import parse_model_uri
+from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
-from loopline.registry.names import model_name
-from loopline.registry.service import RegistryService
-from loopline.registry.uris import parse_model_uri
-from loopline.serving.policy import TrafficPolicy
+from loopline.lineage import LineageService
+from loopline.services import Registry
 from loopline.store import MetadataStore
+
+if TYPE_CHECKING:
+    from loopline.predictions.reports import DeploymentReport
 
 
 class DeploymentService:
-    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        tables: TableArea,
+        *,
+        registry: Registry,
+        authorizer: Authorizer,
+        audit: AuditTrail,
+        lineage: LineageService,
+    ) -> None:
         self._store = store
-        self.principal = principal
-        self.registry = RegistryService(store, blobs, principal)
-        self.audit = self.registry.audit
-        self._access = Authorizer(store, principal)
+        self._tables = tables
+        self.principal = authorizer.principal
+        self._registry = registry
+        self._access = authorizer
+        self._audit = audit
+        self._lineage = lineage
 
     def resolve(self, policy: TrafficPolicy) -> dict[str, ModelVersion]:
         """The version each arm serves now (aliases resolved); every one must be READY."""
-        served = {}
-        for arm in policy.arms:
-            version = self.registry.resolve(arm.target)
-            if version.status is not VersionStatus.READY or version.deleted:
-                raise Conflict(f"arm {arm.name!r}: {version.uri} is not servable ({version.status.value})")
-            served[arm.name] = version
-        return served
+        return serving_versions(policy, self._registry.resolve)
 
     def _record_lineage(self, name: str, policy: TrafficPolicy) -> None:
         for arm, version in self.resolve(policy).items():
             if version.digest is not None:
-                self.registry.lineage.link(
+                self._lineage.link(
                     ("model_version", version.digest), "deployed_in", ("deployment", name), arm
                 )
 
@@ -49,7 +60,7 @@ class DeploymentService:
             name, policy.to_dict(), self.principal.name, now_ms(), reason
         )
         self._record_lineage(name, policy)
-        self.audit.record("deployment.create", f"deployment:{name}", after=policy.to_dict(), reason=reason)
+        self._audit.record("deployment.create", f"deployment:{name}", after=policy.to_dict(), reason=reason)
         return created
 
     def get(self, name: str) -> Deployment:
@@ -76,7 +87,7 @@ class DeploymentService:
             name, policy.to_dict(), self.principal.name, now_ms(), reason, expected_revision
         )
         self._record_lineage(name, policy)
-        self.audit.record(
+        self._audit.record(
             "deployment.traffic", f"deployment:{name}", before=before, after=policy.to_dict(), reason=reason,
             revision=changed.revision,
         )  # fmt: skip
@@ -103,7 +114,16 @@ class DeploymentService:
     def delete(self, name: str) -> None:
         self._access.operations(Role.MAINTAINER)
         self._store.deployments.delete(model_name(name), now_ms())
-        self.audit.record("deployment.delete", f"deployment:{model_name(name)}")
+        self._audit.record("deployment.delete", f"deployment:{model_name(name)}")
+
+    def report(self, name: str, since_ms: int | None = None) -> DeploymentReport:
+        """Its arms compared on its prediction log since `since_ms` (all of it by default)."""
+        from loopline.predictions.reports import deployment_report
+
+        deployment = self.get(name)
+        return deployment_report(
+            self._tables, deployment.name, TrafficPolicy.from_dict(deployment.policy), since_ms
+        )
 
     def for_model(self, uri: str, name: str | None = None) -> Deployment:
         """The deployment `loopline serve URI` serves: named after the model unless `name`

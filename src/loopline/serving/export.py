@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-import loopline
 from loopline.core.registry import Deployment
-from loopline.serving.server import GRACEFUL_SHUTDOWN_S
+from loopline.core.version import __version__
+from loopline.serving.processes import GRACEFUL_SHUTDOWN_S
 
 PORT = 8000
 STORE_SECRET = "loopline-store"
@@ -26,7 +26,7 @@ SETTINGS = ("LOOPLINE_STORE_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_S3_ENDPOIN
 def dockerfile(deployment: Deployment) -> str:
     return f"""# Serves loopline deployment {deployment.name!r}. Build: docker build -t IMAGE .
 FROM python:3.11-slim
-RUN pip install --no-cache-dir "loopline[postgres,s3]=={loopline.__version__}" \\
+RUN pip install --no-cache-dir "loopline[postgres,s3]=={__version__}" \\
     && useradd --uid 10001 --no-create-home loopline
 USER 10001
 EXPOSE {PORT}

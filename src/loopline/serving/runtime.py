@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from loopline.core.registry import ModelVersion
+from loopline.core.traffic import Arm, ArmChooser, TrafficPolicy
 from loopline.models import LoadedModel
 from loopline.models.loaded import ArrayScorer
+from loopline.services import Deployments, Registry
 from loopline.serving.batching import MicroBatcher
-from loopline.serving.deployments import DeploymentService
-from loopline.serving.policy import Arm, ArmChooser, TrafficPolicy
 
 log = logging.getLogger("loopline.serving")
 
@@ -76,12 +76,14 @@ class DeploymentRuntime:
     def __init__(
         self,
         name: str,
-        deployments: DeploymentService,
+        deployments: Deployments,
+        registry: Registry,
         options: ServingOptions,
         batch_observer: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.name = name
         self._deployments = deployments
+        self._registry = registry
         self._options = options
         self._batch_observer = batch_observer  # (deployment, version, rows) of each model call
         self.state: RoutingState | None = None
@@ -132,7 +134,7 @@ class DeploymentRuntime:
         return RoutingState(deployment.revision, policy, arms, ArmChooser(policy))
 
     def _load(self, arm: Arm, version: ModelVersion) -> ServedArm:
-        model = self._deployments.registry.load(version.uri, trust=self._options.trust)
+        model = self._registry.load(version.uri, trust=self._options.trust)
         scorer = model.array_scorer()
         example = model.metadata.example_frame()
         if example is not None:  # warm up: the first real request should not pay for it

@@ -26,6 +26,9 @@ _FIGURE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
 
 
 class ActiveRun:
+    """A run in progress: log its params, metrics, tags, artifacts, inputs and models; use it as a
+    context manager so that it always ends."""
+
     def __init__(self, tracker: Tracker, run: Run) -> None:
         self._tracker = tracker
         self._service = tracker.service
@@ -48,20 +51,25 @@ class ActiveRun:
     # params and tags are rare and must fail loudly at once: they are written synchronously.
 
     def log_param(self, key: str, value: Any) -> None:
+        """Log one parameter (stored as text)."""
         self._service.log_batch(self.id, params={key: value})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log several parameters at once."""
         self._service.log_batch(self.id, params=params)
 
     def set_tag(self, key: str, value: Any) -> None:
+        """Set one tag (stored as text)."""
         self._service.log_batch(self.id, tags={key: value})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set several tags at once."""
         self._service.log_batch(self.id, tags=tags)
 
     # metrics are buffered and stored in batches by the tracker's background writer.
 
     def log_metric(self, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
+        """Log one metric value at `step`; buffered and written in batches."""
         if key not in self._metric_keys:
             check_key("metric key", key)
             self._metric_keys.add(key)
@@ -74,6 +82,7 @@ class ActiveRun:
         self._writer.add(self.id, metric)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:
+        """Log several metric values at `step`; buffered and written in batches."""
         stamp = time.time_ns() // 1_000_000 if timestamp is None else timestamp
         for key, value in metrics.items():
             self.log_metric(key, value, step, stamp)
@@ -95,6 +104,7 @@ class ActiveRun:
         return self._service.log_artifact_path(self.id, data, name)
 
     def log_text(self, text: str, name: str) -> ArtifactEntry:
+        """Store `text` as the artifact `name`."""
         return self._service.log_artifact_bytes(self.id, name, text.encode("utf-8"))
 
     def log_dict(self, data: Mapping[str, Any], name: str) -> ArtifactEntry:
@@ -133,8 +143,8 @@ class ActiveRun:
     def log_input(self, data: Any, name: str | None = None) -> str:
         """Record data this run reads (a registered dataset, or a frame by content hash),
         for lineage; returns the hash."""
-        from loopline.data.fingerprint import table_digest
         from loopline.models.signature import as_frame
+        from loopline.profiling.fingerprint import table_digest
 
         registered = getattr(data, "info", data)
         if isinstance(registered, DatasetVersion):

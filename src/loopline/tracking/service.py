@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +11,12 @@ from loopline.artifacts import BlobStore, check_artifact_name, destination, file
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.entities import (
+    DEFAULT_EXPERIMENT,
     DEFAULT_PROJECT,
     ArtifactEntry,
     Experiment,
+    ExperimentRef,
     Metric,
-    Principal,
     Project,
     Run,
     RunPage,
@@ -28,10 +29,9 @@ from loopline.core.registry import LineageEdge
 from loopline.core.search import parse_filter, parse_order_by
 from loopline.core.validation import (
     check_key,
-    check_metric_value,
+    check_metrics,
     check_name,
     check_param_value,
-    check_step,
     check_tag_value,
 )
 from loopline.governance.audit import AuditTrail
@@ -39,20 +39,20 @@ from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore
 from loopline.tracking.names import random_run_name
 
-DEFAULT_EXPERIMENT = "Default"
 MAX_ERROR_LENGTH = 16_000
-ExperimentRef = str | int
 
 
 class TrackingService:
     """Experiments, runs, their data and artifacts, acting as `principal`."""
 
-    def __init__(self, store: MetadataStore, blobs: BlobStore, principal: Principal) -> None:
+    def __init__(
+        self, store: MetadataStore, blobs: BlobStore, *, authorizer: Authorizer, audit: AuditTrail
+    ) -> None:
         self._store = store
         self._blobs = blobs
-        self.principal = principal
-        self._access = Authorizer(store, principal)
-        self._audit = AuditTrail(store, principal)
+        self.principal = authorizer.principal
+        self._access = authorizer
+        self._audit = audit
 
     # experiments -----------------------------------------------------------------------
 
@@ -318,26 +318,6 @@ class TrackingService:
             self._blobs.download(entry.digest, entry.name, path)
             written.append(path)
         return written
-
-
-def check_metrics(metrics: Iterable[Metric]) -> list[Metric]:
-    """Validate metric values; each distinct key is checked once."""
-    checked: list[Metric] = []
-    keys: set[str] = set()
-    for metric in metrics:
-        if metric.key not in keys:
-            check_key("metric key", metric.key)
-            keys.add(metric.key)
-        value = check_metric_value(metric.key, metric.value)
-        step = check_step(metric.key, metric.step)
-        if type(metric.timestamp) is not int or not 0 <= metric.timestamp < 2**63:
-            raise InvalidInput(f"timestamp of metric {metric.key!r} must be milliseconds since the epoch")
-        checked.append(
-            metric
-            if value is metric.value and step is metric.step
-            else Metric(metric.key, value, step, metric.timestamp)
-        )
-    return checked
 
 
 def _check_run_id(run_id: object) -> str:

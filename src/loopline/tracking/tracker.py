@@ -18,21 +18,20 @@ from collections.abc import Mapping
 from types import FrameType, TracebackType
 from typing import Any
 
-from loopline.core.entities import DEFAULT_PROJECT, RunStatus
+from loopline.core.entities import DEFAULT_EXPERIMENT, DEFAULT_PROJECT, ExperimentRef, RunStatus
 from loopline.core.errors import RunTerminated
-from loopline.registry.service import RegistryService
+from loopline.services import Registry, Tracking
 from loopline.tracking.active_run import ActiveRun
 from loopline.tracking.environment import capture_environment, capture_source
-from loopline.tracking.service import DEFAULT_EXPERIMENT, ExperimentRef, TrackingService
 from loopline.tracking.writer import MetricWriter
 
 
 class Tracker:
     def __init__(
         self,
-        service: TrackingService,
+        service: Tracking,
         *,
-        registry: RegistryService | None = None,
+        registry: Registry | None = None,
         default_experiment: str = DEFAULT_EXPERIMENT,
         capture_context: bool = True,
     ) -> None:

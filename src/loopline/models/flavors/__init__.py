@@ -1,8 +1,17 @@
-"""Model flavors: each saves a native model to files and loads it back as a Predictor."""
+"""Model flavors: each saves a native model to files and loads it back as a Predictor.
+
+Other packages add flavors through the entry-point group `loopline.flavors`: each entry
+point names a `Flavor` class (or instance). `loopline.models.check_flavor` runs the contract
+every flavor must keep; the built-in flavors pass it in loopline's own test suite.
+"""
 
 from __future__ import annotations
 
-from loopline.core.errors import InvalidInput
+import functools
+import importlib.metadata
+import re
+
+from loopline.core.errors import ContractViolation, InvalidInput
 from loopline.models.flavors.base import Flavor, LoadOptions, Predictor, SavedModel
 from loopline.models.flavors.lightgbm import LightGBMFlavor
 from loopline.models.flavors.onnx import OnnxFlavor
@@ -11,35 +20,63 @@ from loopline.models.flavors.pytorch import PyTorchFlavor
 from loopline.models.flavors.sklearn import SklearnFlavor
 from loopline.models.flavors.xgboost import XGBoostFlavor
 
+ENTRY_POINTS = "loopline.flavors"
 # Detection order: native formats first; a pickle only for what nothing else can store.
-FLAVORS: dict[str, Flavor] = {
-    flavor.name: flavor
-    for flavor in (
-        XGBoostFlavor(),
-        LightGBMFlavor(),
-        SklearnFlavor(),
-        OnnxFlavor(),
-        PyTorchFlavor(),
-        PythonFunctionFlavor(),
-    )
-}
+BUILT_IN: tuple[Flavor, ...] = (
+    XGBoostFlavor(),
+    LightGBMFlavor(),
+    SklearnFlavor(),
+    OnnxFlavor(),
+    PyTorchFlavor(),
+)
+FALLBACK: Flavor = PythonFunctionFlavor()
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
 
-__all__ = ["FLAVORS", "Flavor", "LoadOptions", "Predictor", "SavedModel", "flavor_for", "flavor_named"]
+__all__ = [
+    "BUILT_IN",
+    "ENTRY_POINTS",
+    "Flavor",
+    "LoadOptions",
+    "Predictor",
+    "SavedModel",
+    "flavor_for",
+    "flavor_named",
+    "flavors",
+]
+
+
+@functools.cache
+def flavors() -> dict[str, Flavor]:
+    """Every flavor by name, in detection order: the built-in ones, then those installed
+    packages declare (entry points of group `loopline.flavors`), the pickle last."""
+    found = {flavor.name: flavor for flavor in BUILT_IN}
+    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
+        loaded = entry.load()
+        flavor: Flavor = loaded() if isinstance(loaded, type) else loaded
+        name = getattr(flavor, "name", None)
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ContractViolation(f"flavor {entry.value} has no valid name (a-z, 0-9, _): {name!r}")
+        if name in found or name == FALLBACK.name:
+            raise ContractViolation(f"flavor {entry.value} is named {name!r}, like another flavor")
+        found[name] = flavor
+    found[FALLBACK.name] = FALLBACK
+    return found
 
 
 def flavor_named(name: str) -> Flavor:
-    flavor = FLAVORS.get(name)
+    """The flavor called `name`; InvalidInput names the known ones."""
+    flavor = flavors().get(name)
     if flavor is None:
-        raise InvalidInput(f"unknown model flavor {name!r}; loopline knows {sorted(FLAVORS)}")
+        raise InvalidInput(f"unknown model flavor {name!r}; loopline knows {sorted(flavors())}")
     return flavor
 
 
 def flavor_for(model: object) -> Flavor:
     """The flavor that stores `model` natively."""
-    for flavor in FLAVORS.values():
+    for flavor in flavors().values():
         if flavor.matches(model):
             return flavor
     raise InvalidInput(
         f"cannot log a {type(model).__module__}.{type(model).__name__}: it is no scikit-learn, XGBoost, "
-        "LightGBM, ONNX or PyTorch model and has no predict method"
+        "LightGBM, ONNX or PyTorch model, no installed flavor takes it, and it has no predict method"
     )

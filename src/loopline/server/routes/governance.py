@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from loopline.core.access import ApiToken, User
 from loopline.core.audit import AuditEntry
 from loopline.core.wire import to_wire
-from loopline.server.app import json_response
 from loopline.server.deps import Access, Audit, Id, Paging, page
+from loopline.server.encoding import json_response
 from loopline.server.schemas import (
     AuditCheck,
     CreatedToken,

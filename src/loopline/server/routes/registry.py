@@ -10,9 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from loopline.core.access import AliasRequest, Role
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel
-from loopline.registry.policy import Policy
-from loopline.server.app import json_response
-from loopline.server.deps import Backend, Caller, Id, Paging, Registry, page, staging
+from loopline.server.deps import Id, Paging, Registry, page, staging
+from loopline.server.encoding import json_response
 from loopline.server.routes.uploads import (
     discard_upload,
     new_upload,
@@ -27,7 +26,6 @@ from loopline.server.schemas import (
     NewModel,
     NewVersion,
     Page,
-    Promotion,
     Upload,
 )
 
@@ -169,15 +167,3 @@ def approve(registry: Registry, request_id: Id, body: Decision) -> Response:
 @router.post("/alias-requests/{request_id}/reject", response_model=AliasRequest)
 def reject(registry: Registry, request_id: Id, body: Decision) -> Response:
     return json_response(registry.reject(request_id, body.reason))
-
-
-@router.post("/models/{name}/versions/{version}/promote")
-async def promote(b: Backend, who: Caller, name: str, version: Id, body: Promotion) -> Response:
-    """Run the promotion gates that need no data and move the alias if they pass (a refusal
-    answers 409 with the report)."""
-    policy = Policy.from_dict(body.policy) if body.policy is not None else None
-    service = b.promotion(who)
-    report = await run_in_threadpool(
-        service.promote, name, version, body.alias, policy=policy, force_reason=body.force_reason
-    )
-    return json_response(report.to_dict())

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from loopline.core.entities import ArtifactEntry, Experiment, Metric, Project, Run, Source
 from loopline.core.errors import InvalidInput
 from loopline.core.wire import metric_to_wire
-from loopline.server.app import json_response
 from loopline.server.deps import Id, Paging, Tracking, page, staging
+from loopline.server.encoding import json_response
 from loopline.server.routes.uploads import stream_to, temporary_file
 from loopline.server.schemas import (
     REF_TEMPLATE,

@@ -16,7 +16,7 @@ from fastapi import Request
 
 from loopline.artifacts import destination
 from loopline.core.entities import Principal
-from loopline.core.errors import NotFound
+from loopline.core.errors import InvalidInput, NotFound
 
 _OWNER = ".owner"
 _MAX_AGE_S = 24 * 3600
@@ -86,3 +86,19 @@ def _remove_stale(staging: Path) -> None:
         with contextlib.suppress(OSError):
             if folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+DATA_FILE = "data.parquet"
+
+
+@contextlib.contextmanager
+def uploaded_table(staging: Path, upload_id: str, owner: Principal) -> Iterator[Path]:
+    """The upload's `data.parquet` (rows a client staged), removed with the upload afterwards."""
+    files = upload_files(staging, upload_id, owner)
+    try:
+        data = files / DATA_FILE
+        if not data.is_file():
+            raise InvalidInput(f"upload {upload_id} holds no {DATA_FILE}")
+        yield data
+    finally:
+        discard_upload(files)

@@ -1,0 +1,406 @@
+"""The closed loop: retrain on fresh data, gate the challenger against the champion, give it
+a canary share of live traffic, then promote it or roll it back, on the record.
+
+    start()    idle -> retraining -> canary     (or back to idle: refused, failed, cool-down)
+    advance()  canary -> deciding -> idle       (promoted or rolled back)
+
+Each transition is a conditional update of the loop's state, so two workers never take the
+same step; every decision is an event with its reason and evidence (`loopline loop status`).
+A failed or refused retraining leaves the champion serving, and a cool-down after every
+attempt keeps a noisy monitor from starting a retraining storm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from loopline.core.access import Role
+from loopline.core.clock import now_ms
+from loopline.core.errors import ApprovalRequired, Conflict, InvalidInput
+from loopline.core.loops import Loop, LoopEvent, LoopState
+from loopline.core.registry import ModelVersion
+from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import Authorizer
+from loopline.services import Datasets, Deployments, Promotion, Registry
+from loopline.specs.loop import LoopPolicy, RolloutSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopline.artifacts.tables import TableArea
+    from loopline.predictions.reports import DeploymentReport
+    from loopline.store import MetadataStore
+
+AUDITED = {
+    "declared",
+    "canary",
+    "shadow",
+    "refused",
+    "failed",
+    "promoted",
+    "rolled_back",
+    "awaiting_approval",
+}  # decisions
+log = logging.getLogger("loopline.loop")
+# A worker that died mid-step leaves the loop there; after this long it is reset.
+ABANDONED_AFTER_MS = {LoopState.RETRAINING: 6 * 3_600_000, LoopState.DECIDING: 10 * 60_000}
+RunPipeline = Callable[[str, dict[str, Any]], Any]  # (MODULE:PIPELINE, params) -> its output
+
+
+class LoopService:
+    def __init__(
+        self,
+        store: MetadataStore,
+        tables: TableArea,
+        *,
+        datasets: Datasets,
+        deployments: Deployments,
+        promotion: Promotion,
+        registry: Registry,
+        authorizer: Authorizer,
+        audit: AuditTrail,
+        run_pipeline: RunPipeline | None = None,
+    ) -> None:
+        self._store = store
+        self._tables = tables
+        self._principal = authorizer.principal
+        self._run_pipeline = run_pipeline
+        self.datasets = datasets
+        self.deployments = deployments
+        self.promotion = promotion
+        self.registry = registry
+        self._access = authorizer
+        self._audit = audit
+
+    # declaring and reading ------------------------------------------------------------------
+
+    def declare(self, policy: LoopPolicy) -> Loop:
+        self._access.operations(Role.MAINTAINER)
+        self.deployments.get(policy.deployment)  # it must exist
+        self.registry.get_model(policy.model)
+        self.datasets.get(policy.reference_dataset)
+        loop = self._store.loops.declare(policy.deployment, policy.model_dump(), now_ms())
+        self._event(policy.deployment, "declared", f"retraining policy for {policy.deployment} declared")
+        return loop
+
+    def get(self, deployment: str) -> Loop:
+        self._access.operations(Role.VIEWER)
+        return self._store.loops.get(deployment)
+
+    def events(self, deployment: str) -> list[LoopEvent]:
+        self.get(deployment)
+        return self._store.loops.events(deployment)
+
+    def _event(self, deployment: str, kind: str, message: str, **evidence: Any) -> LoopEvent:
+        event = LoopEvent(0, deployment, now_ms(), kind, message, self._principal.name, evidence)
+        if kind in AUDITED:
+            self._audit.record(f"loop.{kind}", f"deployment:{deployment}", reason=message)
+        return self._store.loops.record(event)
+
+    def _policy(self, loop: Loop) -> LoopPolicy:
+        return LoopPolicy.parse(loop.policy, f"the retraining policy of {loop.deployment}")
+
+    # start: retrain, gate, roll out ----------------------------------------------------------
+
+    def start(self, deployment: str, reason: str) -> LoopEvent:
+        """Retrain now (a trigger fired, or someone asked); returns the event that ends this step."""
+        self._access.operations(Role.MAINTAINER)
+        loop = self.get(deployment)
+        now = now_ms()
+        if loop.state is not LoopState.IDLE:
+            return self._event(
+                deployment, "suppressed", f"{reason}; a retraining is already under way ({loop.state})"
+            )
+        if loop.cooldown_until is not None and now < loop.cooldown_until:
+            minutes = (loop.cooldown_until - now) / 60_000
+            return self._event(
+                deployment, "suppressed", f"{reason}; cooling down for {minutes:.0f} more minutes"
+            )
+        if not self._store.loops.move(
+            deployment, LoopState.IDLE, LoopState.RETRAINING, now, cooled_by=now, stage_started_at=now
+        ):
+            message = f"{reason}; another worker started it, or it is cooling down"
+            return self._event(deployment, "suppressed", message)
+        try:
+            self._event(deployment, "triggered", reason)
+            return self._retrain(self._policy(loop))
+        except Exception as exc:
+            return self._fail(loop, LoopState.RETRAINING, f"retraining failed: {type(exc).__name__}: {exc}")
+
+    def _fail(self, loop: Loop, from_state: LoopState, message: str) -> LoopEvent:
+        """Put the champion back in front of all traffic and the loop back to idle, on record."""
+        trace = traceback.format_exc()[-4000:]
+        with contextlib.suppress(Exception):  # the deployment may be gone; the loop must still end
+            self._serve_champion(self._policy(loop), f"{message} (retraining loop)")
+        cooldown = now_ms() + int(float(loop.policy.get("cooldown_minutes", 60)) * 60_000)
+        self._store.loops.move(
+            loop.deployment, from_state, LoopState.IDLE, now_ms(), challenger=None, stage_started_at=None,
+            cooldown_until=cooldown,
+        )  # fmt: skip
+        message = f"{message}; the champion keeps serving"
+        return self._event(loop.deployment, "failed", message, traceback=trace)
+
+    def reset(self, deployment: str, reason: str) -> LoopEvent:
+        """Abandon what the loop was doing (its worker died, say): the champion serves again."""
+        self._access.operations(Role.MAINTAINER)
+        loop = self.get(deployment)
+        if loop.state is LoopState.IDLE:
+            raise Conflict(f"the loop of {deployment} is idle; there is nothing to reset")
+        return self._fail(loop, loop.state, f"reset from {loop.state.value}: {reason}")
+
+    def _retrain(self, policy: LoopPolicy) -> LoopEvent:
+        from loopline.core.promotion import PromotionRefused
+        from loopline.core.traffic import TrafficPolicy
+
+        if self._run_pipeline is None:
+            raise InvalidInput("this loop service cannot run pipelines (give it run_pipeline)")
+        champion = self.registry.resolve(f"models:/{policy.model}@champion")
+        training, holdout, counts = self._fresh_data(policy)
+        dataset, _ = self.datasets.register(
+            f"{policy.deployment}-training", training, description=f"retraining data of {policy.deployment}"
+        )
+        self._event(
+            policy.deployment, "data", f"training on {dataset.uri}: {counts['reference']} reference rows and "
+            f"{counts['production_train']} labelled production rows; {counts['holdout']} rows held out",
+            dataset=dataset.uri, **counts,
+        )  # fmt: skip
+        output = self._run_pipeline(policy.pipeline, {**policy.params, "dataset": dataset.uri})
+        if not isinstance(output, ModelVersion) or output.model != policy.model:
+            raise InvalidInput(f"pipeline {policy.pipeline} must return a version of model {policy.model}")
+        try:
+            report = self.promotion.promote(
+                policy.model, output.version, "challenger", baseline="champion",
+                policy=policy.gates, data=holdout, target=policy.target,
+            )  # fmt: skip
+        except PromotionRefused as refused:
+            self._finish(policy, LoopState.RETRAINING)
+            return self._event(
+                policy.deployment, "refused",
+                f"{output.uri} failed the gates against champion version {champion.version}; "
+                "the champion stays",
+                report=refused.report.to_dict(),
+            )  # fmt: skip
+        rollout = policy.rollout
+        champion_uri = f"models:/{policy.model}@champion"
+        if rollout.mode == "shadow":
+            traffic = TrafficPolicy.shadow(champion_uri, output.uri)
+            share = "a copy of every request (its answers are logged, never returned)"
+        else:
+            traffic = TrafficPolicy.canary(champion_uri, output.uri, rollout.percent)
+            share = f"{rollout.percent:g}% of live traffic"
+        self.deployments.set_traffic(
+            policy.deployment, traffic, f"{rollout.mode} of {output.uri} (retraining loop)"
+        )
+        now = now_ms()
+        self._store.loops.move(
+            policy.deployment, LoopState.RETRAINING, LoopState.CANARY, now,
+            champion=champion.version, challenger=output.version, stage_started_at=now,
+        )  # fmt: skip
+        return self._event(
+            policy.deployment, rollout.mode,
+            f"{output.uri} passed the gates against version {champion.version}; it now takes "
+            f"{share} until {rollout.min_requests} requests or {rollout.max_minutes:g} minutes",
+            report=report.to_dict(), challenger=output.version, champion=champion.version,
+        )  # fmt: skip
+
+    def _fresh_data(self, policy: LoopPolicy) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+        """Reference rows plus the older labelled production rows to train on; the newest
+        labelled production rows (or, without enough of them, part of the reference) to test on."""
+        import pandas as pd
+
+        from loopline.predictions.window import read_window
+        from loopline.specs.monitor import WindowSpec
+
+        reference = self.datasets.read(self.datasets.get(policy.reference_dataset)).to_pandas()
+        if policy.target not in reference.columns:
+            raise InvalidInput(
+                f"reference dataset {policy.reference_dataset} has no column {policy.target!r}"
+            )
+        features = [c for c in reference.columns if c != policy.target]
+        arms = [a.name for a in self.deployments.policy(policy.deployment).arms]
+        window = read_window(
+            self._tables, policy.deployment, WindowSpec(rows=policy.window_rows), arms, now_ms()
+        )
+        production = pd.DataFrame(columns=reference.columns)
+        if not window.rows.empty and set(features) <= set(window.rows.columns):
+            labelled = window.rows[window.rows["label"].notna()]
+            production = labelled[features].assign(
+                **{policy.target: labelled["label"].astype(reference[policy.target].dtype)}
+            )
+        held = int(len(production) * policy.holdout_share)
+        if held >= 20:
+            train_part, holdout = (
+                production.iloc[: len(production) - held],
+                production.iloc[len(production) - held :],
+            )
+        else:  # too few labels yet: test on a slice of the reference the new model will not see
+            if len(reference) < 20:
+                raise InvalidInput(
+                    f"reference dataset {policy.reference_dataset} is too small to hold rows out"
+                )
+            cut = max(1, int(len(reference) * policy.holdout_share))
+            train_part, holdout = production, reference.iloc[-cut:]
+            reference = reference.iloc[:-cut]
+        training = pd.concat([reference, train_part], ignore_index=True)
+        counts = {"reference": len(reference), "production_train": len(train_part), "holdout": len(holdout)}
+        return training, holdout.reset_index(drop=True), counts
+
+    # advance: decide the canary ---------------------------------------------------------------
+
+    def advance(self, deployment: str) -> LoopEvent | None:
+        """Promote or roll back a canary (or shadow) once it has seen enough; None while it has not."""
+        self._access.operations(Role.MAINTAINER)
+
+        loop = self.get(deployment)
+        if loop.state is not LoopState.CANARY or loop.challenger is None:
+            return None
+        policy = self._policy(loop)
+        rollout = policy.rollout
+        now = now_ms()
+        report = self.deployments.report(deployment, loop.stage_started_at)
+        verdict = _shadow_verdict if rollout.mode == "shadow" else _canary_verdict
+        served, problem = verdict(report, rollout)
+        elapsed_min = (now - (loop.stage_started_at or now)) / 60_000
+        if problem is None and served < rollout.min_requests:
+            if elapsed_min < rollout.max_minutes:
+                return None
+            problem = f"only {served} of {rollout.min_requests} requests reached it in {elapsed_min:.0f} min"
+        if not self._store.loops.move(deployment, LoopState.CANARY, LoopState.DECIDING, now):
+            return None  # another worker is deciding
+        evidence = {"report": report.to_dict(), "challenger_requests": served}
+        uri = f"models:/{policy.model}/{loop.challenger}"
+        try:
+            if problem is not None:
+                self._serve_champion(policy, f"rollback of {uri}: {problem}")
+                event = self._event(deployment, "rolled_back", f"{uri} rolled back: {problem}", **evidence)
+            else:
+                event = self._promote(policy, loop.challenger, uri, served, report, evidence)
+        except Exception as exc:
+            return self._fail(loop, LoopState.DECIDING, f"deciding {uri} failed: {type(exc).__name__}: {exc}")
+        self._finish(policy, LoopState.DECIDING)
+        return event
+
+    def _promote(
+        self, policy: LoopPolicy, version: int, uri: str, served: int, report: DeploymentReport,
+        evidence: dict[str, Any],
+    ) -> LoopEvent:  # fmt: skip
+        """Move @champion to the winner, unless it is protected: then the loop stops at a
+        request awaiting a second person's approval, and the champion keeps all traffic."""
+        rollout = policy.rollout
+        try:
+            self.registry.set_alias(
+                policy.model,
+                "champion",
+                version,
+                reason=f"won its {rollout.mode} (retraining loop)",
+                report=evidence,
+            )
+        except ApprovalRequired as waiting:
+            self._serve_champion(policy, f"{uri} won its {rollout.mode}; its promotion awaits approval")
+            message = f"{uri} won its {rollout.mode}{_compared(report)}; {waiting}"
+            return self._event(
+                policy.deployment, "awaiting_approval", message, request=waiting.request_id, **evidence
+            )
+        self._serve_champion(policy, f"{uri} promoted after its {rollout.mode}")
+        message = f"{uri} promoted to @champion after {served} requests{_compared(report)}"
+        return self._event(policy.deployment, "promoted", message, **evidence)
+
+    def _serve_champion(self, policy: LoopPolicy, reason: str) -> None:
+        from loopline.core.traffic import TrafficPolicy
+
+        self.deployments.set_traffic(
+            policy.deployment, TrafficPolicy.single(f"models:/{policy.model}@champion"), reason
+        )
+
+    def _finish(self, policy: LoopPolicy, from_state: LoopState) -> None:
+        now = now_ms()
+        cooldown = now + int(policy.cooldown_minutes * 60_000)
+        if not self._store.loops.move(
+            policy.deployment, from_state, LoopState.IDLE, now, challenger=None, stage_started_at=None,
+            cooldown_until=cooldown,
+        ):  # fmt: skip
+            raise Conflict(f"the loop of {policy.deployment} left {from_state} unexpectedly")
+
+    def advance_all(self) -> list[LoopEvent]:
+        """Decide every canary that has seen enough, and reset loops abandoned mid-step (their
+        worker died): one broken loop never stops the others."""
+        events = []
+        for loop in self._store.loops.list_all():
+            try:
+                stale = ABANDONED_AFTER_MS.get(loop.state)
+                if stale is not None and now_ms() - loop.updated_at > stale:
+                    events.append(self.reset(loop.deployment, "no worker finished it in time"))
+                elif (event := self.advance(loop.deployment)) is not None:
+                    events.append(event)
+            except Exception:
+                log.exception("the retraining loop of %s could not advance", loop.deployment)
+        return events
+
+
+def _canary_verdict(report: DeploymentReport, rollout: RolloutSpec) -> tuple[int, str | None]:
+    """How many requests the canary answered, and why it must not be promoted, if it must not."""
+    arms = {a.arm: a for a in report.arms}
+    stable, canary = arms.get("stable"), arms.get("canary")
+    if stable is None or canary is None or canary.requests == 0:
+        return 0, None
+    if canary.error_rate_ci[0] > stable.error_rate + rollout.max_error_rate_increase:
+        return canary.requests, (
+            f"its error rate {canary.error_rate:.3f} (95% CI from {canary.error_rate_ci[0]:.3f}) exceeds "
+            f"the champion's {stable.error_rate:.3f} by more than {rollout.max_error_rate_increase}"
+        )
+    if canary.requests < rollout.min_requests:
+        return canary.requests, None  # latency and accuracy are judged on a full sample
+    ratio = rollout.max_latency_ratio
+    if stable.latency_ms_p95 > 0 and canary.latency_ms_p95 / stable.latency_ms_p95 > ratio:
+        return (
+            canary.requests,
+            f"its p95 latency {canary.latency_ms_p95:.1f} ms is over {ratio}x the champion's",
+        )
+    if (
+        canary.accuracy is not None and stable.accuracy is not None
+        and min(canary.labelled, stable.labelled) >= rollout.min_labels
+        and canary.accuracy < stable.accuracy - rollout.max_accuracy_drop
+    ):  # fmt: skip
+        return (
+            canary.requests,
+            f"its accuracy {canary.accuracy:.3f} is below the champion's {stable.accuracy:.3f}",
+        )
+    return canary.requests, None
+
+
+def _shadow_verdict(report: DeploymentReport, rollout: RolloutSpec) -> tuple[int, str | None]:
+    """The same, for a shadow: one that failed on a request left no answer to pair."""
+    shadow, primary = report.shadow or {}, report.arms[0] if report.arms else None
+    answered = int(shadow.get("pairs", 0))
+    if primary is None or primary.requests == 0:
+        return answered, None
+    failed = 1 - answered / primary.requests
+    if primary.requests >= 20 and failed > primary.error_rate + rollout.max_error_rate_increase:
+        return answered, f"it failed on {failed:.1%} of the requests the champion answered"
+    if answered >= rollout.min_requests and int(shadow.get("labelled", 0)) >= rollout.min_labels:
+        ours, theirs = shadow["shadow_accuracy"], shadow["primary_accuracy"]
+        if ours < theirs - rollout.max_accuracy_drop:
+            return (
+                answered,
+                f"its accuracy {ours:.3f} on the same requests is below the champion's {theirs:.3f}",
+            )
+    return answered, None
+
+
+def _compared(report: DeploymentReport) -> str:
+    arms = {a.arm: a for a in report.arms}
+    stable, canary = arms.get("stable"), arms.get("canary")
+    if stable is not None and canary is not None:
+        return (
+            f" (error rate {canary.error_rate:.3f} vs {stable.error_rate:.3f}, p95 "
+            f"{canary.latency_ms_p95:.1f} vs {stable.latency_ms_p95:.1f} ms)"
+        )
+    shadow = report.shadow or {}
+    if "shadow_accuracy" in shadow:
+        ours, theirs = shadow["shadow_accuracy"], shadow["primary_accuracy"]
+        return f" (accuracy {ours:.3f} vs {theirs:.3f} on the same requests)"
+    return ""

@@ -1,0 +1,167 @@
+"""Traffic policies: how a deployment's requests reach model versions.
+
+- single: every request to one target.
+- canary: weighted random split (90/10...), per request.
+- ab: weighted split sticky by a key (a record field or a header), so a user keeps an arm.
+- shadow: the first arm answers; the second gets a copy of every request, and its answers
+  are logged, never returned.
+
+Targets are model URIs. An alias (`models:/churn@champion`) is followed live: when it
+moves, the deployment moves with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loopline.core.errors import Conflict, InvalidInput
+from loopline.core.names import alias_name
+from loopline.core.registry import ModelVersion, VersionStatus
+from loopline.core.uris import parse_model_uri
+
+KINDS = ("single", "canary", "ab", "shadow")
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    name: str
+    target: str  # a model URI
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficPolicy:
+    kind: str
+    arms: tuple[Arm, ...]
+    key: str | None = None  # ab only: "field:NAME" or "header:NAME"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidInput(f"traffic policy kind {self.kind!r} is not one of {KINDS}")
+        expected = {"single": (1, 1), "shadow": (2, 2), "canary": (2, 10), "ab": (2, 10)}[self.kind]
+        if not expected[0] <= len(self.arms) <= expected[1]:
+            raise InvalidInput(
+                f"a {self.kind} policy takes {expected[0]} to {expected[1]} arms, not {len(self.arms)}"
+            )
+        names = [arm.name for arm in self.arms]
+        if len(set(names)) != len(names):
+            raise InvalidInput(f"arm names must differ, got {names}")
+        for arm in self.arms:
+            alias_name(arm.name)  # same rules as aliases: short, safe, unambiguous
+            parse_model_uri(arm.target)
+            if not arm.weight > 0:
+                raise InvalidInput(f"arm {arm.name!r} needs a positive weight, got {arm.weight}")
+        if self.kind == "ab":
+            if (
+                self.key is None
+                or not self.key.startswith(("field:", "header:"))
+                or len(self.key.split(":", 1)[1]) == 0
+            ):
+                raise InvalidInput(
+                    "an ab policy needs key='field:NAME' or key='header:NAME' to keep users on one arm"
+                )
+        elif self.key is not None:
+            raise InvalidInput(f"a {self.kind} policy takes no key")
+
+    @classmethod
+    def single(cls, target: str) -> TrafficPolicy:
+        return cls("single", (Arm("main", target),))
+
+    @classmethod
+    def canary(cls, stable: str, candidate: str, percent: float) -> TrafficPolicy:
+        if not 0 < percent < 100:
+            raise InvalidInput(f"a canary takes between 0 and 100 percent, got {percent}")
+        return cls("canary", (Arm("stable", stable, 100 - percent), Arm("canary", candidate, percent)))
+
+    @classmethod
+    def shadow(cls, primary: str, shadow: str) -> TrafficPolicy:
+        return cls("shadow", (Arm("primary", primary), Arm("shadow", shadow)))
+
+    @classmethod
+    def ab(cls, arms: Sequence[tuple[str, str, float]], key: str) -> TrafficPolicy:
+        return cls("ab", tuple(Arm(name, target, weight) for name, target, weight in arms), key)
+
+    @property
+    def answering_arms(self) -> tuple[Arm, ...]:
+        return self.arms[:1] if self.kind == "shadow" else self.arms
+
+    @property
+    def shadow_arm(self) -> Arm | None:
+        return self.arms[1] if self.kind == "shadow" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "arms": [{"name": a.name, "target": a.target, "weight": a.weight} for a in self.arms],
+        }
+        if self.key is not None:
+            data["key"] = self.key
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrafficPolicy:
+        try:
+            arms = tuple(
+                Arm(str(a["name"]), str(a["target"]), float(a.get("weight", 1.0))) for a in data["arms"]
+            )
+            return cls(str(data["kind"]), arms, data.get("key"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"traffic policy {dict(data)!r} is malformed: {exc}") from None
+
+    def describe(self) -> str:
+        total = sum(a.weight for a in self.answering_arms)
+        parts = [
+            f"{a.name}={a.target}" + (f" ({a.weight / total:.0%})" if len(self.answering_arms) > 1 else "")
+            for a in self.answering_arms
+        ]
+        if self.shadow_arm is not None:
+            parts.append(f"shadow={self.shadow_arm.target}")
+        return f"{self.kind}: " + ", ".join(parts) + (f", sticky by {self.key}" if self.key else "")
+
+
+class ArmChooser:
+    """Picks the answering arm of a request, per the policy's weights."""
+
+    def __init__(self, policy: TrafficPolicy, seed: int | None = None) -> None:
+        self._arms = policy.answering_arms
+        total = sum(a.weight for a in self._arms)
+        self._cumulative = []
+        running = 0.0
+        for arm in self._arms:
+            running += arm.weight / total
+            self._cumulative.append(running)
+        self._sticky = policy.kind == "ab"
+        self._random = random.Random(seed)
+
+    def choose(self, key: str | None = None) -> Arm:
+        if len(self._arms) == 1:
+            return self._arms[0]
+        if self._sticky:
+            if key is None:
+                raise InvalidInput("this deployment runs an A/B test and needs its key in every request")
+            digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+            point = int.from_bytes(digest, "big") / 2**64
+        else:
+            point = self._random.random()
+        for arm, edge in zip(self._arms, self._cumulative, strict=True):
+            if point < edge:
+                return arm
+        return self._arms[-1]
+
+
+def serving_versions(
+    policy: TrafficPolicy, resolve: Callable[[str], ModelVersion]
+) -> dict[str, ModelVersion]:
+    """The version each arm of `policy` serves now (`resolve` follows aliases); every one must
+    be READY and not deleted."""
+    served = {}
+    for arm in policy.arms:
+        version = resolve(arm.target)
+        if version.status is not VersionStatus.READY or version.deleted:
+            raise Conflict(f"arm {arm.name!r}: {version.uri} is not servable ({version.status.value})")
+        served[arm.name] = version
+    return served

@@ -1,0 +1,217 @@
+"""The prediction log: every answered row, appended through a bounded in-memory buffer to
+Parquet files partitioned by deployment and date; feedback labels go the same way.
+
+A request waits (never drops its rows) when the buffer is full, so memory stays bounded
+under any load; the buffer is written every `flush_interval` seconds, when it holds
+`flush_rows`, and on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from loopline.artifacts.tables import TableArea
+
+PREDICTIONS = "predictions"  # one row per answered row: request_id, row, at_ms, arm, model, version,
+# latency_ms, prediction, input.<column> per input, proba.<class> per class of a classifier
+FEEDBACK = "feedback"  # labels as they arrive: request_id, row, label, at_ms
+ERRORS = "errors"  # refused requests: request_id, arm, version, at_ms, status, error
+INPUT_PREFIX = "input."
+PROBA_PREFIX = "proba."
+
+
+@dataclass(frozen=True)
+class PredictionChunk:
+    """The rows of one request, as answered by one arm."""
+
+    request_id: str
+    at_ms: int
+    deployment: str
+    arm: str
+    model: str
+    version: int
+    latency_ms: float
+    columns: list[str]
+    inputs: Any  # float matrix, or a DataFrame for other signatures
+    predictions: np.ndarray
+    proba: np.ndarray | None
+    classes: list[Any] | None
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+
+@dataclass(frozen=True)
+class RecordChunk:
+    """A few rows for a small table of the log: feedback labels, refused requests."""
+
+    table: str
+    deployment: str
+    at_ms: int
+    records: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+DAY_MS = 86_400_000
+
+
+def day_partition(day: int) -> str:
+    """The `date=` partition of day number `day` (days since the epoch, UTC)."""
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
+
+
+class _PredictionRows:
+    """The rows of one file to be (deployment, day, arm, version), kept column by column
+    as they arrive, so that a flush is a few concatenations and not a loop over requests:
+    the flush runs in a thread but shares the interpreter with the server."""
+
+    def __init__(self, chunk: PredictionChunk) -> None:
+        self.columns = chunk.columns
+        self.classes = chunk.classes
+        self.arm, self.model, self.version = chunk.arm, chunk.model, chunk.version
+        self.request_ids: list[str] = []
+        self.rows: list[int] = []
+        self.at_ms: list[int] = []
+        self.latency_ms: list[float] = []
+        self.inputs: list[Any] = []
+        self.predictions: list[np.ndarray] = []
+        self.proba: list[np.ndarray] = []
+
+    def add(self, chunk: PredictionChunk) -> None:
+        n = len(chunk)
+        if n == 1:
+            self.request_ids.append(chunk.request_id)
+            self.rows.append(0)
+            self.at_ms.append(chunk.at_ms)
+            self.latency_ms.append(chunk.latency_ms)
+        else:
+            self.request_ids += [chunk.request_id] * n
+            self.rows += range(n)
+            self.at_ms += [chunk.at_ms] * n
+            self.latency_ms += [chunk.latency_ms] * n
+        self.inputs.append(chunk.inputs)
+        self.predictions.append(chunk.predictions)
+        if chunk.proba is not None:
+            self.proba.append(chunk.proba)
+
+    def table(self) -> pa.Table:
+        n = len(self.request_ids)
+        data: dict[str, Any] = {
+            "request_id": pa.array(self.request_ids, pa.string()),
+            "row": pa.array(self.rows, pa.int32()),
+            "at_ms": pa.array(self.at_ms, pa.int64()),
+            "arm": pa.array([self.arm] * n, pa.string()),
+            "model": pa.array([self.model] * n, pa.string()),
+            "version": pa.array(np.full(n, self.version, dtype=np.int32)),
+            "latency_ms": pa.array(self.latency_ms, pa.float64()),
+            "prediction": pa.array(np.concatenate(self.predictions)),
+        }
+        if all(isinstance(x, np.ndarray) for x in self.inputs):
+            matrix = np.concatenate(self.inputs)
+            for i, name in enumerate(self.columns):
+                data[f"{INPUT_PREFIX}{name}"] = pa.array(matrix[:, i])
+        else:
+            frames = [
+                x if isinstance(x, pd.DataFrame) else pd.DataFrame(x, columns=self.columns)
+                for x in self.inputs
+            ]
+            joined = pd.concat(frames, ignore_index=True)
+            for name in self.columns:
+                data[f"{INPUT_PREFIX}{name}"] = pa.array(joined[name].to_numpy())
+        if self.classes is not None and len(self.proba) == len(self.inputs):
+            proba = np.concatenate(self.proba)
+            for i, label in enumerate(self.classes):
+                data[f"{PROBA_PREFIX}{label}"] = pa.array(proba[:, i])
+        return pa.table(data)
+
+
+class PredictionLog:
+    def __init__(
+        self,
+        area: TableArea,
+        *,
+        max_rows: int = 200_000,
+        flush_rows: int = 20_000,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self._area = area
+        self._max_rows = max_rows
+        self._flush_rows = flush_rows
+        self._flush_interval = flush_interval
+        self._pending: dict[tuple[Any, ...], Any] = {}  # file key -> rows to write
+        self._rows = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._due = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._lock = asyncio.Lock()  # one flush at a time
+        self.written_rows = 0
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._run())
+
+    async def append(self, chunk: PredictionChunk | RecordChunk) -> None:
+        while self._rows >= self._max_rows:  # full: wait for the writer rather than drop
+            self._room.clear()
+            self._due.set()
+            await self._room.wait()
+        day = chunk.at_ms // DAY_MS
+        if isinstance(chunk, PredictionChunk):
+            key: tuple[Any, ...] = (PREDICTIONS, chunk.deployment, day, chunk.arm, chunk.version)
+            rows = self._pending.get(key)
+            if rows is None:
+                rows = self._pending[key] = _PredictionRows(chunk)
+            rows.add(chunk)
+        else:
+            self._pending.setdefault((chunk.table, chunk.deployment, day), []).append(chunk)
+        self._rows += len(chunk)
+        if self._rows >= self._flush_rows:
+            self._due.set()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), self._flush_interval)
+            self._due.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            pending, self._pending, self._rows = self._pending, {}, 0
+            self._room.set()
+            if pending:
+                try:
+                    await asyncio.to_thread(self._write, pending)
+                except Exception as exc:  # keep serving; the error is reported on /ready
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _write(self, pending: dict[tuple[Any, ...], Any]) -> None:
+        for key, rows in pending.items():
+            table, deployment, day = key[:3]
+            if table == PREDICTIONS:
+                data = rows.table()
+            else:
+                data = pa.Table.from_pylist([record for chunk in rows for record in chunk.records])
+            self._area.append(table, [("deployment", deployment), ("date", day_partition(day))], data)
+            self.written_rows += data.num_rows
+
+    async def close(self) -> None:
+        """Write everything buffered. The writer is let finish, never cancelled mid-write:
+        a cancelled await would leave its thread writing after the server has exited."""
+        self._closing = True
+        self._due.set()
+        if self._writer is not None:
+            await self._writer
+        await self.flush()

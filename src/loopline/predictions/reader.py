@@ -1,0 +1,83 @@
+"""Reading one deployment's prediction log: DuckDB over only the Parquet files of the days
+asked for, streamed (never loaded whole), in bounded memory.
+
+Its tables become views: `predictions`, `feedback` (every label sent), `labels` (the newest
+label of each row: labels may be corrected, and they arrive after their predictions) and
+`errors`. A table with no file yet is an empty view of the columns queries need.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from loopline.artifacts.tables import TableArea
+from loopline.predictions.log import DAY_MS, ERRORS, FEEDBACK, PREDICTIONS, day_partition
+
+_DATE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+LABELS = "labels"
+# How a prediction row `p` meets its label `l`: by request, and row within the request.
+LABELS_JOIN = '{p}.request_id = {l}.request_id AND CAST({p}."row" AS BIGINT) = CAST({l}."row" AS BIGINT)'
+# What queries need of each table when nothing was logged yet.
+_KEYS = 'NULL::VARCHAR AS request_id, NULL::INTEGER AS "row", NULL::BIGINT AS at_ms'
+_EMPTY = {
+    PREDICTIONS: f"{_KEYS}, NULL::VARCHAR AS arm, NULL::INTEGER AS version, NULL::DOUBLE AS latency_ms, "
+    "NULL::DOUBLE AS prediction",
+    FEEDBACK: f"{_KEYS}, NULL::DOUBLE AS label",
+    ERRORS: f"{_KEYS}, NULL::VARCHAR AS arm, NULL::INTEGER AS version",
+}
+MEMORY_LIMIT = "1GB"  # DuckDB spills to disk beyond it: a report over any log fits in this
+
+
+def day_of(path: str) -> str:
+    """The `date=YYYY-MM-DD` partition a log file is in ('' if none)."""
+    found = _DATE.search(path)
+    return found.group(1) if found else ""
+
+
+class LogReader:
+    """The prediction log of `deployment`, from `since_ms` on (all of it by default)."""
+
+    def __init__(self, tables: TableArea, deployment: str, since_ms: int | None = None) -> None:
+        self._tables = tables
+        self._deployment = deployment
+        self._since_ms = since_ms
+
+    def files(self, table: str, since_ms: int | None = None) -> list[str]:
+        """The files of `table` on the days from `since_ms` (or the reader's start) on, as
+        DuckDB names them."""
+        since = since_ms if since_ms is not None else self._since_ms
+        since_day = day_partition(since // DAY_MS) if since is not None else ""
+        found = [
+            p for p in self._tables.files(table, [("deployment", self._deployment)]) if day_of(p) >= since_day
+        ]
+        if self._tables.local:
+            return found
+        protocol = self._tables.fs.protocol
+        scheme = protocol if isinstance(protocol, str) else protocol[0]
+        return [f"{scheme}://{p}" for p in found]
+
+    def connect(self) -> Any:
+        """A DuckDB connection with the log's tables as views."""
+        import duckdb
+
+        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+        if not self._tables.local:
+            con.register_filesystem(self._tables.fs)  # DuckDB reads the object store through fsspec
+        for table in (PREDICTIONS, FEEDBACK, ERRORS):
+            con.execute(f"CREATE VIEW {table} AS {self._scan(table)}")
+        con.execute(
+            f"""CREATE VIEW {LABELS} AS SELECT DISTINCT ON (request_id, "row") request_id, "row", label
+                FROM {FEEDBACK} ORDER BY request_id, "row", at_ms DESC"""
+        )
+        return con
+
+    def _scan(self, table: str) -> str:
+        files = self.files(table)
+        if not files:
+            return f"SELECT {_EMPTY[table]} WHERE false"
+        listed = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+        since = f" WHERE at_ms >= {int(self._since_ms)}" if self._since_ms is not None else ""
+        return (
+            f"SELECT * FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false){since}"
+        )

@@ -1,0 +1,2 @@
+"""Profiles, statistics, drift tests and table fingerprints: pure building blocks that
+datasets, evaluation and monitoring share."""

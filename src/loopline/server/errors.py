@@ -1,0 +1,94 @@
+"""Errors at the HTTP edge: each service error becomes its status code with a JSON body of a
+stable `code`; bad requests are 4xx, never 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loopline.core.errors import (
+    AlreadyExists,
+    ApprovalRequired,
+    ArtifactCorrupted,
+    Conflict,
+    InvalidInput,
+    LooplineError,
+    NotFound,
+    PermissionDenied,
+    StoreError,
+    TooManyAttempts,
+    Unauthenticated,
+    error_code,
+    error_details,
+)
+from loopline.server.encoding import error_response
+from loopline.server.schemas import ErrorBody
+
+log = logging.getLogger("loopline.server")
+
+_STATUS: list[tuple[type[LooplineError], int]] = [
+    (Unauthenticated, 401),
+    (TooManyAttempts, 429),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (AlreadyExists, 409),
+    (ApprovalRequired, 409),
+    (Conflict, 409),
+    (InvalidInput, 400),
+    (ArtifactCorrupted, 500),
+    (StoreError, 503),
+]
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in [
+        (400, "bad input"),
+        (401, "no valid token"),
+        (403, "the role held is not enough"),
+        (404, "does not exist, or is not visible to the caller"),
+        (409, "conflicts with what is stored"),
+        (413, "the body is larger than the server accepts"),
+        (415, "state-changing requests must send JSON"),
+        (429, "too many failed logins from this address: wait Retry-After seconds"),
+    ]
+}
+
+
+def handle_errors(app: FastAPI) -> None:
+    """Install the handlers that turn every exception into a JSON error answer."""
+
+    @app.exception_handler(LooplineError)
+    async def service_error(_request: Request, exc: LooplineError) -> Response:
+        status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
+        if status >= 500:
+            log.error("%s: %s", type(exc).__name__, exc)
+        response = error_response(status, error_code(type(exc)), str(exc), error_details(exc))
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors() if isinstance(e, dict)
+        ]
+        body = {
+            "error": {"code": "invalid_input", "message": "; ".join(problems) or "invalid request"},
+            "detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()],
+        }
+        return Response(orjson.dumps(body, default=str), 422, media_type="application/json")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return error_response(500, "internal", f"internal error ({type(exc).__name__}); see the server log")

@@ -1,0 +1,74 @@
+"""The guard in front of every route: body size limits and no state change from browser forms."""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from loopline.server.encoding import error_response
+from loopline.server.options import ServerOptions
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+_UPLOAD_SUFFIXES = ("/artifacts/", "/files/")
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+
+
+class RequestGuard:
+    """Body size limits (413), counted as the body streams as well as from Content-Length, and
+    no state change from a browser form (415): a cross-site form can send neither JSON nor
+    the token header without the browser asking first."""
+
+    def __init__(self, app: ASGIApp, options: ServerOptions) -> None:
+        self.app = app
+        self.options = options
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        method = scope["method"]
+        path: str = scope["path"]
+        is_upload = method == "PUT" and any(s in path for s in _UPLOAD_SUFFIXES)
+        limit = self.options.max_upload_bytes if is_upload else self.options.max_json_bytes
+        content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        if method in ("POST", "PUT", "PATCH", "DELETE") and content_type in _FORM_TYPES:
+            response = error_response(
+                415, "unsupported_media_type", f"{method} {path} takes application/json, not {content_type}"
+            )
+            await response(scope, receive, send)
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        seen = 0
+        exceeded = False
+
+        async def counted() -> Message:
+            nonlocal seen, exceeded
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                exceeded = True
+                raise BodyTooLarge(limit)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not exceeded:  # once the body is too large, the app's own answer is replaced
+                await send(message)
+
+        with contextlib.suppress(BodyTooLarge):
+            await self.app(scope, counted, guarded_send)
+        if exceeded:
+            await _too_large(limit)(scope, receive, send)
+
+
+def _too_large(limit: int) -> Response:
+    return error_response(413, "body_too_large", f"the request body is larger than {limit:,} bytes")

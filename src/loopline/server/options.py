@@ -1,0 +1,23 @@
+"""What a team server is configured with, passed in process to each worker."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    max_json_bytes: int = 16 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024**3
+    staging_dir: Path | None = None  # uploads in progress; default: a folder beside the artifacts
+    max_failed_logins: int = 20  # per client address and minute; then 429 until the minute has passed
+
+
+def default_staging(artifacts_url: str) -> Path:
+    """Uploads land beside a local artifact store (one filesystem: moving them in is cheap),
+    or in the temporary folder when the store is remote."""
+    if "://" in artifacts_url and not artifacts_url.startswith("file://"):
+        return Path(tempfile.gettempdir(), "loopline-staging")
+    return Path(artifacts_url.removeprefix("file://")).parent / "staging"

@@ -1,0 +1,89 @@
+"""Storage backends from settings: the one place that maps URI schemes to implementations.
+Everything else receives its store and blob store through its constructor."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from loopline.artifacts import BlobStore
+from loopline.artifacts.tables import TableArea
+from loopline.core.entities import Principal
+from loopline.core.errors import InvalidInput
+from loopline.store import MetadataStore, open_metadata_store
+from loopline.wiring.settings import Settings
+
+if TYPE_CHECKING:
+    from loopline.automation.loops import RunPipeline
+    from loopline.wiring.local import LocalServices
+
+
+@dataclass
+class Backends:
+    """An open metadata store and blob store, and the services over them."""
+
+    store: MetadataStore
+    blobs: BlobStore
+
+    def services(self, principal: Principal, run_pipeline: RunPipeline | None = None) -> LocalServices:
+        """Every service over this store, acting as `principal`; a retraining loop runs its
+        pipelines with `run_pipeline`."""
+        from loopline.wiring.local import LocalServices
+
+        return LocalServices(self, principal, run_pipeline)
+
+    @property
+    def tables(self) -> TableArea:
+        """Parquet tables (prediction logs, feedback) beside the blobs."""
+        return TableArea(f"{self.blobs.url.rstrip('/')}/tables", self.blobs.storage_options)
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self.store.close()
+
+
+def local_owner() -> Principal:
+    """Who acts in embedded mode: the operating-system user, owner of everything."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "local"
+    return Principal(name=name, is_owner=True)
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The artifact store the settings name: a local folder or s3://bucket/prefix."""
+    uri = settings.resolved_artifacts_uri
+    scheme = urlparse(uri).scheme
+    options: dict[str, Any] = {}
+    if scheme == "s3":
+        try:
+            import s3fs  # noqa: F401
+        except ImportError:
+            raise InvalidInput(
+                f"artifact store {uri!r} needs S3 support: pip install 'loopline[s3]'"
+            ) from None
+        if settings.s3_endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
+    elif scheme not in ("", "file"):
+        raise InvalidInput(f"artifact store {uri!r}: use a local folder or s3://bucket/prefix")
+    return BlobStore(uri, options)
+
+
+def open_backends(settings: Settings) -> Backends:
+    """The store (migrated on open) and the blob store the settings name."""
+    blobs = open_blob_store(settings)
+    return Backends(open_metadata_store(settings.resolved_store_uri), blobs)
+
+
+def bootstrap_admin(backends: Backends, name: str = "admin") -> str | None:
+    """On a store with no users yet: create administrator `name` and return a token for it
+    (the only time it is shown). None when users exist already."""
+    if backends.store.access.users():
+        return None
+    access = backends.services(Principal("loopline", is_owner=True)).access
+    access.create_user(name, admin=True)
+    _, secret = access.create_token(name, "bootstrap")
+    return secret

@@ -1,0 +1,136 @@
+"""The services over a local store, each built on first use with its collaborators: the
+store, the blob store, the table area, the authorizer and audit trail of the acting
+principal, and the other services it works with. No service builds another."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from loopline.core.entities import Principal
+from loopline.governance.access import AccessService
+from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import Authorizer
+from loopline.lineage import LineageService
+from loopline.registry.evaluation import EvaluationService
+from loopline.registry.promotion import PromotionService
+from loopline.registry.service import RegistryService
+from loopline.services import Services
+from loopline.serving.deployments import DeploymentService
+from loopline.tracking.service import TrackingService
+
+if TYPE_CHECKING:
+    from loopline.automation.loops import LoopService, RunPipeline
+    from loopline.automation.service import AutomationService
+    from loopline.data.datasets import DatasetService
+    from loopline.monitoring.service import MonitorService
+    from loopline.wiring.backends import Backends
+
+
+class LocalServices(Services):
+    """Every service over `backends`, acting as `principal`. Heavy ones (datasets, monitors,
+    loops: pandas and Arrow) are imported only when first used."""
+
+    def __init__(
+        self,
+        backends: Backends,
+        principal: Principal,
+        run_pipeline: RunPipeline | None = None,
+        *,
+        owns_backends: bool = False,
+    ) -> None:
+        self.backends = backends
+        self._principal = principal
+        self._run_pipeline = run_pipeline
+        self._store = backends.store
+        self._blobs = backends.blobs
+        self._owns_backends = owns_backends
+
+    @property
+    def principal(self) -> Principal:
+        return self._principal
+
+    def close(self) -> None:
+        """Close the store, if this bundle opened it."""
+        if self._owns_backends:
+            self.backends.close()
+
+    @cached_property
+    def authorizer(self) -> Authorizer:
+        """The principal's role checks, shared by every service of the bundle."""
+        return Authorizer(self._store, self.principal)
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self._store, self.principal)
+
+    @cached_property
+    def lineage(self) -> LineageService:
+        return LineageService(self._store, self.authorizer)
+
+    @cached_property
+    def tracking(self) -> TrackingService:
+        return TrackingService(self._store, self._blobs, authorizer=self.authorizer, audit=self.audit)
+
+    @cached_property
+    def registry(self) -> RegistryService:
+        return RegistryService(
+            self._store, self._blobs, authorizer=self.authorizer, audit=self.audit, lineage=self.lineage
+        )
+
+    @cached_property
+    def evaluations(self) -> EvaluationService:
+        return EvaluationService(self._store, self._blobs, registry=self.registry, lineage=self.lineage)
+
+    @cached_property
+    def promotion(self) -> PromotionService:
+        return PromotionService(
+            self._store,
+            registry=self.registry,
+            evaluations=self.evaluations,
+            tracking=self.tracking,
+            lineage=self.lineage,
+        )
+
+    @cached_property
+    def deployments(self) -> DeploymentService:
+        return DeploymentService(
+            self._store,
+            self.backends.tables, registry=self.registry, authorizer=self.authorizer, audit=self.audit,
+            lineage=self.lineage,
+        )  # fmt: skip
+
+    @cached_property
+    def datasets(self) -> DatasetService:
+        from loopline.data.datasets import DatasetService
+
+        return DatasetService(self._store, self._blobs, authorizer=self.authorizer, audit=self.audit)
+
+    @cached_property
+    def monitors(self) -> MonitorService:
+        from loopline.monitoring.service import MonitorService
+
+        return MonitorService(
+            self._store, self._blobs, self.backends.tables, datasets=self.datasets,
+            deployments=self.deployments, registry=self.registry, authorizer=self.authorizer,
+        )  # fmt: skip
+
+    @cached_property
+    def automation(self) -> AutomationService:
+        from loopline.automation.service import AutomationService
+
+        return AutomationService(self._store, authorizer=self.authorizer, audit=self.audit)
+
+    @cached_property
+    def loops(self) -> LoopService:
+        from loopline.automation.loops import LoopService
+
+        return LoopService(
+            self._store, self.backends.tables, datasets=self.datasets, deployments=self.deployments,
+            promotion=self.promotion, registry=self.registry, authorizer=self.authorizer, audit=self.audit,
+            run_pipeline=self._run_pipeline,
+        )  # fmt: skip
+
+    @cached_property
+    def access(self) -> AccessService:
+        return AccessService(self._store, authorizer=self.authorizer, audit=self.audit)
