@@ -11,17 +11,15 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from loopline.artifacts import BlobStore
 from loopline.core.errors import InvalidInput
 from loopline.core.promotion import PromotionRefused
 from loopline.core.registry import ModelVersion
 from loopline.registry.card import card_html
 from loopline.registry.policy import DEFAULT_POLICY, Policy
-from loopline.registry.promotion import PromotionService
-from loopline.store import MetadataStore
+from loopline.services import Promotion, Registry, Services
 from loopline.tracking.tracker import Tracker
-from loopline.wiring.backends import Backends, local_owner
 
+BOTH_MODES = True  # in process, and through a server
 FEATURES = [f"f{i}" for i in range(6)]
 
 
@@ -34,8 +32,8 @@ def dataset() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.fixture
-def promotion(store: MetadataStore, blobs: BlobStore) -> PromotionService:
-    return Backends(store, blobs).services(local_owner()).promotion
+def promotion(services: Services) -> Promotion:
+    return services.promotion
 
 
 def _log(
@@ -64,10 +62,13 @@ def versions(tracker: Tracker, dataset: tuple[pd.DataFrame, pd.DataFrame]) -> li
 
 
 def test_evaluation_is_stored_with_metrics_slices_latency_and_plots(
-    promotion: PromotionService, versions: list[ModelVersion], dataset: tuple[pd.DataFrame, pd.DataFrame]
+    promotion: Promotion,
+    registry: Registry,
+    versions: list[ModelVersion],
+    dataset: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     _, test = dataset
-    evaluation = promotion.evaluations.evaluate("models:/clf/2", test, "label", slices=["group", "f0"])
+    evaluation = promotion.evaluate("models:/clf/2", test, "label", slices=["group", "f0"])
     assert evaluation.task == "classification"
     assert set(evaluation.metrics) == {
         "accuracy",
@@ -85,13 +86,13 @@ def test_evaluation_is_stored_with_metrics_slices_latency_and_plots(
     assert evaluation.latency["row_p95_ms"] >= evaluation.latency["row_p50_ms"] > 0
     assert evaluation.latency["batch_rows"] == len(test)
     assert set(evaluation.artifacts) == {"confusion_matrix.png", "roc.png", "calibration.png"}
-    assert promotion.evaluations.plot(evaluation, "roc.png").startswith(b"\x89PNG")
-    stored = promotion.registry.get_version("clf", 2)
+    assert promotion.evaluation_plot("clf", 2, evaluation.id, "roc.png").startswith(b"\x89PNG")
+    stored = registry.get_version("clf", 2)
     assert stored.metrics["roc_auc"] == evaluation.metrics["roc_auc"]
-    assert promotion.evaluations.list("clf", 2) == [evaluation]
+    assert promotion.evaluations("clf", 2) == [evaluation]
 
 
-def test_regression_evaluation(tracker: Tracker, promotion: PromotionService) -> None:
+def test_regression_evaluation(tracker: Tracker, promotion: Promotion) -> None:
     x, y = make_regression(600, 3, noise=5.0, random_state=1)
     frame = pd.DataFrame(x, columns=["a", "b", "c"]).assign(y=y)
     with tracker.start_run("reg") as run:
@@ -100,7 +101,7 @@ def test_regression_evaluation(tracker: Tracker, promotion: PromotionService) ->
             "reg",
             input_example=frame[["a", "b", "c"]].head(),
         )
-    evaluation = promotion.evaluations.evaluate("models:/reg/1", frame, "y")
+    evaluation = promotion.evaluate("models:/reg/1", frame, "y")
     assert evaluation.task == "regression"
     assert set(evaluation.metrics) == {"rmse", "mae", "r2"}
     assert evaluation.metrics["r2"] > 0.95 and 3 < evaluation.metrics["rmse"] < 7
@@ -108,19 +109,22 @@ def test_regression_evaluation(tracker: Tracker, promotion: PromotionService) ->
 
 
 def test_evaluation_input_errors(
-    promotion: PromotionService, versions: list[ModelVersion], dataset: tuple[pd.DataFrame, pd.DataFrame]
+    promotion: Promotion, versions: list[ModelVersion], dataset: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:
     _, test = dataset
     with pytest.raises(InvalidInput, match="target column 'nope'"):
-        promotion.evaluations.evaluate("models:/clf/1", test, "nope")
+        promotion.evaluate("models:/clf/1", test, "nope")
     with pytest.raises(InvalidInput, match=r"slice columns \['nope'\]"):
-        promotion.evaluations.evaluate("models:/clf/1", test, "label", slices=["nope"])
+        promotion.evaluate("models:/clf/1", test, "label", slices=["nope"])
     with pytest.raises(InvalidInput, match="no rows"):
-        promotion.evaluations.evaluate("models:/clf/1", test.head(0), "label")
+        promotion.evaluate("models:/clf/1", test.head(0), "label")
 
 
 def test_a_better_version_is_promoted_with_its_evidence_recorded(
-    promotion: PromotionService, versions: list[ModelVersion], dataset: tuple[pd.DataFrame, pd.DataFrame]
+    promotion: Promotion,
+    registry: Registry,
+    versions: list[ModelVersion],
+    dataset: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     _, test = dataset
     first = promotion.promote("clf", 1)  # nothing holds the alias: the default gates pass
@@ -130,31 +134,37 @@ def test_a_better_version_is_promoted_with_its_evidence_recorded(
     better = next(r for r in report.results if r.gate == "better_than_current")
     assert better.evidence["test"] == "mcnemar" and better.evidence["p_value"] < 1e-6
     assert better.evidence["candidate_only_right"] > better.evidence["current_only_right"]
-    assert promotion.registry.get_model("clf").aliases == {"champion": 2}
-    event = promotion.registry.alias_history("clf", "champion")[-1]
+    assert registry.get_model("clf").aliases == {"champion": 2}
+    event = registry.alias_history("clf", "champion")[-1]
     assert (event.from_version, event.to_version, event.forced) == (1, 2, False)
     assert event.report is not None and event.report["passed"] is True
 
 
 def test_a_worse_version_is_refused_and_nothing_moves(
-    promotion: PromotionService, versions: list[ModelVersion], dataset: tuple[pd.DataFrame, pd.DataFrame]
+    promotion: Promotion,
+    registry: Registry,
+    versions: list[ModelVersion],
+    dataset: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     _, test = dataset
-    promotion.registry.set_alias("clf", "champion", 2)
+    registry.set_alias("clf", "champion", 2)
     with pytest.raises(PromotionRefused) as refused:
         promotion.promote("clf", 1, data=test, target="label")
     report = refused.value.report
     assert not report.passed
     assert [r.gate for r in report.results if not r.passed] == ["better_than_current"]
     assert "[FAIL] better_than_current" in str(refused.value)
-    assert promotion.registry.get_model("clf").aliases == {"champion": 2}
+    assert registry.get_model("clf").aliases == {"champion": 2}
 
 
 def test_noise_does_not_promote(
-    promotion: PromotionService, versions: list[ModelVersion], dataset: tuple[pd.DataFrame, pd.DataFrame]
+    promotion: Promotion,
+    registry: Registry,
+    versions: list[ModelVersion],
+    dataset: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     _, test = dataset
-    promotion.registry.set_alias("clf", "champion", 2)
+    registry.set_alias("clf", "champion", 2)
     for metric in ("accuracy", "log_loss", "roc_auc"):
         policy = Policy.from_dict({"gates": [{"better_than_current": {"metric": metric}}]})
         with pytest.raises(PromotionRefused) as refused:  # version 3 is version 2 give or take noise
@@ -164,26 +174,30 @@ def test_noise_does_not_promote(
 
 
 def test_forcing_needs_a_reason_and_is_recorded(
-    promotion: PromotionService, versions: list[ModelVersion], dataset: tuple[pd.DataFrame, pd.DataFrame]
+    promotion: Promotion,
+    registry: Registry,
+    versions: list[ModelVersion],
+    dataset: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     _, test = dataset
-    promotion.registry.set_alias("clf", "champion", 2)
+    registry.set_alias("clf", "champion", 2)
     with pytest.raises(InvalidInput, match="needs a reason"):
         promotion.promote("clf", 1, data=test, target="label", force_reason="  ")
     report = promotion.promote("clf", 1, data=test, target="label", force_reason="incident 42: roll back")
     assert report.forced and not report.passed
-    event = promotion.registry.alias_history("clf", "champion")[-1]
+    event = registry.alias_history("clf", "champion")[-1]
     assert (event.to_version, event.forced, event.reason) == (1, True, "incident 42: roll back")
 
 
 def test_each_gate_checks_what_it_says(
-    promotion: PromotionService,
+    promotion: Promotion,
+    registry: Registry,
     tracker: Tracker,
     versions: list[ModelVersion],
     dataset: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     train, test = dataset
-    promotion.registry.set_alias("clf", "champion", 2)
+    registry.set_alias("clf", "champion", 2)
     # a version that needs a column callers do not send, trained without validated data
     extra = train.assign(f6=train["f0"] * 2)
     needy = _log(
@@ -216,8 +230,10 @@ def test_each_gate_checks_what_it_says(
     }
 
 
-def test_gates_that_need_data_say_so(promotion: PromotionService, versions: list[ModelVersion]) -> None:
-    promotion.registry.set_alias("clf", "champion", 1)
+def test_gates_that_need_data_say_so(
+    promotion: Promotion, registry: Registry, versions: list[ModelVersion]
+) -> None:
+    registry.set_alias("clf", "champion", 1)
     with pytest.raises(PromotionRefused, match="needs evaluation data"):
         promotion.promote("clf", 2, policy=DEFAULT_POLICY)
 
@@ -246,20 +262,19 @@ def test_a_policy_file_round_trips(tmp_path: Path) -> None:
 
 
 def test_the_model_card_tells_the_story(
-    promotion: PromotionService,
+    promotion: Promotion,
+    registry: Registry,
     tracker: Tracker,
     versions: list[ModelVersion],
     dataset: tuple[pd.DataFrame, pd.DataFrame],
 ) -> None:
     _, test = dataset
-    promotion.registry.update_model("clf", description="Who will churn next month.")
-    promotion.registry.update_version("clf", 2, tags={"limitations": "Trained on 2025 customers only."})
+    registry.update_model("clf", description="Who will churn next month.")
+    registry.update_version("clf", 2, tags={"limitations": "Trained on 2025 customers only."})
     promotion.promote("clf", 1)
     promotion.promote("clf", 2, data=test, target="label")
     holdout = test.head(1000)  # other rows: another dataset than the promotion's
-    promotion.evaluations.evaluate(
-        "models:/clf/2", holdout, "label", slices=["group"], dataset_name="holdout"
-    )
+    promotion.evaluate("models:/clf/2", holdout, "label", slices=["group"], dataset_name="holdout")
     card = promotion.model_card("clf", 2)
     for expected in (
         "# Model card: clf version 2",

@@ -23,11 +23,11 @@ from loopline.core.errors import AlreadyExists, ArtifactCorrupted, Conflict, Inv
 from loopline.core.registry import VersionStatus
 from loopline.models import save_model
 from loopline.registry.service import RegistryService
+from loopline.services import Services
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.store.schema import model_versions
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
-from tests.conftest import services_of
 
 BOTH_MODES = True  # local and through the server
 
@@ -155,8 +155,8 @@ def test_a_tampered_model_file_is_refused_at_load(
         registry.load("models:/churn/1")
 
 
-def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker, store: MetadataStore) -> None:
-    lineage = services_of(store, local_owner()).lineage
+def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker, services: Services) -> None:
+    lineage = services.lineage  # in process, or through the server
     with tracker.start_run("churn") as run:
         digest = run.log_input(FRAME.assign(label=LABELS), "training")
         run.log_metric("auc", 0.75)

@@ -79,6 +79,10 @@ class ServerConnection:
         """A document the server renders (an HTML report)."""
         return self._request("GET", path, params).text
 
+    def content(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """A small file the server sends (a plot)."""
+        return self._request("GET", path, params).content
+
     def _request(
         self, method: str, path: str, params: Mapping[str, Any] | None, **kwargs: Any
     ) -> httpx.Response:

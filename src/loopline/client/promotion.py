@@ -85,5 +85,13 @@ class RemotePromotionService:
             ) from None
         return PromotionReport.from_dict(found)
 
+    def evaluations(self, name: str, version: int) -> list[Evaluation]:
+        found = self._connection.pages(f"{_version(name, version)}/evaluations")
+        return [decode(Evaluation, e) for e in found]
+
+    def evaluation_plot(self, name: str, version: int, evaluation_id: int, plot: str) -> bytes:
+        route = f"{_version(name, version)}/evaluations/{segment(evaluation_id)}/plots/{segment(plot)}"
+        return self._connection.content(route)
+
     def model_card(self, name: str, version: int, *, html: bool = False) -> str:
         return self._connection.text(f"{_version(name, version)}/card", {"html": html})

@@ -40,13 +40,21 @@ class PromotionService:
         self._store = store
         self.principal = registry.principal
         self.registry = registry
-        self.evaluations = evaluations
+        self._evaluations = evaluations
         self._tracking = tracking
         self._lineage = lineage
 
+    def evaluations(self, name: str, version: int) -> list[Evaluation]:
+        """Every evaluation stored with a version, oldest first."""
+        return self._evaluations.list(name, version)
+
+    def evaluation_plot(self, name: str, version: int, evaluation_id: int, plot: str) -> bytes:
+        """The PNG of one plot of a stored evaluation."""
+        return self._evaluations.plot(self._evaluations.get(name, version, evaluation_id), plot)
+
     def model_card(self, name: str, version: int, *, html: bool = False) -> str:
         """The model card of a version, as Markdown (or HTML)."""
-        markdown = model_card(self.registry, self.evaluations, self._tracking, self._lineage, name, version)
+        markdown = model_card(self.registry, self._evaluations, self._tracking, self._lineage, name, version)
         return card_html(markdown, f"{name} version {version}") if html else markdown
 
     def evaluate(
@@ -62,7 +70,7 @@ class PromotionService:
         trusted_types: Sequence[str] = (),
     ) -> Evaluation:
         """Evaluate the version at `uri` on `data` and store the result with it."""
-        return self.evaluations.evaluate(
+        return self._evaluations.evaluate(
             uri, data, target, task=task, slices=slices, dataset_name=dataset_name, trust=trust,
             trusted_types=trusted_types,
         )  # fmt: skip
@@ -127,13 +135,13 @@ class PromotionService:
 
     def _evaluate_both(self, ctx: GateContext, data: pd.DataFrame, target: str, task: str | None) -> None:
         ctx.data, ctx.target = data, target
-        evaluation, ctx.candidate_predictions = self.evaluations.evaluate_loaded(
+        evaluation, ctx.candidate_predictions = self._evaluations.evaluate_loaded(
             ctx.candidate, ctx.candidate_model, data, target, task=task, dataset_name="promotion"
         )
         ctx.task = evaluation.task
         ctx.candidate_evaluation = {"metrics": evaluation.metrics, "latency": evaluation.latency}
         if ctx.current is not None and ctx.current_model is not None:
-            held, ctx.current_predictions = self.evaluations.evaluate_loaded(
+            held, ctx.current_predictions = self._evaluations.evaluate_loaded(
                 ctx.current, ctx.current_model, data, target, task=ctx.task, dataset_name="promotion"
             )
             ctx.current_evaluation = {"metrics": held.metrics, "latency": held.latency}

@@ -59,6 +59,12 @@ class Promotion(Protocol):
         Refusals raise PromotionRefused with the report; `force_reason` overrides, on record.
         Comparisons are against the holder of `alias`, or of `baseline` if given."""
 
+    def evaluations(self, name: str, version: int) -> list[Evaluation]:
+        """Every evaluation stored with a version, oldest first."""
+
+    def evaluation_plot(self, name: str, version: int, evaluation_id: int, plot: str) -> bytes:
+        """The PNG of one plot (`roc.png`...) of a stored evaluation."""
+
     def model_card(self, name: str, version: int, *, html: bool = False) -> str:
         """The model card of a version (purpose, lineage, data, metrics, slices, gates), as
         Markdown, or HTML."""

@@ -9,10 +9,10 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from loopline.core.registry import Evaluation
-from loopline.server.deps import Backend, Caller, Id, staging
+from loopline.server.deps import Backend, Caller, Id, Paging, page, staging
 from loopline.server.encoding import json_response
 from loopline.server.routes.uploads import uploaded_table
-from loopline.server.schemas import NewEvaluation, Promotion
+from loopline.server.schemas import NewEvaluation, Page, Promotion
 
 router = APIRouter(tags=["promotion"])
 
@@ -52,6 +52,24 @@ async def promote(
         )
     )
     return json_response(report.to_dict())
+
+
+@router.get("/models/{name}/versions/{version}/evaluations", response_model=Page[Evaluation])
+def evaluations(b: Backend, who: Caller, name: str, version: Id, paging: Paging) -> Response:
+    """The evaluations stored with a version, oldest first."""
+    return json_response(page(b.services(who).promotion.evaluations(name, version), paging))
+
+
+@router.get(
+    "/models/{name}/versions/{version}/evaluations/{evaluation_id}/plots/{plot}",
+    responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def evaluation_plot(
+    b: Backend, who: Caller, name: str, version: Id, evaluation_id: Id, plot: str
+) -> Response:
+    """One plot of a stored evaluation, as PNG."""
+    found = b.services(who).promotion.evaluation_plot(name, version, evaluation_id, plot)
+    return Response(found, media_type="image/png")
 
 
 @router.get(
