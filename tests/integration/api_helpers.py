@@ -107,6 +107,9 @@ def _fill(backends: Backends) -> dict[str, str]:
     )
     features, target = cancer_data()
     backends.services(owner).datasets.register("patients", features.assign(target=target))
+    evaluation = backends.services(owner).promotion.evaluate(
+        "models:/cancer/1", features.assign(target=target).head(200), "target"
+    )
     backends.services(owner).monitors.create("cancer-watch", "cancer-prod", "patients", target="target")
     monitor_run = backends.services(owner).monitors.run("cancer-watch").run  # over an empty window
     loop = {"deployment": "cancer-prod", "model": "cancer", "pipeline": "flows:train",
@@ -122,4 +125,5 @@ def _fill(backends: Backends) -> dict[str, str]:
     return {
         "run_id": run.id, "hidden_run_id": hidden.id, "experiment_id": str(experiment.id),
         "request_id": str(request_id), "token_id": str(alices_token), "monitor_run_id": str(monitor_run.id),
+        "evaluation_id": str(evaluation.id),
     }  # fmt: skip

@@ -68,6 +68,12 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("POST", "/api/v1/alias-requests/{request_id}/reject"): ("maya", {"reason": ""}, None),
     ("POST", "/api/v1/models/{name}/versions/{version}/promote"): ("maya", {"alias": "champion"}, None),
     ("GET", "/api/v1/models/{name}/versions/{version}/card"): ("vera", None, None),
+    ("GET", "/api/v1/models/{name}/versions/{version}/evaluations"): ("vera", None, None),
+    ("GET", "/api/v1/models/{name}/versions/{version}/evaluations/{evaluation_id}/plots/{plot}"): (
+        "vera",
+        None,
+        None,
+    ),
     ("POST", "/api/v1/evaluations"): ("alice", {"uri": "models:/cancer/1", **UPLOADED}, None),
     ("GET", "/api/v1/deployments"): (LIST, None, None),
     ("POST", "/api/v1/deployments"): ("maya", {"name": "other", "policy": POLICY}, None),
@@ -158,6 +164,7 @@ def _fill_path(path: str, team: Team) -> str:
         "{name}": names.get(resource, "notes/a.txt"), "{version}": "1", "{alias}": "champion",
         "{key}": "loss", "{request_id}": team.ids["request_id"], "{token_id}": team.ids["token_id"],
         "{user}": "alice", "{upload_id}": "0" * 32, "{deployment}": "cancer-prod",
+        "{evaluation_id}": team.ids["evaluation_id"], "{plot}": "roc.png",
         "{path}": "model.skops" if resource == "models" else "file.bin",
     }  # fmt: skip
     if resource == "monitors":

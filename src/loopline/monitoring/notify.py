@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import http.client
-import importlib.metadata
 import ipaddress
 import json
 import socket
@@ -25,7 +24,8 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from loopline.core.errors import ContractViolation, InvalidInput
-from loopline.specs.monitor import NOTIFIER_TYPE, NotifierSpec
+from loopline.core.plugins import PLUGIN_NAME, installed_plugins
+from loopline.specs.monitor import NotifierSpec
 
 # Named metadata endpoints; their addresses are link-local or private and refused anyway.
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"})
@@ -206,15 +206,7 @@ def notifiers() -> dict[str, Notifier]:
     """Every notifier by type: the built-in ones, then those installed packages declare
     (entry points of group `loopline.notifiers`)."""
     found = {notifier.type: notifier for notifier in BUILT_IN}
-    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
-        loaded = entry.load()
-        notifier: Notifier = loaded() if isinstance(loaded, type) else loaded
-        kind = getattr(notifier, "type", None)
-        if not isinstance(kind, str) or not NOTIFIER_TYPE.fullmatch(kind):
-            raise ContractViolation(f"notifier {entry.value} has no valid type (a-z, 0-9, _): {kind!r}")
-        if kind in found:
-            raise ContractViolation(f"notifier {entry.value} has the type {kind!r} of another notifier")
-        found[kind] = notifier
+    found.update(installed_plugins(ENTRY_POINTS, "type", set(found)))
     return found
 
 
@@ -232,7 +224,7 @@ def check_notifier(notifier: Notifier, spec: NotifierSpec) -> dict[str, Any]:
     outcome of JSON values that leaves `type`, `target`, `ok` and `error` to loopline. Returns that outcome;
     ContractViolation names the first broken rule."""
     kind = getattr(notifier, "type", None)
-    if not isinstance(kind, str) or not NOTIFIER_TYPE.fullmatch(kind) or spec.type != kind:
+    if not isinstance(kind, str) or not PLUGIN_NAME.fullmatch(kind) or spec.type != kind:
         raise ContractViolation(f"{type(notifier).__name__}: type {kind!r} is not valid or not the spec's")
     notifier.check(spec)
     alert = {"monitor": "contract-check", "rule": "check", "severity": "info", "message": "a test alert",

@@ -19,14 +19,12 @@ consecutive runs.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from loopline.core.plugins import PLUGIN_NAME
 from loopline.specs.document import Document, Strict
-
-NOTIFIER_TYPE = re.compile(r"[a-z][a-z0-9_]{0,49}")
 
 
 class WindowSpec(Strict):
@@ -77,7 +75,7 @@ class NotifierSpec(Strict):
     """Where a monitor's alerts go: a built-in notifier (webhook, log, stdout) or one that an
     installed package provides, with its `options`."""
 
-    type: str = Field(pattern=NOTIFIER_TYPE.pattern)
+    type: str = Field(pattern=PLUGIN_NAME.pattern)
     url: str | None = None  # webhook
     path: str | None = None  # log
     allow_private_network: bool = False  # webhook: permit loopback, link-local, private addresses

@@ -8,10 +8,9 @@ every flavor must keep; the built-in flavors pass it in loopline's own test suit
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-import re
 
-from loopline.core.errors import ContractViolation, InvalidInput
+from loopline.core.errors import InvalidInput
+from loopline.core.plugins import installed_plugins
 from loopline.models.flavors.base import Flavor, LoadOptions, Predictor, SavedModel
 from loopline.models.flavors.lightgbm import LightGBMFlavor
 from loopline.models.flavors.onnx import OnnxFlavor
@@ -30,7 +29,6 @@ BUILT_IN: tuple[Flavor, ...] = (
     PyTorchFlavor(),
 )
 FALLBACK: Flavor = PythonFunctionFlavor()
-_NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
 
 __all__ = [
     "BUILT_IN",
@@ -50,15 +48,7 @@ def flavors() -> dict[str, Flavor]:
     """Every flavor by name, in detection order: the built-in ones, then those installed
     packages declare (entry points of group `loopline.flavors`), the pickle last."""
     found = {flavor.name: flavor for flavor in BUILT_IN}
-    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
-        loaded = entry.load()
-        flavor: Flavor = loaded() if isinstance(loaded, type) else loaded
-        name = getattr(flavor, "name", None)
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ContractViolation(f"flavor {entry.value} has no valid name (a-z, 0-9, _): {name!r}")
-        if name in found or name == FALLBACK.name:
-            raise ContractViolation(f"flavor {entry.value} is named {name!r}, like another flavor")
-        found[name] = flavor
+    found.update(installed_plugins(ENTRY_POINTS, "name", {*found, FALLBACK.name}))
     found[FALLBACK.name] = FALLBACK
     return found
 
