@@ -108,7 +108,7 @@ def run_demo(settings: Settings, console: Console) -> Path:
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
-    home = Path(settings.home) / "demo" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    home = settings.home_path / "demo" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     settings = settings.model_copy(update={"home": home, "store_uri": None, "artifacts_uri": None})
     ll.configure(settings=settings)
     say = Narrator(console)

@@ -15,14 +15,16 @@ from loopline.wiring.settings import Settings
 
 @pytest.mark.slow
 def test_the_demo_closes_the_loop_from_data_to_a_promoted_retrained_model(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # `make demo`: the default home, ~/.loopline
+    monkeypatch.delenv("LOOPLINE_HOME", raising=False)
     try:
-        assert run(["--home", str(tmp_path), "demo"]) == 0
+        assert run(["demo"]) == 0
     finally:
         _sdk.reset()
     out = capsys.readouterr().out
-    (home,) = (tmp_path / "demo").iterdir()
+    (home,) = (tmp_path / ".loopline" / "demo").iterdir()
     assert f"--home {home} loop status {DEPLOYMENT}" in out and "promoted" in out
 
     backends = open_backends(Settings(home=home))
