@@ -197,7 +197,7 @@ def test_every_answer_and_feedback_reach_the_log(
     assert {"input.mean radius", "proba.0", "proba.1", "prediction", "latency_ms", "arm"} <= set(log.columns)
     labels = backends.tables.read("feedback", [("deployment", "cancer")]).to_pandas()
     assert sorted(zip(labels["request_id"], labels["row"], labels["label"], strict=True)) == sorted(
-        [(ids[0], 0, 0), (ids[1], 1, 1)]
+        [(ids[0], 0, "0"), (ids[1], 1, "1")]  # labels are stored as text
     )
     assert all(
         pq.ParquetFile(backends.tables.fs.open(p)).metadata.num_rows > 0

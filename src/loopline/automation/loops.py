@@ -212,6 +212,7 @@ class LoopService:
         labelled production rows (or, without enough of them, part of the reference) to test on."""
         import pandas as pd
 
+        from loopline.predictions.log import labels_as
         from loopline.predictions.window import read_window
         from loopline.specs.monitor import WindowSpec
 
@@ -229,7 +230,7 @@ class LoopService:
         if not window.rows.empty and set(features) <= set(window.rows.columns):
             labelled = window.rows[window.rows["label"].notna()]
             production = labelled[features].assign(
-                **{policy.target: labelled["label"].astype(reference[policy.target].dtype)}
+                **{policy.target: labels_as(labelled["label"], reference[policy.target].dtype)}
             )
         held = int(len(production) * policy.holdout_share)
         if held >= 20:

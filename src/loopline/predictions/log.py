@@ -3,7 +3,9 @@ Parquet files partitioned by deployment and date; feedback labels go the same wa
 
 A request waits (never drops its rows) when the buffer is full, so memory stays bounded
 under any load; the buffer is written every `flush_interval` seconds, when it holds
-`flush_rows`, and on shutdown.
+`flush_rows`, and on shutdown. Each partition is written on its own: one that fails keeps
+its rows for the next flush and marks the log failing (`/ready` says so), the others land.
+Labels are stored as text (`label_text`), so feedback of mixed JSON types never clashes.
 """
 
 from __future__ import annotations
@@ -65,6 +67,30 @@ class RecordChunk:
 DAY_MS = 86_400_000
 
 
+def label_text(value: Any) -> str:
+    """A feedback label as the log stores it: text, numbers spelled one way (1, 1.0: "1"),
+    as monitors compare categories. Refuses what is no label: null, lists, objects."""
+    if isinstance(value, bool | str | int):
+        return str(value)
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return str(int(value)) if value.is_integer() else repr(value)
+    raise ValueError("a label is a string, a number or a boolean")
+
+
+def labels_as(labels: pd.Series, dtype: Any) -> pd.Series:
+    """Stored labels (text) as values of `dtype`, the type of the column they label."""
+    if pd.api.types.is_bool_dtype(dtype):
+        return labels.map({"True": True, "False": False, "true": True, "false": False})
+    if pd.api.types.is_numeric_dtype(dtype):
+        return pd.to_numeric(labels).astype(dtype)
+    return labels.astype(dtype)
+
+
+def _held(rows: Any) -> int:
+    """The rows of one buffered partition: prediction rows, or chunks of records."""
+    return len(rows) if isinstance(rows, _PredictionRows) else sum(map(len, rows))
+
+
 def day_partition(day: int) -> str:
     """The `date=` partition of day number `day` (days since the epoch, UTC)."""
     return time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
@@ -86,6 +112,19 @@ class _PredictionRows:
         self.inputs: list[Any] = []
         self.predictions: list[np.ndarray] = []
         self.proba: list[np.ndarray] = []
+
+    def merge(self, later: _PredictionRows) -> None:
+        """Take in the rows of `later` (buffered after these were taken to be written)."""
+        self.request_ids += later.request_ids
+        self.rows += later.rows
+        self.at_ms += later.at_ms
+        self.latency_ms += later.latency_ms
+        self.inputs += later.inputs
+        self.predictions += later.predictions
+        self.proba += later.proba
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
 
     def add(self, chunk: PredictionChunk) -> None:
         n = len(chunk)
@@ -158,12 +197,15 @@ class PredictionLog:
         self._lock = asyncio.Lock()  # one flush at a time
         self.written_rows = 0
         self.errors: list[str] = []
+        self.failing = False  # the last flush left rows it could not write
 
     def start(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(self._run())
 
     async def append(self, chunk: PredictionChunk | RecordChunk) -> None:
-        while self._rows >= self._max_rows:  # full: wait for the writer rather than drop
+        # full (with this chunk): wait for the writer rather than drop; a chunk larger than
+        # the buffer waits for an empty one
+        while self._rows and self._rows + len(chunk) > self._max_rows:
             self._room.clear()
             self._due.set()
             await self._room.wait()
@@ -188,24 +230,41 @@ class PredictionLog:
             await self.flush()
 
     async def flush(self) -> None:
+        """Write what is buffered. Rows count against the buffer until they are written, so
+        memory holds `max_rows` (and one request's) at most."""
         async with self._lock:
-            pending, self._pending, self._rows = self._pending, {}, 0
-            self._room.set()
+            pending, self._pending = self._pending, {}
             if pending:
-                try:
-                    await asyncio.to_thread(self._write, pending)
-                except Exception as exc:  # keep serving; the error is reported on /ready
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                unwritten = await asyncio.to_thread(self._write, pending)
+                self.failing = bool(unwritten)
+                self._rows -= sum(_held(rows) for key, rows in pending.items() if key not in unwritten)
+                for key, rows in unwritten.items():  # kept, ahead of what came in meanwhile
+                    later = self._pending.pop(key, None)
+                    if later is not None:
+                        if isinstance(rows, _PredictionRows):
+                            rows.merge(later)
+                        else:
+                            rows += later
+                    self._pending[key] = rows
+            self._room.set()
 
-    def _write(self, pending: dict[tuple[Any, ...], Any]) -> None:
+    def _write(self, pending: dict[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
+        """Write each partition on its own; returns those that failed, rows untouched."""
+        unwritten = {}
         for key, rows in pending.items():
             table, deployment, day = key[:3]
-            if table == PREDICTIONS:
-                data = rows.table()
-            else:
-                data = pa.Table.from_pylist([record for chunk in rows for record in chunk.records])
-            self._area.append(table, [("deployment", deployment), ("date", day_partition(day))], data)
+            try:
+                if table == PREDICTIONS:
+                    data = rows.table()
+                else:
+                    data = pa.Table.from_pylist([record for chunk in rows for record in chunk.records])
+                self._area.append(table, [("deployment", deployment), ("date", day_partition(day))], data)
+            except Exception as exc:  # keep serving: the rows wait, the error shows on /ready
+                unwritten[key] = rows
+                self.errors = [*self.errors[-19:], f"{table} of {deployment}: {type(exc).__name__}: {exc}"]
+                continue
             self.written_rows += data.num_rows
+        return unwritten
 
     async def close(self) -> None:
         """Write everything buffered. The writer is let finish, never cancelled mid-write:

@@ -167,7 +167,7 @@ def _scored(classification: bool) -> str:
     if classification:
         return (
             "CAST(coalesce(try_cast(p.prediction AS DOUBLE) = try_cast(l.label AS DOUBLE), "
-            "CAST(p.prediction AS VARCHAR) = CAST(l.label AS VARCHAR)) AS DOUBLE)"
+            "lower(CAST(p.prediction AS VARCHAR)) = lower(CAST(l.label AS VARCHAR))) AS DOUBLE)"
         )
     return "abs(try_cast(p.prediction AS DOUBLE) - try_cast(l.label AS DOUBLE))"
 
@@ -267,7 +267,7 @@ def _shadow(con: Any, primary: str, shadow: str, classification: bool) -> dict[s
     )
     right = (
         "coalesce(try_cast({side}.prediction AS DOUBLE) = try_cast(l.label AS DOUBLE), "
-        "CAST({side}.prediction AS VARCHAR) = CAST(l.label AS VARCHAR))"
+        "lower(CAST({side}.prediction AS VARCHAR)) = lower(CAST(l.label AS VARCHAR)))"
     )
     found = con.execute(
         f"""SELECT count(*), avg(CAST({same} AS DOUBLE)), sum(CAST({same} AS DOUBLE)),

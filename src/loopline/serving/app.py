@@ -16,14 +16,21 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
 from loopline.core.errors import InvalidInput, SignatureMismatch
-from loopline.predictions.log import ERRORS, FEEDBACK, PredictionChunk, PredictionLog, RecordChunk
+from loopline.predictions.log import (
+    ERRORS,
+    FEEDBACK,
+    PredictionChunk,
+    PredictionLog,
+    RecordChunk,
+    label_text,
+)
 from loopline.serving import payloads
 from loopline.serving.http import (
     HttpError,
@@ -46,8 +53,16 @@ _ROUTE = re.compile(r"/v1/deployments/(?P<name>[^/]+)/(?P<action>predict|feedbac
 
 @dataclass(frozen=True)
 class HttpOptions:
+    """Limits of one request: its body, what the body may decode to, and its time."""
+
     max_body_bytes: int = 4 * 1024 * 1024
     timeout: float = 30.0
+    limits: payloads.Limits = field(default_factory=payloads.Limits)
+
+
+# JSON bodies up to this size parse on the event loop (a thread hop costs more than they do);
+# anything larger, and every CSV or Parquet body, parses in a thread so the server keeps answering.
+INLINE_PARSE_BYTES = 64 * 1024
 
 
 class ServingApp:
@@ -116,7 +131,11 @@ class ServingApp:
         if state is None:
             raise HttpError(503, f"deployment {runtime.name!r} is still loading")
         body = await read_body(scope, receive, self.options.max_body_bytes)
-        payload = payloads.parse(header(scope, b"content-type"), body)
+        content_type = header(scope, b"content-type")
+        if payloads.is_json(content_type) and len(body) <= INLINE_PARSE_BYTES:
+            payload = payloads.parse(content_type, body, self.options.limits)
+        else:
+            payload = await asyncio.to_thread(payloads.parse, content_type, body, self.options.limits)
         key, payload = self._sticky_key(state, scope, payload)
         served = state.answering(key)
         request_id = self._request_id(scope)
@@ -275,20 +294,19 @@ class ServingApp:
             row = item.get("row", 0)
             if not isinstance(row, int) or row < 0:
                 raise HttpError(422, f"labels[{i}].row must be a row number")
-            records.append(
-                {"request_id": item["request_id"], "row": row, "label": item["label"], "at_ms": at_ms}
-            )
+            try:
+                label = label_text(item["label"])
+            except ValueError as exc:
+                raise HttpError(422, f"labels[{i}].label: {exc}") from None
+            records.append({"request_id": item["request_id"], "row": row, "label": label, "at_ms": at_ms})
         await self.log.append(RecordChunk(FEEDBACK, runtime.name, at_ms, records))
         await respond_json(send, 202, {"accepted": len(records)})
 
     async def _ready(self, send: Send) -> None:
         loading = [name for name, runtime in self.runtimes.items() if runtime.state is None]
-        ready = self.started and not loading
-        await respond_json(
-            send,
-            200 if ready else 503,
-            {"ready": ready, "loading": loading, "log_errors": self.log.errors[-5:]},
-        )
+        ready = self.started and not loading and not self.log.failing
+        answer = {"ready": ready, "loading": loading, "log_failing": self.log.failing}
+        await respond_json(send, 200 if ready else 503, {**answer, "log_errors": self.log.errors[-5:]})
 
     def _describe(self, runtime: DeploymentRuntime) -> dict[str, Any]:
         state = runtime.state

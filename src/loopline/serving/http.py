@@ -61,5 +61,11 @@ async def respond_json(send: Send, status: int, payload: Any) -> None:
     await respond(send, status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
+MAX_ERROR_CHARS = 2000  # an error says what is wrong and where; it never echoes a huge input
+
+
 async def respond_error(send: Send, error: HttpError) -> None:
-    await respond_json(send, error.status, {"error": error.message, **error.details})
+    body = orjson.dumps({"error": error.message, **error.details}, option=orjson.OPT_SERIALIZE_NUMPY)
+    if len(body) > MAX_ERROR_CHARS * 4:  # long details (every bad column of a wide body): cut
+        body = orjson.dumps({"error": error.message[:MAX_ERROR_CHARS], "truncated": True})
+    await respond(send, error.status, body)

@@ -38,6 +38,16 @@ class Payload:
         assert self.frame is not None
         return len(self.frame)
 
+    @property
+    def width(self) -> int:
+        """How many columns its widest row has."""
+        if self.records is not None:
+            return max(map(len, self.records), default=0)
+        if self.columns is not None:
+            return len(self.columns)
+        assert self.frame is not None
+        return int(self.frame.shape[1])
+
     def first_value(self, field: str) -> Any:
         """The field's value in the first row (A/B keys), or None."""
         if self.records is not None:
@@ -99,28 +109,72 @@ def _all_numbers(rows: list[list[Any]]) -> bool:
     return all(type(value) is float or type(value) is int for row in rows for value in row)
 
 
-def parse(content_type: str | None, body: bytes) -> Payload:
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry once decoded: a compressed body (Parquet) or a short one
+    (CSV, JSON) can still hold more rows or columns than a server should take on."""
+
+    max_rows: int = 100_000
+    max_columns: int = 2_000
+    max_decoded_bytes: int = 256 * 1024 * 1024
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether the body is (to be read as) JSON: cheap enough to parse on the event loop."""
+    return (content_type or JSON).split(";", 1)[0].strip().lower() == JSON
+
+
+def parse(content_type: str | None, body: bytes, limits: Limits = Limits()) -> Payload:
+    """The rows of a request body; 4xx for what does not parse or is over `limits`, which are
+    checked before anything is decoded (a Parquet file's footer, a CSV's first line)."""
     kind = (content_type or JSON).split(";", 1)[0].strip().lower()
     if kind == JSON:
         payload = _json(body)
     elif kind == CSV:
-        try:
-            payload = Payload(frame=pd.read_csv(io.BytesIO(body)))
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise HttpError(400, f"the CSV body does not parse: {' '.join(str(exc).split())[:200]}") from None
+        payload = _csv(body, limits)
     elif kind in PARQUET:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            payload = Payload(frame=pq.read_table(io.BytesIO(body)).to_pandas())
-        except (pa.ArrowException, OSError) as exc:
-            raise HttpError(400, f"the Parquet body does not parse: {exc}") from None
+        payload = _parquet(body, limits)
     else:
         raise HttpError(415, f"content type {kind!r} is not accepted; send {JSON}, {CSV} or {PARQUET[0]}")
     if len(payload) == 0:
         raise HttpError(422, "the request has no rows to predict")
+    _check_size(len(payload), payload.width, limits)
     return payload
+
+
+def _check_size(rows: int, columns: int, limits: Limits) -> None:
+    if rows > limits.max_rows:
+        raise HttpError(413, f"the request holds {rows:,} rows; the server takes at most {limits.max_rows:,}")
+    if columns > limits.max_columns:
+        raise HttpError(
+            413, f"the request holds {columns:,} columns; the server takes at most {limits.max_columns:,}"
+        )
+
+
+def _csv(body: bytes, limits: Limits) -> Payload:
+    header = body.split(b"\n", 1)[0]
+    _check_size(body.count(b"\n"), header.count(b",") + 1, limits)  # an upper bound of each
+    try:
+        return Payload(frame=pd.read_csv(io.BytesIO(body)))
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"the CSV body does not parse: {' '.join(str(exc).split())[:200]}") from None
+
+
+def _parquet(body: bytes, limits: Limits) -> Payload:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(io.BytesIO(body))
+        metadata = file.metadata
+        _check_size(metadata.num_rows, metadata.num_columns, limits)
+        decoded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        if decoded > limits.max_decoded_bytes:
+            limit = limits.max_decoded_bytes
+            raise HttpError(413, f"the Parquet body decodes to {decoded:,} bytes; the limit is {limit:,}")
+        return Payload(frame=file.read().to_pandas())
+    except (pa.ArrowException, OSError) as exc:
+        raise HttpError(400, f"the Parquet body does not parse: {str(exc)[:200]}") from None
 
 
 def _json(body: bytes) -> Payload:
