@@ -61,8 +61,23 @@ def test_policies_are_checked(service: DeploymentService) -> None:
         ),
         (
             lambda: TrafficPolicy("canary", (Arm("a", "models:/cancer/1", 0), Arm("b", "models:/cancer/2"))),
-            "positive weight",
+            "weight above 0",
         ),
+        *[  # a 50/50 split of such weights used to send every request to the second arm
+            (
+                lambda weight=weight: TrafficPolicy.from_dict(
+                    {
+                        "kind": "canary",
+                        "arms": [
+                            {"name": "a", "target": "models:/cancer/1", "weight": weight},
+                            {"name": "b", "target": "models:/cancer/2", "weight": weight},
+                        ],
+                    }
+                ),
+                "at most 1e\\+06",
+            )
+            for weight in (float("inf"), 1e308, float("nan"))
+        ],
     ]:
         with pytest.raises(InvalidInput, match=message):
             build()

@@ -20,8 +20,11 @@ from loopline.artifacts.tables import TableArea
 from loopline.core.traffic import TrafficPolicy
 from loopline.predictions.log import FEEDBACK, PREDICTIONS, PredictionLog, RecordChunk, label_text
 from loopline.predictions.reader import LABELS, LogReader
+from loopline.predictions.reports import deployment_report
+from loopline.predictions.window import read_window
 from loopline.serving.http import HttpError
 from loopline.serving.payloads import PARQUET, Limits, parse
+from loopline.specs.monitor import WindowSpec
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
@@ -168,3 +171,39 @@ def test_labels_are_stored_as_text_spelled_one_way(value: object, text: str) -> 
 def test_what_is_no_label_is_refused(value: object) -> None:
     with pytest.raises(ValueError, match="a label is"):
         label_text(value)
+
+
+def test_unknown_deployment_names_do_not_grow_the_metrics(server: RunningServer) -> None:
+    with server.client() as client:
+        for i in range(50):
+            assert (
+                client.post(f"/v1/deployments/nobody-{i}/predict", json={"records": [{}]}).status_code == 404
+            )
+        metrics = client.get("/metrics").text
+    assert "nobody-" not in metrics
+    assert 'loopline_request_errors_total{deployment="",status="404"} 50.0' in metrics
+
+
+def test_labels_of_any_stored_type_are_read_back(tmp_path: Path) -> None:
+    """Files written before labels were text hold numbers; a window and a report read them
+    beside text labels instead of failing on the day's files for good."""
+    tables = TableArea(str(tmp_path))
+    partition = [("deployment", "d"), ("date", "2026-01-01")]
+    at = 1_767_225_600_000
+    ids = [f"r{i}" for i in range(6)]
+    tables.append(PREDICTIONS, partition, pa.table({
+        "request_id": ids, "row": pa.array([0] * 6, pa.int32()), "at_ms": [at + i for i in range(6)],
+        "arm": ["main"] * 6, "model": ["m"] * 6, "version": pa.array([1] * 6, pa.int32()),
+        "latency_ms": [1.0] * 6, "prediction": [1, 0, 1, 1, 0, 1], "input.x": [0.5] * 6,
+        "proba.0": [0.2] * 6, "proba.1": [0.8] * 6,
+    }))  # fmt: skip
+    for labels in (pa.array([1, 0], pa.int64()), pa.array(["1", "yes"]), pa.array([1.0, 0.0])):
+        start = len(tables.files(FEEDBACK))
+        rows = ids[2 * start : 2 * start + 2]
+        tables.append(FEEDBACK, partition, pa.table({
+            "request_id": rows, "row": pa.array([0, 0], pa.int32()), "label": labels, "at_ms": [at + 10] * 2,
+        }))  # fmt: skip
+    window = read_window(tables, "d", WindowSpec(rows=100), ["main"], at + 1_000)
+    assert window.rows["label"].tolist() == ["1", "0", "1", "yes", "1.0", "0.0"]
+    report = deployment_report(tables, "d", TrafficPolicy.single("models:/m/1"))
+    assert report.arms[0].labelled == 6 and report.arms[0].accuracy == pytest.approx(3 / 6)

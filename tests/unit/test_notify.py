@@ -44,6 +44,11 @@ from loopline.specs.monitor import NotifierSpec
         ("ftp://example.com/hook", "http:// or https://"),
         ("file:///etc/passwd", "http:// or https://"),
         ("http://user:pw@example.com/hook", "credentials"),
+        ("http://100.64.0.1/hook", "not public"),  # shared address space (carrier NAT)
+        ("http://[2002:7f00:1::1]/hook", "loopback"),  # 6to4 around 127.0.0.1
+        ("http://[64:ff9b::7f00:1]/hook", "loopback"),  # NAT64 around 127.0.0.1
+        ("http://[64:ff9b::a9fe:a9fe]/hook", "link-local"),  # NAT64 around the metadata service
+        ("http://[2002:a9fe:a9fe::1]/hook", "link-local"),  # 6to4 around it
     ],
 )
 def test_unsafe_targets_are_refused_before_connecting(url: str, message: str) -> None:

@@ -24,6 +24,7 @@ from loopline.core.registry import ModelVersion, VersionStatus
 from loopline.core.uris import parse_model_uri
 
 KINDS = ("single", "canary", "ab", "shadow")
+MAX_WEIGHT = 1e6  # weights are shares: huge ones only lose precision (1e308 + 1e308 is Infinity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,10 @@ class TrafficPolicy:
         for arm in self.arms:
             alias_name(arm.name)  # same rules as aliases: short, safe, unambiguous
             parse_model_uri(arm.target)
-            if not arm.weight > 0:
-                raise InvalidInput(f"arm {arm.name!r} needs a positive weight, got {arm.weight}")
+            if not 0 < arm.weight <= MAX_WEIGHT:  # NaN and Infinity fail too
+                raise InvalidInput(
+                    f"arm {arm.name!r} needs a weight above 0 and at most {MAX_WEIGHT:g}, got {arm.weight}"
+                )
         if self.kind == "ab":
             if (
                 self.key is None

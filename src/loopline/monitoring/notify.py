@@ -37,23 +37,41 @@ def redact(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/…"
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # an IPv4 address in its last 32 bits
+
+
+def embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64, Teredo client), if any."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None
+
+
 def check_address(address: str, allow_private: bool) -> None:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Refuse a webhook address that is not a public one (unless the private network is
+    allowed) or that is no destination at all; IPv4 carried in IPv6 is judged as IPv4."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    ip = embedded_ipv4(ip) or ip
     if ip.is_unspecified or ip.is_multicast:
         raise InvalidInput(f"webhook address {ip} cannot be a destination")
-    if ip.is_loopback or ip.is_link_local or ip.is_private or ip == ipaddress.ip_address("100.100.100.200"):
+    if not ip.is_global or ip == ipaddress.ip_address("100.100.100.200"):  # Alibaba's metadata
         if allow_private:
             return
         kind = (
-            "loopback" if ip.is_loopback else "link-local (cloud metadata)" if ip.is_link_local else "private"
-        )
+            "loopback" if ip.is_loopback else "link-local (cloud metadata)" if ip.is_link_local
+            else "private" if ip.is_private else "not public"
+        )  # fmt: skip
         raise InvalidInput(
             f"webhook address {ip} is {kind}; set allow_private_network: true on the notifier to allow it"
         )
-    if ip.is_reserved:
-        raise InvalidInput(f"webhook address {ip} cannot be a destination")
 
 
 def resolve_webhook(url: str, allow_private: bool) -> tuple[str, str, int, str]:

@@ -67,8 +67,9 @@ class LogReader:
         for table in (PREDICTIONS, FEEDBACK, ERRORS):
             con.execute(f"CREATE VIEW {table} AS {self._scan(table)}")
         con.execute(
-            f"""CREATE VIEW {LABELS} AS SELECT DISTINCT ON (request_id, "row") request_id, "row", label
-                FROM {FEEDBACK} ORDER BY request_id, "row", at_ms DESC"""
+            f"""CREATE VIEW {LABELS} AS SELECT DISTINCT ON (request_id, "row") request_id, "row",
+                       CAST(label AS VARCHAR) AS label
+                FROM {FEEDBACK} ORDER BY request_id, "row", at_ms DESC"""  # text, whatever a file holds
         )
         return con
 

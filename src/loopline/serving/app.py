@@ -90,8 +90,10 @@ class ServingApp:
             await self._route(scope, receive, send)
         except HttpError as error:
             if error.status != 499:
-                name = _ROUTE.fullmatch(scope["path"])
-                self.metrics.errors.labels(name["name"] if name else "", str(error.status)).inc()
+                match = _ROUTE.fullmatch(scope["path"])
+                # only served names become labels: unknown ones would grow /metrics without bound
+                name = match["name"] if match and match["name"] in self.runtimes else ""
+                self.metrics.errors.labels(name, str(error.status)).inc()
                 await respond_error(send, error)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
