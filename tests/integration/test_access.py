@@ -188,3 +188,16 @@ def test_models_belong_to_a_project_whose_roles_govern_them(store: MetadataStore
     assert [(m.name, m.project) for m in backends.services(local_owner()).registry.list_models()] == [
         ("default-model", "default"), ("fraud-model", "fraud"), ("fraud-rules", "fraud"),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["anonymous", "loopline", "root", "Root"])
+def test_the_names_of_who_acts_without_being_a_user_are_reserved(admin: Access, name: str) -> None:
+    with pytest.raises(InvalidInput, match="reserved"):
+        admin.create_user(name)
+
+
+def test_user_names_that_differ_only_in_case_are_one_name(admin: Access) -> None:
+    admin.create_user("alice")
+    with pytest.raises(AlreadyExists, match="differ only in case"):
+        admin.create_user("ALICE")
+    assert [u.name for u in admin.users()] == ["alice"]

@@ -47,3 +47,37 @@ def test_a_protected_alias_moves_only_with_a_second_persons_approval(
     actions = [e.action for e in AuditTrail(store, local_owner()).entries(target="models:/cancer@champion")]
     assert actions[:5] == ["alias.rejected", "alias.request", "alias.move", "alias.approved", "alias.request"]
     assert AuditTrail(store, local_owner()).verify().intact
+
+
+def test_a_protected_alias_is_not_removed_on_one_persons_say(
+    store: MetadataStore, blobs: BlobStore, tracker: Tracker
+) -> None:
+    register_cancer_models(tracker)
+    grant(store, "default", alice=Role.OWNER, bob=Role.MAINTAINER)
+    backends = Backends(store, blobs)
+    alice, bob = backends.services(ALICE).registry, backends.services(BOB).registry
+    alice.set_alias("cancer", "champion", 1)
+    alice.protect_alias("cancer", "champion")
+    with pytest.raises(PermissionDenied, match="is protected"):
+        bob.remove_alias("cancer", "champion", reason="tidying up")
+    assert bob.get_model("cancer").aliases == {"champion": 1}  # a server following it still starts
+    alice.unprotect_alias("cancer", "champion")  # an owner's act, on the record
+    assert bob.remove_alias("cancer", "champion").from_version == 1
+
+
+def test_an_approval_never_moves_an_alias_onto_a_version_deleted_since_the_request(
+    store: MetadataStore, blobs: BlobStore, tracker: Tracker
+) -> None:
+    register_cancer_models(tracker)
+    grant(store, "default", alice=Role.OWNER, bob=Role.MAINTAINER)
+    backends = Backends(store, blobs)
+    alice, bob = backends.services(ALICE).registry, backends.services(BOB).registry
+    alice.set_alias("cancer", "champion", 1)
+    alice.protect_alias("cancer", "champion")
+    with pytest.raises(ApprovalRequired) as waiting:
+        bob.set_alias("cancer", "champion", 2)
+    alice.delete_version("cancer", 2)
+    with pytest.raises(Conflict, match="was deleted"):
+        alice.approve(waiting.value.request_id)
+    assert alice.get_model("cancer").aliases == {"champion": 1}
+    assert [r.status for r in alice.alias_requests("cancer")] == ["pending"]  # undecided: it can be rejected

@@ -135,7 +135,17 @@ def test_names_are_normalised_so_look_alikes_are_one_model_or_refused(
     assert [m.name for m in registry.list_models()] == ["churn"]
     assert registry.get_model("CHURN").display_name == "Churn"
     assert registry.get_model("churn").latest_version == 3
-    for lookalike in ("%63hurn", "\u0441hurn", "churn/1", "ch urn", "../churn", "", "c" * 129):
+    for lookalike in (
+        "%63hurn",
+        "\u0441hurn",
+        "churn/1",
+        "ch urn",
+        "../churn",
+        "",
+        "c" * 129,
+        "churn.",
+        "churn-",
+    ):
         with pytest.raises(InvalidInput, match="model name"):
             registry.create_model(lookalike)
     with pytest.raises(AlreadyExists):

@@ -14,8 +14,10 @@ import unicodedata
 from loopline.core.errors import InvalidInput
 
 MAX_LENGTH = 128
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # `canon.` would pass for `canon`
 RESERVED_ALIASES = frozenset({"latest"})
+# Who acts without being a user: the unauthenticated caller, the system, the usual superuser.
+RESERVED_USERS = frozenset({"anonymous", "loopline", "root"})
 
 
 def _normalised(kind: str, raw: object) -> str:
@@ -28,7 +30,7 @@ def _normalised(kind: str, raw: object) -> str:
     if not 0 < len(text) <= MAX_LENGTH or not _NAME.fullmatch(text):
         raise InvalidInput(
             f"{kind} {raw!r} is invalid: use 1 to {MAX_LENGTH} ASCII letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            "starting and ending with a letter or digit"
         )
     return text
 

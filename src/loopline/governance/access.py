@@ -9,7 +9,8 @@ import secrets
 from loopline.core.access import ApiToken, Role, User
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
-from loopline.core.errors import InvalidInput, PermissionDenied, Unauthenticated
+from loopline.core.errors import AlreadyExists, InvalidInput, PermissionDenied, Unauthenticated
+from loopline.core.names import RESERVED_USERS
 from loopline.core.validation import check_name
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
@@ -46,8 +47,16 @@ class AccessService:
     # users and tokens ------------------------------------------------------------------------
 
     def create_user(self, name: str, *, admin: bool = False) -> User:
+        """A new user (administrators only). Names are unique whatever their case, and the
+        names of who acts without being a user (`anonymous`, `loopline`, `root`) are reserved."""
         self._require_admin("create users")
-        user = self._store.access.add_user(_name("user name", name), admin, now_ms())
+        name = _name("user name", name)
+        if name.lower() in RESERVED_USERS:
+            raise InvalidInput(f"user name {name!r} is reserved")
+        twin = next((u.name for u in self._store.access.users() if u.name.lower() == name.lower()), None)
+        if twin is not None:
+            raise AlreadyExists(f"user {twin!r} exists; names that differ only in case are one name")
+        user = self._store.access.add_user(name, admin, now_ms())
         self._audit.record("user.create", f"user:{name}", after={"admin": admin})
         return user
 

@@ -4,7 +4,7 @@ whose every move is recorded, and loading a version back with its files verified
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -336,8 +336,11 @@ class RegistryService:
         return [request for request in found if request.model in visible]
 
     def approve(self, request_id: int, reason: str = "") -> AliasEvent:
-        """Approve a pending request (not one's own) and move the alias as it asked."""
-        request = self._decide(request_id, "approved", reason)
+        """Approve a pending request (not one's own) and move the alias as it asked: refused
+        if the version it asked for was deleted since (or never finished storing)."""
+        request = self._decide(
+            request_id, "approved", reason, lambda r: self._loadable(ModelRef(r.model, version=r.version))
+        )
         model = self.get_model(request.model)
         why = f"approved by {self.principal.name} (request {request.id} of {request.requested_by})"
         why += f": {request.reason}" if request.reason else ""
@@ -349,7 +352,10 @@ class RegistryService:
         self._decide(request_id, "rejected", reason)
         return self._store.approvals.request(request_id)
 
-    def _decide(self, request_id: int, status: str, reason: str) -> AliasRequest:
+    def _decide(
+        self, request_id: int, status: str, reason: str, check: Callable[[AliasRequest], object] | None = None
+    ) -> AliasRequest:
+        """Record the decision on a pending request, once `check` (if any) accepts it."""
         request = self._store.approvals.request(request_id)
         try:
             self._access.model(request.model, Role.MAINTAINER)
@@ -359,6 +365,8 @@ class RegistryService:
             raise PermissionDenied(
                 f"request {request_id} is {request.requested_by}'s own: a second person decides it"
             )
+        if check is not None:
+            check(request)
         if not self._store.approvals.decide(request_id, status, self.principal.name, now_ms(), reason):
             raise Conflict(
                 f"request {request_id} was already {self._store.approvals.request(request_id).status}"
@@ -373,6 +381,11 @@ class RegistryService:
         alias = alias_name(alias)
         if alias not in model.aliases:
             raise NotFound(f"model {model.name!r} has no alias {alias!r}")
+        if self._store.approvals.is_protected(model.name, alias):
+            raise PermissionDenied(
+                f"@{alias} of {model.name} is protected: its moves need a second person, and it is not "
+                "removed on one person's say (an owner may unprotect it first, on the record)"
+            )
         event = AliasEvent(
             model.name, alias, model.aliases[alias], None, self.principal.name, now_ms(), reason, False, None
         )
