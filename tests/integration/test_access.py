@@ -201,3 +201,10 @@ def test_user_names_that_differ_only_in_case_are_one_name(admin: Access) -> None
     with pytest.raises(AlreadyExists, match="differ only in case"):
         admin.create_user("ALICE")
     assert [u.name for u in admin.users()] == ["alice"]
+
+
+@pytest.mark.parametrize("days", [0, -1, float("nan"), float("inf"), 1e30, 36_501])
+def test_a_token_expiry_must_be_a_sensible_number_of_days(admin: Access, days: float) -> None:
+    admin.create_user("alice")
+    with pytest.raises(InvalidInput, match="positive number of days, at most 36,500"):
+        admin.create_token("alice", "odd", expires_days=days)

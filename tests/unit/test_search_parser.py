@@ -2,8 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from loopline.core.errors import FilterSyntaxError
-from loopline.core.search import And, Comparison, Field, Or, OrderKey, parse_filter, parse_order_by
+from loopline.core.errors import FilterSyntaxError, InvalidInput
+from loopline.core.search import (
+    And,
+    Comparison,
+    Field,
+    Or,
+    OrderKey,
+    check_search,
+    parse_filter,
+    parse_order_by,
+)
 
 
 def test_the_documented_example_parses_into_four_comparisons() -> None:
@@ -94,3 +103,19 @@ def test_order_by_clauses() -> None:
 def test_bad_order_by_is_an_error(clause: str) -> None:
     with pytest.raises(FilterSyntaxError):
         parse_order_by([clause])
+
+
+def test_deeply_nested_parentheses_are_a_syntax_error_not_a_crash() -> None:
+    deep = "(" * 400 + "metrics.a > 1" + ")" * 400
+    with pytest.raises(FilterSyntaxError, match="nest more than 50 deep"):
+        parse_filter(deep)
+    assert parse_filter("(" * 50 + "metrics.a > 1" + ")" * 50) is not None
+
+
+def test_a_search_over_more_keys_than_a_store_joins_is_refused() -> None:
+    wide = " and ".join(f"metrics.m{i} > 0" for i in range(40))
+    with pytest.raises(InvalidInput, match="41 params, metrics and tags; at most 32"):  # 40 and the order
+        check_search(parse_filter(wide), parse_order_by(["params.p DESC"]))
+    check_search(
+        parse_filter(" and ".join(f"metrics.m{i} > 0" for i in range(31))), parse_order_by("params.p")
+    )

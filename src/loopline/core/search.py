@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from loopline.core.entities import RunStatus
-from loopline.core.errors import FilterSyntaxError
+from loopline.core.errors import FilterSyntaxError, InvalidInput
 
 Entity = Literal["metric", "param", "tag", "attribute"]
 Value = float | str | tuple[float | str, ...]
@@ -122,11 +122,16 @@ def _unquote(token: _Token) -> str:
     return re.sub(r"\\(.)", r"\1", body) if quote != "`" else body
 
 
+MAX_NESTING = 50  # parentheses within parentheses; deeper is no filter a person writes
+MAX_KEYS = 32  # distinct params, metrics and tags one search compares or orders by (each a join)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = _tokenize(text)
         self.index = 0
+        self.depth = 0
 
     @property
     def token(self) -> _Token:
@@ -172,8 +177,12 @@ class _Parser:
 
     def primary(self) -> Expr:
         if self.token.kind == "lparen":
+            if self.depth >= MAX_NESTING:
+                raise self.error(f"parentheses nest more than {MAX_NESTING} deep")
             self.advance()
+            self.depth += 1
             inner = self.expr()
+            self.depth -= 1
             if self.token.kind != "rparen":
                 raise self.error("expected ')'")
             self.advance()
@@ -278,6 +287,28 @@ def parse_filter(text: str | None) -> Expr | None:
     expr = parser.expr()
     parser.expect_end()
     return expr
+
+
+def keyed_fields(expr: Expr | None, order: Sequence[OrderKey] = ()) -> set[Field]:
+    """The params, metrics and tags a search compares or orders by."""
+    found = {key.field for key in order}
+    stack = [] if expr is None else [expr]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Comparison):
+            found.add(item.field)
+        else:
+            stack.extend(item.items)
+    return {field for field in found if field.entity != "attribute"}
+
+
+def check_search(expr: Expr | None, order: Sequence[OrderKey]) -> None:
+    """Refuse a search over more keys than a store joins in one statement."""
+    keys = keyed_fields(expr, order)
+    if len(keys) > MAX_KEYS:
+        raise InvalidInput(
+            f"the search compares or orders by {len(keys)} params, metrics and tags; at most {MAX_KEYS}"
+        )
 
 
 def parse_order_by(clauses: Sequence[str] | str | None) -> list[OrderKey]:

@@ -19,6 +19,8 @@ from loopline.store import MetadataStore
 TOKEN_PREFIX = "ll_"
 DAY_MS = 86_400_000
 
+MAX_TOKEN_DAYS = 36_500  # a hundred years: further is no expiry, and overflows a timestamp
+
 
 def token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -70,8 +72,11 @@ class AccessService:
         """A new token for `user`: returns its record and the secret, which is never stored."""
         if self.principal.name != user:
             self._require_admin("create tokens for other users")
-        if expires_days is not None and expires_days <= 0:
-            raise InvalidInput(f"a token must expire after a positive number of days, not {expires_days}")
+        if expires_days is not None and not 0 < expires_days <= MAX_TOKEN_DAYS:  # NaN fails too
+            raise InvalidInput(
+                f"a token must expire after a positive number of days, at most {MAX_TOKEN_DAYS:,}, "
+                f"not {expires_days}"
+            )
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = now_ms()
         expires = None if expires_days is None else now + int(expires_days * DAY_MS)

@@ -26,7 +26,7 @@ from loopline.core.entities import (
 from loopline.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.core.ids import is_id, new_id
 from loopline.core.registry import LineageEdge
-from loopline.core.search import parse_filter, parse_order_by
+from loopline.core.search import check_search, parse_filter, parse_order_by
 from loopline.core.validation import (
     check_key,
     check_metrics,
@@ -181,6 +181,7 @@ class TrackingService:
         """One page of runs matching `filter` (see `loopline.core.search`), in `order_by` order."""
         filter_expr = parse_filter(filter)
         order = parse_order_by(order_by)
+        check_search(filter_expr, order)
         if experiments is None:
             ids = [e.id for e in self.list_experiments(project)]
         else:
