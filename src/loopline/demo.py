@@ -138,7 +138,8 @@ def run_demo(settings: Settings, console: Console) -> Path:
     from loopline.specs.monitor import MonitorSpec
 
     backends = _sdk._backends_in_use()
-    services, run_job = worker_services(settings, backends)
+    worker_settings = settings.model_copy(update={"worker_pipelines": "loopline.demo"})
+    services, run_job = worker_services(worker_settings, backends)
     services.deployments.create(
         DEPLOYMENT, TrafficPolicy.single(f"models:/{MODEL}@champion"), reason="the demo"
     )

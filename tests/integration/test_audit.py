@@ -69,6 +69,15 @@ def test_an_edited_entry_is_detected(store: MetadataStore) -> None:
     assert result.problems == ["entry 3 (alias.move models:/churn@champion) was altered after it was written"]
 
 
+def test_an_entry_edited_into_broken_json_is_reported_not_a_crash(store: MetadataStore) -> None:
+    trail = _fill(store)
+    store.db.write(lambda conn: conn.execute(text("UPDATE audit_log SET details = '{not json' WHERE id = 2")))
+    assert trail.verify().problems == [
+        "entry 2 (alias.move models:/churn@champion) was altered after it was written"
+    ]
+    assert trail.entries(limit=5)[-2].details == {"unreadable": "{not json"}
+
+
 def test_a_deleted_entry_is_detected(store: MetadataStore) -> None:
     trail = _fill(store)
     store.db.write(lambda conn: conn.execute(text("DELETE FROM audit_log WHERE id = 2")))

@@ -160,7 +160,8 @@ def workers(store_url: str, tmp_path: Path) -> Iterator[Callable[..., subprocess
     def start(*options: str) -> subprocess.Popen[bytes]:
         command = [
             sys.executable, "-m", "loopline", "--store-uri", store_url,
-            "--artifacts-uri", str(tmp_path / "artifacts"), "worker", "--poll", "0.2", *options,
+            "--artifacts-uri", str(tmp_path / "artifacts"), "worker", "--poll", "0.2",
+            "--allow-pipelines", "tests.integration", *options,
         ]  # fmt: skip
         process = subprocess.Popen(
             command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -229,7 +230,7 @@ def test_the_cli_declares_schedules_queues_jobs_and_runs_a_worker_once(
     code, out, _ = cli("jobs", "enqueue", "--pipeline", TALLY, "-p", "n=4")
     assert code == 0 and "queued" in out
     try:
-        code, out, _ = cli("worker", "--once")
+        code, out, _ = cli("worker", "--once", "--allow-pipelines", "tests.integration")
     finally:
         _sdk.reset()
     assert code == 0 and "finished" in out
@@ -258,7 +259,14 @@ def test_a_worker_imports_pipelines_only_from_its_allowed_modules(
         assert cli("jobs", "enqueue", "--pipeline", TALLY, "-p", "n=2")[0] == 0
         monkeypatch.setenv("LOOPLINE_WORKER_PIPELINES", "training,tests.integration")
         code, out, _ = cli("worker", "--once")
+        monkeypatch.delenv("LOOPLINE_WORKER_PIPELINES")
+        assert cli("jobs", "enqueue", "--pipeline", TALLY, "-p", "n=3")[0] == 0
+        assert cli("worker", "--once")[0] == 0  # configured nowhere: no module is allowed
     finally:
         _sdk.reset()
     assert code == 0 and "finished" in out
     assert steps.entries() == ["tally-2"]
+    newest = json.loads(cli("jobs", "list", "--json")[1])[0]
+    assert newest["status"] == "failed" and "(none yet)" in newest["error"]
+    audited = json.loads(cli("audit", "list", "--action", "pipeline.run", "--json")[1])
+    assert [(e["target"], e["after"]) for e in audited] == [(f"pipeline:{TALLY}", {"params": {"n": 2}})]

@@ -59,7 +59,7 @@ def check_pipeline_allowed(target: str, allowed: Sequence[str] | None) -> None:
     if allowed is not None and not any(module == m or module.startswith(f"{m}.") for m in allowed):
         raise PermissionDenied(
             f"pipeline {target!r} is outside the modules this worker runs pipelines from "
-            f"({', '.join(allowed) or 'none'}): see `loopline worker --allow-pipelines`"
+            f"({', '.join(allowed) or 'none yet'}): see `loopline worker --allow-pipelines`"
         )
 
 

@@ -152,8 +152,8 @@ def worker(
     poll: float = typer.Option(5.0, min=0.05, help="Seconds between looks for work when idle."),
     allow_pipelines: str | None = typer.Option(
         None,
-        help="Comma-separated modules to import pipelines from, with their submodules; others fail "
-        "unimported \\[env: LOOPLINE_WORKER_PIPELINES; default: any].",
+        help="Comma-separated modules to import pipelines from, with their submodules ('*': any); "
+        "others fail unimported \\[env: LOOPLINE_WORKER_PIPELINES; default: none].",
     ),
 ) -> None:
     """Run due schedules, monitors and triggered pipelines until stopped (Ctrl-C, SIGTERM)."""
@@ -161,10 +161,14 @@ def worker(
     if allow_pipelines is not None:
         context.settings = context.settings.model_copy(update={"worker_pipelines": allow_pipelines})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if context.settings.worker_pipelines is None:
+    allowed = context.settings.allowed_pipeline_modules
+    if allowed is None:
         logging.getLogger(__name__).warning(
-            "this worker imports pipelines from any module a maintainer names: "
-            "restrict it with --allow-pipelines"
+            "this worker imports pipelines from any module a maintainer names (--allow-pipelines '*')"
+        )
+    elif not allowed:
+        logging.getLogger(__name__).info(
+            "this worker runs no pipeline: allow their modules with --allow-pipelines"
         )
     backends = context.backends
     services, run_job = worker_services(context.settings, backends)

@@ -13,10 +13,19 @@ from loopline.store.database import Database, json_text
 from loopline.store.schema import audit_log
 
 
+def _cell(text: str) -> Any:
+    """A stored JSON value; one that no longer parses (edited by hand) is kept as its text,
+    so the entry is still listed and its hash no longer matches."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"unreadable": text}
+
+
 def _entry(row: Any) -> AuditEntry:
     return AuditEntry(
-        row.id, row.at, row.actor, row.action, row.target, json.loads(row.before), json.loads(row.after),
-        row.reason, row.prev_hash, row.hash, json.loads(row.details),
+        row.id, row.at, row.actor, row.action, row.target, _cell(row.before), _cell(row.after),
+        row.reason, row.prev_hash, row.hash, _cell(row.details),
     )  # fmt: skip
 
 

@@ -32,13 +32,14 @@ class Settings(BaseSettings):
     """`loopline server`: failed tokens one address may send per minute; then it gets 429."""
     worker_pipelines: str | None = None
     """`loopline worker`: comma-separated modules it imports pipelines from (with their
-    submodules); unset, any module. Importing a pipeline runs its module's code."""
+    submodules); unset, none; `*`, any. Importing a pipeline runs its module's code."""
 
     @property
     def allowed_pipeline_modules(self) -> list[str] | None:
-        if self.worker_pipelines is None:
+        """The modules a worker may import pipelines from; None for any (`*`)."""
+        if self.worker_pipelines is not None and self.worker_pipelines.strip() == "*":
             return None
-        return [m.strip() for m in self.worker_pipelines.split(",") if m.strip()]
+        return [m.strip() for m in (self.worker_pipelines or "").split(",") if m.strip()]
 
     @property
     def home_path(self) -> Path:
