@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import functools
 import http.client
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
 from loopline.client.connection import ServerConnection
 from loopline.client.services import RemoteServices
-from loopline.core.errors import InvalidInput, TooManyAttempts, Unauthenticated, UntrustedModel
+from loopline.core.errors import InvalidInput, NotFound, TooManyAttempts, Unauthenticated, UntrustedModel
 from loopline.models import save_model
+from loopline.models.package import METADATA_FILE
 from loopline.server.options import ServerOptions
 from loopline.store import MetadataStore, open_metadata_store
-from loopline.wiring.backends import Backends, bootstrap_admin
+from loopline.wiring.backends import Backends, bootstrap_admin, local_owner
 from tests.integration.api_helpers import Team, running_api, team_server
 
 LIMITS = ServerOptions(max_json_bytes=64 * 1024, max_upload_bytes=1024 * 1024)
@@ -272,3 +275,46 @@ def test_an_address_that_keeps_sending_wrong_tokens_must_wait(tmp_path: Path) ->
         with pytest.raises(TooManyAttempts, match=r"3 failed logins from 127\.0\.0\.1"):
             RemoteServices(ServerConnection(url, admin_token or "")).principal  # noqa: B018 (asks the server)
     store.close()
+
+
+@pytest.mark.parametrize("listed", ["/etc/hostname", "../../../../etc/hostname", "..%2F..%2Fetc/hostname"])
+def test_a_model_description_cannot_name_a_file_outside_its_upload(
+    team: Team, tmp_path: Path, listed: str
+) -> None:
+    directory = tmp_path / "model"
+    metadata = save_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), directory)
+    described = json.loads((directory / METADATA_FILE).read_text())
+    (path, record), *_ = described["files"].items()
+    described["files"] = {listed: record}
+    with team.client("alice") as client:
+        upload = client.post("/api/v1/uploads").json()["upload_id"]
+        for name, content in (
+            (path, (directory / path).read_bytes()),
+            (METADATA_FILE, json.dumps(described)),
+        ):
+            assert client.put(f"/api/v1/uploads/{upload}/files/{name}", content=content).status_code == 204
+        answer = client.post("/api/v1/models/escape/versions", json={"upload_id": upload})
+        assert answer.status_code == 400 and "relative path" in answer.json()["error"]["message"]
+    assert metadata.files  # the honest description names files inside the folder
+    with pytest.raises(NotFound):
+        team.backends.services(local_owner()).registry.get_model("escape")
+
+
+def test_an_upload_that_disagrees_with_its_description_is_bad_input_saying_nothing_of_paths(
+    team: Team, tmp_path: Path
+) -> None:
+    directory = tmp_path / "model"
+    save_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), directory)
+    with team.client("alice") as client:
+        answers = []
+        for altered in (b"altered", None):  # a changed file, then a missing one
+            upload = client.post("/api/v1/uploads").json()["upload_id"]
+            for file in directory.iterdir():
+                content = altered if file.name != METADATA_FILE and altered is not None else file.read_bytes()
+                if file.name != METADATA_FILE and altered is None:
+                    continue
+                client.put(f"/api/v1/uploads/{upload}/files/{file.name}", content=content)
+            answers.append(client.post("/api/v1/models/bad/versions", json={"upload_id": upload}))
+    assert [a.status_code for a in answers] == [400, 400]
+    messages = [a.json()["error"]["message"] for a in answers]
+    assert messages[0] == messages[1] and "is missing, or does not match" in messages[0]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopline.artifacts.names import check_artifact_name
 from loopline.core.errors import ArtifactCorrupted, InvalidInput, LooplineError, NotFound
 from loopline.core.registry import ModelVersion
 from loopline.models.flavors import Flavor, LoadOptions, flavor_for, flavor_named
@@ -272,18 +273,21 @@ def read_metadata(directory: Path) -> ModelMetadata:
     if not path.exists():
         raise NotFound(f"{directory} holds no loopline model ({METADATA_FILE} is missing)")
     try:
-        return ModelMetadata.from_dict(json.loads(path.read_bytes()))
+        metadata = ModelMetadata.from_dict(json.loads(path.read_bytes()))
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(f"{path} is not a valid model description: {exc}") from None
+    for name in metadata.files:  # read below `directory` only, whatever the description says
+        check_artifact_name(name)
+    return metadata
 
 
 def verify_files(directory: Path, metadata: ModelMetadata) -> None:
+    """Every file the description lists is in `directory`, as it was hashed. One message for
+    a missing file and an altered one, so a refusal tells nothing about other paths."""
     for name, expected in metadata.files.items():
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactCorrupted(f"model file {name!r} is missing")
-        if path.stat().st_size != expected.size or sha256_file(path) != expected.sha256:
-            raise ArtifactCorrupted(f"model file {name!r} does not match its recorded sha256; it was altered")
+        path = directory / check_artifact_name(name)
+        if not path.is_file() or path.stat().st_size != expected.size or sha256_file(path) != expected.sha256:
+            raise ArtifactCorrupted(f"model file {name!r} is missing, or does not match its recorded sha256")
 
 
 def load_model_dir(directory: Path, load: LoadOptions = LoadOptions()) -> LoadedModel:

@@ -17,6 +17,7 @@ from loopline.core.errors import (
     ApprovalRequired,
     ArtifactCorrupted,
     Conflict,
+    InvalidInput,
     NotFound,
     PermissionDenied,
 )
@@ -133,7 +134,10 @@ class RegistryService:
         if run_id is not None:
             self._access.require_run(run_id, Role.EDITOR)
         metadata = read_metadata(directory)
-        verify_files(directory, metadata)
+        try:
+            verify_files(directory, metadata)
+        except ArtifactCorrupted as exc:  # what the caller sent disagrees with itself
+            raise InvalidInput(f"the model in {directory.name!r} cannot be registered: {exc}") from None
         if project is None:
             project = DEFAULT_PROJECT if run_id is None else self._store.runs.project_of_run(run_id)
         model = self.get_or_create_model(name, project)
