@@ -318,3 +318,15 @@ def test_an_upload_that_disagrees_with_its_description_is_bad_input_saying_nothi
     assert [a.status_code for a in answers] == [400, 400]
     messages = [a.json()["error"]["message"] for a in answers]
     assert messages[0] == messages[1] and "is missing, or does not match" in messages[0]
+
+
+def test_a_client_cannot_forge_a_forced_flag_or_a_gate_report_on_an_alias_move(team: Team) -> None:
+    forged = {"version": 2, "forced": True, "report": {"gates": [{"gate": "all", "passed": True}]}}
+    with team.client("maya") as client:
+        refused = client.put("/api/v1/models/cancer/aliases/challenger", json=forged)
+        assert refused.status_code == 422 and "extra" in refused.text.lower()
+        moved = client.put(
+            "/api/v1/models/cancer/aliases/challenger", json={"version": 2, "reason": "by hand"}
+        )
+        assert moved.status_code == 200
+        assert (moved.json()["forced"], moved.json()["report"]) == (False, None)

@@ -297,8 +297,7 @@ class LoopService:
                 policy.model,
                 "champion",
                 version,
-                reason=f"won its {rollout.mode} (retraining loop)",
-                report=evidence,
+                reason=f"won its {rollout.mode} (retraining loop; the evidence is on its timeline)",
             )
         except ApprovalRequired as waiting:
             self._serve_champion(policy, f"{uri} won its {rollout.mode}; its promotion awaits approval")

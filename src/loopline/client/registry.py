@@ -165,18 +165,9 @@ class RemoteRegistryService:
 
     # aliases ---------------------------------------------------------------------------
 
-    def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        reason: str = "",
-        forced: bool = False,
-        report: dict[str, Any] | None = None,
-    ) -> AliasEvent:
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> AliasEvent:
         route = f"{_model(name)}/aliases/{segment(alias)}"
-        body = {"version": version, "reason": reason, "forced": forced, "report": report}
+        body = {"version": version, "reason": reason}
         return decode(AliasEvent, self._call("PUT", route, json=body))
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:

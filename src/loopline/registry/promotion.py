@@ -22,7 +22,8 @@ from loopline.registry.card import card_html, model_card
 from loopline.registry.evaluation import EvaluationService
 from loopline.registry.gates import GateContext
 from loopline.registry.policy import DEFAULT_POLICY, Policy
-from loopline.services import Lineage, Registry, Tracking
+from loopline.registry.service import RegistryService
+from loopline.services import Lineage, Tracking
 from loopline.services.promotion import PolicyDocument
 from loopline.store import MetadataStore
 
@@ -32,7 +33,7 @@ class PromotionService:
         self,
         store: MetadataStore,
         *,
-        registry: Registry,
+        registry: RegistryService,  # it moves aliases with the gates' report, as only promotion may
         evaluations: EvaluationService,
         tracking: Tracking,
         lineage: Lineage,

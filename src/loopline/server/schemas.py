@@ -135,10 +135,10 @@ class NewVersion(Body):
 
 
 class AliasMove(Body):
+    """A move by hand: a forced flag or a gate report come only from promotion, run here."""
+
     version: Int64
     reason: str = ""
-    forced: bool = False
-    report: dict[str, Any] | None = None
 
 
 class Decision(Body):

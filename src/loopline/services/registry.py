@@ -99,17 +99,9 @@ class Registry(Protocol):
     ) -> LoadedModel:
         """Load a model version for prediction, here. Every file is verified before it is read."""
 
-    def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        reason: str = "",
-        forced: bool = False,
-        report: dict[str, Any] | None = None,
-    ) -> AliasEvent:
-        """Point `alias` at `version`, on the record; a protected alias raises ApprovalRequired."""
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> AliasEvent:
+        """Point `alias` at `version` by hand, on the record; a protected alias raises
+        ApprovalRequired. Promotion (`Promotion.promote`) moves it with its gates' report."""
 
     def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
         """Remove an alias, on the record."""

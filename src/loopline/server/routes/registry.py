@@ -123,11 +123,7 @@ def resolve(registry: Registry, uri: Annotated[str, Query(max_length=600)]) -> R
 @router.put("/models/{name}/aliases/{alias}", response_model=AliasEvent)
 def set_alias(registry: Registry, name: str, alias: str, body: AliasMove) -> Response:
     """Move the alias. A protected alias answers 409 `approval_required` with the request's id."""
-    return json_response(
-        registry.set_alias(
-            name, alias, body.version, reason=body.reason, forced=body.forced, report=body.report
-        )
-    )
+    return json_response(registry.set_alias(name, alias, body.version, reason=body.reason))
 
 
 @router.delete("/models/{name}/aliases/{alias}", response_model=AliasEvent)
