@@ -10,8 +10,11 @@ import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
+from loopline.core.automation import JobKind
+from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
+from loopline.core.monitoring import Monitor
 from loopline.core.traffic import TrafficPolicy
 from loopline.governance.audit import AuditTrail
 from loopline.store import MetadataStore
@@ -46,8 +49,10 @@ def test_alias_moves_and_traffic_changes_are_recorded_with_before_after_and_reas
     assert [e.target for e in registered] == ["models:/cancer/2", "models:/cancer/1"]
 
     actions = [e.action for e in reversed(AuditTrail(store, alice).entries())]
-    assert actions == ["experiment.create", "run.start", "model.register", "model.register", "run.end",
-                       "alias.move", "alias.move", "deployment.create", "deployment.traffic"]  # fmt: skip
+    assert actions == [
+        "experiment.create", "run.start", "model.create", "model.register", "model.register", "run.end",
+        "alias.move", "alias.move", "deployment.create", "deployment.traffic",
+    ]  # fmt: skip
     result = AuditTrail(store, alice).verify()
     assert result.intact and result.entries == len(actions)
     assert result.head == AuditTrail(store, alice).entries(limit=1)[0].hash
@@ -135,6 +140,34 @@ def test_the_cli_lists_and_verifies(cli: Any, store_url: str) -> None:
     code, out, _ = cli("audit", "verify")
     assert code == 1 and "entry 1 (alias.move" in out and "altered" in out
     store.close()
+
+
+def test_model_edits_jobs_and_run_tags_are_on_the_trail(
+    store: MetadataStore, blobs: BlobStore, tracker: Tracker
+) -> None:
+    register_cancer_models(tracker)
+    carol = Principal("carol", is_owner=True)
+    services = Backends(store, blobs).services(carol)
+    services.registry.create_model("spare", description="a second try", tags={"team": "ml"})
+    services.registry.update_model("spare", description="renamed")
+    services.registry.update_version("cancer", 1, description="first", tags={"stage": "qa"})
+    services.registry.delete_model("spare")
+    run = services.tracking.start_run("tags")
+    services.tracking.log_batch(run.id, tags={"data_validation": "passed"})
+    store.monitors.create(Monitor("churn", "churn", {}, "0" * 64, now_ms(), "carol", now_ms()))
+    job = services.automation.enqueue(JobKind.MONITOR, "churn")
+    trail = {(e.action, e.target): e for e in AuditTrail(store, carol).entries(limit=100)}
+    assert trail[("model.create", "models:/spare")].after["tags"] == {"team": "ml"}
+    assert trail[("model.update", "models:/spare")].before == {"description": "a second try"}
+    assert trail[("model.update_version", "models:/cancer/1")].after["tags"] == {"stage": "qa"}
+    assert ("model.delete", "models:/spare") in trail
+    assert trail[("run.tags", f"run:{run.id}")].after == {"data_validation": "passed"}
+    assert trail[("job.enqueue", "monitor:churn")].after == {"job": job.id, "params": {}}
+    spare = [(action, "models:/spare") for action in ("model.create", "model.update", "model.delete")]
+    mine = [*spare, ("model.update_version", "models:/cancer/1"), ("run.tags", f"run:{run.id}"),
+            ("job.enqueue", "monitor:churn")]  # fmt: skip
+    assert all(trail[k].actor == "carol" for k in mine)
+    assert AuditTrail(store, carol).verify().intact
 
 
 @pytest.mark.parametrize("action", ["schedule.create", "trigger.create"])

@@ -127,6 +127,9 @@ class AutomationService:
             now_ms(),
         )
         assert job is not None  # no dedupe key: always new
+        self._audit.record(
+            "job.enqueue", f"{kind.value}:{job.target}", after={"job": job.id, "params": job.params}
+        )
         return job
 
     def schedules(self) -> list[Schedule]:

@@ -76,12 +76,15 @@ class RegistryService:
         projects, so that a model URI names one model wherever it is used."""
         display = display_model_name(name)
         self._access.require(project, Role.EDITOR)
+        checked_tags = _tags(tags)
         created = self._store.registry.create_model(
             display.lower(), display, project, description, self.principal.name, now_ms()
         )
-        if tags:
-            self._store.registry.update_model(created.name, None, _tags(tags))
-            return self.get_model(created.name)
+        if checked_tags:
+            self._store.registry.update_model(created.name, None, checked_tags)
+            created = self.get_model(created.name)
+        after = {"project": project, "description": description, "tags": checked_tags}
+        self.audit.record("model.create", f"models:/{created.name}", after=after)
         return created
 
     def get_or_create_model(self, name: str, project: str = DEFAULT_PROJECT) -> RegisteredModel:
@@ -105,13 +108,20 @@ class RegistryService:
         self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
         self._access.model(name, Role.EDITOR)
-        self._store.registry.update_model(model_name(name), description, _tags(tags))
+        before = self.get_model(name)
+        checked = _tags(tags)
+        self._store.registry.update_model(before.name, description, checked)
+        self.audit.record(
+            "model.update", f"models:/{before.name}", before={"description": before.description},
+            after={"description": description, "tags": checked},
+        )  # fmt: skip
         return self.get_model(name)
 
     def delete_model(self, name: str) -> None:
         """Hide a model and its versions; refused while an alias points into it."""
         self._access.model(name, Role.MAINTAINER)
         self._store.registry.delete_model(model_name(name), now_ms())
+        self.audit.record("model.delete", f"models:/{model_name(name)}")
 
     # versions --------------------------------------------------------------------------
 
@@ -193,7 +203,10 @@ class RegistryService:
         self, name: str, version: int, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> ModelVersion:
         self._access.model(name, Role.EDITOR)
-        self._store.registry.update_version(model_name(name), version, description, _tags(tags))
+        checked = _tags(tags)
+        self._store.registry.update_version(model_name(name), version, description, checked)
+        after = {"description": description, "tags": checked}
+        self.audit.record("model.update_version", f"models:/{model_name(name)}/{version}", after=after)
         return self.get_version(name, version)
 
     def delete_version(self, name: str, version: int) -> None:

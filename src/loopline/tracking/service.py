@@ -209,7 +209,9 @@ class TrackingService:
         checked_tags = _checked_tags(tags or {})
         self._access.require_run(_check_run_id(run_id), Role.EDITOR)
         self._store.runs.log_params(run_id, checked_params)
-        self._store.runs.set_tags(run_id, checked_tags)
+        if checked_tags:  # tags carry evidence (a validation's verdict, say): each change on record
+            self._store.runs.set_tags(run_id, checked_tags)
+            self._audit.record("run.tags", f"run:{run_id}", after=checked_tags)
         if checked_metrics or batch_id is not None:
             self._store.metrics.log_metrics(run_id, checked_metrics, batch_id or new_id())
 
