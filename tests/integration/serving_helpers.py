@@ -19,6 +19,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 from loopline.core.registry import ModelVersion
+from loopline.serving.processes import uvicorn_config
 from loopline.serving.runtime import ServingOptions
 from loopline.serving.server import ServerConfig, build_app
 from loopline.tracking.tracker import Tracker
@@ -82,9 +83,7 @@ def uvicorn_in_thread(
     app: object, port: int, lifespan: str
 ) -> Iterator[tuple[uvicorn.Server, threading.Thread]]:
     """uvicorn serving `app` on 127.0.0.1 in a thread until the block ends, then shut down gracefully."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning")  # type: ignore[arg-type]
-    )
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, lifespan=lifespan, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

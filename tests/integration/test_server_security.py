@@ -258,22 +258,28 @@ def test_an_address_that_keeps_sending_wrong_tokens_must_wait(tmp_path: Path) ->
     store = open_metadata_store(f"sqlite:///{tmp_path / 'loopline.db'}")
     backends = Backends(store, BlobStore(str(tmp_path / "artifacts")))
     admin_token = bootstrap_admin(backends)
+    access = backends.services(local_owner()).access
+    access.create_user("victim")
+    _, victim = access.create_token("victim")
     with (
         running_api(backends, ServerOptions(max_failed_logins=3)) as url,
         httpx.Client(base_url=url) as client,
     ):
+        mine = {"Authorization": f"Bearer {victim}"}
+        assert client.get("/api/v1/models", headers=mine).status_code == 200  # proven once
         for _ in range(5):  # no token at all is no guess
             assert client.get("/api/v1/models").status_code == 401
-        for guess in range(3):
-            wrong = client.get("/api/v1/models", headers={"Authorization": f"Bearer ll_guess-{guess}"})
-            assert wrong.status_code == 401
+        for guess in range(3):  # forwarding headers are not believed: every guess is 127.0.0.1's
+            spoofed = {"Authorization": f"Bearer ll_guess-{guess}", "X-Forwarded-For": f"9.9.9.{guess}"}
+            assert client.get("/api/v1/models", headers=spoofed).status_code == 401
+        assert client.get("/api/v1/models", headers=mine).status_code == 200  # behind the same address
         right = client.get("/api/v1/models", headers={"Authorization": f"Bearer {admin_token}"})
         assert right.status_code == 429  # a lucky guess is not confirmed either
         assert right.json()["error"]["code"] == "too_many_attempts"
         assert 1 <= int(right.headers["Retry-After"]) <= 60
         assert right.json()["error"]["details"]["retry_after_s"] == int(right.headers["Retry-After"])
         with pytest.raises(TooManyAttempts, match=r"3 failed logins from 127\.0\.0\.1"):
-            RemoteServices(ServerConnection(url, admin_token or "")).principal  # noqa: B018 (asks the server)
+            RemoteServices(ServerConnection(url, admin_token or "", retries=0)).principal  # noqa: B018
     store.close()
 
 

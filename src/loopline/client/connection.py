@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json as stdlib_json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import orjson
 from loopline.core.errors import ArtifactCorrupted, InvalidInput, LooplineError, StoreError, error_from_code
 
 API = "/api/v1"
+RETRIES = 8  # of a request answered 429 or 503
+MAX_WAIT_S = 75.0  # in all: a lockout's minute (Retry-After) passes; a dead server is told sooner
 
 
 def check_server_uri(uri: str) -> str:
@@ -47,8 +50,9 @@ def texts(values: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 class ServerConnection:
-    def __init__(self, uri: str, token: str | None, timeout: float = 60.0) -> None:
+    def __init__(self, uri: str, token: str | None, timeout: float = 60.0, retries: int = RETRIES) -> None:
         self.uri = check_server_uri(uri)
+        self.retries = retries
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.uri + API,
@@ -86,11 +90,24 @@ class ServerConnection:
     def _request(
         self, method: str, path: str, params: Mapping[str, Any] | None, **kwargs: Any
     ) -> httpx.Response:
+        """Send the request; a 429 (too many attempts) or 503 (the store is busy or down) is
+        retried with backoff, after Retry-After when the server says, unless the body was a
+        stream that cannot be sent twice."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self._http.request(method, path, params=query, **kwargs)
-        except httpx.HTTPError as exc:
-            raise StoreError(f"cannot reach the loopline server at {self.uri}: {exc}") from None
+        repeatable = not isinstance(kwargs.get("content"), Iterable) or isinstance(kwargs["content"], bytes)
+        waited = 0.0
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._http.request(method, path, params=query, **kwargs)
+            except httpx.HTTPError as exc:
+                raise StoreError(f"cannot reach the loopline server at {self.uri}: {exc}") from None
+            wait = _backoff(response, attempt)
+            if response.status_code not in (429, 503) or attempt == self.retries or not repeatable:
+                break
+            if waited + wait > MAX_WAIT_S:
+                break
+            time.sleep(wait)
+            waited += wait
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -139,6 +156,13 @@ class ServerConnection:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _backoff(response: httpx.Response, attempt: int) -> float:
+    """Seconds to wait before trying again: Retry-After if given, else exponential."""
+    asked = response.headers.get("retry-after", "")
+    wait = float(asked) if asked.replace(".", "", 1).isdigit() else 0.2 * 2**attempt
+    return wait
 
 
 def _encode(value: Any) -> bytes:

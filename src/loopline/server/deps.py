@@ -54,15 +54,20 @@ async def caller(request: Request) -> Principal:
         token = value.strip()
     failed_logins: FailedLogins = request.app.state.failed_logins
     address = request.client.host if request.client else "unknown"
-    failed_logins.check(address)
+    failed_logins.check(address, token)
     access = backends(request).services(ANONYMOUS).access
     try:
         known = access.authenticate_cached(token)
-        return known if known is not None else await run_in_threadpool(access.authenticate, token)
+        if known is not None:
+            return known
+        found = await run_in_threadpool(access.authenticate, token)
     except Unauthenticated:
         if token:  # a missing token is no guess
             failed_logins.failed(address)
         raise
+    assert token is not None  # authenticated
+    failed_logins.proven(token)
+    return found
 
 
 Caller = Annotated[Principal, Depends(caller)]

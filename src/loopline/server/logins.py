@@ -1,17 +1,20 @@
 """Guessing tokens is slowed down: an address whose tokens keep failing must wait.
 
 Only presented tokens that fail count (wrong, revoked, expired), never a missing one: a
-browser or a script without a token is not guessing. While an address is over the limit
-every request from it is refused with 429, a valid token included, so a guess that
-happens to be right is not confirmed either.
+browser or a script without a token is not guessing. While an address is over the limit,
+requests from it are refused with 429, except with a token already proven valid (from any
+address): the users behind a shared address (a NAT, a proxy) keep working while a guesser
+there waits, and a guess that happens to be right is not confirmed either. The address is
+the connection's own: forwarding headers are not trusted (uvicorn runs without them).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 
 from loopline.core.errors import TooManyAttempts
 
@@ -22,11 +25,24 @@ class FailedLogins:
         self.window_s = window_s
         self._failures: dict[str, deque[float]] = {}
         self._max_addresses = max_addresses
+        self._proven: OrderedDict[str, None] = OrderedDict()  # sha256 of tokens that worked
         self._lock = threading.Lock()
 
-    def check(self, address: str) -> None:
-        """Refuse `address` while it has `limit` failures within the window."""
+    def proven(self, token: str) -> None:
+        """Remember that `token` authenticated (its hash only; the newest 10,000)."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
         with self._lock:
+            self._proven[digest] = None
+            self._proven.move_to_end(digest)
+            if len(self._proven) > self._max_addresses:
+                self._proven.popitem(last=False)
+
+    def check(self, address: str, token: str | None = None) -> None:
+        """Refuse `address` while it has `limit` failures within the window, unless `token`
+        was proven valid before."""
+        with self._lock:
+            if token and hashlib.sha256(token.encode()).hexdigest() in self._proven:
+                return
             recent = self._recent(address)
             if recent is None or len(recent) < self.limit:
                 return

@@ -39,23 +39,22 @@ class Listen(Protocol):
     def access_log(self) -> bool: ...
 
 
+def uvicorn_config(app: Any, host: str, port: int, *, access_log: bool = False, **overrides: Any) -> Any:
+    """How loopline's servers run under uvicorn (`overrides` for tests: a quieter log)."""
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "loop": "uvloop", "http": "httptools", "lifespan": "on", "access_log": access_log,
+        "proxy_headers": False,  # the client's address is the connection's: forwarded headers lie
+        "log_level": "info", "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S, "timeout_keep_alive": 5,
+    }  # fmt: skip
+    return uvicorn.Config(app, host=host, port=port, **{**options, **overrides})
+
+
 def _uvicorn_server(app: Any, config: Listen) -> object:
     import uvicorn
 
-    return uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            access_log=config.access_log,
-            log_level="info",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            timeout_keep_alive=5,
-        )
-    )
+    return uvicorn.Server(uvicorn_config(app, config.host, config.port, access_log=config.access_log))
 
 
 def serve(make_app: AppFactory, config: Listen) -> None:
