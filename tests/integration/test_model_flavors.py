@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -337,3 +338,60 @@ def test_flavors_of_installed_packages_join_through_entry_points(
         check_flavor(flavors()["cutoff"], model, x.head(20))
     finally:
         flavors.cache_clear()
+
+
+def _craft(directory: Path, field: str, value: int) -> None:
+    """Rewrite one node array of the saved tree, as an attacker would before registering it."""
+    import zipfile
+
+    path = directory / "model.skops"
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    for name, data in members.items():
+        if name.endswith(".npy"):
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+            if array.dtype.names and field in array.dtype.names:
+                array[field][0] = value
+                buffer = io.BytesIO()
+                np.save(buffer, array, allow_pickle=False)
+                members[name] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize(("field", "value"), [("left_child", 10**6), ("right_child", 0), ("feature", 99)])
+def test_a_crafted_tree_is_refused_before_it_can_predict(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path, field: str, value: int
+) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    from loopline.models.flavors.sklearn import SklearnFlavor
+
+    x, y = classification
+    metadata = save_model(
+        DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y), tmp_path, input_example=x.head()
+    )
+    _craft(tmp_path, field, value)
+    with pytest.raises(InvalidInput, match="tree of the scikit-learn model is malformed at node 0"):
+        SklearnFlavor().load(
+            tmp_path, metadata.options, LoadOptions()
+        )  # the hashes would match a crafted upload
+
+
+def test_honest_forests_and_boosted_trees_pass_the_tree_check(
+    classification: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
+    x, y = classification
+    for i, model in enumerate(
+        (
+            GradientBoostingClassifier(n_estimators=5),
+            HistGradientBoostingClassifier(max_iter=5),
+            _sklearn(x, y),
+        )
+    ):
+        directory = tmp_path / str(i)
+        save_model(model.fit(x, y), directory, input_example=x.head())
+        assert load_model_dir(directory).predict(x.head(5)).shape == (5, 1)

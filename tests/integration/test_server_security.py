@@ -336,3 +336,15 @@ def test_a_client_cannot_forge_a_forced_flag_or_a_gate_report_on_an_alias_move(t
         )
         assert moved.status_code == 200
         assert (moved.json()["forced"], moved.json()["report"]) == (False, None)
+
+
+def test_ids_beyond_int64_are_bad_input_or_unknown_never_a_crash(team: Team) -> None:
+    huge = 2**70
+    with team.client("alice") as client:
+        started = client.post("/api/v1/runs", json={"experiment": huge})
+        assert started.status_code == 422, started.text
+        found = client.post("/api/v1/runs/search", json={"experiments": [huge]})
+        assert found.status_code == 422, found.text
+        assert client.get(f"/api/v1/experiments/{huge}").status_code == 422
+    with pytest.raises(NotFound, match=f"experiment {huge} does not exist"):
+        team.backends.services(local_owner()).tracking.get_experiment(huge)

@@ -207,3 +207,18 @@ def test_labels_of_any_stored_type_are_read_back(tmp_path: Path) -> None:
     assert window.rows["label"].tolist() == ["1", "0", "1", "yes", "1.0", "0.0"]
     report = deployment_report(tables, "d", TrafficPolicy.single("models:/m/1"))
     assert report.arms[0].labelled == 6 and report.arms[0].accuracy == pytest.approx(3 / 6)
+
+
+def test_duplicate_column_names_are_bad_input(server: RunningServer) -> None:
+    features, _ = cancer_data()
+    row = features.iloc[0]
+    columns = [*features.columns, features.columns[0]]
+    with server.client() as client:
+        answer = client.post(PREDICT, json={"columns": columns, "data": [[*row.tolist(), row.iloc[0]]]})
+        assert answer.status_code == 422 and "more than once" in answer.json()["error"]
+        twice = pa.table([pa.array([1.0])] * 2, names=["mean radius", "mean radius"])
+        sink = io.BytesIO()
+        pq.write_table(twice, sink)
+        parquet = client.post(PREDICT, content=sink.getvalue(), headers={"content-type": PARQUET[0]})
+        assert parquet.status_code == 422 and "more than once" in parquet.json()["error"]
+        assert client.get("/health").status_code == 200

@@ -4,11 +4,13 @@ import math
 
 import pytest
 
+from loopline.core.entities import Metric
 from loopline.core.errors import InvalidInput
 from loopline.core.validation import (
     MAX_PARAM_VALUE_LENGTH,
     check_key,
     check_metric_value,
+    check_metrics,
     check_name,
     check_param_value,
     check_step,
@@ -81,3 +83,9 @@ def test_names_must_be_printable() -> None:
         check_name("run name", "a\nb")
     with pytest.raises(InvalidInput, match="must not be empty"):
         check_name("experiment name", "  ")
+
+
+@pytest.mark.parametrize("key", [{}, [], {"nested": 1}, 7])
+def test_a_metric_key_that_is_no_string_is_bad_input_not_a_crash(key: object) -> None:
+    with pytest.raises(InvalidInput, match="metric key must be a string"):
+        check_metrics([Metric(key, 1.0, 0, 0)])  # type: ignore[arg-type]

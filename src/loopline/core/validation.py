@@ -95,6 +95,8 @@ def check_metrics(metrics: Iterable[Metric]) -> list[Metric]:
     checked: list[Metric] = []
     keys: set[str] = set()
     for metric in metrics:
+        if type(metric.key) is not str:  # an object is unhashable: checked before the set lookup
+            raise InvalidInput(f"metric key must be a string, got {type(metric.key).__name__}")
         if metric.key not in keys:
             check_key("metric key", metric.key)
             keys.add(metric.key)

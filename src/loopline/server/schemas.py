@@ -55,7 +55,7 @@ class SourceBody(Body):
 
 
 class NewRun(Body):
-    experiment: int | str = "Default"
+    experiment: Int64 | str = "Default"
     project: str = "default"
     run_name: str | None = None
     tags: dict[str, str] = {}
@@ -88,7 +88,7 @@ class BatchStored(BaseModel):
 
 
 class RunSearch(Body):
-    experiments: list[int | str] | None = None
+    experiments: list[Int64 | str] | None = None
     project: str = "default"
     filter: str | None = Field(default=None, max_length=10_000)
     order_by: list[str] = []

@@ -139,6 +139,10 @@ def parse(content_type: str | None, body: bytes, limits: Limits = Limits()) -> P
     if len(payload) == 0:
         raise HttpError(422, "the request has no rows to predict")
     _check_size(len(payload), payload.width, limits)
+    names = payload.columns if payload.frame is None else [str(c) for c in payload.frame.columns]
+    if names is not None and len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})[:10]
+        raise HttpError(422, f"columns appear more than once: {twice}")
     return payload
 
 

@@ -70,6 +70,8 @@ class TrackingService:
     def get_experiment(self, ref: ExperimentRef, project: str = DEFAULT_PROJECT) -> Experiment:
         """An experiment by id, or by name within `project`."""
         if isinstance(ref, int):
+            if not 0 <= ref < 2**63:  # no id is stored outside int64
+                raise NotFound(f"experiment {ref} does not exist")
             self._access.require_experiment(ref, Role.VIEWER)
             return self._store.experiments.get_experiment(ref)
         self._access.require(project, Role.VIEWER)

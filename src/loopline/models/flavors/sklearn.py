@@ -8,14 +8,14 @@ never read from the file being loaded. A caller can add types for custom estimat
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from loopline.core.errors import UntrustedModel
+from loopline.core.errors import InvalidInput, UntrustedModel
 from loopline.models.flavors.base import LoadOptions, Predictor, SavedModel, module_is_loaded
 
 FILE = "model.skops"
@@ -61,7 +61,8 @@ class _SklearnPredictor:
         return _SklearnPredictor(_without_feature_names(copy.deepcopy(self._model)))
 
 
-def _without_feature_names(model: Any) -> Any:
+def _parts(model: Any) -> Iterator[Any]:
+    """The model and every estimator, list and array inside it, each once."""
     pending = [model]
     seen: set[int] = set()
     while pending:
@@ -69,11 +70,62 @@ def _without_feature_names(model: Any) -> Any:
         if id(item) in seen:
             continue
         seen.add(id(item))
+        yield item
         if isinstance(item, list | tuple):
             pending.extend(item)
+        elif isinstance(item, np.ndarray) and item.dtype == object:
+            pending.extend(item.ravel().tolist())
         elif hasattr(item, "get_params") and hasattr(item, "__dict__"):
-            item.__dict__.pop("feature_names_in_", None)
             pending.extend(vars(item).values())
+
+
+def check_trees(model: Any) -> None:
+    """Refuse trees whose structure a crafted file could have bent. scikit-learn walks a
+    tree's node arrays in C without bounds checks, so a child index out of range reads
+    memory it must not (the reason MLflow does not trust `sklearn.tree._tree.Tree` by
+    default). loopline trusts the type and checks every tree instead: each internal node's
+    children come after it and within the tree, its feature is one the model has, and a leaf
+    is a leaf on both sides. The same holds for the nodes of histogram gradient boosting."""
+    from sklearn.tree._tree import Tree
+
+    for part in _parts(model):
+        tree = getattr(part, "tree_", None)
+        if isinstance(tree, Tree):
+            _check_nodes(
+                tree.children_left, tree.children_right, tree.feature, tree.n_features, tree.node_count
+            )
+        nodes = getattr(part, "nodes", None)
+        if type(part).__name__ == "TreePredictor" and isinstance(nodes, np.ndarray):
+            leaf = nodes["is_leaf"].astype(bool)
+            left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+            right = np.where(leaf, -1, nodes["right"].astype(np.int64))
+            _check_nodes(left, right, nodes["feature_idx"].astype(np.int64), None, len(nodes))
+
+
+def _check_nodes(left: Any, right: Any, feature: Any, n_features: int | None, count: int) -> None:
+    left, right, feature = (np.asarray(a, dtype=np.int64) for a in (left, right, feature))
+    if not len(left) == len(right) == len(feature) == count:
+        raise InvalidInput("a tree of the scikit-learn model has node arrays of different lengths")
+    index = np.arange(count)
+    leaf = left == -1
+    inner = ~leaf
+    bad = (
+        (leaf != (right == -1))
+        | (inner & ((left <= index) | (left >= count) | (right <= index) | (right >= count)))
+        | (inner & (feature < 0))
+        | (inner & (n_features is not None) & (feature >= (n_features or 0)))
+    )
+    if bad.any():
+        raise InvalidInput(
+            f"a tree of the scikit-learn model is malformed at node {int(np.argmax(bad))} "
+            "(a child out of range or before it, or a feature the model does not have): refused"
+        )
+
+
+def _without_feature_names(model: Any) -> Any:
+    for part in _parts(model):
+        if hasattr(part, "get_params") and hasattr(part, "__dict__"):
+            part.__dict__.pop("feature_names_in_", None)
     return model
 
 
@@ -111,4 +163,5 @@ class SklearnFlavor:
                 f"the scikit-learn model contains types loopline does not trust: {found}. Review them, then "
                 "pass trusted_types=[...] naming them to load it"
             ) from exc
+        check_trees(model)
         return _SklearnPredictor(model)
