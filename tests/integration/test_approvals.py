@@ -9,6 +9,7 @@ from loopline.core.access import Role
 from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired, Conflict, PermissionDenied
 from loopline.governance.audit import AuditTrail
+from loopline.services import Registry
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
@@ -49,15 +50,20 @@ def test_a_protected_alias_moves_only_with_a_second_persons_approval(
     assert AuditTrail(store, local_owner()).verify().intact
 
 
-def test_a_protected_alias_is_not_removed_on_one_persons_say(
-    store: MetadataStore, blobs: BlobStore, tracker: Tracker
-) -> None:
+@pytest.fixture
+def guarded(store: MetadataStore, blobs: BlobStore, tracker: Tracker) -> tuple[Registry, Registry]:
+    """@champion of cancer on version 1, protected by its owner alice; bob maintains."""
     register_cancer_models(tracker)
     grant(store, "default", alice=Role.OWNER, bob=Role.MAINTAINER)
     backends = Backends(store, blobs)
     alice, bob = backends.services(ALICE).registry, backends.services(BOB).registry
     alice.set_alias("cancer", "champion", 1)
     alice.protect_alias("cancer", "champion")
+    return alice, bob
+
+
+def test_a_protected_alias_is_not_removed_on_one_persons_say(guarded: tuple[Registry, Registry]) -> None:
+    alice, bob = guarded
     with pytest.raises(PermissionDenied, match="is protected"):
         bob.remove_alias("cancer", "champion", reason="tidying up")
     assert bob.get_model("cancer").aliases == {"champion": 1}  # a server following it still starts
@@ -66,14 +72,9 @@ def test_a_protected_alias_is_not_removed_on_one_persons_say(
 
 
 def test_an_approval_never_moves_an_alias_onto_a_version_deleted_since_the_request(
-    store: MetadataStore, blobs: BlobStore, tracker: Tracker
+    guarded: tuple[Registry, Registry],
 ) -> None:
-    register_cancer_models(tracker)
-    grant(store, "default", alice=Role.OWNER, bob=Role.MAINTAINER)
-    backends = Backends(store, blobs)
-    alice, bob = backends.services(ALICE).registry, backends.services(BOB).registry
-    alice.set_alias("cancer", "champion", 1)
-    alice.protect_alias("cancer", "champion")
+    alice, bob = guarded
     with pytest.raises(ApprovalRequired) as waiting:
         bob.set_alias("cancer", "champion", 2)
     alice.delete_version("cancer", 2)
