@@ -19,7 +19,15 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select
 
 from loopline.artifacts import BlobStore
-from loopline.core.errors import AlreadyExists, ArtifactCorrupted, Conflict, InvalidInput, NotFound
+from loopline.core.entities import Principal
+from loopline.core.errors import (
+    AlreadyExists,
+    ArtifactCorrupted,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
 from loopline.core.registry import VersionStatus
 from loopline.models import save_model
 from loopline.registry.service import RegistryService
@@ -28,6 +36,7 @@ from loopline.store import MetadataStore, open_metadata_store
 from loopline.store.schema import model_versions
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
+from tests.conftest import services_of
 
 BOTH_MODES = True  # local and through the server
 
@@ -264,3 +273,27 @@ def test_sigkill_while_registering_never_leaves_a_ready_version_without_files(
     with pytest.raises(Conflict, match="PENDING"):
         registry.load("models:/big/1", trust=True)
     store.close()
+
+
+def test_a_worker_fails_registrations_that_died_and_says_so_on_the_trail(
+    store: MetadataStore, blobs: BlobStore, model_dir: Path
+) -> None:
+    registry = Backends(store, blobs).services(local_owner()).registry
+    registry.register("churn", model_dir)  # version 1: READY
+    day_ago = int(time.time() * 1000) - 86_400_000
+    store.registry.begin_version(
+        "churn", run_id=None, flavor="sklearn", task=None, description="", model_json={}, size=0,
+        created_by="a process that was killed", created_at=day_ago, tags={},
+    )  # fmt: skip
+    fresh = store.registry.begin_version(
+        "churn", run_id=None, flavor="sklearn", task=None, description="", model_json={}, size=0,
+        created_by="a registration under way", created_at=int(time.time() * 1000), tags={},
+    )  # fmt: skip
+    assert registry.fail_abandoned_versions() == [("churn", 2)]
+    statuses = {v.version: v.status for v in registry.list_versions("churn")}
+    assert statuses == {1: VersionStatus.READY, 2: VersionStatus.FAILED, fresh: VersionStatus.PENDING}
+    (entry,) = services_of(store, local_owner()).audit.entries(action="model.fail_version")
+    assert entry.target == "models:/churn/2" and entry.reason == "abandoned while PENDING"
+    assert registry.fail_abandoned_versions() == []  # nothing left to do
+    with pytest.raises(PermissionDenied, match="only an administrator"):
+        Backends(store, blobs).services(Principal("eve")).registry.fail_abandoned_versions()

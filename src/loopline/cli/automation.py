@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -172,9 +173,12 @@ def worker(
         )
     backends = context.backends
     services, run_job = worker_services(context.settings, backends)
-    runner = Worker(
-        backends.store, run_job, WorkerOptions(lease, poll), periodic=[services.loops.advance_all]
-    )
+    # on every tick: decide canaries, fail registrations that died
+    periodic: list[Callable[[], object]] = [
+        services.loops.advance_all,
+        services.registry.fail_abandoned_versions,
+    ]
+    runner = Worker(backends.store, run_job, WorkerOptions(lease, poll), periodic=periodic)
     if once:
         job = runner.tick()
         Console().print(

@@ -33,6 +33,8 @@ from loopline.models.flavors import LoadOptions
 from loopline.models.package import METADATA_FILE, verify_files
 from loopline.store import MetadataStore
 
+ABANDONED_AFTER_S = 6 * 3600.0  # a registration still PENDING this long has died
+
 
 def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     return {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
@@ -198,6 +200,18 @@ class RegistryService:
     def list_versions(self, name: str) -> list[ModelVersion]:
         self._access.model(name, Role.VIEWER)
         return self._store.registry.list_versions(model_name(name))
+
+    def fail_abandoned_versions(self, older_than_s: float = ABANDONED_AFTER_S) -> list[tuple[str, int]]:
+        """Versions whose registration died (still PENDING after `older_than_s`) become FAILED,
+        each on the audit trail; a worker calls this on its rounds. Administrators only."""
+        if not self.principal.is_owner:
+            raise PermissionDenied("only an administrator may clean up after dead registrations")
+        failed = self._store.registry.fail_stale_versions(now_ms() - int(older_than_s * 1000))
+        for model, version in failed:
+            self.audit.record(
+                "model.fail_version", f"models:/{model}/{version}", reason="abandoned while PENDING"
+            )
+        return failed
 
     def update_version(
         self, name: str, version: int, description: str | None = None, tags: Mapping[str, Any] | None = None

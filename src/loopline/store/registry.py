@@ -274,6 +274,33 @@ class SqlRegistryStore:
 
         self._db.write(work)
 
+    def fail_stale_versions(self, created_before: int) -> list[tuple[str, int]]:
+        """Mark FAILED the versions still PENDING that began before `created_before` (their
+        registration died); returns them as (model, version)."""
+
+        def work(conn: Connection) -> list[tuple[str, int]]:
+            stale = (
+                select(model_versions.c.id, registered_models.c.name, model_versions.c.version)
+                .join(registered_models, registered_models.c.id == model_versions.c.model_id)
+                .where(
+                    model_versions.c.status == VersionStatus.PENDING.value,
+                    model_versions.c.created_at < created_before,
+                )
+            )
+            found = conn.execute(stale).all()
+            if found:
+                conn.execute(
+                    update(model_versions)
+                    .where(
+                        model_versions.c.id.in_([row.id for row in found]),
+                        model_versions.c.status == VersionStatus.PENDING.value,
+                    )
+                    .values(status=VersionStatus.FAILED.value)
+                )
+            return [(row.name, row.version) for row in found]
+
+        return self._db.write(work)
+
     def get_version(self, name: str, version: int) -> ModelVersion:
         def work(conn: Connection) -> ModelVersion:
             return self._load_versions(conn, name, [version_key(conn, name, version)])[0]
