@@ -1,6 +1,6 @@
 """Schemathesis over the server's own OpenAPI spec: generated requests to every operation,
-as an administrator over a store holding one of everything. No answer is a 5xx, and every
-answer matches the spec (status, content type and body)."""
+as a viewer, an editor and an administrator over a store holding one of everything. No
+answer is a 5xx, and every answer matches the spec (status, content type and body)."""
 
 from __future__ import annotations
 
@@ -34,11 +34,12 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
 
 
 @pytest.mark.slow
-def test_no_operation_fails_or_breaks_its_contract(team: Team) -> None:
+@pytest.mark.parametrize("user", ["vera", "alice", "admin"])  # the administrator's deletions last
+def test_no_operation_fails_or_breaks_its_contract(team: Team, user: str) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(team.backends))
-    admin = {"Authorization": f"Bearer {team.tokens['admin']}"}
+    caller = {"Authorization": f"Bearer {team.tokens[user]}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    # deletions last, and the administrator's own token at the very end
+    # deletions last, and the caller's own token at the very end
     operations.sort(key=lambda op: (op.method.upper() == "DELETE", op.path == "/api/v1/tokens/{token_id}"))
     assert len(operations) > 60
     answered: dict[str, set[int]] = {}
@@ -47,9 +48,9 @@ def test_no_operation_fails_or_breaks_its_contract(team: Team) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         def check(case: schemathesis.Case) -> None:
-            response = case.call_and_validate(headers=admin, checks=CHECKS)
+            response = case.call_and_validate(headers=caller, checks=CHECKS)
             answered.setdefault(case.operation.label, set()).add(response.status_code)
 
         check()
     succeeded = [label for label, statuses in answered.items() if any(200 <= s < 300 for s in statuses)]
-    assert len(succeeded) > 30, answered  # generated requests got through, not only refusals
+    assert len(succeeded) > {"vera": 10, "alice": 15, "admin": 30}[user], answered  # not only refusals
