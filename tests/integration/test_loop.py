@@ -64,7 +64,12 @@ class World:
 
 
 def policy(**changes: Any) -> LoopPolicy:
-    rollout = {"percent": 50, "min_requests": 60, "max_minutes": 30, **changes.pop("rollout", {})}
+    # Wall-clock p95 over ~80 requests on a busy test machine is noise: these tests judge
+    # accuracy and traffic; the latency gate has its own test in tests/unit/test_loop_verdict.py.
+    rollout = {
+        "percent": 50, "min_requests": 60, "max_minutes": 30, "max_latency_ratio": 1000.0,
+        **changes.pop("rollout", {}),
+    }  # fmt: skip
     return LoopPolicy.parse(
         {
             "deployment": "churn-prod",
