@@ -119,15 +119,20 @@ class Limits:
     max_decoded_bytes: int = 256 * 1024 * 1024
 
 
+def _media_type(content_type: str | None) -> str:
+    """The media type without parameters; a body without one is read as JSON."""
+    return (content_type or JSON).split(";", 1)[0].strip().lower()
+
+
 def is_json(content_type: str | None) -> bool:
     """Whether the body is (to be read as) JSON: cheap enough to parse on the event loop."""
-    return (content_type or JSON).split(";", 1)[0].strip().lower() == JSON
+    return _media_type(content_type) == JSON
 
 
 def parse(content_type: str | None, body: bytes, limits: Limits = Limits()) -> Payload:
     """The rows of a request body; 4xx for what does not parse or is over `limits`, which are
     checked before anything is decoded (a Parquet file's footer, a CSV's first line)."""
-    kind = (content_type or JSON).split(";", 1)[0].strip().lower()
+    kind = _media_type(content_type)
     if kind == JSON:
         payload = _json(body)
     elif kind == CSV:
