@@ -77,7 +77,11 @@ def worker_services(settings: Settings, backends: Backends) -> tuple[LocalServic
 
     def run(target: str, params: Mapping[str, Any]) -> PipelineResult:
         check_pipeline_allowed(target, settings.allowed_pipeline_modules)
-        services.audit.record("pipeline.run", f"pipeline:{target}", after={"params": dict(params)})
+        backends.store.atomically(
+            lambda: services.audit.record(
+                "pipeline.run", f"pipeline:{target}", after={"params": dict(params)}
+            )
+        )
         pipeline = load_pipeline(target)
         WorkerEnvironment.of(settings)()  # the SDK's stores
         return runner().run(pipeline, params)

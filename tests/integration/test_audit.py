@@ -61,7 +61,11 @@ def test_alias_moves_and_traffic_changes_are_recorded_with_before_after_and_reas
 def _fill(store: MetadataStore, n: int = 5) -> AuditTrail:
     trail = AuditTrail(store, Principal("bob", is_owner=True))
     for i in range(n):
-        trail.record("alias.move", "models:/churn@champion", before=i, after=i + 1, reason=f"step {i}")
+        store.atomically(
+            lambda i=i: trail.record(
+                "alias.move", "models:/churn@champion", before=i, after=i + 1, reason=f"step {i}"
+            )
+        )
     assert trail.verify().intact
     return trail
 
@@ -100,7 +104,7 @@ def test_a_rewritten_reason_is_detected_even_when_the_hash_column_is_left_alone(
 def test_entries_cut_from_the_end_are_caught_by_an_anchor_kept_elsewhere(store: MetadataStore) -> None:
     trail = _fill(store)
     head = trail.verify().head
-    trail.record("alias.move", "models:/churn@champion", before=5, after=6)
+    store.atomically(lambda: trail.record("alias.move", "models:/churn@champion", before=5, after=6))
     assert trail.verify(anchor=head).intact  # the trail grew past the anchor: fine
     store.db.write(lambda conn: conn.execute(text("DELETE FROM audit_log WHERE id >= 4")))
     assert trail.verify().intact  # what is left is still a whole chain
@@ -116,7 +120,9 @@ def test_concurrent_writers_keep_one_unbroken_chain(store: MetadataStore) -> Non
     def write(worker: int) -> None:
         trail = AuditTrail(store, Principal(f"worker-{worker}", is_owner=True))
         for i in range(40):
-            trail.record("deployment.traffic", f"deployment:d{worker}", after={"i": i})
+            store.atomically(
+                lambda i=i: trail.record("deployment.traffic", f"deployment:d{worker}", after={"i": i})
+            )
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
     for t in threads:
@@ -184,3 +190,42 @@ def test_automation_declarations_are_on_the_trail(store: MetadataStore, action: 
         service.create_trigger("retrain", "churn", JobKind.PIPELINE, "flows:churn", cooldown_s=60)
     (entry,) = AuditTrail(store, Principal("carol", is_owner=True)).entries(action=action)
     assert entry.actor == "carol" and entry.after["target"] in ("churn", "flows:churn")
+
+
+def test_a_change_whose_entry_cannot_be_written_does_not_happen(
+    store: MetadataStore, blobs: BlobStore, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails between a change and its entry (a full disk, a dropped connection):
+    the change is rolled back with it, wherever the two are written."""
+    register_cancer_models(tracker)
+    services = Backends(store, blobs).services(Principal("carol", is_owner=True))
+    before = AuditTrail(store, local_owner()).verify().entries
+
+    def broken(entry: Any) -> Any:
+        raise OSError("the disk is full")
+
+    monkeypatch.setattr(store.audit, "append", broken)
+    changes = [
+        lambda: services.registry.create_model("spare"),
+        lambda: services.registry.set_alias("cancer", "champion", 2),
+        lambda: services.deployments.create("d", TrafficPolicy.single("models:/cancer/1")),
+        lambda: services.tracking.create_experiment("lost"),
+        lambda: services.access.create_user("dora"),
+    ]
+    for change in changes:
+        with pytest.raises(OSError, match="disk is full"):
+            change()
+    monkeypatch.undo()
+    assert "spare" not in [m.name for m in services.registry.list_models()]
+    assert services.registry.get_model("cancer").aliases.get("champion") != 2
+    assert [d.name for d in services.deployments.list_all()] == []
+    assert "lost" not in [e.name for e in services.tracking.list_experiments()]
+    assert "dora" not in [u.name for u in services.access.users()]
+    assert AuditTrail(store, local_owner()).verify().entries == before
+
+
+def test_an_entry_outside_its_change_is_refused(store: MetadataStore) -> None:
+    trail = AuditTrail(store, local_owner())
+    with pytest.raises(RuntimeError, match="outside the transaction"):
+        trail.record("model.create", "models:/x")
+    assert trail.verify().entries == 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import random
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
 from loopline.core.entities import Metric, RunStatus
+from loopline.governance.audit import AuditTrail
 from loopline.store import open_metadata_store
 from loopline.tracking.service import TrackingService
 from loopline.tracking.tracker import Tracker
@@ -175,3 +178,40 @@ def test_an_uncaught_exception_outside_a_block_fails_the_run(store_url: str, tmp
     run = _service(store_url, tmp_path).get_run(run_id)
     assert run.status is RunStatus.FAILED
     assert run.error is not None and "RuntimeError: lost the data" in run.error
+
+
+@pytest.mark.slow
+def test_sigkill_between_changes_leaves_no_change_without_its_audit_entry(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Processes creating models as fast as they can are killed at random moments: every
+    model that exists has its entry, every entry its model, and the chain is whole."""
+    body = """
+        from loopline.artifacts import BlobStore
+        from loopline.store import open_metadata_store
+        from loopline.wiring.backends import Backends, local_owner
+
+        store = open_metadata_store(os.environ["LOOPLINE_STORE_URI"])
+        blobs = BlobStore(os.environ["LOOPLINE_ARTIFACTS_URI"])
+        registry = Backends(store, blobs).services(local_owner()).registry
+        print("ready", flush=True)
+        for i in range(1_000_000):
+            registry.create_model(f"m-{os.getpid()}-{i}")
+        """
+    rng = random.Random(7)
+    for _ in range(12):
+        child = _start(body, store_url, tmp_path)
+        assert _first_line(child) == "ready"
+        time.sleep(rng.uniform(0.05, 0.4))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    store = open_metadata_store(store_url)
+    models = store.db.read(lambda conn: conn.execute(text("SELECT count(*) FROM registered_models")).scalar())
+    entries = store.db.read(
+        lambda conn: conn.execute(
+            text("SELECT count(*) FROM audit_log WHERE action = 'model.create'")
+        ).scalar()
+    )
+    assert models == entries and models > 12  # each child created some before it died
+    assert AuditTrail(store, local_owner()).verify().intact
+    store.close()

@@ -27,6 +27,7 @@ from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.services import Datasets, Deployments, Promotion, Registry
 from loopline.specs.loop import LoopPolicy, RolloutSpec
+from loopline.store import atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +79,7 @@ class LoopService:
 
     # declaring and reading ------------------------------------------------------------------
 
+    @atomic
     def declare(self, policy: LoopPolicy) -> Loop:
         self._access.operations(Role.MAINTAINER)
         self.deployments.get(policy.deployment)  # it must exist
@@ -95,6 +97,7 @@ class LoopService:
         self.get(deployment)
         return self._store.loops.events(deployment)
 
+    @atomic
     def _event(self, deployment: str, kind: str, message: str, **evidence: Any) -> LoopEvent:
         event = LoopEvent(0, deployment, now_ms(), kind, message, self._principal.name, evidence)
         if kind in AUDITED:

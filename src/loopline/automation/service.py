@@ -14,7 +14,7 @@ from loopline.core.pipelines import PipelineRun
 from loopline.core.validation import check_name
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
-from loopline.store import MetadataStore
+from loopline.store import MetadataStore, atomic
 
 
 def _name(kind: str, name: str) -> str:
@@ -77,6 +77,7 @@ class AutomationService:
             self._store.loops.get(target)  # NotFound names `loopline loop declare`
         return target
 
+    @atomic
     def create_schedule(
         self, name: str, cron: str, kind: JobKind, target: str, params: dict[str, Any] | None = None
     ) -> Schedule:
@@ -91,6 +92,7 @@ class AutomationService:
         )
         return added
 
+    @atomic
     def create_trigger(
         self,
         name: str,
@@ -118,6 +120,7 @@ class AutomationService:
         )  # fmt: skip
         return added
 
+    @atomic
     def enqueue(self, kind: JobKind, target: str, params: dict[str, Any] | None = None) -> Job:
         job = self._store.automation.enqueue(
             kind,
@@ -152,11 +155,13 @@ class AutomationService:
         self._access.operations(Role.VIEWER)
         return self._store.pipelines.get_run(run_id)
 
+    @atomic
     def delete_schedule(self, name: str) -> None:
         self._access.operations(Role.MAINTAINER)
         self._store.automation.delete_schedule(name)
         self._audit.record("schedule.delete", f"schedule:{name}")
 
+    @atomic
     def delete_trigger(self, name: str) -> None:
         self._access.operations(Role.MAINTAINER)
         self._store.automation.delete_trigger(name)

@@ -94,6 +94,9 @@ class DatasetService:
             description=description,
             tags=checked_tags,
         )
+        return self._store.atomically(lambda: self._add(draft))
+
+    def _add(self, draft: DatasetVersion) -> tuple[DatasetVersion, bool]:
         version, created = self._store.datasets.add_version(draft)
         if created:
             self._audit.record(

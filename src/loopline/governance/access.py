@@ -14,7 +14,7 @@ from loopline.core.names import RESERVED_USERS
 from loopline.core.validation import check_name
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
-from loopline.store import MetadataStore
+from loopline.store import MetadataStore, atomic
 
 TOKEN_PREFIX = "ll_"
 DAY_MS = 86_400_000
@@ -48,6 +48,7 @@ class AccessService:
 
     # users and tokens ------------------------------------------------------------------------
 
+    @atomic
     def create_user(self, name: str, *, admin: bool = False) -> User:
         """A new user (administrators only). Names are unique whatever their case, and the
         names of who acts without being a user (`anonymous`, `loopline`, `root`) are reserved."""
@@ -66,6 +67,7 @@ class AccessService:
         self._require_admin("list users")
         return self._store.access.users()
 
+    @atomic
     def create_token(
         self, user: str, name: str = "default", expires_days: float | None = None
     ) -> tuple[ApiToken, str]:
@@ -91,6 +93,7 @@ class AccessService:
             self._require_admin("list other users' tokens")
         return self._store.access.tokens(user)
 
+    @atomic
     def revoke_token(self, token_id: int) -> ApiToken:
         token = self._store.access.token(token_id)
         if token.user != self.principal.name:
@@ -114,12 +117,14 @@ class AccessService:
 
     # roles -------------------------------------------------------------------------------------
 
+    @atomic
     def set_role(self, project: str, user: str, role: Role) -> None:
         self.require(project, Role.OWNER)
         before = self._store.access.role(project, user)
         self._store.access.set_role(project, user, role)
         self._audit.record("member.role", f"project:{project}/{user}", before=before, after=role.value)
 
+    @atomic
     def remove_member(self, project: str, user: str) -> None:
         self.require(project, Role.OWNER)
         before = self._store.access.role(project, user)

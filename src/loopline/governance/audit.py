@@ -33,7 +33,12 @@ class AuditTrail:
         reason: str = "",
         **details: Any,
     ) -> AuditEntry:
-        """Append who (this principal) did `action` to `target`, from `before` to `after`, and why."""
+        """Append who (this principal) did `action` to `target`, from `before` to `after`, and why.
+
+        Called inside the transaction of the change it records (`loopline.store.atomic`), so
+        that the two commit together: a change without its entry is a gap in the trail."""
+        if not self._store.in_transaction():
+            raise RuntimeError(f"audit entry {action!r} recorded outside the transaction of its change")
         entry = AuditEntry(
             0, now_ms(), self._principal.name, action, target, before, after, reason, details=details
         )

@@ -31,7 +31,7 @@ from loopline.lineage import LineageService
 from loopline.models import LoadedModel, ModelMetadata, load_version, read_metadata
 from loopline.models.flavors import LoadOptions
 from loopline.models.package import METADATA_FILE, verify_files
-from loopline.store import MetadataStore
+from loopline.store import MetadataStore, atomic
 
 ABANDONED_AFTER_S = 6 * 3600.0  # a registration still PENDING this long has died
 
@@ -67,6 +67,7 @@ class RegistryService:
 
     # registered models ---------------------------------------------------------------
 
+    @atomic
     def create_model(
         self,
         name: str,
@@ -106,6 +107,7 @@ class RegistryService:
         """The models of every project the principal holds a role on."""
         return self._store.registry.list_models(self._access.visible_projects())
 
+    @atomic
     def update_model(
         self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> RegisteredModel:
@@ -119,6 +121,7 @@ class RegistryService:
         )  # fmt: skip
         return self.get_model(name)
 
+    @atomic
     def delete_model(self, name: str) -> None:
         """Hide a model and its versions; refused while an alias points into it."""
         self._access.model(name, Role.MAINTAINER)
@@ -170,15 +173,24 @@ class RegistryService:
         )
         try:
             files = self._store_files(directory, metadata)
-            digest = files[METADATA_FILE][0]
-            self._store.registry.finish_version(model.name, version, files, digest, now_ms(), run_metrics)
+            return self._store.atomically(
+                lambda: self._finish(model.name, version, files, run_id, run_metrics)
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 self._store.registry.fail_version(model.name, version)
             raise
+
+    def _finish(
+        self, model: str, version: int, files: dict[str, tuple[str, int]], run_id: str | None,
+        run_metrics: Mapping[str, float],
+    ) -> ModelVersion:  # fmt: skip
+        """The version READY, its lineage and its audit entry, in the caller's transaction."""
+        digest = files[METADATA_FILE][0]
+        self._store.registry.finish_version(model, version, files, digest, now_ms(), run_metrics)
         if run_id is not None:
             self.lineage.link(("run", run_id), "produced", ("model_version", digest))
-        registered = self.get_version(model.name, version)
+        registered = self.get_version(model, version)
         self.audit.record("model.register", registered.uri, after={"digest": digest, "run_id": run_id})
         return registered
 
@@ -201,6 +213,7 @@ class RegistryService:
         self._access.model(name, Role.VIEWER)
         return self._store.registry.list_versions(model_name(name))
 
+    @atomic
     def fail_abandoned_versions(self, older_than_s: float = ABANDONED_AFTER_S) -> list[tuple[str, int]]:
         """Versions whose registration died (still PENDING after `older_than_s`) become FAILED,
         each on the audit trail; a worker calls this on its rounds. Administrators only."""
@@ -213,6 +226,7 @@ class RegistryService:
             )
         return failed
 
+    @atomic
     def update_version(
         self, name: str, version: int, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> ModelVersion:
@@ -223,6 +237,7 @@ class RegistryService:
         self.audit.record("model.update_version", f"models:/{model_name(name)}/{version}", after=after)
         return self.get_version(name, version)
 
+    @atomic
     def delete_version(self, name: str, version: int) -> None:
         self._access.model(name, Role.MAINTAINER)
         self._store.registry.delete_version(model_name(name), version, now_ms())
@@ -295,13 +310,7 @@ class RegistryService:
         alias = alias_name(alias)
         target = self._loadable(ModelRef(model.name, version=version))
         if self._store.approvals.is_protected(model.name, alias):
-            request = self._store.approvals.add_request(
-                model.name, alias, target.version, self.principal.name, now_ms(), reason
-            )
-            self.audit.record(
-                "alias.request", f"models:/{model.name}@{alias}", before=model.aliases.get(alias),
-                after=target.version, reason=reason, request=request.id,
-            )  # fmt: skip
+            request = self._request(model, alias, target.version, reason)
             raise ApprovalRequired(
                 f"@{alias} of {model.name} is protected: moving it to version {target.version} awaits "
                 f"a second person's approval (request {request.id}; `loopline models approve {request.id}`)",
@@ -309,6 +318,18 @@ class RegistryService:
             )
         return self._move(model.name, alias, target.version, model.aliases.get(alias), reason, forced, report)
 
+    @atomic
+    def _request(self, model: RegisteredModel, alias: str, version: int, reason: str) -> AliasRequest:
+        request = self._store.approvals.add_request(
+            model.name, alias, version, self.principal.name, now_ms(), reason
+        )
+        self.audit.record(
+            "alias.request", f"models:/{model.name}@{alias}", before=model.aliases.get(alias),
+            after=version, reason=reason, request=request.id,
+        )  # fmt: skip
+        return request
+
+    @atomic
     def _move(
         self,
         model: str,
@@ -343,12 +364,14 @@ class RegistryService:
 
     # protected aliases: four eyes ----------------------------------------------------------------
 
+    @atomic
     def protect_alias(self, name: str, alias: str) -> None:
         self._access.model(name, Role.OWNER)
         model, alias = self.get_model(name).name, alias_name(alias)
         self._store.approvals.protect(model, alias)
         self.audit.record("alias.protect", f"models:/{model}@{alias}")
 
+    @atomic
     def unprotect_alias(self, name: str, alias: str) -> None:
         self._access.model(name, Role.OWNER)
         model, alias = self.get_model(name).name, alias_name(alias)
@@ -366,6 +389,7 @@ class RegistryService:
         visible = {model.name for model in self.list_models()}
         return [request for request in found if request.model in visible]
 
+    @atomic
     def approve(self, request_id: int, reason: str = "") -> AliasEvent:
         """Approve a pending request (not one's own) and move the alias as it asked: refused
         if the version it asked for was deleted since (or never finished storing)."""
@@ -383,6 +407,7 @@ class RegistryService:
         self._decide(request_id, "rejected", reason)
         return self._store.approvals.request(request_id)
 
+    @atomic
     def _decide(
         self, request_id: int, status: str, reason: str, check: Callable[[AliasRequest], object] | None = None
     ) -> AliasRequest:
@@ -406,6 +431,7 @@ class RegistryService:
         self.audit.record(f"alias.{status}", target, after=request.version, reason=reason, request=request_id)
         return request
 
+    @atomic
     def remove_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
         self._access.model(name, Role.MAINTAINER)
         model = self.get_model(name)

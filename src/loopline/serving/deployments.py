@@ -16,7 +16,7 @@ from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.lineage import LineageService
 from loopline.services import Registry
-from loopline.store import MetadataStore
+from loopline.store import MetadataStore, atomic
 
 if TYPE_CHECKING:
     from loopline.predictions.reports import DeploymentReport
@@ -52,6 +52,7 @@ class DeploymentService:
                     ("model_version", version.digest), "deployed_in", ("deployment", name), arm
                 )
 
+    @atomic
     def create(self, name: str, policy: TrafficPolicy, reason: str = "") -> Deployment:
         name = model_name(name)
         self._access.operations(Role.MAINTAINER)
@@ -75,6 +76,7 @@ class DeploymentService:
             return []
         return self._store.deployments.list_all()
 
+    @atomic
     def set_traffic(
         self, name: str, policy: TrafficPolicy, reason: str = "", expected_revision: int | None = None
     ) -> Deployment:
@@ -111,6 +113,7 @@ class DeploymentService:
             expected_revision=current.revision,
         )
 
+    @atomic
     def delete(self, name: str) -> None:
         self._access.operations(Role.MAINTAINER)
         self._store.deployments.delete(model_name(name), now_ms())

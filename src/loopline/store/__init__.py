@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
 from loopline.store.access import SqlAccessStore
 from loopline.store.aliases import SqlAliasStore
 from loopline.store.approvals import SqlApprovalStore
@@ -61,8 +65,12 @@ __all__ = [
     "PipelineStore",
     "RegistryStore",
     "RunStore",
+    "atomic",
     "open_metadata_store",
 ]
+
+T = TypeVar("T")
+Method = TypeVar("Method", bound=Callable[..., Any])
 
 
 class MetadataStore:
@@ -89,8 +97,29 @@ class MetadataStore:
         self.access: AccessStore = SqlAccessStore(db)
         self.approvals: ApprovalStore = SqlApprovalStore(db)
 
+    def atomically(self, work: Callable[[], T]) -> T:
+        """Run `work` as one transaction: every role store it writes through commits with
+        the others or not at all (re-run whole if the database was busy)."""
+        return self.db.write(lambda _conn: work())
+
+    def in_transaction(self) -> bool:
+        """Whether this thread or task is inside `atomically`."""
+        return self.db.in_write()
+
     def close(self) -> None:
         self.db.dispose()
+
+
+def atomic(method: Method) -> Method:
+    """Make a service method one transaction of its `_store` (a `MetadataStore`): its changes
+    and their audit entries commit together, so a crash between them leaves neither."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        store: MetadataStore = self._store
+        return store.atomically(lambda: method(self, *args, **kwargs))
+
+    return cast(Method, wrapper)
 
 
 def open_metadata_store(url: str) -> MetadataStore:

@@ -10,6 +10,7 @@ import random
 import time
 import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table
@@ -23,6 +24,10 @@ T = TypeVar("T")
 
 _MAX_ATTEMPTS = 12
 _RETRY_SQLSTATES = {"40001", "40P01"}  # PostgreSQL serialization failure, deadlock
+
+
+# The transaction a unit of work opened, with its engine: store calls inside it join it.
+_UNIT: ContextVar[tuple[Engine, Connection] | None] = ContextVar("loopline_unit_of_work", default=None)
 
 
 def _forget_pool(engine_ref: weakref.ref[Engine]) -> None:
@@ -44,7 +49,11 @@ def json_text(value: Any) -> str:
 
 
 class Database:
-    """Runs each unit of work in its own transaction; writes are retried on lock contention."""
+    """Runs each unit of work in its own transaction; writes are retried on lock contention.
+
+    A write (or read) made while another write of the same database runs in this thread or
+    task joins that write's transaction: a service can wrap a change and its audit entry in
+    one `write`, and the role stores it calls commit or roll back together."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -57,16 +66,41 @@ class Database:
         # A forked child must not touch the parent's pooled connections (SQLAlchemy's advice).
         os.register_at_fork(after_in_child=functools.partial(_forget_pool, weakref.ref(engine)))
 
+    def _joined(self) -> Connection | None:
+        unit = _UNIT.get()
+        return unit[1] if unit is not None and unit[0] is self.engine else None
+
+    def in_write(self) -> bool:
+        """Whether a write of this database is under way in this thread or task."""
+        return self._joined() is not None
+
     def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a reading connection (or in the write this call is part of, which
+        sees that write's own changes)."""
+        joined = self._joined()
+        if joined is not None:
+            return work(joined)
         with self._read_engine.connect() as conn:
             return work(conn)
 
     def write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one transaction; re-run it whole if the database was busy."""
+        """Run `work` in one transaction; re-run it whole if the database was busy.
+
+        Inside another write it joins that one's transaction, whose retry re-runs it, as a
+        savepoint: a store that catches its own failure (a lost insert race, say) leaves the
+        enclosing transaction usable."""
+        joined = self._joined()
+        if joined is not None:
+            with joined.begin_nested():
+                return work(joined)
         for attempt in itertools.count(1):
             try:
                 with self.engine.begin() as conn:
-                    return work(conn)
+                    token = _UNIT.set((self.engine, conn))
+                    try:
+                        return work(conn)
+                    finally:
+                        _UNIT.reset(token)
             except DBAPIError as exc:
                 if not _is_transient(exc):
                     raise

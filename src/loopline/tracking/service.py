@@ -36,7 +36,7 @@ from loopline.core.validation import (
 )
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
-from loopline.store import MetadataStore
+from loopline.store import MetadataStore, atomic
 from loopline.tracking.names import random_run_name
 
 MAX_ERROR_LENGTH = 16_000
@@ -56,6 +56,7 @@ class TrackingService:
 
     # experiments -----------------------------------------------------------------------
 
+    @atomic
     def create_experiment(
         self, name: str, project: str = DEFAULT_PROJECT, description: str = ""
     ) -> Experiment:
@@ -105,6 +106,7 @@ class TrackingService:
 
     # runs ------------------------------------------------------------------------------
 
+    @atomic
     def start_run(
         self,
         experiment: ExperimentRef = DEFAULT_EXPERIMENT,
@@ -142,6 +144,7 @@ class TrackingService:
         self._audit.record("run.start", f"run:{run.id}", after={"experiment": exp.id, "name": run.name})
         return run
 
+    @atomic
     def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> Run:
         """Record how a run ended. Ending it again the same way changes nothing."""
         status = RunStatus(status)
@@ -163,6 +166,7 @@ class TrackingService:
         self._access.require_run(_check_run_id(run_id), Role.VIEWER)
         return self._store.runs.get_run(run_id)
 
+    @atomic
     def delete_run(self, run_id: str) -> None:
         """Hide a run from searches; its data stays stored."""
         self._access.require_run(_check_run_id(run_id), Role.EDITOR)
@@ -212,10 +216,13 @@ class TrackingService:
         self._access.require_run(_check_run_id(run_id), Role.EDITOR)
         self._store.runs.log_params(run_id, checked_params)
         if checked_tags:  # tags carry evidence (a validation's verdict, say): each change on record
-            self._store.runs.set_tags(run_id, checked_tags)
-            self._audit.record("run.tags", f"run:{run_id}", after=checked_tags)
+            self._store.atomically(lambda: self._set_tags(run_id, checked_tags))
         if checked_metrics or batch_id is not None:
             self._store.metrics.log_metrics(run_id, checked_metrics, batch_id or new_id())
+
+    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self._store.runs.set_tags(run_id, tags)
+        self._audit.record("run.tags", f"run:{run_id}", after=tags)
 
     def log_metric_batch(self, run_id: str, metrics: Sequence[Metric], batch_id: str) -> bool:
         """Store already-checked metric values once per `batch_id` (the background writer's path)."""
