@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from loopline.data.validation import ValidationReport
+    from loopline.core.datasets import ValidationReport
     from loopline.profiling.diff import DatasetDiff
     from loopline.profiling.profile import ReferenceProfile
     from loopline.services import Datasets, DataSource
@@ -139,21 +139,21 @@ def diff(old: str, new: str) -> DatasetDiff:
 
 def validate(data: Any, contract: Contract | str | Path, *, require: bool = False) -> ValidationReport:
     """Check `data` (a frame, a CSV or Parquet path, a `Dataset`) against a contract (a
-    YAML path or a `Contract`). Inside a run, the run is tagged `data_validation` = passed
-    or failed, which the promotion gate of that name reads, and keeps the report. With
-    `require`, a failure raises DataValidationFailed carrying the report."""
+    YAML path or a `Contract`). Inside a run, the verdict is recorded on the run (which the
+    `data_validation` promotion gate reads; the run's tag of that name shows it) and the
+    report is kept as `data_validation.json`. With `require`, a failure raises
+    DataValidationFailed carrying the report."""
     import json
 
     from loopline._sdk import active_run
     from loopline.core.errors import DataValidationFailed
-    from loopline.data.validation import validate as check
     from loopline.specs.contract import Contract
 
     rules = contract if isinstance(contract, Contract) else Contract.load(contract)
-    report = check(data, rules)
     run = active_run()
+    checked = data.info if isinstance(data, Dataset) else data
+    report = _service().validate(checked, rules, run_id=None if run is None else run.id)
     if run is not None:
-        run.set_tag("data_validation", "passed" if report.passed else "failed")
         run.log_text(json.dumps(report.to_dict(), indent=2, default=str), "data_validation.json")
     if require and not report.passed:
         first = report.failures[0]

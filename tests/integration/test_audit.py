@@ -159,7 +159,7 @@ def test_model_edits_jobs_and_run_tags_are_on_the_trail(
     services.registry.update_version("cancer", 1, description="first", tags={"stage": "qa"})
     services.registry.delete_model("spare")
     run = services.tracking.start_run("tags")
-    services.tracking.log_batch(run.id, tags={"data_validation": "passed"})
+    services.tracking.log_batch(run.id, tags={"reviewed": "yes"})
     store.monitors.create(Monitor("churn", "churn", {}, "0" * 64, now_ms(), "carol", now_ms()))
     job = services.automation.enqueue(JobKind.MONITOR, "churn")
     trail = {(e.action, e.target): e for e in AuditTrail(store, carol).entries(limit=100)}
@@ -167,7 +167,7 @@ def test_model_edits_jobs_and_run_tags_are_on_the_trail(
     assert trail[("model.update", "models:/spare")].before == {"description": "a second try"}
     assert trail[("model.update_version", "models:/cancer/1")].after["tags"] == {"stage": "qa"}
     assert ("model.delete", "models:/spare") in trail
-    assert trail[("run.tags", f"run:{run.id}")].after == {"data_validation": "passed"}
+    assert trail[("run.tags", f"run:{run.id}")].after == {"reviewed": "yes"}
     assert trail[("job.enqueue", "monitor:churn")].after == {"job": job.id, "params": {}}
     spare = [(action, "models:/spare") for action in ("model.create", "model.update", "model.delete")]
     mine = [*spare, ("model.update_version", "models:/cancer/1"), ("run.tags", f"run:{run.id}"),

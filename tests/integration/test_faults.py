@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
-from loopline.core.entities import Metric, RunStatus
+from loopline.core.entities import Metric, Principal, RunStatus
+from loopline.core.errors import PermissionDenied
 from loopline.governance.audit import AuditTrail
 from loopline.store import open_metadata_store
 from loopline.tracking.service import TrackingService
@@ -215,3 +216,38 @@ def test_sigkill_between_changes_leaves_no_change_without_its_audit_entry(
     assert models == entries and models > 12  # each child created some before it died
     assert AuditTrail(store, local_owner()).verify().intact
     store.close()
+
+
+def test_a_run_whose_process_died_is_ended_by_the_janitor(store_url: str, tmp_path: Path) -> None:
+    child = _start(
+        """
+        run = ll.start_run("doomed")
+        print(run.id, flush=True)
+        while True:
+            time.sleep(0.05)
+        """,
+        store_url,
+        tmp_path,
+    )
+    run_id = _first_line(child)
+    service = _service(store_url, tmp_path)
+    beat = text("SELECT heartbeat_at FROM runs WHERE id = :id")
+    deadline = time.monotonic() + 20
+    while service._store.db.read(lambda conn: conn.execute(beat, {"id": run_id}).scalar()) is None:
+        assert time.monotonic() < deadline, "the SDK sent no heartbeat"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    quiet = service.start_run("another client's run, which sends no heartbeats")
+    assert service.end_silent_runs() == []  # not silent for long enough yet
+    time.sleep(0.01)
+    assert service.end_silent_runs(silent_for_s=0.001) == [run_id]
+    ended = service.get_run(run_id)
+    assert ended.status is RunStatus.KILLED and "sent no heartbeat" in (ended.error or "")
+    assert service.get_run(quiet.id).status is RunStatus.RUNNING
+    (entry,) = AuditTrail(service._store, local_owner()).entries(action="run.end", target=f"run:{run_id}")
+    assert (entry.before, entry.after) == ("RUNNING", "KILLED")
+    with pytest.raises(PermissionDenied, match="only an administrator"):
+        Backends(service._store, BlobStore(str(tmp_path))).services(
+            Principal("eve")
+        ).tracking.end_silent_runs()

@@ -11,16 +11,18 @@ import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from loopline.core.errors import InvalidInput
+from loopline.core.errors import Conflict, InvalidInput
 from loopline.core.promotion import PromotionRefused
 from loopline.core.registry import ModelVersion
 from loopline.registry.card import card_html
 from loopline.registry.policy import DEFAULT_POLICY, Policy
-from loopline.services import Promotion, Registry, Services
+from loopline.services import Datasets, Promotion, Registry, Services
+from loopline.specs.contract import Contract
 from loopline.tracking.tracker import Tracker
 
 BOTH_MODES = True  # in process, and through a server
 FEATURES = [f"f{i}" for i in range(6)]
+LABELLED = Contract.parse({"columns": {"label": {"type": "integer", "allowed": [0, 1]}}})
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +43,19 @@ def _log(
     model: object,
     frame: pd.DataFrame,
     columns: list[str],
-    tags: dict[str, str] | None = None,
+    validate_with: Datasets | None = None,
 ) -> ModelVersion:
-    with tracker.start_run("promotion", tags=tags) as run:
+    with tracker.start_run("promotion") as run:
         run.log_input(frame, "train")
+        if validate_with is not None:  # as ll.validate does inside a run
+            validate_with.validate(frame, LABELLED, run_id=run.id)
         return run.log_model(model, "clf", input_example=frame[columns].head())
 
 
 @pytest.fixture
-def versions(tracker: Tracker, dataset: tuple[pd.DataFrame, pd.DataFrame]) -> list[ModelVersion]:
+def versions(
+    tracker: Tracker, services: Services, dataset: tuple[pd.DataFrame, pd.DataFrame]
+) -> list[ModelVersion]:
     """1: weak (learned from shuffled labels), 2: strong, 3: like 2 with a hair more
     regularisation."""
     train, _ = dataset
@@ -57,8 +63,7 @@ def versions(tracker: Tracker, dataset: tuple[pd.DataFrame, pd.DataFrame]) -> li
     weak = LogisticRegression().fit(train[FEATURES], shuffled)
     strong = LogisticRegression().fit(train[FEATURES], train["label"])
     twin = LogisticRegression(C=0.98).fit(train[FEATURES], train["label"])
-    validated = {"data_validation": "passed"}
-    return [_log(tracker, m, train, FEATURES, validated) for m in (weak, strong, twin)]
+    return [_log(tracker, m, train, FEATURES, services.datasets) for m in (weak, strong, twin)]
 
 
 def test_evaluation_is_stored_with_metrics_slices_latency_and_plots(
@@ -223,7 +228,7 @@ def test_each_gate_checks_what_it_says(
     assert "needs column 'f6'" in results["signature_compatible"].message
     assert results["metric_threshold"].evidence["value"] < 0.999
     assert results["latency"].evidence["budget_ms"] == 0.0001
-    assert "not recorded" in results["data_validation"].message
+    assert "recorded no validation" in results["data_validation"].message
     assert results["parity"].evidence["gap"] > 0.01 and set(results["parity"].evidence["groups"]) == {
         "a",
         "b",
@@ -292,3 +297,31 @@ def test_the_model_card_tells_the_story(
     page = card_html(card, "clf 2")
     assert page.startswith("<!doctype html>") and "<table>" in page and "<script" not in page
     assert io.StringIO(page).read().count("<h2>") >= 6
+
+
+def test_validation_evidence_cannot_be_forged(
+    services: Services, promotion: Promotion, tracker: Tracker, dataset: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """The gate reads what the validation service recorded while the run trained: not a tag
+    set by hand, not a verdict stamped on a finished run, and a failure stays a failure."""
+    train, _ = dataset
+    model = LogisticRegression().fit(train[FEATURES], train["label"])
+    gate = Policy.from_dict({"gates": ["data_validation"]})
+    with tracker.start_run("forger") as run:
+        with pytest.raises(InvalidInput, match="set by data validation"):
+            services.tracking.log_batch(run.id, tags={"data_validation": "passed"})
+        forged = run.log_model(model, "clf", input_example=train[FEATURES].head())
+    with pytest.raises(Conflict, match="already ended as FINISHED"):
+        services.datasets.validate(train, LABELLED, run_id=run.id)
+    with pytest.raises(PromotionRefused, match="recorded no validation"):
+        promotion.promote("clf", forged.version, policy=gate)
+
+    with tracker.start_run("mixed") as run:
+        failed = services.datasets.validate(train.assign(label=7), LABELLED, run_id=run.id)
+        services.datasets.validate(train, LABELLED, run_id=run.id)
+        mixed = run.log_model(model, "clf", input_example=train[FEATURES].head())
+    assert not failed.passed and failed.failures[0].check == "allowed"
+    assert [v.passed for v in services.datasets.validations(run.id)] == [False, True]
+    assert services.tracking.get_run(run.id).tags["data_validation"] == "failed"
+    with pytest.raises(PromotionRefused, match="1 of 2 validations of the training data failed"):
+        promotion.promote("clf", mixed.version, policy=gate)

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from loopline.cli.context import cli_context, print_json
-from loopline.data.validation import ValidationReport, infer_contract, validate
+from loopline.core.datasets import ValidationReport
+from loopline.data.validation import infer_contract
 from loopline.specs.contract import Contract
 
 app = typer.Typer(
@@ -36,16 +37,17 @@ def validate_(
     data: str = DATA,
     contract: Path = typer.Option(..., "--contract", "-c", help="The contract, a YAML file."),
     run: str | None = typer.Option(
-        None, help="Tag this run data_validation=passed|failed (the promotion gate reads it)."
+        None, help="Record the verdict on this running run (the data_validation promotion gate reads it)."
     ),
     samples: int = typer.Option(5, help="Offending rows to show per failed rule."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Check data against a contract; exits 1 when a rule fails."""
-    report = validate(_data(ctx, data), Contract.load(contract), samples=samples)
-    if run is not None:
-        verdict = "passed" if report.passed else "failed"
-        cli_context(ctx).services.tracking.log_batch(run, tags={"data_validation": verdict})
+    checked = _data(ctx, data)
+    stored = getattr(checked, "info", checked)  # a dataset's version, or the path
+    # The service checks, and with --run records the verdict: the gate's evidence.
+    service = cli_context(ctx).services.datasets
+    report = service.validate(stored, Contract.load(contract), run_id=run, samples=samples)
     if json_:
         print_json(report.to_dict())
     else:

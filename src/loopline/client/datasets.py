@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.client.connection import ServerConnection, segment, texts
 from loopline.client.staging import DATA_FILE
-from loopline.core.datasets import DatasetVersion, parse_dataset_ref
+from loopline.core.datasets import DatasetVersion, DataValidation, ValidationReport, parse_dataset_ref
 from loopline.core.entities import Principal
 from loopline.core.errors import NotFound
 from loopline.core.names import dataset_name
@@ -24,6 +24,8 @@ from loopline.services import DataSource, Progress
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from loopline.specs.contract import Contract
 
 
 def _versions(name: str) -> str:
@@ -100,3 +102,33 @@ class RemoteDatasetService:
 
     def diff(self, old: DatasetVersion, new: DatasetVersion) -> DatasetDiff:
         return diff_versions(old, new, self.reference_profile(old), self.reference_profile(new))
+
+    def validate(
+        self,
+        data: Any,
+        contract: Contract,
+        *,
+        run_id: str | None = None,
+        samples: int = 5,
+        source: str | None = None,
+    ) -> ValidationReport:
+        """The server checks the data (staged and uploaded here, or a stored version by its
+        URI) and records the verdict: the evidence is its own."""
+        from loopline.data.ingest import stage
+
+        body: dict[str, Any] = {"contract": contract.model_dump(mode="json"), "run_id": run_id}
+        body.update(samples=samples, source=source)
+        if isinstance(data, DatasetVersion):
+            body["dataset"] = data.uri
+        else:
+            with tempfile.TemporaryDirectory(prefix="loopline-validate-") as tmp:
+                staged = stage(data, Path(tmp, DATA_FILE), None, "utf-8", None)
+                upload = self._connection.call("POST", "/uploads")["upload_id"]
+                self._connection.upload(f"/uploads/{upload}/files/{DATA_FILE}", staged.path)
+            body["upload_id"] = upload
+            body["source"] = source or staged.source
+        return decode(ValidationReport, self._connection.call("POST", "/validations", json=body))
+
+    def validations(self, run_id: str) -> list[DataValidation]:
+        found = self._connection.pages(f"/runs/{segment(run_id)}/validations")
+        return [decode(DataValidation, v) for v in found]

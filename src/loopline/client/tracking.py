@@ -105,6 +105,9 @@ class RemoteTrackingService:
         body = {"status": RunStatus(status).value, "error": error}
         return decode(Run, self._call("POST", f"/runs/{segment(run_id)}/end", json=body))
 
+    def heartbeat(self, run_ids: Sequence[str]) -> None:
+        self._call("POST", "/runs/heartbeat", json={"run_ids": list(run_ids)})
+
     def get_run(self, run_id: str) -> Run:
         return decode(Run, self._call("GET", f"/runs/{segment(run_id)}"))
 

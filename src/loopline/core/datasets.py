@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loopline.core.errors import InvalidInput
 from loopline.core.names import dataset_name
+
+VALIDATION_TAG = "data_validation"  # a run's tag showing its validation verdict; only validation sets it
+
+
+@dataclass(frozen=True, slots=True)
+class DataValidation:
+    """A run's data checked against a contract, as the validation service recorded it: the
+    evidence the `data_validation` promotion gate reads."""
+
+    id: int
+    run_id: str
+    passed: bool
+    source: str  # what was checked, for people
+    contract_digest: str  # sha256 of the contract's YAML
+    report: dict[str, Any]
+    created_at: int
+    created_by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +65,35 @@ def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
     if not version.isdigit() or int(version) < 1:
         raise InvalidInput(f"dataset reference {ref!r}: the version must be a positive number")
     return dataset_name(name), int(version)
+
+
+@dataclass
+class Failure:
+    # present, type, extra_column, not_null, null_share, min, max, allowed, unique, pattern,
+    # rows, or the name of a custom check
+    check: str
+    column: str | None
+    count: int  # offending rows (1 for a rule about the schema)
+    detail: str
+    samples: list[dict[str, Any]] = field(default_factory=list)  # offending rows, with their number as "_row"
+
+
+@dataclass
+class ValidationReport:
+    source: str
+    rows: int
+    checks: int
+    failures: list[Failure]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "source": self.source,
+            "rows": self.rows,
+            "checks": self.checks,
+            "failures": [asdict(f) for f in self.failures],
+        }

@@ -9,6 +9,7 @@ verified before its row is written, so a crash leaves at most unreferenced blobs
 from __future__ import annotations
 
 import gzip
+import hashlib
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,17 +23,27 @@ import pyarrow.parquet as pq
 from loopline.artifacts import BlobStore
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
-from loopline.core.datasets import DatasetVersion, parse_dataset_ref
-from loopline.core.errors import InvalidInput
+from loopline.core.datasets import (
+    VALIDATION_TAG,
+    DatasetVersion,
+    DataValidation,
+    ValidationReport,
+    parse_dataset_ref,
+)
+from loopline.core.entities import RunStatus
+from loopline.core.errors import Conflict, InvalidInput
 from loopline.core.names import dataset_name
 from loopline.core.validation import check_key, check_tag_value
 from loopline.data.ingest import read_version, stage
+from loopline.data.validation import SAMPLES, StoredTable
+from loopline.data.validation import validate as check_contract
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.profiling.diff import DatasetDiff, diff_versions
 from loopline.profiling.profile import ReferenceProfile, profile_batches
 from loopline.profiling.summary import summarize
 from loopline.services import DataSource, Progress
+from loopline.specs.contract import Contract
 from loopline.store import MetadataStore
 
 
@@ -122,6 +133,56 @@ class DatasetService:
     def versions_with_digest(self, digest: str) -> list[DatasetVersion]:
         self._access.operations(Role.VIEWER)
         return self._store.datasets.find_digest(digest)
+
+    def validate(
+        self,
+        data: Any,
+        contract: Contract,
+        *,
+        run_id: str | None = None,
+        samples: int = SAMPLES,
+        source: str | None = None,
+    ) -> ValidationReport:
+        """Check `data` (a frame, a CSV or Parquet path, or a stored `DatasetVersion`) against
+        `contract`. With `run_id` the verdict is recorded on that run, which must still be
+        RUNNING: that record (not a tag anyone could edit) is what the `data_validation`
+        promotion gate reads. The run's tag `data_validation` shows it to people."""
+        if run_id is not None:
+            self._access.require_run(run_id, Role.EDITOR)
+        if isinstance(data, DatasetVersion):
+            self._access.operations(Role.VIEWER)
+            data = StoredTable(self.local_path(data), data.uri)
+        report = check_contract(data, contract, samples=samples, source=source)
+        if run_id is not None:
+            self._store.atomically(lambda: self._record(run_id, report, contract))
+        return report
+
+    def _record(self, run_id: str, report: ValidationReport, contract: Contract) -> None:
+        run = self._store.runs.get_run(run_id)
+        if run.status is not RunStatus.RUNNING:
+            raise Conflict(
+                f"run {run_id} already ended as {run.status.value}: a validation is recorded while its run "
+                "trains, never stamped on a finished one"
+            )
+        digest = hashlib.sha256(contract.to_yaml().encode()).hexdigest()
+        validation = DataValidation(
+            0, run_id, report.passed, report.source, digest, report.to_dict(), now_ms(), self.principal.name
+        )
+        stored = self._store.runs.add_validation(validation)
+        passed = all(v.passed for v in self._store.runs.validations(run_id))  # one failure stays
+        self._store.runs.set_tags(run_id, {VALIDATION_TAG: "passed" if passed else "failed"})
+        after = {
+            "validation": stored.id,
+            "passed": report.passed,
+            "source": report.source,
+            "contract": digest,
+        }
+        self._audit.record("run.validation", f"run:{run_id}", after=after)
+
+    def validations(self, run_id: str) -> list[DataValidation]:
+        """The validations recorded on a run, oldest first."""
+        self._access.require_run(run_id, Role.VIEWER)
+        return self._store.runs.validations(run_id)
 
     def local_path(self, version: DatasetVersion) -> Path:
         """The version's Parquet file, verified, for DuckDB or Arrow to read."""

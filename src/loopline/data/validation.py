@@ -11,7 +11,7 @@ import contextlib
 import math
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from loopline.core.datasets import Failure, ValidationReport
 from loopline.core.errors import InvalidInput
 from loopline.profiling.fingerprint import canonical_schema
 from loopline.profiling.summary import quote
@@ -29,38 +30,6 @@ SAMPLES = 5
 MAX_ALLOWED_INFERRED = 20  # a text column with at most this many values gets an allowed list
 MAX_SAMPLE_COLUMNS = 12
 ROW = "__loopline_row__"  # the row number beside the data, shown as "_row" in samples
-
-
-@dataclass
-class Failure:
-    # present, type, extra_column, not_null, null_share, min, max, allowed, unique, pattern,
-    # rows, or the name of a custom check
-    check: str
-    column: str | None
-    count: int  # offending rows (1 for a rule about the schema)
-    detail: str
-    samples: list[dict[str, Any]] = field(default_factory=list)  # offending rows, with their number as "_row"
-
-
-@dataclass
-class ValidationReport:
-    source: str
-    rows: int
-    checks: int
-    failures: list[Failure]
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "source": self.source,
-            "rows": self.rows,
-            "checks": self.checks,
-            "failures": [asdict(f) for f in self.failures],
-        }
 
 
 # --- opening the data -------------------------------------------------------------------
@@ -97,6 +66,17 @@ def _opened(data: Any) -> Iterator[tuple[Any, pa.Schema, str]]:
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         yield con, canonical_schema(schema), label
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """A stored dataset version's Parquet file, named by its URI in reports."""
+
+    file: Path
+    uri: str
+
+    def path(self) -> Path:
+        return self.file
 
 
 def _parquet(data: Any, stack: contextlib.ExitStack) -> tuple[Path, str]:
@@ -200,10 +180,12 @@ def _custom_rule(check: RowCheck) -> _Rule:
 # --- validation ---------------------------------------------------------------------------
 
 
-def validate(data: Any, contract: Contract, *, samples: int = SAMPLES) -> ValidationReport:
+def validate(
+    data: Any, contract: Contract, *, samples: int = SAMPLES, source: str | None = None
+) -> ValidationReport:
     """Check `data` (a DataFrame, Arrow table, CSV or Parquet path, or registered dataset)
     against `contract`; the report lists each failed rule with its column, the number of
-    offending rows and up to `samples` of them."""
+    offending rows and up to `samples` of them. `source` names the data in the report."""
     with _opened(data) as (con, schema, label):
         types = {f.name: f.type for f in schema}
         failures: list[Failure] = []
@@ -239,7 +221,7 @@ def validate(data: Any, contract: Contract, *, samples: int = SAMPLES) -> Valida
                 failures.append(found)
         bounded = contract.rows.min is not None or contract.rows.max is not None
         checks = len(contract.columns) + len(rules) + bounded + (contract.extra_columns == "forbid")
-        return ValidationReport(label, rows, checks, failures)
+        return ValidationReport(source or label, rows, checks, failures)
 
 
 def _explain(con: Any, rule: _Rule) -> None:

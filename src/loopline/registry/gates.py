@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
+from loopline.core.datasets import DataValidation
 from loopline.core.promotion import GateResult
 from loopline.core.registry import ModelVersion
 from loopline.models import LoadedModel, Signature
@@ -33,7 +34,7 @@ class GateContext:
     current_evaluation: dict[str, Any] | None = None
     candidate_predictions: Predictions | None = None
     current_predictions: Predictions | None = None
-    run_tags: dict[str, str] = field(default_factory=dict)
+    validations: list[DataValidation] = field(default_factory=list)
 
 
 class Gate(Protocol):
@@ -292,21 +293,27 @@ class LatencyBudget:
 
 @dataclass(frozen=True)
 class DataValidationPassed:
-    """The run that trained the candidate recorded a passed validation of its data
-    (tag `data_validation` = `passed`, which data validation sets)."""
+    """The run that trained the candidate validated its data, and every validation it
+    recorded passed. The evidence is the validation service's records, never a run tag."""
 
     kind: ClassVar[str] = "data_validation"
 
     def check(self, ctx: GateContext) -> GateResult:
         if ctx.candidate.run_id is None:
             return GateResult(self.kind, False, "the candidate has no training run to show validated data")
-        status = ctx.run_tags.get("data_validation")
-        evidence = {"run_id": ctx.candidate.run_id, "data_validation": status}
-        if status == "passed":
-            return GateResult(self.kind, True, "the training data passed validation", evidence)
-        return GateResult(
-            self.kind, False, f"training data validation is {status or 'not recorded'}", evidence
-        )
+        evidence = {
+            "run_id": ctx.candidate.run_id,
+            "validations": [{"id": v.id, "passed": v.passed, "source": v.source} for v in ctx.validations],
+        }
+        failed = [v for v in ctx.validations if not v.passed]
+        if not ctx.validations:
+            return GateResult(
+                self.kind, False, "the training run recorded no validation of its data", evidence
+            )
+        if failed:
+            message = f"{len(failed)} of {len(ctx.validations)} validations of the training data failed"
+            return GateResult(self.kind, False, f"{message} (first: {failed[0].source})", evidence)
+        return GateResult(self.kind, True, "the training data passed validation", evidence)
 
 
 def _group_rates(metric: str, p: Predictions, mask: np.ndarray) -> float:

@@ -114,7 +114,7 @@ class PromotionService:
             current_model=None if current is None else load(ModelRef(model.name, version=current.version)),
         )
         if candidate.run_id is not None:
-            ctx.run_tags = self._store.runs.get_run(candidate.run_id).tags
+            ctx.validations = self._store.runs.validations(candidate.run_id)
         if data is not None and target is not None:
             self._evaluate_both(ctx, data, target, task)
         report = PromotionReport(

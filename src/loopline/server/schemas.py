@@ -69,6 +69,10 @@ class RunEnd(Body):
     error: str | None = None
 
 
+class Heartbeat(Body):
+    run_ids: list[str] = Field(max_length=1000)
+
+
 class MetricBody(BaseModel):
     key: str
     value: float | str = Field(description="a number, or 'NaN', 'Infinity', '-Infinity'")
@@ -162,6 +166,15 @@ class NewEvaluation(Body):
     task: str | None = None
     slices: list[str] = Field(default_factory=list)
     dataset_name: str = "evaluation"
+
+
+class NewValidation(Body):
+    contract: dict[str, Any] = Field(description="the data contract, as its YAML document would read")
+    upload_id: str | None = Field(None, description="an upload holding the data as data.parquet")
+    dataset: str | None = Field(None, description="or a stored version: datasets:/name/3, name@3")
+    run_id: str | None = None
+    samples: int = Field(5, ge=0, le=100)
+    source: str | None = Field(None, max_length=1000)
 
 
 class Reason(Body):

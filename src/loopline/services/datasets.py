@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from loopline.core.datasets import DatasetVersion
+from loopline.core.datasets import DatasetVersion, DataValidation, ValidationReport
 from loopline.core.entities import Principal
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from loopline.profiling.diff import DatasetDiff
     from loopline.profiling.profile import ReferenceProfile
+    from loopline.specs.contract import Contract
 
 DataSource: TypeAlias = "pd.DataFrame | pa.Table | str | Path"
 """What a dataset is registered from: a frame, an Arrow table, a CSV or Parquet path, or the
@@ -65,3 +66,18 @@ class Datasets(Protocol):
 
     def diff(self, old: DatasetVersion, new: DatasetVersion) -> DatasetDiff:
         """What changed between two versions, from their stored profiles."""
+
+    def validate(
+        self,
+        data: Any,
+        contract: Contract,
+        *,
+        run_id: str | None = None,
+        samples: int = 5,
+        source: str | None = None,
+    ) -> ValidationReport:
+        """Check data (a frame, a CSV or Parquet path, a `DatasetVersion`) against a contract;
+        with `run_id`, record the verdict on that RUNNING run for the promotion gate."""
+
+    def validations(self, run_id: str) -> list[DataValidation]:
+        """The validations recorded on a run, oldest first."""

@@ -61,6 +61,9 @@ class Tracking(Protocol):
     def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> Run:
         """Record how a run ended. Ending it again the same way changes nothing."""
 
+    def heartbeat(self, run_ids: Sequence[str]) -> None:
+        """Note that the process running these runs is alive."""
+
     def get_run(self, run_id: str) -> Run:
         """A run with its params, tags and latest metric values."""
 

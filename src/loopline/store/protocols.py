@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from loopline.core.access import AliasRequest, ApiToken, Role, User
 from loopline.core.audit import AuditEntry
 from loopline.core.automation import Job, JobKind, JobStatus, Schedule, Trigger
-from loopline.core.datasets import DatasetVersion
+from loopline.core.datasets import DatasetVersion, DataValidation
 from loopline.core.entities import (
     ArtifactEntry,
     Experiment,
@@ -71,6 +71,14 @@ class RunStore(Protocol):
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None: ...
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def heartbeat(self, run_ids: Sequence[str], at: int) -> None: ...
+
+    def end_silent_runs(self, silent_since: int, at: int, error: str) -> list[str]: ...
+
+    def add_validation(self, validation: DataValidation) -> DataValidation: ...
+
+    def validations(self, run_id: str) -> list[DataValidation]: ...
 
     def search_runs(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -23,13 +24,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from loopline.core.datasets import DataValidation
 from loopline.core.entities import Run, RunPage, RunStatus, Source
 from loopline.core.errors import Conflict, NotFound
 from loopline.core.search import Expr, OrderKey
 from loopline.store.database import Database
 from loopline.store.keys import among, among_listed, key_parameter, key_values, plain_rows
 from loopline.store.run_search import search_run_rows
-from loopline.store.schema import experiments, latest_metrics, params, projects, runs, tags
+from loopline.store.schema import data_validations, experiments, latest_metrics, params, projects, runs, tags
 from loopline.store.statistics import PlannerStatistics
 
 
@@ -258,6 +260,76 @@ class SqlRunStore:
             index_elements=["run_pk", "key"], set_={"value": insert.excluded.value}
         )
         conn.execute(upsert, [{"run_pk": pk, "key": k, "value": v} for k, v in sorted(tags_.items())])
+
+    def heartbeat(self, run_ids: Sequence[str], at: int) -> None:
+        """Note that the processes of these runs (those still RUNNING) were alive at `at`."""
+        stmt = (
+            update(runs)
+            .where(runs.c.id.in_(list(run_ids)), runs.c.status == RunStatus.RUNNING.value)
+            .values(heartbeat_at=at)
+        )
+        if run_ids:
+            self._db.write(lambda conn: conn.execute(stmt))
+
+    def end_silent_runs(self, silent_since: int, at: int, error: str) -> list[str]:
+        """End as KILLED the RUNNING runs whose last heartbeat came before `silent_since`;
+        runs that never sent one are left alone. Returns their ids."""
+
+        def work(conn: Connection) -> list[str]:
+            silent = conn.execute(
+                select(runs.c.pk, runs.c.id).where(
+                    runs.c.status == RunStatus.RUNNING.value, runs.c.heartbeat_at < silent_since
+                )
+            ).all()
+            if silent:
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.pk.in_([r.pk for r in silent]), runs.c.status == RunStatus.RUNNING.value)
+                    .values(status=RunStatus.KILLED.value, end_time=at, error=error)
+                )
+            return [r.id for r in silent]
+
+        return self._db.write(work)
+
+    def add_validation(self, validation: DataValidation) -> DataValidation:
+        def work(conn: Connection) -> int:
+            insert = data_validations.insert().values(
+                run_pk=self._keys.resolve(conn, validation.run_id),
+                passed=validation.passed,
+                source=validation.source,
+                contract_digest=validation.contract_digest,
+                report=json.dumps(validation.report, default=str),
+                created_at=validation.created_at,
+                created_by=validation.created_by,
+            )
+            return int(conn.execute(insert.returning(data_validations.c.id)).scalar_one())
+
+        return dataclasses.replace(validation, id=self._db.write(work))
+
+    def validations(self, run_id: str) -> list[DataValidation]:
+        """The validations recorded on a run, oldest first."""
+
+        def work(conn: Connection) -> list[DataValidation]:
+            stmt = (
+                select(data_validations)
+                .where(data_validations.c.run_pk == self._keys.resolve(conn, run_id))
+                .order_by(data_validations.c.id)
+            )
+            return [
+                DataValidation(
+                    row.id,
+                    run_id,
+                    row.passed,
+                    row.source,
+                    row.contract_digest,
+                    json.loads(row.report),
+                    row.created_at,
+                    row.created_by,
+                )
+                for row in conn.execute(stmt)
+            ]
+
+        return self._db.read(work)
 
     def search_runs(
         self,

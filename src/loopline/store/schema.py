@@ -78,8 +78,27 @@ runs = Table(
     Column("environment", Text, nullable=False, default="{}"),
     Column("error", Text),
     Column("deleted_at", BigInteger),
+    # Set by a process that sends heartbeats (the SDK's); a janitor ends the run if they stop.
+    Column("heartbeat_at", BigInteger),
     Index(None, "experiment_id", "start_time"),
     Index(None, "parent_pk"),
+    Index(None, "status", "heartbeat_at"),
+)
+
+# A validation of a run's data against a contract, written only by the validation service:
+# the promotion gate's evidence (a run tag could be overwritten by any editor).
+data_validations = Table(
+    "data_validations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.pk"), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("contract_digest", String(64), nullable=False),
+    Column("report", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Index(None, "run_pk"),
 )
 
 params = Table(

@@ -10,6 +10,7 @@ from typing import Any
 from loopline.artifacts import BlobStore, check_artifact_name, destination, files_under, media_type
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
+from loopline.core.datasets import VALIDATION_TAG
 from loopline.core.entities import (
     DEFAULT_EXPERIMENT,
     DEFAULT_PROJECT,
@@ -23,7 +24,7 @@ from loopline.core.entities import (
     RunStatus,
     Source,
 )
-from loopline.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from loopline.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound, PermissionDenied
 from loopline.core.ids import is_id, new_id
 from loopline.core.registry import LineageEdge
 from loopline.core.search import check_search, parse_filter, parse_order_by
@@ -40,6 +41,8 @@ from loopline.store import MetadataStore, atomic
 from loopline.tracking.names import random_run_name
 
 MAX_ERROR_LENGTH = 16_000
+MAX_HEARTBEAT_RUNS = 1000
+SILENT_AFTER_S = 300.0  # ten missed heartbeats (`loopline.tracking.heartbeat`)
 
 
 class TrackingService:
@@ -165,6 +168,30 @@ class TrackingService:
     def get_run(self, run_id: str) -> Run:
         self._access.require_run(_check_run_id(run_id), Role.VIEWER)
         return self._store.runs.get_run(run_id)
+
+    def heartbeat(self, run_ids: Sequence[str]) -> None:
+        """Note that the process running these runs is alive (the SDK sends this every 30 s);
+        a run whose heartbeats stop is ended as KILLED by `end_silent_runs`."""
+        if len(run_ids) > MAX_HEARTBEAT_RUNS:
+            raise InvalidInput(f"a heartbeat names at most {MAX_HEARTBEAT_RUNS} runs, not {len(run_ids)}")
+        for run_id in run_ids:
+            self._access.require_run(_check_run_id(run_id), Role.EDITOR)
+        self._store.runs.heartbeat(run_ids, now_ms())
+
+    @atomic
+    def end_silent_runs(self, silent_for_s: float = SILENT_AFTER_S) -> list[str]:
+        """End as KILLED the RUNNING runs that sent heartbeats but none for `silent_for_s`
+        (their process died without a word), each on the audit trail; a worker calls this
+        on its rounds. Runs that never sent one (started by other clients) are left alone.
+        Administrators only."""
+        if not self.principal.is_owner:
+            raise PermissionDenied("only an administrator may end other processes' runs")
+        now = now_ms()
+        why = f"its process sent no heartbeat for {silent_for_s:g} s: it died, or lost the store"
+        ended = self._store.runs.end_silent_runs(now - int(silent_for_s * 1000), now, why)
+        for run_id in ended:
+            self._audit.record("run.end", f"run:{run_id}", before="RUNNING", after="KILLED", reason=why)
+        return ended
 
     @atomic
     def delete_run(self, run_id: str) -> None:
@@ -339,4 +366,9 @@ def _check_run_id(run_id: object) -> str:
 
 
 def _checked_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    if VALIDATION_TAG in tags:
+        raise InvalidInput(
+            f"tag {VALIDATION_TAG!r} is set by data validation (ll.validate, `loopline data validate "
+            "--run`), which records its verdict; it cannot be set by hand"
+        )
     return {check_key("tag key", k): check_tag_value(k, v) for k, v in tags.items()}

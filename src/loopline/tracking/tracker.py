@@ -23,6 +23,7 @@ from loopline.core.errors import RunTerminated
 from loopline.services import Registry, Tracking
 from loopline.tracking.active_run import ActiveRun
 from loopline.tracking.environment import capture_environment, capture_source
+from loopline.tracking.heartbeat import Heartbeat
 from loopline.tracking.writer import MetricWriter
 
 
@@ -44,6 +45,7 @@ class Tracker:
             f"loopline_runs_{id(self)}", default=()
         )
         self._open: dict[str, ActiveRun] = {}  # every unended run, across contexts
+        self._heartbeat = Heartbeat(service.heartbeat, lambda: list(self._open))
         self._previous_sigterm: Any = None
         self._previous_excepthook: Any = None
         self._uncaught: BaseException | None = None
@@ -77,6 +79,7 @@ class Tracker:
         )
         active = ActiveRun(self, run)
         self._open[active.id] = active
+        self._heartbeat.beat_now()
         self._stack.set((*self._stack.get(), active))
         self._install_handlers()
         return active
@@ -100,6 +103,7 @@ class Tracker:
     def close(self) -> None:
         """End open runs (as FINISHED), flush, and detach from the interpreter."""
         self._end_open_runs(RunStatus.FINISHED, None)
+        self._heartbeat.stop()
         self.writer.close()
         self._restore_handlers()
         atexit.unregister(self._at_exit)

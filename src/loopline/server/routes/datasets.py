@@ -7,15 +7,18 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
-from loopline.core.datasets import DatasetVersion
+from loopline.core.datasets import DatasetVersion, DataValidation, ValidationReport
+from loopline.core.errors import InvalidInput
 from loopline.server.deps import Backend, Caller, Id, Paging, page, staging
 from loopline.server.encoding import json_response
 from loopline.server.routes.uploads import uploaded_table
 from loopline.server.schemas import (
     NewDatasetVersion,
+    NewValidation,
     Page,
     RegisteredDataset,
 )
+from loopline.specs.contract import Contract
 
 router = APIRouter()
 
@@ -66,3 +69,24 @@ def dataset_profile(b: Backend, who: Caller, name: str, version: Id) -> Response
 def dataset_versions_by_digest(b: Backend, who: Caller, paging: Paging, digest: str) -> Response:
     """Every version holding exactly these rows (their digest), whatever its dataset."""
     return json_response(page(b.services(who).datasets.versions_with_digest(digest), paging))
+
+
+@router.post("/validations", response_model=ValidationReport, tags=["datasets"])
+def validate(request: Request, b: Backend, who: Caller, body: NewValidation) -> Response:
+    """Check the upload's `data.parquet`, or a stored dataset version, against a contract; with
+    `run_id`, the verdict is recorded on that running run for the `data_validation` gate."""
+    service = b.services(who).datasets
+    contract = Contract.parse(body.contract, "the contract")
+    options: dict[str, Any] = {"run_id": body.run_id, "samples": body.samples, "source": body.source}
+    if body.dataset is not None:
+        return json_response(service.validate(service.get(body.dataset), contract, **options))
+    if body.upload_id is None:
+        raise InvalidInput("give the data as an upload (upload_id) or a stored version (dataset)")
+    with uploaded_table(staging(request), body.upload_id, who) as data:
+        return json_response(service.validate(data, contract, **options))
+
+
+@router.get("/runs/{run_id}/validations", response_model=Page[DataValidation], tags=["datasets"])
+def run_validations(b: Backend, who: Caller, run_id: str, paging: Paging) -> Response:
+    """The validations recorded on a run, oldest first: what the `data_validation` gate reads."""
+    return json_response(page(b.services(who).datasets.validations(run_id), paging))

@@ -20,6 +20,7 @@ from loopline.server.schemas import (
     REF_TEMPLATE,
     BatchStored,
     DatasetInput,
+    Heartbeat,
     LogBatch,
     MetricBody,
     ModelFilesLink,
@@ -77,6 +78,13 @@ def start_run(tracking: Tracking, body: NewRun) -> Response:
 @router.get("/runs/{run_id}", response_model=Run)
 def get_run(tracking: Tracking, run_id: str) -> Response:
     return json_response(tracking.get_run(run_id))
+
+
+@router.post("/runs/heartbeat", status_code=204)
+def heartbeat(tracking: Tracking, body: Heartbeat) -> Response:
+    """The process running these runs is alive."""
+    tracking.heartbeat(body.run_ids)
+    return Response(status_code=204)
 
 
 @router.post("/runs/{run_id}/end", response_model=Run)
