@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from loopline.artifacts import BlobStore
+from loopline.core.audit import AuditKeys, entry_hash
 from loopline.core.automation import JobKind
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
@@ -201,7 +202,7 @@ def test_a_change_whose_entry_cannot_be_written_does_not_happen(
     services = Backends(store, blobs).services(Principal("carol", is_owner=True))
     before = AuditTrail(store, local_owner()).verify().entries
 
-    def broken(entry: Any) -> Any:
+    def broken(entry: Any, key: bytes | None = None) -> Any:
         raise OSError("the disk is full")
 
     monkeypatch.setattr(store.audit, "append", broken)
@@ -229,3 +230,106 @@ def test_an_entry_outside_its_change_is_refused(store: MetadataStore) -> None:
     with pytest.raises(RuntimeError, match="outside the transaction"):
         trail.record("model.create", "models:/x")
     assert trail.verify().entries == 0
+
+
+KEY_1 = "k1:" + "s" * 32
+KEY_2 = "k2:" + "t" * 32
+
+
+def _sealed(store: MetadataStore, keys: str, n: int = 5, start: int = 0) -> AuditTrail:
+    trail = AuditTrail(store, Principal("bob", is_owner=True), AuditKeys.parse(keys))
+    for i in range(start, start + n):
+        store.atomically(
+            lambda i=i: trail.record("alias.move", "models:/churn@champion", before=i, after=i + 1)
+        )
+    return trail
+
+
+REHASH = text("UPDATE audit_log SET prev_hash = :p, hash = :h WHERE id = :id")
+
+
+def _rehash(store: MetadataStore, rows: list[Any], prev: str) -> None:
+    """What someone who can write to the database, but holds no key, can do: recompute the
+    chain with plain sha256 after an edit."""
+    for row in rows:
+        digest = entry_hash(prev, row.at, row.actor, row.action, row.target, json.loads(row.before),
+                            json.loads(row.after), row.reason, json.loads(row.details))  # fmt: skip
+        store.db.write(
+            lambda conn, d=digest, p=prev, i=row.id: conn.execute(REHASH, {"p": p, "h": d, "id": i})
+        )
+        prev = digest
+
+
+def _rows(store: MetadataStore) -> list[Any]:
+    return store.db.read(lambda conn: list(conn.execute(text("SELECT * FROM audit_log ORDER BY id"))))
+
+
+def test_without_a_key_a_recomputed_chain_passes_and_only_an_anchor_catches_it(store: MetadataStore) -> None:
+    trail = _fill(store)
+    head = trail.verify().head
+    store.db.write(lambda conn: conn.execute(text("UPDATE audit_log SET after = '99' WHERE id = 3")))
+    rows = _rows(store)
+    _rehash(store, rows[2:], rows[1].hash)
+    assert trail.verify().intact and trail.verify().unsealed == 5  # as documented: no secret, no seal
+    assert not trail.verify(anchor=head).intact
+
+
+def test_sealed_entries_cannot_be_rewritten_or_forged_without_the_key(store: MetadataStore) -> None:
+    trail = _sealed(store, KEY_1)
+    result = trail.verify()
+    assert result.intact and result.unsealed == 0
+    store.db.write(lambda conn: conn.execute(text("UPDATE audit_log SET after = '99' WHERE id = 3")))
+    rows = _rows(store)
+    _rehash(store, rows[2:], rows[1].hash)
+    assert [p.split(" (")[0] for p in trail.verify().problems] == ["entry 3", "entry 4", "entry 5"]
+
+    _sealed(store, "k1:" + "x" * 32, n=1, start=9)  # a guessed secret under the real key id
+    assert "entry 6 (alias.move models:/churn@champion) was altered" in trail.verify().problems[-1]
+    store.db.write(lambda conn: conn.execute(text("DELETE FROM audit_log WHERE id = 6")))
+    eve = AuditTrail(store, Principal("eve", is_owner=True))  # holds no key: appends plain sha256
+    store.atomically(lambda: eve.record("user.create", "user:eve"))
+    assert (
+        "(user.create user:eve) is not sealed, though entries are since entry 1: forged"
+        in (trail.verify().problems[-1])
+    )
+
+
+def test_keys_rotate_and_a_verifier_without_an_old_key_says_so(store: MetadataStore) -> None:
+    _fill(store, 2)  # written before any key was configured
+    _sealed(store, KEY_1, n=2)
+    rotated = _sealed(store, f"{KEY_2},{KEY_1}", n=2)  # new key first, the old one kept to verify
+    result = rotated.verify()
+    assert result.intact and result.entries == 6 and result.unsealed == 2
+    assert [e.key_id for e in rotated.entries(limit=10)] == ["k2", "k2", "k1", "k1", None, None]
+    only_new = AuditTrail(store, Principal("bob", is_owner=True), AuditKeys.parse(KEY_2)).verify()
+    unheld = "(alias.move models:/churn@champion) is sealed with key 'k1', which this verifier does not hold"
+    assert only_new.problems == [f"entry 3 {unheld}", f"entry 4 {unheld}"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("k1", "ID:SECRET"),
+        ("k1:short", "at least 32"),
+        (f"{KEY_1},{KEY_1}", "given twice"),
+        ("a b:" + "s" * 32, "ID"),
+    ],
+)
+def test_bad_audit_keys_are_named_and_never_shown(keys: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as raised:
+        AuditKeys.parse(keys)
+    assert "s" * 32 not in str(raised.value)
+    assert "s" * 32 not in repr(AuditKeys.parse(KEY_1))
+
+
+def test_the_cli_seals_with_the_configured_key(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOPLINE_AUDIT_KEYS", KEY_1)
+    assert cli("users", "create", "dora")[0] == 0
+    code, out, _ = cli("audit", "verify")
+    assert code == 0 and "audit trail intact: 1 entries" in out and "unsealed" not in out
+    monkeypatch.delenv("LOOPLINE_AUDIT_KEYS")
+    code, out, _ = cli("audit", "verify")
+    assert code == 1 and "sealed with key 'k1', which this verifier does not hold" in out
+    monkeypatch.setenv("LOOPLINE_AUDIT_KEYS", "k1:short")
+    code, _, err = cli("audit", "verify")
+    assert code != 0 and "at least 32" in err and "short" not in err.replace("at least", "")

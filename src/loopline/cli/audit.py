@@ -58,11 +58,16 @@ def verify(
     """Check every entry against its hash and its link to the one before; exits 1 if broken.
 
     Keep the head it prints outside the database (a ticket, a log, another system) and pass
-    it as --anchor next time: a trail cut short is otherwise still a whole chain."""
+    it as --anchor next time: a trail cut short is otherwise still a whole chain. Entries
+    sealed with a key (LOOPLINE_AUDIT_KEYS) cannot be rewritten without it."""
     result = _trail(ctx).verify(anchor=anchor)
     console = Console(soft_wrap=True)
     if result.intact:
         console.print(f"audit trail intact: {result.entries} entries, head {result.head}")
+        if result.unsealed:  # no key's seal: only an anchor proves these were not rewritten
+            console.print(
+                f"{result.unsealed} of them unsealed: configure LOOPLINE_AUDIT_KEYS to seal entries"
+            )
         return
     console.print(f"[red]audit trail broken[/] ({result.entries} entries checked):")
     for problem in result.problems:

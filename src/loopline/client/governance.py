@@ -87,4 +87,6 @@ class RemoteAuditTrail:
         check = self._connection.call(
             "GET", "/audit/verify", params={} if anchor is None else {"anchor": anchor}
         )
-        return Verification(check["entries"], check["head"], check["problems"][:max_problems])
+        return Verification(
+            check["entries"], check["head"], check["problems"][:max_problems], check["unsealed"]
+        )

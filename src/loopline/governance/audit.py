@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Any
 
-from loopline.core.audit import GENESIS, AuditEntry, Verification, entry_hash
+from loopline.core.audit import GENESIS, AuditEntry, AuditKeys, Verification, entry_hash
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput, PermissionDenied
@@ -15,9 +16,12 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class AuditTrail:
-    def __init__(self, store: MetadataStore, principal: Principal) -> None:
+    """The audit trail as `principal`; entries are sealed with `keys.current`, if any."""
+
+    def __init__(self, store: MetadataStore, principal: Principal, keys: AuditKeys | None = None) -> None:
         self._store = store
         self._principal = principal
+        self._keys = keys or AuditKeys()
 
     def _require_admin(self) -> None:
         if not self._principal.is_owner:
@@ -39,10 +43,12 @@ class AuditTrail:
         that the two commit together: a change without its entry is a gap in the trail."""
         if not self._store.in_transaction():
             raise RuntimeError(f"audit entry {action!r} recorded outside the transaction of its change")
+        current = self._keys.current
         entry = AuditEntry(
-            0, now_ms(), self._principal.name, action, target, before, after, reason, details=details
-        )
-        return self._store.audit.append(entry)
+            0, now_ms(), self._principal.name, action, target, before, after, reason, details=details,
+            key_id=current,
+        )  # fmt: skip
+        return self._store.audit.append(entry, None if current is None else self._keys.secrets[current])
 
     def entries(
         self,
@@ -61,7 +67,9 @@ class AuditTrail:
 
     def verify(self, max_problems: int = 20, anchor: str | None = None) -> Verification:
         """Walk the chain: an edited entry no longer matches its hash; a deleted or inserted
-        one breaks the link of the entry after it.
+        one breaks the link of the entry after it. A sealed entry's hash is checked with its
+        key, which someone who can only write to the database does not hold; once entries are
+        sealed, an unsealed one after them is a forgery.
 
         Entries removed from the end leave a shorter chain that is still whole. `anchor`, a
         head hash an earlier verification returned and that was kept outside the database,
@@ -71,17 +79,15 @@ class AuditTrail:
             raise InvalidInput(
                 f"anchor {anchor[:80]!r} is not a head hash (64 hex digits) that verify printed"
             )
-        expected, count, problems, anchored = GENESIS, 0, [], anchor is None
+        expected, count, unsealed, problems, anchored = GENESIS, 0, 0, [], anchor is None
+        sealed_since: int | None = None
         for entry in self._store.audit.chain():
             count += 1
-            if entry.prev_hash != expected:
-                problems.append(f"entry {entry.id}: the entry before it was removed, added or changed")
-            actual = entry_hash(entry.prev_hash, entry.at, entry.actor, entry.action, entry.target,
-                                entry.before, entry.after, entry.reason, entry.details)  # fmt: skip
-            if actual != entry.hash:
-                problems.append(
-                    f"entry {entry.id} ({entry.action} {entry.target}) was altered after it was written"
-                )
+            problems.extend(self._check(entry, expected, sealed_since))
+            if entry.key_id is None:
+                unsealed += 1
+            elif sealed_since is None:
+                sealed_since = entry.id
             expected = entry.hash
             anchored = anchored or entry.hash == anchor
             if len(problems) >= max_problems:
@@ -91,4 +97,23 @@ class AuditTrail:
                 f"no entry has the anchor's hash {anchor}: entries were removed from the end of the trail"
                 " or the trail was rewritten since that head was noted"
             )
-        return Verification(count, expected, problems)
+        return Verification(count, expected, problems[:max_problems], unsealed)
+
+    def _check(self, entry: AuditEntry, expected: str, sealed_since: int | None) -> list[str]:
+        problems = []
+        if entry.prev_hash != expected:
+            problems.append(f"entry {entry.id}: the entry before it was removed, added or changed")
+        what = f"entry {entry.id} ({entry.action} {entry.target})"
+        if entry.key_id is None and sealed_since is not None:
+            return [*problems, f"{what} is not sealed, though entries are since entry {sealed_since}: forged"]
+        key = None if entry.key_id is None else self._keys.secrets.get(entry.key_id)
+        if entry.key_id is not None and key is None:
+            return [
+                *problems,
+                f"{what} is sealed with key {entry.key_id!r}, which this verifier does not hold",
+            ]
+        actual = entry_hash(entry.prev_hash, entry.at, entry.actor, entry.action, entry.target,
+                            entry.before, entry.after, entry.reason, entry.details, key)  # fmt: skip
+        if not hmac.compare_digest(actual, entry.hash):
+            problems.append(f"{what} was altered after it was written")
+        return problems

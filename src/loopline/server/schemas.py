@@ -285,3 +285,4 @@ class AuditCheck(BaseModel):
     head: str
     intact: bool
     problems: list[str]
+    unsealed: int = Field(0, description="entries no key sealed (written before one was configured)")

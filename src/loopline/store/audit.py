@@ -25,7 +25,7 @@ def _cell(text: str) -> Any:
 def _entry(row: Any) -> AuditEntry:
     return AuditEntry(
         row.id, row.at, row.actor, row.action, row.target, _cell(row.before), _cell(row.after),
-        row.reason, row.prev_hash, row.hash, _cell(row.details),
+        row.reason, row.prev_hash, row.hash, _cell(row.details), row.key_id,
     )  # fmt: skip
 
 
@@ -33,8 +33,9 @@ class SqlAuditLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def append(self, entry: AuditEntry) -> AuditEntry:
-        """Store `entry` after the newest one, chained to it (its id and hashes are set here)."""
+    def append(self, entry: AuditEntry, key: bytes | None = None) -> AuditEntry:
+        """Store `entry` after the newest one, chained to it (its id and hashes are set here);
+        with `key` (the secret of `entry.key_id`) its hash is an HMAC under that key."""
         # Values go through JSON first, so the hash covers exactly what is stored.
         before, after = json.loads(json_text(entry.before)), json.loads(json_text(entry.after))
         details = json.loads(json_text(entry.details))
@@ -45,7 +46,7 @@ class SqlAuditLog:
             last = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)).scalar()
             prev = last or GENESIS
             digest = entry_hash(prev, entry.at, entry.actor, entry.action, entry.target, before, after,
-                                entry.reason, details)  # fmt: skip
+                                entry.reason, details, key)  # fmt: skip
             new_id = conn.execute(
                 audit_log.insert()
                 .values(
@@ -59,11 +60,12 @@ class SqlAuditLog:
                     details=json_text(details),
                     prev_hash=prev,
                     hash=digest,
+                    key_id=entry.key_id,
                 )
                 .returning(audit_log.c.id)
             ).scalar_one()
             return AuditEntry(new_id, entry.at, entry.actor, entry.action, entry.target, before, after,
-                              entry.reason, prev, digest, details)  # fmt: skip
+                              entry.reason, prev, digest, details, entry.key_id)  # fmt: skip
 
         return self._db.write(work)
 

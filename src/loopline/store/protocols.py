@@ -354,7 +354,7 @@ class LoopStore(Protocol):
 
 
 class AuditLogStore(Protocol):
-    def append(self, entry: AuditEntry) -> AuditEntry: ...
+    def append(self, entry: AuditEntry, key: bytes | None = None) -> AuditEntry: ...
 
     def entries(
         self,

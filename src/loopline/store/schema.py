@@ -547,6 +547,7 @@ audit_log = Table(
     Column("details", Text, nullable=False),  # JSON
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
+    Column("key_id", String(32)),  # the key whose HMAC the hash is; NULL: a plain sha256
     Index(None, "target", "id"),
 )
 

@@ -4,12 +4,13 @@ Everything else receives its store and blob store through its constructor."""
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from loopline.artifacts import BlobStore
 from loopline.artifacts.tables import TableArea
+from loopline.core.audit import AuditKeys
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
 from loopline.store import MetadataStore, open_metadata_store
@@ -26,6 +27,7 @@ class Backends:
 
     store: MetadataStore
     blobs: BlobStore
+    audit_keys: AuditKeys = field(default_factory=AuditKeys)
 
     def services(self, principal: Principal, run_pipeline: RunPipeline | None = None) -> LocalServices:
         """Every service over this store, acting as `principal`; a retraining loop runs its
@@ -73,9 +75,10 @@ def open_blob_store(settings: Settings) -> BlobStore:
 
 
 def open_backends(settings: Settings) -> Backends:
-    """The store (migrated on open) and the blob store the settings name."""
+    """The store (migrated on open), the blob store and the audit keys the settings name."""
     blobs = open_blob_store(settings)
-    return Backends(open_metadata_store(settings.resolved_store_uri), blobs)
+    keys = AuditKeys.parse(None if settings.audit_keys is None else settings.audit_keys.get_secret_value())
+    return Backends(open_metadata_store(settings.resolved_store_uri), blobs, keys)
 
 
 def bootstrap_admin(backends: Backends, name: str = "admin") -> str | None:

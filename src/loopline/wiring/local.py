@@ -62,7 +62,7 @@ class LocalServices(Services):
 
     @cached_property
     def audit(self) -> AuditTrail:
-        return AuditTrail(self._store, self.principal)
+        return AuditTrail(self._store, self.principal, self.backends.audit_keys)
 
     @cached_property
     def lineage(self) -> LineageService:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +31,10 @@ class Settings(BaseSettings):
     """`loopline server`: the largest artifact or model file it accepts, in MiB."""
     server_max_failed_logins: int = 20
     """`loopline server`: failed tokens one address may send per minute; then it gets 429."""
+    audit_keys: SecretStr | None = None
+    """Secrets that seal audit entries, `ID:SECRET[,ID:SECRET...]`, the one sealing new
+    entries first (each secret at least 32 characters). Held by the server and its workers,
+    not by the database; keep old keys listed to verify what they sealed."""
     worker_pipelines: str | None = None
     """`loopline worker`: comma-separated modules it imports pipelines from (with their
     submodules); unset, none; `*`, any. Importing a pipeline runs its module's code."""

@@ -95,5 +95,11 @@ def audit_verify(
 ) -> Response:
     check = audit.verify(anchor=anchor)
     return json_response(
-        {"entries": check.entries, "head": check.head, "intact": check.intact, "problems": check.problems}
+        {
+            "entries": check.entries,
+            "head": check.head,
+            "intact": check.intact,
+            "problems": check.problems,
+            "unsealed": check.unsealed,
+        }
     )

@@ -1,5 +1,6 @@
 """Runs can send heartbeats, so that a janitor can end the ones whose process died; data
-validations are records the validation service writes, which the promotion gate reads.
+validations are records the validation service writes, which the promotion gate reads;
+audit entries name the key that sealed them (NULL: none, as every entry so far).
 
 Revision ID: 0009
 Revises: 0008
@@ -34,9 +35,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_data_validations")),
     )
     op.create_index(op.f("ix_data_validations_run_pk"), "data_validations", ["run_pk"])
+    with op.batch_alter_table("audit_log") as batch:
+        batch.add_column(sa.Column("key_id", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("audit_log") as batch:
+        batch.drop_column("key_id")
     op.drop_index(op.f("ix_data_validations_run_pk"), table_name="data_validations")
     op.drop_table("data_validations")
     op.drop_index(op.f("ix_runs_status_heartbeat_at"), table_name="runs")
