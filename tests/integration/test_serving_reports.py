@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from loopline.artifacts import BlobStore
@@ -83,6 +85,27 @@ def test_a_shadow_report_measures_agreement(backends: Backends) -> None:
     assert shadow is not None and shadow["pairs"] == 100 and shadow["labelled"] == 100
     assert 0.5 < shadow["agreement"] <= 1.0
     assert 0.8 < shadow["primary_accuracy"] <= 1.0 and 0 <= shadow["mcnemar_p_value"] <= 1
+
+
+def test_a_reused_request_id_gets_each_label_on_the_answer_it_followed(backends: Backends) -> None:
+    """A client sends the same id twice (same input, same answer), labelling the first right and
+    the second wrong: each label scores the answer that was newest when it came."""
+    deployments = backends.services(local_owner()).deployments
+    policy = TrafficPolicy.single("models:/cancer/1")
+    deployments.create("cancer", policy)
+    features, _ = cancer_data()
+    record = {"records": [features.iloc[0].to_dict()]}
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
+        for right in (True, False):
+            answer = client.post(PREDICT, json=record, headers={"X-Request-Id": "order-17"}).json()
+            assert answer["request_id"] == "order-17"
+            label = answer["predictions"][0] if right else 1 - answer["predictions"][0]
+            time.sleep(0.005)  # the log's clock is in milliseconds
+            feedback = {"labels": [{"request_id": "order-17", "label": label}]}
+            assert client.post("/v1/deployments/cancer/feedback", json=feedback).status_code == 202
+            time.sleep(0.005)
+    (arm,) = deployment_report(backends.tables, "cancer", policy).arms
+    assert (arm.requests, arm.labelled, arm.accuracy) == (2, 2, 0.5)
 
 
 def test_wilson_intervals_behave() -> None:

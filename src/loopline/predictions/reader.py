@@ -2,8 +2,14 @@
 asked for, streamed (never loaded whole), in bounded memory.
 
 Its tables become views: `predictions`, `feedback` (every label sent), `labels` (the newest
-label of each row: labels may be corrected, and they arrive after their predictions) and
-`errors`. A table with no file yet is an empty view of the columns queries need.
+label of each answered row: labels may be corrected, and they arrive after their
+predictions) and `errors`. A table with no file yet is an empty view of the columns queries
+need.
+
+A client may send the same request id twice. A label then belongs to the answer with that
+id and row that was the newest when the label came (the first one, for a label older than
+every answer: clocks of several hosts differ). An answer is (request id, row, at_ms); a
+shadow's row carries the time of the answer it shadowed.
 """
 
 from __future__ import annotations
@@ -16,8 +22,35 @@ from loopline.predictions.log import DAY_MS, ERRORS, FEEDBACK, PREDICTIONS, day_
 
 _DATE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 LABELS = "labels"
-# How a prediction row `p` meets its label `l`: by request, and row within the request.
-LABELS_JOIN = '{p}.request_id = {l}.request_id AND CAST({p}."row" AS BIGINT) = CAST({l}."row" AS BIGINT)'
+# How a prediction row `p` meets its label `l`: by request, row within the request, and answer.
+LABELS_JOIN = (
+    '{p}.request_id = {l}.request_id AND CAST({p}."row" AS BIGINT) = CAST({l}."row" AS BIGINT) '
+    "AND {p}.at_ms = {l}.answered_at"
+)
+# The labelled rows' answers: one answer (nearly always) or several (a reused request id).
+_ANSWERS = f"""SELECT request_id, CAST("row" AS BIGINT) AS "row", min(at_ms) AS first_at,
+        max(at_ms) AS last_at
+    FROM {PREDICTIONS} WHERE request_id IN (SELECT request_id FROM {FEEDBACK}) GROUP BY ALL"""
+_NEWEST = f"""SELECT DISTINCT ON (request_id, "row") request_id, CAST("row" AS BIGINT) AS "row", label
+    FROM {FEEDBACK} ORDER BY request_id, "row", at_ms DESC"""
+# Each answer of a row answered more than once, with the span of label times that are its.
+_SPANS = f"""SELECT request_id, "row", at_ms, lag(at_ms) OVER w AS previous_at, lead(at_ms) OVER w AS next_at
+    FROM (SELECT DISTINCT p.request_id, CAST(p."row" AS BIGINT) AS "row", p.at_ms FROM {PREDICTIONS} p
+          SEMI JOIN answers a ON p.request_id = a.request_id AND CAST(p."row" AS BIGINT) = a."row"
+                             AND a.first_at < a.last_at)
+    WINDOW w AS (PARTITION BY request_id, "row" ORDER BY at_ms)"""
+_LABELS = f"""WITH answers AS MATERIALIZED ({_ANSWERS})
+    SELECT n.request_id, n."row", a.first_at AS answered_at, CAST(n.label AS VARCHAR) AS label
+    FROM ({_NEWEST}) n JOIN answers a ON n.request_id = a.request_id AND n."row" = a."row"
+    WHERE a.first_at = a.last_at
+    UNION ALL
+    SELECT * FROM (
+        SELECT DISTINCT ON (s.request_id, s."row", s.at_ms) s.request_id, s."row", s.at_ms AS answered_at,
+               CAST(f.label AS VARCHAR) AS label
+        FROM ({_SPANS}) s JOIN {FEEDBACK} f
+          ON f.request_id = s.request_id AND CAST(f."row" AS BIGINT) = s."row"
+         AND (s.previous_at IS NULL OR f.at_ms >= s.at_ms) AND (s.next_at IS NULL OR f.at_ms < s.next_at)
+        ORDER BY s.request_id, s."row", s.at_ms, f.at_ms DESC)"""  # labels as text, whatever a file holds
 # What queries need of each table when nothing was logged yet.
 _KEYS = 'NULL::VARCHAR AS request_id, NULL::INTEGER AS "row", NULL::BIGINT AS at_ms'
 _EMPTY = {
@@ -66,11 +99,8 @@ class LogReader:
             con.register_filesystem(self._tables.fs)  # DuckDB reads the object store through fsspec
         for table in (PREDICTIONS, FEEDBACK, ERRORS):
             con.execute(f"CREATE VIEW {table} AS {self._scan(table)}")
-        con.execute(
-            f"""CREATE VIEW {LABELS} AS SELECT DISTINCT ON (request_id, "row") request_id, "row",
-                       CAST(label AS VARCHAR) AS label
-                FROM {FEEDBACK} ORDER BY request_id, "row", at_ms DESC"""  # text, whatever a file holds
-        )
+        # Computed once per connection: every query that scores answers joins it.
+        con.execute(f"CREATE TEMP TABLE {LABELS} AS {_LABELS}")
         return con
 
     def _scan(self, table: str) -> str:

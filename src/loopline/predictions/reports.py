@@ -277,7 +277,8 @@ def _shadow(con: Any, primary: str, shadow: str, classification: bool) -> dict[s
                    count(*) FILTER ({right.format(side="s")} AND NOT {right.format(side="p")}),
                    count(*) FILTER ({right.format(side="p")} AND NOT {right.format(side="s")})
             FROM {PREDICTIONS} p
-            JOIN {PREDICTIONS} s ON p.request_id = s.request_id AND p."row" = s."row" AND s.arm = ?
+            JOIN {PREDICTIONS} s ON p.request_id = s.request_id AND p."row" = s."row" AND p.at_ms = s.at_ms
+                AND s.arm = ?
             LEFT JOIN {LABELS} l ON {LABELS_JOIN.format(p="p", l="l")}
             WHERE p.arm = ?""",
         [shadow, primary],

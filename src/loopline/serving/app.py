@@ -173,15 +173,14 @@ class ServingApp:
             answer["classes"] = served.model.classes
         # Logged before it is answered: every answer a client sees is in the log (and a full
         # log buffer slows answers down rather than losing rows).
-        await self.log.append(
-            self._chunk(request_id, runtime.name, served, seconds, inputs, predicted, proba)
-        )
+        chunk = self._chunk(request_id, runtime.name, served, seconds, inputs, predicted, proba)
+        await self.log.append(chunk)
         await respond(send, 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY))
         self.metrics.observe(runtime.name, version.version, served.arm.name, seconds, predicted, proba)
         shadow = state.shadow
         if shadow is not None:
             task = asyncio.get_running_loop().create_task(
-                self._shadow(runtime.name, shadow, payload, request_id)
+                self._shadow(runtime.name, shadow, payload, request_id, chunk.at_ms)
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -220,10 +219,11 @@ class ServingApp:
         inputs: Any,
         predicted: Any,
         proba: Any,
+        at_ms: int | None = None,
     ) -> PredictionChunk:
         return PredictionChunk(
             request_id=request_id,
-            at_ms=time.time_ns() // 1_000_000,
+            at_ms=time.time_ns() // 1_000_000 if at_ms is None else at_ms,
             deployment=deployment,
             arm=served.arm.name,
             model=served.version.model,
@@ -237,9 +237,10 @@ class ServingApp:
         )
 
     async def _shadow(
-        self, deployment: str, served: ServedArm, payload: payloads.Payload, request_id: str
+        self, deployment: str, served: ServedArm, payload: payloads.Payload, request_id: str, at_ms: int
     ) -> None:
-        """The shadow arm answers the same request; its answer is logged, never returned."""
+        """The shadow arm answers the same request; its answer is logged (at the time of the
+        answer it shadows: the two are one answer's pair), never returned."""
         started = time.perf_counter()
         try:
             predicted, proba, inputs = await self._score(served, payload)
@@ -249,7 +250,8 @@ class ServingApp:
             return
         seconds = time.perf_counter() - started
         self.metrics.observe(deployment, served.version.version, served.arm.name, seconds, predicted, proba)
-        await self.log.append(self._chunk(request_id, deployment, served, seconds, inputs, predicted, proba))
+        chunk = self._chunk(request_id, deployment, served, seconds, inputs, predicted, proba, at_ms)
+        await self.log.append(chunk)
 
     def _sticky_key(
         self, state: RoutingState, scope: Scope, payload: payloads.Payload
