@@ -76,7 +76,10 @@ class SqlRegistryStore:
         try:
             self._db.write(work)
         except IntegrityError:
-            raise AlreadyExists(f"registered model {name!r} already exists") from None
+            raise AlreadyExists(
+                f"model name {name!r} is taken: model names are one namespace across projects (so that "
+                f"models:/{name} names one model everywhere); choose another"
+            ) from None
         return self.get_model(name)
 
     def get_model(self, name: str) -> RegisteredModel:
