@@ -178,7 +178,9 @@ def test_models_belong_to_a_project_whose_roles_govern_them(store: MetadataStore
     # names are one namespace, so a taken one is refused: that it is taken is all it says
     with pytest.raises(AlreadyExists, match="is taken") as taken:
         dora.create_model("fraud-model")
-    assert "project" not in str(taken.value).replace("across projects", "") and "fiona" not in str(taken.value)
+    assert "project" not in str(taken.value).replace("across projects", "") and "fiona" not in str(
+        taken.value
+    )
 
     # within the project, roles rank as everywhere: an editor registers, a maintainer promotes
     with pytest.raises(PermissionDenied, match="fiona is editor on project 'fraud'; this needs maintainer"):

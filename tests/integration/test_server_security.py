@@ -348,3 +348,24 @@ def test_ids_beyond_int64_are_bad_input_or_unknown_never_a_crash(team: Team) -> 
         assert client.get(f"/api/v1/experiments/{huge}").status_code == 422
     with pytest.raises(NotFound, match=f"experiment {huge} does not exist"):
         team.backends.services(local_owner()).tracking.get_experiment(huge)
+
+
+def test_an_unexpected_error_is_a_json_500_on_a_connection_that_stays_open(
+    store: MetadataStore, blobs: BlobStore
+) -> None:
+    with team_server(store, blobs) as team:
+        store.db.write(lambda conn: conn.execute(text("DROP TABLE audit_log")))  # a store gone wrong
+        address = urlparse(team.url)
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+        connection.request(
+            "GET", "/api/v1/audit", headers={"Authorization": f"Bearer {team.tokens['admin']}"}
+        )
+        failed = connection.getresponse()
+        error = json.loads(failed.read())["error"]
+        assert (
+            failed.status == 500 and error["code"] == "internal" and "see the server log" in error["message"]
+        )
+        kept = connection.sock
+        connection.request("GET", "/health")  # on the same keep-alive connection
+        assert connection.getresponse().status == 200 and connection.sock is kept
+        connection.close()

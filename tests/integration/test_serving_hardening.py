@@ -4,10 +4,13 @@ feedback that used to poison the prediction log."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -24,6 +27,7 @@ from loopline.predictions.reports import deployment_report
 from loopline.predictions.window import read_window
 from loopline.serving.http import HttpError
 from loopline.serving.payloads import PARQUET, Limits, parse
+from loopline.serving.runtime import ServingOptions
 from loopline.specs.monitor import WindowSpec
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
@@ -222,3 +226,31 @@ def test_duplicate_column_names_are_bad_input(server: RunningServer) -> None:
         parquet = client.post(PREDICT, content=sink.getvalue(), headers={"content-type": PARQUET[0]})
         assert parquet.status_code == 422 and "more than once" in parquet.json()["error"]
         assert client.get("/health").status_code == 200
+
+
+class Unanswerable:
+    """A model whose predictions are no JSON value: a bug in the model, met after scoring."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.full(len(frame), 1 + 2j)
+
+
+def test_an_unexpected_error_is_a_500_on_a_connection_that_stays_open(
+    tracker: Tracker, backends: Backends
+) -> None:
+    with tracker.start_run("odd") as run:
+        run.log_model(Unanswerable(), "odd")  # no example: its output has no signature type
+    backends.services(local_owner()).deployments.create("odd", TrafficPolicy.single("models:/odd/1"))
+    with running_server(backends, ("odd",), ServingOptions(refresh_interval=0.2, trust=True)) as running:
+        address = urlparse(running.url)
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+        connection.request(
+            "POST", "/v1/deployments/odd/predict", json.dumps({"records": [{"x": 1.0}]}),
+            {"Content-Type": "application/json"},
+        )  # fmt: skip
+        failed = connection.getresponse()
+        assert failed.status == 500 and "internal error" in json.loads(failed.read())["error"]
+        kept = connection.sock
+        connection.request("GET", "/health")
+        assert connection.getresponse().status == 200 and connection.sock is kept
+        connection.close()

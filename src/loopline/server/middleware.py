@@ -1,14 +1,18 @@
-"""The guard in front of every route: body size limits and no state change from browser forms."""
+"""The guard in front of every route: body size limits, no state change from browser forms,
+and a JSON 500 for what nothing else caught."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopline.server.encoding import error_response
 from loopline.server.options import ServerOptions
+
+log = logging.getLogger(__name__)
 
 
 class BodyTooLarge(Exception):
@@ -22,7 +26,10 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text
 class RequestGuard:
     """Body size limits (413), counted as the body streams as well as from Content-Length, and
     no state change from a browser form (415): a cross-site form can send neither JSON nor
-    the token header without the browser asking first."""
+    the token header without the browser asking first.
+
+    An unexpected exception is answered here with a JSON 500 and not raised further: raised
+    to the server, it would make it close the client's keep-alive connection."""
 
     def __init__(self, app: ASGIApp, options: ServerOptions) -> None:
         self.app = app
@@ -49,7 +56,7 @@ class RequestGuard:
             await _too_large(limit)(scope, receive, send)
             return
         seen = 0
-        exceeded = False
+        exceeded = started = False
 
         async def counted() -> Message:
             nonlocal seen, exceeded
@@ -61,11 +68,21 @@ class RequestGuard:
             return message
 
         async def guarded_send(message: Message) -> None:
+            nonlocal started
             if not exceeded:  # once the body is too large, the app's own answer is replaced
+                started = started or message["type"] == "http.response.start"
                 await send(message)
 
-        with contextlib.suppress(BodyTooLarge):
-            await self.app(scope, counted, guarded_send)
+        try:
+            with contextlib.suppress(BodyTooLarge):
+                await self.app(scope, counted, guarded_send)
+        except Exception as exc:
+            if started:  # half an answer is out: only closing the connection can tell the client
+                raise
+            log.exception("unexpected error on %s %s", method, path)
+            message = f"internal error ({type(exc).__name__}); see the server log"
+            await error_response(500, "internal", message)(scope, receive, send)
+            return
         if exceeded:
             await _too_large(limit)(scope, receive, send)
 

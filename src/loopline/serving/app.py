@@ -10,6 +10,7 @@ of requests a second, measured in benchmarks/).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import re
@@ -95,6 +96,11 @@ class ServingApp:
                 name = match["name"] if match and match["name"] in self.runtimes else ""
                 self.metrics.errors.labels(name, str(error.status)).inc()
                 await respond_error(send, error)
+        except Exception:  # answered here: raised to the server, it would close the connection
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            self.metrics.errors.labels("", "500").inc()
+            with contextlib.suppress(RuntimeError):  # the answer had begun: nothing more to say
+                await respond_error(send, HttpError(500, "internal error; see the server log"))
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
