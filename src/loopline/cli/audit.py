@@ -63,11 +63,9 @@ def verify(
     result = _trail(ctx).verify(anchor=anchor)
     console = Console(soft_wrap=True)
     if result.intact:
-        console.print(f"audit trail intact: {result.entries} entries, head {result.head}")
         if result.unsealed:  # no key's seal: only an anchor proves these were not rewritten
-            console.print(
-                f"{result.unsealed} of them unsealed: configure LOOPLINE_AUDIT_KEYS to seal entries"
-            )
+            console.print(f"{result.unsealed} entries unsealed: configure LOOPLINE_AUDIT_KEYS to seal them")
+        console.print(f"audit trail intact: {result.entries} entries, head {result.head}")  # the head last
         return
     console.print(f"[red]audit trail broken[/] ({result.entries} entries checked):")
     for problem in result.problems:

@@ -87,5 +87,6 @@ def handle_errors(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
     # Any other exception is answered by the RequestGuard middleware, which keeps the
     # connection open (a handler here would answer, then re-raise to the server).

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 metadata = MetaData(
@@ -560,6 +561,8 @@ users = Table(
     Column("disabled", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+# `alice` and `ALICE` are one name: two concurrent creations cannot both pass the service's check.
+Index("uq_users_lower_name", func.lower(users.c.name), unique=True)
 
 # Tokens are random and long, so a plain sha256 of them is safe to store and fast to look up.
 api_tokens = Table(

@@ -1,6 +1,8 @@
 """Runs can send heartbeats, so that a janitor can end the ones whose process died; data
 validations are records the validation service writes, which the promotion gate reads;
-audit entries name the key that sealed them (NULL: none, as every entry so far).
+audit entries name the key that sealed them (NULL: none, as every entry so far); user
+names are unique whatever their case (the upgrade stops, naming them, if two differ only
+in case: an administrator renames one first).
 
 Revision ID: 0009
 Revises: 0008
@@ -37,9 +39,22 @@ def upgrade() -> None:
     op.create_index(op.f("ix_data_validations_run_pk"), "data_validations", ["run_pk"])
     with op.batch_alter_table("audit_log") as batch:
         batch.add_column(sa.Column("key_id", sa.String(32), nullable=True))
+    twins = (
+        op.get_bind()
+        .execute(sa.text("SELECT lower(name) FROM users GROUP BY lower(name) HAVING count(*) > 1"))
+        .scalars()
+        .all()
+    )
+    if twins:
+        raise RuntimeError(
+            f"user names that differ only in case: {', '.join(twins)}; rename all but one of each "
+            "(UPDATE users SET name = ...) and open the store again"
+        )
+    op.create_index("uq_users_lower_name", "users", [sa.text("lower(name)")], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("uq_users_lower_name", table_name="users")
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_column("key_id")
     op.drop_index(op.f("ix_data_validations_run_pk"), table_name="data_validations")
