@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +105,17 @@ def test_a_failed_local_write_leaves_no_temporary_file_and_no_blob(tmp_path: Pat
         store.put_file(tmp_path / "missing-source")
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
     assert not (tmp_path / "blobs" / "blobs").exists()
+
+
+def test_partial_blobs_left_by_killed_writers_are_removed_once_stale(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    leftovers = tmp_path / "blobs" / "tmp"
+    (leftovers / "tmpdead").write_bytes(b"x" * 1000)  # a writer killed seven hours ago
+    os.utime(leftovers / "tmpdead", (time.time() - 7 * 3600,) * 2)
+    (leftovers / "tmplive").write_bytes(b"y")  # a write under way
+    assert store.remove_stale_temporaries() == 1
+    assert [p.name for p in leftovers.iterdir()] == ["tmplive"]
+    assert store.put_bytes(b"still works").size == 11
 
 
 def test_parquet_tables_on_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

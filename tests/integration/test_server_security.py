@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import http.client
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -369,3 +371,15 @@ def test_an_unexpected_error_is_a_json_500_on_a_connection_that_stays_open(
         connection.request("GET", "/health")  # on the same keep-alive connection
         assert connection.getresponse().status == 200 and connection.sock is kept
         connection.close()
+
+
+def test_bodies_a_killed_server_was_receiving_are_removed_once_stale(team: Team) -> None:
+    team.staging.mkdir(parents=True, exist_ok=True)
+    dead, live = team.staging / "body-dead", team.staging / "body-live"
+    dead.write_bytes(b"x" * 1000)
+    os.utime(dead, (time.time() - 2 * 86_400,) * 2)
+    live.write_bytes(b"y")
+    with team.client("alice") as client:
+        assert client.post("/api/v1/uploads").status_code == 201
+    assert not dead.exists() and live.exists()
+    live.unlink()

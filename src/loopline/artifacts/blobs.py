@@ -7,9 +7,11 @@ what they return and fail loudly on a mismatch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import IO, Any
 from loopline.core.errors import ArtifactCorrupted, InvalidInput, NotFound
 
 _CHUNK = 1 << 20
+STALE_TEMPORARY_S = 6 * 3600  # as long as a registration may stay PENDING
 _DIGEST_HEX = frozenset("0123456789abcdef")
 
 
@@ -70,6 +73,19 @@ class BlobStore:
                 self._fs.put_file(os.fspath(source), self._path(blob.digest))
             return blob
         return self._write_local(lambda out: _read_file(source, copy_to=out))  # copy and hash in one pass
+
+    def remove_stale_temporaries(self, older_than_s: float = STALE_TEMPORARY_S) -> int:
+        """Remove the partial blobs that processes killed mid-write left behind (untouched for
+        `older_than_s`; a write in progress keeps touching its file); returns how many."""
+        if not self._local:
+            return 0  # object stores write whole objects: nothing partial is left
+        cutoff, removed = time.time() - older_than_s, 0
+        for path in Path(self._root, "tmp").iterdir():
+            with contextlib.suppress(OSError):  # gone meanwhile, or renamed into place
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def _write_local(self, fill: Callable[[IO[bytes]], Blob]) -> Blob:
         """Fill a temporary file, then rename it to its digest: readers never see half a blob."""

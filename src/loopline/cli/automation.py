@@ -173,11 +173,13 @@ def worker(
         )
     backends = context.backends
     services, run_job = worker_services(context.settings, backends)
-    # on every tick: decide canaries, end runs and fail registrations whose process died
+    # on every tick: decide canaries; end runs, fail registrations and remove partial blobs
+    # whose process died
     periodic: list[Callable[[], object]] = [
         services.loops.advance_all,
         services.tracking.end_silent_runs,
         services.registry.fail_abandoned_versions,
+        backends.blobs.remove_stale_temporaries,
     ]
     runner = Worker(backends.store, run_job, WorkerOptions(lease, poll), periodic=periodic)
     if once:

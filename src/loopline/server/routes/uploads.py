@@ -78,14 +78,17 @@ def discard_upload(files: Path) -> None:
 
 
 def _remove_stale(staging: Path) -> None:
-    root = staging / "uploads"
-    if not root.is_dir():
-        return
+    """Uploads never used, and bodies a killed server was receiving, after a day."""
     cutoff = time.time() - _MAX_AGE_S
-    for folder in root.iterdir():
+    root = staging / "uploads"
+    for folder in root.iterdir() if root.is_dir() else ():
         with contextlib.suppress(OSError):
             if folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
+    for body in staging.glob("body-*"):
+        with contextlib.suppress(OSError):
+            if body.stat().st_mtime < cutoff:
+                body.unlink()
 
 
 DATA_FILE = "data.parquet"
