@@ -5,32 +5,71 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from loopline.cli import (
-    access,
-    audit,
-    automation,
-    checks,
-    datasets,
-    db,
-    deployments,
-    experiments,
-    lineage,
-    loop,
-    models,
-    monitor,
-    pipelines,
-    runs,
-    serve,
-    server,
-)
 from loopline.cli.context import CliContext
+from loopline.cli.lazy import Lazy, LazyGroup
 from loopline.core.errors import LooplineError
 from loopline.wiring.settings import Settings
+
+
+def _group(module: str, help: str, attribute: str = "app") -> Lazy:
+    return Lazy(f"loopline.cli.{module}", attribute, help)
+
+
+class Commands(LazyGroup):
+    """Every command but `demo`, imported when it runs (a test keeps the helps true)."""
+
+    lazy: ClassVar[dict[str, Lazy]] = {
+        "experiments": _group("experiments", "Create and list experiments."),
+        "runs": _group("runs", "Search, inspect, compare and delete runs."),
+        "models": _group("models", "Registered models: versions, aliases, promotion, cards."),
+        "deployments": _group(
+            "deployments", "Deployments: named endpoints with traffic policies over model versions."
+        ),
+        "datasets": _group("datasets", "Datasets: versions by content, schemas, profiles, diffs."),
+        # checks of any data; `datasets` holds the stored versions
+        "data": _group(
+            "checks", "Check data (files or dataset versions): infer a contract, validate, detect drift."
+        ),
+        "monitor": _group(
+            "monitor", "Monitors: drift, performance, latency and errors of deployments; alerts."
+        ),
+        "pipelines": _group("pipelines", "Pipelines: steps with caching, retries and timeouts; their runs."),
+        "schedules": _group("automation", "Cron schedules (UTC) of pipelines and monitors.", "schedules"),
+        "triggers": _group(
+            "automation", "Triggers: run a pipeline when a monitor opens an alert.", "triggers"
+        ),
+        "jobs": _group("automation", "Jobs that workers ran, run or will run.", "jobs"),
+        "loop": _group("loop", "The closed loop: retrain, canary, promote or roll back."),
+        "audit": _group("audit", "The tamper-evident audit trail of every change."),
+        "users": _group("access", "Users of a shared loopline.", "users"),
+        "tokens": _group("access", "API tokens: shown once, stored only as a hash.", "tokens"),
+        "members": _group("access", "Roles per project: viewer, editor, maintainer, owner.", "members"),
+        "db": _group("db", "Manage the metadata database."),
+        "lineage": _group(
+            "lineage", "Where a model version, run or dataset came from and what was made from it.", "lineage"
+        ),
+        "serve": _group("serve", "Serve model predictions over HTTP.", "serve"),
+        "server": _group(
+            "server",
+            "Serve the REST API (/api/v1, OpenAPI at /openapi.json) for many users with tokens.",
+            "server",
+        ),
+        "predict": _group(
+            "serve", "Score a file with a model version, in chunks, with a progress bar.", "predict"
+        ),
+        "worker": _group(
+            "automation",
+            "Run due schedules, monitors and triggered pipelines until stopped (Ctrl-C, SIGTERM).",
+            "worker",
+        ),
+    }
+
 
 app = typer.Typer(
     name="loopline",
@@ -38,29 +77,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Commands,
 )
-app.add_typer(experiments.app, name="experiments")
-app.add_typer(runs.app, name="runs")
-app.add_typer(models.app, name="models")
-app.add_typer(deployments.app, name="deployments")
-app.add_typer(datasets.app, name="datasets")
-app.add_typer(checks.app, name="data")  # checks of any data; `datasets`: the stored versions
-app.add_typer(monitor.app, name="monitor")
-app.add_typer(pipelines.app, name="pipelines")
-app.add_typer(automation.schedules, name="schedules")
-app.add_typer(automation.triggers, name="triggers")
-app.add_typer(automation.jobs, name="jobs")
-app.add_typer(loop.app, name="loop")
-app.add_typer(audit.app, name="audit")
-app.add_typer(access.users, name="users")
-app.add_typer(access.tokens, name="tokens")
-app.add_typer(access.members, name="members")
-app.add_typer(db.app, name="db")
-app.command("lineage")(lineage.lineage)
-app.command("serve")(serve.serve)
-app.command("server")(server.server)
-app.command("predict")(serve.predict)
-app.command("worker")(automation.worker)
 
 
 @app.callback()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.artifacts import BlobStore, destination
 from loopline.core.access import AliasRequest, Role
@@ -28,10 +28,10 @@ from loopline.core.validation import check_key, check_tag_value
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.lineage import LineageService
-from loopline.models import LoadedModel, ModelMetadata, load_version, read_metadata
-from loopline.models.flavors import LoadOptions
-from loopline.models.package import METADATA_FILE, verify_files
 from loopline.store import MetadataStore, atomic
+
+if TYPE_CHECKING:  # models (pandas, the flavors) are imported where a model is read or loaded
+    from loopline.models import LoadedModel, ModelMetadata
 
 ABANDONED_AFTER_S = 6 * 3600.0  # a registration still PENDING this long has died
 
@@ -148,6 +148,8 @@ class RegistryService:
         process dies it stays PENDING. Neither can be loaded."""
         if run_id is not None:
             self._access.require_run(run_id, Role.EDITOR)
+        from loopline.models.package import read_metadata, verify_files
+
         metadata = read_metadata(directory)
         try:
             verify_files(directory, metadata)
@@ -186,6 +188,8 @@ class RegistryService:
         run_metrics: Mapping[str, float],
     ) -> ModelVersion:  # fmt: skip
         """The version READY, its lineage and its audit entry, in the caller's transaction."""
+        from loopline.models.package import METADATA_FILE
+
         digest = files[METADATA_FILE][0]
         self._store.registry.finish_version(model, version, files, digest, now_ms(), run_metrics)
         if run_id is not None:
@@ -195,6 +199,8 @@ class RegistryService:
         return registered
 
     def _store_files(self, directory: Path, metadata: ModelMetadata) -> dict[str, tuple[str, int]]:
+        from loopline.models.package import METADATA_FILE
+
         stored = {}
         for path in [*metadata.files, METADATA_FILE]:
             blob = self._blobs.put_file(directory / path)
@@ -285,6 +291,9 @@ class RegistryService:
         onnx: bool = False,
     ) -> LoadedModel:
         """Load a model version for prediction. Every file is verified before it is read."""
+        from loopline.models import load_version
+        from loopline.models.flavors import LoadOptions
+
         options = LoadOptions(
             trust=trust, trusted_types=tuple(trusted_types), module_factory=module_factory, onnx=onnx
         )

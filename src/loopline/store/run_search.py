@@ -28,7 +28,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import aliased
 
 from loopline.core.errors import InvalidInput
 from loopline.core.search import And, Comparison, Expr, Field, Or, OrderKey
@@ -41,7 +40,7 @@ _NOT_NULL_ATTRIBUTES = frozenset({"run_id", "run_name", "status", "start_time", 
 _DEFAULT_ORDER = (OrderKey(Field("attribute", "start_time"), descending=True),)
 
 
-_parent = aliased(runs, name="parent")
+_parent = runs.alias("parent")
 _PARENT_ID = select(_parent.c.id).where(_parent.c.pk == runs.c.parent_pk).scalar_subquery()
 
 
@@ -49,7 +48,7 @@ _PARENT_ID = select(_parent.c.id).where(_parent.c.pk == runs.c.parent_pk).scalar
 def _joined_table(entity: str, position: int) -> FromClause:
     """The `position`-th joined key/value table of a search. Shared between searches: an alias
     builds its column collection on first use, which cost more than the rest of the statement."""
-    return aliased(_TABLES[entity], name=f"{entity}_{position}")
+    return _TABLES[entity].alias(f"{entity}_{position}")
 
 
 def _attribute_column(key: str) -> ColumnElement[Any]:

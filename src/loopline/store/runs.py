@@ -22,7 +22,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.orm import aliased
 
 from loopline.core.datasets import DataValidation
 from loopline.core.entities import Run, RunPage, RunStatus, Source
@@ -57,7 +56,7 @@ class RunKeys:
         self._cache[run_id] = pk
 
 
-_parent = aliased(runs)
+_parent = runs.alias()
 _RUN_SOURCE = runs.outerjoin(_parent, _parent.c.pk == runs.c.parent_pk)
 _RUN_FIELDS = (
     runs.c.pk, runs.c.id, runs.c.experiment_id, runs.c.name, runs.c.status, runs.c.start_time,

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from loopline.artifacts import BlobStore
-from loopline.artifacts.tables import TableArea
 from loopline.core.audit import AuditKeys
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
@@ -17,6 +16,7 @@ from loopline.store import MetadataStore, open_metadata_store
 from loopline.wiring.settings import Settings
 
 if TYPE_CHECKING:
+    from loopline.artifacts.tables import TableArea
     from loopline.automation.loops import RunPipeline
     from loopline.wiring.local import LocalServices
 
@@ -39,6 +39,8 @@ class Backends:
     @property
     def tables(self) -> TableArea:
         """Parquet tables (prediction logs, feedback) beside the blobs."""
+        from loopline.artifacts.tables import TableArea
+
         return TableArea(f"{self.blobs.url.rstrip('/')}/tables", self.blobs.storage_options)
 
     def close(self) -> None:

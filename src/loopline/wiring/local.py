@@ -12,11 +12,8 @@ from loopline.governance.access import AccessService
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.lineage import LineageService
-from loopline.registry.evaluation import EvaluationService
-from loopline.registry.promotion import PromotionService
 from loopline.registry.service import RegistryService
 from loopline.services import Services
-from loopline.serving.deployments import DeploymentService
 from loopline.tracking.service import TrackingService
 
 if TYPE_CHECKING:
@@ -24,6 +21,9 @@ if TYPE_CHECKING:
     from loopline.automation.service import AutomationService
     from loopline.data.datasets import DatasetService
     from loopline.monitoring.service import MonitorService
+    from loopline.registry.evaluation import EvaluationService
+    from loopline.registry.promotion import PromotionService
+    from loopline.serving.deployments import DeploymentService
     from loopline.wiring.backends import Backends
 
 
@@ -80,10 +80,14 @@ class LocalServices(Services):
 
     @cached_property
     def evaluations(self) -> EvaluationService:
+        from loopline.registry.evaluation import EvaluationService
+
         return EvaluationService(self._store, self._blobs, registry=self.registry, lineage=self.lineage)
 
     @cached_property
     def promotion(self) -> PromotionService:
+        from loopline.registry.promotion import PromotionService
+
         return PromotionService(
             self._store,
             registry=self.registry,
@@ -94,6 +98,8 @@ class LocalServices(Services):
 
     @cached_property
     def deployments(self) -> DeploymentService:
+        from loopline.serving.deployments import DeploymentService
+
         return DeploymentService(
             self._store,
             self.backends.tables, registry=self.registry, authorizer=self.authorizer, audit=self.audit,
