@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -395,3 +397,19 @@ def test_honest_forests_and_boosted_trees_pass_the_tree_check(
         directory = tmp_path / str(i)
         save_model(model.fit(x, y), directory, input_example=x.head())
         assert load_model_dir(directory).predict(x.head(5)).shape == (5, 1)
+
+
+def test_loading_a_scikit_learn_model_does_not_import_torch() -> None:
+    """skops lists scikit-learn's estimators on import, walking every subpackage, the torch
+    shim included: a second of importing torch that a scikit-learn model never needed."""
+    probe = """
+import sys
+from loopline.models.flavors.sklearn import _skops_io
+assert "torch" not in sys.modules
+_skops_io()
+print("torch" in sys.modules)
+import sklearn.externals.array_api_compat.torch  # still importable when wanted
+print("torch" in sys.modules)
+"""
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.split() == ["False", "True"]

@@ -8,6 +8,8 @@ never read from the file being loaded. A caller can add types for custom estimat
 from __future__ import annotations
 
 import copy
+import importlib.abc
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -141,27 +143,57 @@ class SklearnFlavor:
         return isinstance(model, BaseEstimator)
 
     def save(self, model: Any, directory: Path, input_example: Any) -> SavedModel:
-        import skops.io
-
-        skops.io.dump(model, directory / FILE)
-        untrusted = sorted(set(skops.io.get_untrusted_types(file=directory / FILE)) - set(TRUSTED_TYPES))
+        skops_io = _skops_io()
+        skops_io.dump(model, directory / FILE)
+        untrusted = sorted(set(skops_io.get_untrusted_types(file=directory / FILE)) - set(TRUSTED_TYPES))
         # Recorded to warn readers of the model card; never used to decide what to trust.
         return SavedModel(
             options={"file": FILE, "types_needing_trust": untrusted}, classes=_SklearnPredictor(model).classes
         )
 
     def load(self, directory: Path, options: Mapping[str, Any], load: LoadOptions) -> Predictor:
-        import skops.io
+        skops_io = _skops_io()
         from skops.io.exceptions import UntrustedTypesFoundException
 
         trusted = [*TRUSTED_TYPES, *load.trusted_types]
         try:
-            model = skops.io.load(directory / FILE, trusted=trusted)
+            model = skops_io.load(directory / FILE, trusted=trusted)
         except UntrustedTypesFoundException as exc:
-            found = sorted(set(skops.io.get_untrusted_types(file=directory / FILE)) - set(trusted))
+            found = sorted(set(skops_io.get_untrusted_types(file=directory / FILE)) - set(trusted))
             raise UntrustedModel(
                 f"the scikit-learn model contains types loopline does not trust: {found}. Review them, then "
                 "pass trusted_types=[...] naming them to load it"
             ) from exc
         check_trees(model)
         return _SklearnPredictor(model)
+
+
+class _SkipTorchShim(importlib.abc.MetaPathFinder):
+    """Refuses scikit-learn's array-API shim for PyTorch, which imports torch (about a second)."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == _TORCH_SHIM:
+            raise ImportError(f"{_TORCH_SHIM} is skipped while skops lists scikit-learn's estimators")
+        return None
+
+
+_TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+
+
+def _skops_io() -> Any:
+    """`skops.io`, imported without importing torch. On import, skops lists scikit-learn's
+    estimators, and `pkgutil.walk_packages` imports every subpackage on the way, the torch
+    shim included, even though the listing then skips it. Refused, the shim is passed over
+    (walk_packages ignores import errors), and it is still imported normally when scikit-learn
+    meets a torch tensor. When torch is loaded already it costs nothing and is let through."""
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    finder = _SkipTorchShim()
+    sys.meta_path.insert(0, finder)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(finder)
+    return skops.io
