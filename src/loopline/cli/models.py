@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -14,7 +14,11 @@ from loopline.cli.render import fmt, when
 from loopline.core.errors import InvalidInput
 from loopline.core.promotion import PromotionRefused
 from loopline.core.registry import ModelVersion
-from loopline.registry.policy import Policy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopline.registry.policy import Policy
 
 app = typer.Typer(help="Registered models: versions, aliases, promotion, cards.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print JSON.")
@@ -22,6 +26,8 @@ JSON = typer.Option(False, "--json", help="Print JSON.")
 
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV, Parquet or JSON-lines file as a DataFrame."""
+    import pandas as pd
+
     if not path.is_file():
         raise InvalidInput(f"data file {path} does not exist")
     suffix = path.suffix.lower()
@@ -123,7 +129,7 @@ def promote(
             name,
             version,
             alias,
-            policy=Policy.load(policy) if policy is not None else None,
+            policy=_policy(policy),
             data=frame,
             target=target,
             force_reason=reason if force else None,
@@ -295,3 +301,9 @@ def reject(ctx: typer.Context, request_id: int = typer.Argument(...), reason: st
     """Reject someone else's request: the alias stays."""
     request = cli_context(ctx).services.registry.reject(request_id, reason)
     Console().print(f"request {request.id} rejected; @{request.alias} of {request.model} stays")
+
+
+def _policy(path: Path | None) -> Policy | None:
+    from loopline.registry.policy import Policy
+
+    return None if path is None else Policy.load(path)
