@@ -39,6 +39,9 @@ def test_experiments_create_and_list(cli: Invoke) -> None:
     assert [(e["name"], e["description"]) for e in json.loads(out)] == [("churn", "who leaves")]
     code, out, _ = cli("experiments", "list")
     assert "churn" in out and "who leaves" in out
+    long = "customers who leave within ninety days of their first invoice, by region"
+    cli("experiments", "create", "long", "--description", long)
+    assert long in cli("experiments", "list")[1]  # written to a pipe: never cut to 80 columns
 
 
 @pytest.mark.usefixtures("filled")

@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from loopline.artifacts import BlobStore
 from loopline.artifacts.tables import TableArea
 from loopline.core.errors import InvalidInput
 from loopline.core.traffic import TrafficPolicy
+from loopline.predictions.reports import deployment_report
 from loopline.serving.deployments import DeploymentService
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
@@ -257,3 +260,31 @@ def test_a_slow_model_times_out_with_504_and_the_server_keeps_answering(
         fast = client.post(PREDICT, json={"records": _records()})
     assert slow.status_code == 504 and "within 0.5 s" in slow.json()["error"]
     assert fast.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "classes"),
+    [("text", ["no", "yes"]), ("boolean", [False, True]), ("numerals", ["0", "1"])],
+)
+def test_classifiers_with_any_kind_of_class_label_are_served_and_logged(
+    tracker: Tracker, deployments: DeploymentService, backends: Backends, name: str, classes: list[object]
+) -> None:
+    features, target = cancer_data()
+    labels = np.array(classes)[target.to_numpy()]
+    with tracker.start_run("labels") as run:
+        model = LogisticRegression(max_iter=5000).fit(features, labels)
+        run.log_model(model, name, input_example=features.head())
+    deployments.create(name, TrafficPolicy.single(f"models:/{name}/1"))
+    with running_server(backends, (name,)) as server, server.client() as client:
+        answer = client.post(f"/v1/deployments/{name}/predict", json={"records": _records(3)})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["predictions"] == list(model.predict(features.head(3)))
+        assert body["classes"] == list(model.classes_)
+        feedback = [{"request_id": body["request_id"], "label": body["predictions"][0]}]
+        assert client.post(f"/v1/deployments/{name}/feedback", json={"labels": feedback}).status_code == 202
+    assert server.app.log.errors == []  # type: ignore[attr-defined]
+    log = backends.tables.read("predictions", [("deployment", name)]).to_pandas()
+    assert [str(p) for p in log["prediction"]] == [str(p) for p in body["predictions"]]
+    (arm,) = deployment_report(backends.tables, name, TrafficPolicy.single(f"models:/{name}/1")).arms
+    assert (arm.labelled, arm.accuracy) == (1, 1.0)

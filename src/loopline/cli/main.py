@@ -107,9 +107,16 @@ def demo(ctx: typer.Context) -> None:
     run_demo(cli_context(ctx).settings, Console(soft_wrap=True))
 
 
+PIPED_WIDTH = 1000  # rich reads COLUMNS when it sizes a console
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run one command; domain errors become one line on stderr and a non-zero exit code."""
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    # Written to a pipe or a file, tables are as wide as their cells, never cut to 80 columns.
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    if piped:
+        os.environ["COLUMNS"] = str(PIPED_WIDTH)
     try:
         app(args=argv, prog_name="loopline")  # usage errors and --help exit through SystemExit
     except SystemExit as exit_:
@@ -125,6 +132,9 @@ def run(argv: list[str] | None = None) -> int:
         message = escape(f"{type(exc).__name__}: {exc}")
         errors.print(f"[red]internal error:[/red] {message} (LOOPLINE_DEBUG=1 shows a traceback)")
         return 70
+    finally:
+        if piped:
+            del os.environ["COLUMNS"]
     return 0
 
 

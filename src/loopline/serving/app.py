@@ -172,7 +172,7 @@ class ServingApp:
             "arm": served.arm.name,
             "model": version.uri,
             "version": version.version,
-            "predictions": predicted,
+            "predictions": _json_ready(predicted),
         }
         if proba is not None:
             answer["probabilities"] = proba
@@ -361,3 +361,11 @@ class ServingApp:
         for runtime in self.runtimes.values():
             await runtime.close()
         await self.log.close()
+
+
+def _json_ready(values: Any) -> Any:
+    """Predictions as orjson can write them: numeric and boolean arrays as they are (fast),
+    class labels of text or objects as a list."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "OUS":
+        return values.tolist()
+    return values
