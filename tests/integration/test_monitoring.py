@@ -117,6 +117,7 @@ def test_a_monitor_sees_drift_performance_latency_and_errors(
     assert abs(values["est.accuracy"] - values["perf.accuracy"]) < 0.05
     assert values["drift.prediction"] is not None and values["drift.label"] is not None
     assert not first.opened and Hook.received == []
+    assert first.run.details["warnings"] == []  # the log's own columns are not inputs
 
     shifted = features.sample(300, random_state=2)
     for column in [c for c in features.columns if c.startswith("mean")]:
@@ -150,6 +151,21 @@ def test_a_monitor_sees_drift_performance_latency_and_errors(
     assert "plotly" in html.lower() and "mean radius" in html and "inputs drifted" in html
     monitors.report_png("cancer-watch", tmp_path / "report.png", second.run.id)
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_window_reads_every_answered_row_whatever_arm_answered_it(backends: Backends) -> None:
+    deployments, monitors = (
+        backends.services(local_owner()).deployments,
+        backends.services(local_owner()).monitors,
+    )
+    monitors.create("watch", "cancer", "cancer-train", spec=MonitorSpec.parse({"window": {"rows": 1000}}))
+    features, _ = cancer_data()
+    send(backends, features.head(100))  # answered by the arm "main"
+    deployments.set_traffic("cancer", TrafficPolicy.shadow("models:/cancer/1", "models:/cancer/2"))
+    send(backends, features.head(50))  # answered by "primary", copied to "shadow"
+    deployments.set_traffic("cancer", TrafficPolicy.canary("models:/cancer/1", "models:/cancer/2", 50))
+    outcome = monitors.run("watch")  # the arms now are "stable" and "canary": none answered yet
+    assert outcome.run.rows == 150 and outcome.run.values["requests"] == 15  # shadow copies left out
 
 
 def test_windows_by_time_and_empty_windows(backends: Backends) -> None:

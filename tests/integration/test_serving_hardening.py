@@ -207,7 +207,7 @@ def test_labels_of_any_stored_type_are_read_back(tmp_path: Path) -> None:
         tables.append(FEEDBACK, partition, pa.table({
             "request_id": rows, "row": pa.array([0, 0], pa.int32()), "label": labels, "at_ms": [at + 10] * 2,
         }))  # fmt: skip
-    window = read_window(tables, "d", WindowSpec(rows=100), ["main"], at + 1_000)
+    window = read_window(tables, "d", WindowSpec(rows=100), at + 1_000)
     assert window.rows["label"].tolist() == ["1", "0", "1", "yes", "1.0", "0.0"]
     report = deployment_report(tables, "d", TrafficPolicy.single("models:/m/1"))
     assert report.arms[0].labelled == 6 and report.arms[0].accuracy == pytest.approx(3 / 6)

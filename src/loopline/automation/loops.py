@@ -23,6 +23,7 @@ from loopline.core.clock import now_ms
 from loopline.core.errors import ApprovalRequired, Conflict, InvalidInput
 from loopline.core.loops import Loop, LoopEvent, LoopState
 from loopline.core.registry import ModelVersion
+from loopline.core.traffic import TrafficPolicy
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.services import Datasets, Deployments, Promotion, Registry
@@ -157,7 +158,6 @@ class LoopService:
 
     def _retrain(self, policy: LoopPolicy) -> LoopEvent:
         from loopline.core.promotion import PromotionRefused
-        from loopline.core.traffic import TrafficPolicy
 
         if self._run_pipeline is None:
             raise InvalidInput("this loop service cannot run pipelines (give it run_pipeline)")
@@ -225,9 +225,10 @@ class LoopService:
                 f"reference dataset {policy.reference_dataset} has no column {policy.target!r}"
             )
         features = [c for c in reference.columns if c != policy.target]
-        arms = [a.name for a in self.deployments.policy(policy.deployment).arms]
+        history = [r.policy for r in self.deployments.revisions(policy.deployment)]
+        shadows = TrafficPolicy.shadow_arms(history, self.deployments.policy(policy.deployment))
         window = read_window(
-            self._tables, policy.deployment, WindowSpec(rows=policy.window_rows), arms, now_ms()
+            self._tables, policy.deployment, WindowSpec(rows=policy.window_rows), now_ms(), shadows
         )
         production = pd.DataFrame(columns=reference.columns)
         if not window.rows.empty and set(features) <= set(window.rows.columns):
@@ -313,7 +314,6 @@ class LoopService:
         return self._event(policy.deployment, "promoted", message, **evidence)
 
     def _serve_champion(self, policy: LoopPolicy, reason: str) -> None:
-        from loopline.core.traffic import TrafficPolicy
 
         self.deployments.set_traffic(
             policy.deployment, TrafficPolicy.single(f"models:/{policy.model}@champion"), reason

@@ -115,6 +115,14 @@ class TrafficPolicy:
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"traffic policy {dict(data)!r} is malformed: {exc}") from None
 
+    @staticmethod
+    def shadow_arms(history: Sequence[Mapping[str, Any]], current: TrafficPolicy) -> list[str]:
+        """The arms that shadowed in any of these policies (a deployment's revisions) and do
+        not answer now: their logged rows are copies of answered requests."""
+        answering = {a.name for a in current.answering_arms}
+        shadows = {arm.name for p in history if (arm := TrafficPolicy.from_dict(p).shadow_arm) is not None}
+        return sorted(shadows - answering)
+
     def describe(self) -> str:
         total = sum(a.weight for a in self.answering_arms)
         parts = [

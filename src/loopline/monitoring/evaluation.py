@@ -58,7 +58,7 @@ def evaluate_window(
     else:
         drift = detect_drift(
             reference.inputs,
-            frame,
+            frame[window.inputs],  # the log's own columns (ids, arm, latency...) are not inputs
             columns=columns,
             tests=spec.drift.tests,
             thresholds=spec.drift.thresholds,

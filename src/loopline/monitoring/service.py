@@ -21,6 +21,7 @@ from loopline.core.clock import now_ms
 from loopline.core.errors import AlreadyExists, InvalidInput
 from loopline.core.monitoring import Alert, Monitor, MonitorOutcome, MonitorRun
 from loopline.core.names import model_name
+from loopline.core.traffic import TrafficPolicy
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.monitoring.evaluation import evaluate_window
 from loopline.monitoring.notify import notifier_named, notify
@@ -159,8 +160,9 @@ class MonitorService:
         reference = self.reference(monitor)
         at = at_ms if at_ms is not None else now_ms()
         policy = self._deployments.policy(monitor.deployment)
-        arms = [a.name for a in policy.answering_arms]
-        window = read_window(self._tables, monitor.deployment, spec.window, arms, at)
+        history = [r.policy for r in self._deployments.revisions(monitor.deployment)]
+        shadows = TrafficPolicy.shadow_arms(history, policy)
+        window = read_window(self._tables, monitor.deployment, spec.window, at, shadows)
         values, details = evaluate_window(window, reference, spec)
         run = self._store.monitors.add_run(
             monitor.name, at, (window.start_ms, window.end_ms), len(window.rows), values, details

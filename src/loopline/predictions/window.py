@@ -39,10 +39,11 @@ class Window:
 
 
 def read_window(
-    tables: TableArea, deployment: str, spec: WindowSpec, arms: Sequence[str], now_ms: int
+    tables: TableArea, deployment: str, spec: WindowSpec, now_ms: int, shadows: Sequence[str] = ()
 ) -> Window:
-    """The window `spec` of the log as of `now_ms`: the rows the `arms` answered, each with its
-    newest label, and the errors of the same span."""
+    """The window `spec` of the log as of `now_ms`: every answered row, whichever arm answered
+    it (policies change), each with its newest label, and the errors of the same span. Rows
+    of the `shadows` arms are left out: they copy requests another arm answered."""
     since_ms = now_ms - int((spec.hours or 0) * 3_600_000) if spec.rows is None else None
     empty = Window(pd.DataFrame(), since_ms, now_ms, 0, 0, np.zeros(0), [], [])
     first_day = _first_day(tables, deployment, spec.rows) if spec.rows is not None else since_ms
@@ -51,9 +52,10 @@ def read_window(
     reader = LogReader(tables, deployment, first_day)
     con = reader.connect()
     try:
-        marks = ", ".join("?" for _ in arms)
-        where = f"arm IN ({marks})" + (" AND at_ms >= ?" if since_ms is not None else "")
-        params: list[Any] = [*arms] + ([since_ms] if since_ms is not None else [])
+        marks = ", ".join("?" for _ in shadows)
+        answered = f"(arm NOT IN ({marks}) OR arm IS NULL)" if shadows else "true"
+        where = answered + (" AND at_ms >= ?" if since_ms is not None else "")
+        params: list[Any] = [*shadows] + ([since_ms] if since_ms is not None else [])
         limit = f"LIMIT {int(spec.rows)}" if spec.rows is not None else ""
         frame = con.execute(
             f"""SELECT w.*, l.label FROM (
@@ -68,9 +70,8 @@ def read_window(
             return empty
         start, end = int(frame["at_ms"].min()), int(frame["at_ms"].max())
         errors = con.execute(  # refusals up to now count
-            f"""SELECT count(*) FROM {ERRORS}
-                WHERE at_ms BETWEEN ? AND ? AND (arm IN ({marks}) OR arm IS NULL)""",
-            [start, now_ms, *arms],
+            f"""SELECT count(*) FROM {ERRORS} WHERE at_ms BETWEEN ? AND ? AND {answered}""",
+            [start, now_ms, *shadows],
         ).fetchone()
     finally:
         con.close()
