@@ -17,6 +17,7 @@ import pytest
 from loopline.artifacts import BlobStore
 from loopline.core.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.core.traffic import TrafficPolicy
+from loopline.monitoring.evaluation import monitored_values
 from loopline.specs.monitor import MonitorSpec
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
@@ -118,6 +119,7 @@ def test_a_monitor_sees_drift_performance_latency_and_errors(
     assert values["drift.prediction"] is not None and values["drift.label"] is not None
     assert not first.opened and Hook.received == []
     assert first.run.details["warnings"] == []  # the log's own columns are not inputs
+    assert set(values) <= set(monitored_values(reference))  # what alerts may name, in one place
 
     shifted = features.sample(300, random_state=2)
     for column in [c for c in features.columns if c.startswith("mean")]:
@@ -199,6 +201,14 @@ def test_monitor_definitions_are_checked(backends: Backends) -> None:
         MonitorSpec.parse({"window": {"rows": 5, "hours": 1}})
     with pytest.raises(InvalidInput, match="a webhook needs a url"):
         MonitorSpec.parse({"notify": [{"type": "webhook"}]})
+    typo = MonitorSpec.parse({"alerts": [{"name": "drifting", "value": "drift.shar", "above": 0.3}]})
+    with pytest.raises(
+        InvalidInput, match=r"'drift\.shar', which this monitor does not produce; did you mean 'drift\.share'"
+    ):
+        monitors.create("typo", "cancer", "cancer-train", spec=typo)
+    unlabelled = MonitorSpec.parse({"alerts": [{"name": "labels", "value": "drift.label", "above": 0.3}]})
+    with pytest.raises(InvalidInput, match="does not produce"):  # no target named: no label drift
+        monitors.create("typo", "cancer", "cancer-train", spec=unlabelled)
 
 
 def test_an_alert_is_opened_once_by_concurrent_runs(store: MetadataStore, blobs: BlobStore) -> None:

@@ -4,6 +4,7 @@ input, output and label drift, realized and estimated performance, latency and e
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,24 @@ from loopline.specs.monitor import MonitorSpec
 
 HISTOGRAM_BINS = 30
 TOP_CATEGORIES = 15
+
+
+def monitored_values(reference: Reference, columns: Sequence[str] = ()) -> list[str]:
+    """Every value a run of a monitor on `reference` can produce (what `evaluate_window`
+    writes): the names alert rules may watch."""
+    names = ["rows", "requests", "errors.count", "errors.rate", "drift.share", "drift.dataset",
+             "drift.columns", "drift.prediction", "perf.labelled"]  # fmt: skip
+    names += [f"latency.{q}" for q in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")]
+    names += [f"drift.{c}" for c in (columns or reference.inputs.columns)]
+    if reference.target is not None:
+        names.append("drift.label")
+    if reference.classes is None:
+        names += ["perf.rmse", "perf.mae", "perf.r2"]
+    else:
+        names += ["perf.accuracy", "perf.f1", "perf.roc_auc"]
+        if reference.calibration is not None:
+            names += ["est.accuracy", "est.f1", "est.roc_auc"]
+    return names
 
 
 def evaluate_window(

@@ -9,6 +9,7 @@ and resolves when it stops, each change sent to the monitor's notifiers.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from loopline.core.monitoring import Alert, Monitor, MonitorOutcome, MonitorRun
 from loopline.core.names import model_name
 from loopline.core.traffic import TrafficPolicy
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
-from loopline.monitoring.evaluation import evaluate_window
+from loopline.monitoring.evaluation import evaluate_window, monitored_values
 from loopline.monitoring.notify import notifier_named, notify
 from loopline.monitoring.reference import REFERENCE_ROWS, Reference, build_reference
 from loopline.predictions.window import read_window
@@ -74,6 +75,7 @@ class MonitorService:
         for notifier in spec.notify:
             notifier_named(notifier.type).check(notifier)
         built = self._reference(deployment, reference, target, trust)
+        _check_alerts(spec, built)
         blob = self._blobs.put_bytes(gzip.compress(orjson.dumps(built.to_dict()), 1, mtime=0))
         at = now_ms()
         monitor = Monitor(
@@ -233,3 +235,17 @@ class MonitorService:
 
 
 # --- the values of one window -----------------------------------------------------------------
+
+
+def _check_alerts(spec: MonitorSpec, reference: Reference) -> None:
+    """An alert on a value the monitor never produces would never fire: refused, with the
+    nearest names."""
+    produced = monitored_values(reference, spec.columns or ())
+    for rule in spec.alerts:
+        if rule.value not in produced:
+            near = difflib.get_close_matches(rule.value, produced, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
+            raise InvalidInput(
+                f"alert {rule.name!r} watches {rule.value!r}, which this monitor does not produce; "
+                f"{hint}it produces {', '.join(produced)}"
+            )
