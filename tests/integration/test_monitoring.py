@@ -266,3 +266,19 @@ def test_cli_monitor_commands(backends: Backends, cli: Invoke, tmp_path: Path) -
     assert code == 0 and (tmp_path / "r.png").exists() and "cdn.plot.ly" in (tmp_path / "r.html").read_text()
     code, _, err = invoke("monitor", "run", "nothing")
     assert code == 1 and "monitor 'nothing' does not exist" in err
+
+
+def test_a_failed_notification_shows_why(backends: Backends, cli: Invoke) -> None:
+    monitors = backends.services(local_owner()).monitors
+    spec = MonitorSpec.parse({
+        "window": {"rows": 50},
+        "alerts": [{"name": "always", "value": "rows", "above": 0}],
+        "notify": [{"type": "webhook", "url": "http://127.0.0.1:9/hooks"}],  # private: refused
+    })  # fmt: skip
+    monitors.create("noisy", "cancer", "cancer-train", spec=spec)
+    features, _ = cancer_data()
+    send(backends, features.head(50))
+    (alert,) = monitors.run("noisy").opened
+    assert alert.notifications[0]["ok"] is False
+    code, out, _ = cli("monitor", "alerts")
+    assert code == 0 and f"webhook:failed ({alert.notifications[0]['error']}" in out

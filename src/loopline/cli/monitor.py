@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -201,7 +202,7 @@ def alerts(
 def _alerts_table(found: list[Alert]) -> Table:
     table = Table("id", "monitor", "rule", "severity", "status", "since (UTC)", "runs", "value", "notified")
     for a in found:
-        sent = ", ".join(f"{n['type']}:{'ok' if n.get('ok') else 'failed'}" for n in a.notifications[-3:])
+        sent = ", ".join(_notified(n) for n in a.notifications[-3:])
         table.add_row(
             str(a.id),
             a.monitor,
@@ -214,3 +215,10 @@ def _alerts_table(found: list[Alert]) -> Table:
             sent,
         )
     return table
+
+
+def _notified(outcome: dict[str, Any]) -> str:
+    """`webhook:ok`, or why it failed: `webhook:failed (the address is private...)`."""
+    if outcome.get("ok"):
+        return f"{outcome['type']}:ok"
+    return f"{outcome['type']}:failed ({outcome.get('error') or 'no reason given'})"
