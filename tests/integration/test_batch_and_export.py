@@ -50,18 +50,17 @@ def test_scoring_a_parquet_file_in_chunks(backends: Backends, rows: pd.DataFrame
     assert not list(target.parent.glob(".*partial"))
 
 
-def test_scoring_a_csv_file(backends: Backends, rows: pd.DataFrame, tmp_path: Path) -> None:
+def test_scoring_a_csv_file_into_parquet_or_csv(
+    backends: Backends, rows: pd.DataFrame, tmp_path: Path
+) -> None:
     source, target = tmp_path / "in.csv", tmp_path / "scored.parquet"
     rows.to_csv(source, index=False)
-    summary = score_file(
-        backends.services(local_owner()).registry,
-        "models:/cancer/2",
-        source,
-        target,
-        chunk_rows=1000,
-        progress=False,
-    )
+    registry = backends.services(local_owner()).registry
+    summary = score_file(registry, "models:/cancer/2", source, target, chunk_rows=1000, progress=False)
     assert summary.rows == len(rows) == pq.ParquetFile(target).metadata.num_rows
+    score_file(registry, "models:/cancer/2", source, tmp_path / "scored.csv", chunk_rows=1000, progress=False)
+    as_csv = pd.read_csv(tmp_path / "scored.csv")
+    pd.testing.assert_frame_equal(as_csv, pd.read_parquet(target), check_dtype=False)
 
 
 def test_batch_scoring_mistakes(backends: Backends, rows: pd.DataFrame, tmp_path: Path) -> None:
@@ -75,8 +74,8 @@ def test_batch_scoring_mistakes(backends: Backends, rows: pd.DataFrame, tmp_path
         score_file(
             registry, "models:/cancer/1", tmp_path / "nope.parquet", tmp_path / "out.parquet", progress=False
         )
-    with pytest.raises(InvalidInput, match=r"write \.parquet"):
-        score_file(registry, "models:/cancer/1", source, tmp_path / "out.csv", progress=False)
+    with pytest.raises(InvalidInput, match=r"write \.parquet or \.csv"):
+        score_file(registry, "models:/cancer/1", source, tmp_path / "out.json", progress=False)
 
 
 @pytest.mark.slow

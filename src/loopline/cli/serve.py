@@ -72,7 +72,7 @@ def predict(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="Model URI, e.g. models:/churn@champion."),
     input_: Path = typer.Option(..., "--input", help="Rows to score: .parquet or .csv."),
-    output: Path = typer.Option(..., "--output", help="Where to write the scored rows (.parquet)."),
+    output: Path = typer.Option(..., "--output", help="Where to write the scored rows (.parquet or .csv)."),
     chunk_rows: int = typer.Option(50_000, help="Rows per chunk: memory stays bounded by it."),
     ray: str | None = typer.Option(
         None, "--ray", help="Score the chunks on a Ray cluster at this address ('local' starts one)."

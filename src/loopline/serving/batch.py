@@ -18,10 +18,12 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from loopline.compute.ray_cluster import connect_ray
 from loopline.core.errors import InvalidInput
+from loopline.data.ingest import PARQUET_SUFFIXES
 from loopline.models import LoadedModel, load_model_dir
 from loopline.models.flavors import LoadOptions
 from loopline.models.package import METADATA_FILE
@@ -91,8 +93,8 @@ def score_file(
     trust: bool = False,
     progress: bool = True,
 ) -> BatchSummary:
-    if target.suffix.lower() not in (".parquet", ".pq"):
-        raise InvalidInput(f"output {target}: write .parquet")
+    if target.suffix.lower() not in (*PARQUET_SUFFIXES, ".csv"):
+        raise InvalidInput(f"output {target}: write .parquet or .csv")
     if chunk_rows < 1:
         raise InvalidInput("chunk_rows must be at least 1")
     chunks, total = _chunks(source, chunk_rows)
@@ -119,7 +121,9 @@ def _write(
 
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.partial")
-    writer: pq.ParquetWriter | None = None
+    as_csv = target.suffix.lower() == ".csv"
+    writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
+    schema: pa.Schema | None = None  # the first chunk's: every later one is cast to it
     rows = 0
     columns = [
         TextColumn("scoring with {task.description}"),
@@ -133,12 +137,14 @@ def _write(
             for frame in scored:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 if writer is None:
-                    writer = pq.ParquetWriter(temporary, table.schema)
-                writer.write_table(table.cast(writer.schema))
+                    schema = table.schema
+                    opened = pa_csv.CSVWriter if as_csv else pq.ParquetWriter
+                    writer = opened(temporary, schema)
+                writer.write_table(table.cast(schema))
                 rows += len(frame)
                 bar.update(task, advance=len(frame))
         if writer is None:  # no rows at all: still a valid, empty file
-            pq.write_table(pa.table({}), temporary)
+            (pa_csv.write_csv if as_csv else pq.write_table)(pa.table({}), temporary)
         else:
             writer.close()
             writer = None
