@@ -39,6 +39,13 @@ def test_the_sdk_registers_and_the_run_shows_its_input(tmp_path: Path) -> None:
         [sys.executable, "-m", "loopline", "runs", "show", run_id], env=env, capture_output=True, text=True
     )
     assert shown.returncode == 0 and "customers" in shown.stdout and "datasets:/customers/1" in shown.stdout
+    traced = subprocess.run(  # the form the tool prints, it takes
+        [sys.executable, "-m", "loopline", "lineage", "datasets:/customers/1"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert traced.returncode == 0 and f"run:{run_id}" in traced.stdout
 
 
 def _frame(seed: int, rows: int = 4_000) -> pd.DataFrame:

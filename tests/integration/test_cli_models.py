@@ -103,6 +103,16 @@ def test_evaluate_card_lineage_and_delete(cli: Invoke, data_file: Path, tmp_path
         "clf/1",
         "clf/2",
     }
+    code, out, _ = cli("lineage", f"dataset:{dataset}")
+    printed = f"dataset:sha256:{dataset[:12]}"
+    assert printed in out  # every form the tool prints, it takes back:
+    assert json.loads(cli("lineage", printed, "--json")[1]) == json.loads(
+        cli("lineage", f"dataset:{dataset}", "--json")[1]
+    )
+    run_ref = next(word for word in out.split() if word.startswith("run:"))
+    assert cli("lineage", run_ref)[0] == 0
+    code, _, err = cli("lineage", "dataset:sha256:000000000000")  # not a node: said, not an empty graph
+    assert code == 1 and "no dataset in the lineage graph has a digest starting '000000000000'" in err
 
     assert cli("models", "delete", "clf", "1")[0] == 0
     code, _, err = cli("models", "delete", "nope")

@@ -8,12 +8,21 @@ from rich.tree import Tree
 
 from loopline.cli.context import cli_context, print_json
 from loopline.core.errors import InvalidInput
-from loopline.core.lineage import LineageGraph, LineageNode
+from loopline.core.lineage import NODE_KINDS, LineageGraph, LineageNode, Node
+from loopline.lineage.service import CONTENT_KINDS
+from loopline.services import Services
+
+USAGE = "models:/NAME/VERSION (or @ALIAS), datasets:/NAME/VERSION, or KIND:KEY as the graph prints it"
+
+
+def _node_ref(node: LineageNode) -> str:
+    """How the graph names a node, in a form `loopline lineage` takes back."""
+    key = f"sha256:{node.key[:12]}" if node.kind in CONTENT_KINDS else node.key
+    return f"{node.kind}:{key}"
 
 
 def _node_label(node: LineageNode) -> str:
-    key = node.key if node.kind == "run" else f"sha256:{node.key[:12]}"
-    return f"[bold]{node.kind}[/bold] {node.label or ''} [dim]{key}[/dim]"
+    return f"[bold]{node.kind}[/bold] {node.label or ''} [dim]{_node_ref(node)}[/dim]"
 
 
 def _grow(
@@ -31,25 +40,30 @@ def _grow(
 
 def lineage(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="models:/NAME/VERSION (or @ALIAS), run:RUN_ID or dataset:SHA256."),
+    ref: str = typer.Argument(..., help=USAGE + "."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Where a model version, run or dataset came from and what was made from it."""
     services = cli_context(ctx).services
-    if ref.startswith("models:/"):
-        root = ("model_version", services.registry.resolve(ref).digest or "")
-    elif ref.startswith(("run:", "dataset:")):
-        kind, _, key = ref.partition(":")
-        root = (kind, key)
-    else:
-        raise InvalidInput(f"{ref!r}: give models:/NAME/VERSION, run:RUN_ID or dataset:SHA256")
-    graph = services.lineage.graph(root)
+    graph = services.lineage.graph(_root(services, ref))
     if json_:
         print_json(graph.to_dict())
         return
-    tree = Tree(_node_label(graph.root))
+    root = graph.root
+    tree = Tree(_node_label(root))
     up = tree.add("[italic]comes from[/italic]")
-    _grow(up, graph, graph.root, True, {root})
+    _grow(up, graph, root, True, {(root.kind, root.key)})
     down = tree.add("[italic]feeds[/italic]")
-    _grow(down, graph, graph.root, False, {root})
+    _grow(down, graph, root, False, {(root.kind, root.key)})
     Console().print(tree)
+
+
+def _root(services: Services, ref: str) -> Node:
+    if ref.startswith("models:/"):
+        return "model_version", services.registry.resolve(ref).digest or ""
+    if ref.startswith("datasets:/"):
+        return "dataset", services.datasets.get(ref).digest
+    kind, _, key = ref.partition(":")
+    if kind not in NODE_KINDS or not key:
+        raise InvalidInput(f"{ref!r}: give {USAGE}")
+    return kind, key

@@ -16,6 +16,9 @@ from loopline.core.registry import LineageEdge
 from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore
 
+MIN_PREFIX = 8  # hex digits of a digest that may name a node (the graph prints 12)
+CONTENT_KINDS = ("dataset", "model_version")  # keyed by sha256; the others by id or name
+
 
 class LineageService:
     """Records the graph's edges as services act, and reads it for those who may see the
@@ -34,8 +37,11 @@ class LineageService:
         self._store.lineage.add_edges([edge])
 
     def graph(self, root: Node, max_depth: int = 20) -> LineageGraph:
-        """Everything upstream and downstream of `root`, following edges one way each."""
+        """Everything upstream and downstream of `root`, following edges one way each. A
+        content-keyed root may be named by the start of its digest (`sha256:` optional), as
+        the graph is printed; a node the graph does not hold is NotFound."""
         self._access.operations(Role.VIEWER)
+        root = self._resolve(root)
         edges: dict[tuple[str, ...], LineageEdge] = {}
         for direction in ("up", "down"):
             frontier = {root}
@@ -61,6 +67,20 @@ class LineageService:
         graph = LineageGraph(root=LineageNode(*root, labels[root]), edges=list(edges.values()))
         graph.nodes = {node: LineageNode(*node, label) for node, label in labels.items()}
         return graph
+
+    def _resolve(self, node: Node) -> Node:
+        kind, key = node
+        if kind not in NODE_KINDS:
+            raise InvalidInput(f"lineage node kind {kind!r} is not one of {NODE_KINDS}")
+        key = key.removeprefix("sha256:")
+        if kind not in CONTENT_KINDS or len(key) in (0, 64):  # 0: a version still being stored
+            return kind, key  # a whole key: its graph, empty if nothing was made from it
+        found = self._store.lineage.keys_starting(kind, key) if len(key) >= MIN_PREFIX else []
+        if len(found) == 1:
+            return kind, found[0]
+        if found:
+            raise InvalidInput(f"{kind} {key} names more than one node; give more of its digest")
+        raise NotFound(f"no {kind} in the lineage graph has a digest starting {key!r}")
 
     def downstream(self, root: Node, kind: str) -> list[LineageNode]:
         """Every node of `kind` reachable downstream of `root`."""

@@ -33,6 +33,21 @@ class SqlLineageStore:
         insert = self._db.insert(lineage_edges).on_conflict_do_nothing()
         self._db.write(lambda conn: conn.execute(insert, rows))
 
+    def keys_starting(self, kind: str, prefix: str, limit: int = 2) -> list[str]:
+        """Up to `limit` keys of `kind` nodes that start with `prefix`."""
+
+        def work(conn: Connection) -> list[str]:
+            sources = select(lineage_edges.c.src_key.label("key")).where(
+                lineage_edges.c.src_kind == kind, lineage_edges.c.src_key.startswith(prefix, autoescape=True)
+            )
+            targets = select(lineage_edges.c.dst_key.label("key")).where(
+                lineage_edges.c.dst_kind == kind, lineage_edges.c.dst_key.startswith(prefix, autoescape=True)
+            )
+            union = sources.union(targets).subquery()
+            return list(conn.execute(select(union.c.key).limit(limit)).scalars())
+
+        return self._db.read(work)
+
     def edges_touching(self, nodes: Sequence[tuple[str, str]]) -> list[LineageEdge]:
         """Every edge that starts or ends at one of `nodes`."""
         if not nodes:
