@@ -79,6 +79,8 @@ def _matches(run: Run, expr: Expr) -> bool:
         return all(_matches(run, item) for item in expr.items)
     if isinstance(expr, Or):
         return any(_matches(run, item) for item in expr.items)
+    if expr.field.entity == "metric" and math.isnan(run.metrics.get(expr.field.key, 0.0)):
+        return expr.op == "!="  # NaN differs from every number, as in Python
     value = _value(run, expr.field.entity, expr.field.key)
     if value is None:
         return False
@@ -248,3 +250,21 @@ if POSTGRES_URL:  # planner statistics are PostgreSQL's
             after = statistics()
             assert all(analysed and changed < 300 for changed, analysed in after.values()), after
             store.close()
+
+
+def test_a_nan_metric_differs_from_every_number_and_compares_with_none(service: TrackingService) -> None:
+    """The documented rule (IEEE's): NaN matches `!=`, never `=`, `<` or `>`."""
+    ids = {}
+    for name, value in (("nan", math.nan), ("half", 0.5), ("more", 0.7)):
+        run = service.start_run("nan", run_name=name)
+        service.log_batch(run.id, [Metric("m", value, 0, 1)], params={"p": name})
+        ids[run.id] = name
+
+    def found(text: str) -> set[str]:
+        return {ids[r.id] for r in service.search_runs("nan", filter=text)}
+
+    assert found("metrics.m != 0.5") == {"nan", "more"}
+    assert found("metrics.m = 0.5") == {"half"}
+    assert found("metrics.m < 1") == {"half", "more"}
+    assert found("metrics.m > 0") == {"half", "more"}
+    assert found("metrics.m != 0.5 OR params.p = 'half'") == {"nan", "half", "more"}  # nested, same rule

@@ -46,6 +46,9 @@ def test_or_binds_looser_than_and_and_parentheses_group() -> None:
         ("params.depth = 5", Comparison(Field("param", "depth"), "=", "5")),
         ("metrics.train.loss > -2.5", Comparison(Field("metric", "train.loss"), ">", -2.5)),
         ("tags.note = 'it''s'", Comparison(Field("tag", "note"), "=", "it's")),
+        # a backslash is literal, as in SQL and MLflow: no escapes but the doubled quote
+        (r"params.path = 'C:\temp\new'", Comparison(Field("param", "path"), "=", r"C:\temp\new")),
+        (r'tags.x = "a\"', Comparison(Field("tag", "x"), "=", "a\\")),
         ("params.m IN ('rf', 'gbm')", Comparison(Field("param", "m"), "in", ("rf", "gbm"))),
         ("params.m not in ('rf')", Comparison(Field("param", "m"), "not in", ("rf",))),
         ("run_name LIKE 'a%'", Comparison(Field("attribute", "run_name"), "like", "a%")),

@@ -87,7 +87,7 @@ _TOKEN = re.compile(
   | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))
   | (?P<ident>[A-Za-z_][\w.\-/:]*)
   | (?P<quoted>`(?:[^`]|``)*`)
-  | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
+  | (?P<string>'(?:[^']|'')*'|"(?:[^"]|"")*")
   | (?P<op>!=|<>|<=|>=|==|=|<|>)
   | (?P<lparen>\()
   | (?P<rparen>\))
@@ -116,10 +116,10 @@ def _tokenize(text: str) -> list[_Token]:
 
 
 def _unquote(token: _Token) -> str:
-    body = token.text[1:-1]
+    """A quoted string's text: literal, as in SQL and MLflow (`'C:\\temp'` is C:\\temp); a
+    quote inside is written twice."""
     quote = token.text[0]
-    body = body.replace(quote * 2, quote)
-    return re.sub(r"\\(.)", r"\1", body) if quote != "`" else body
+    return token.text[1:-1].replace(quote * 2, quote)
 
 
 MAX_NESTING = 50  # parentheses within parentheses; deeper is no filter a person writes

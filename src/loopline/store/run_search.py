@@ -78,6 +78,15 @@ def _compare(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[b
     return _OPERATORS[op](column, value)
 
 
+def _match(entity: str, column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
+    """A param, tag or metric value against `value`. A metric's NaN (stored as NULL) equals
+    no number, as in IEEE arithmetic: `!=` matches it, every other comparison does not."""
+    compared = _compare(column, op, value)
+    if entity == "metric" and op == "!=":
+        return or_(compared, column.is_(None))
+    return compared
+
+
 class _Query:
     """The pieces of one search: joined key/value tables, conditions, sort expressions."""
 
@@ -104,7 +113,8 @@ class _Query:
                 if (item.field.entity, item.field.key) in self.joined:
                     conditions.append(self.nested(item))  # a second test of the same key
                 else:
-                    conditions.append(_compare(self.join(item.field, outer=False), item.op, item.value))
+                    column = self.join(item.field, outer=False)
+                    conditions.append(_match(item.field.entity, column, item.op, item.value))
             else:
                 conditions.append(self.nested(item))
         return conditions
@@ -121,7 +131,7 @@ class _Query:
         return exists().where(
             table.c.run_pk == runs.c.pk,
             table.c.key == field.key,
-            _compare(table.c.value, expr.op, expr.value),
+            _match(field.entity, table.c.value, expr.op, expr.value),
         )
 
     def sort_column(self, field: Field) -> ColumnElement[Any]:
