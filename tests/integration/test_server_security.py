@@ -6,6 +6,7 @@ import functools
 import http.client
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -383,3 +384,18 @@ def test_bodies_a_killed_server_was_receiving_are_removed_once_stale(team: Team)
         assert client.post("/api/v1/uploads").status_code == 201
     assert not dead.exists() and live.exists()
     live.unlink()
+
+
+def test_the_api_documentation_works_offline_and_offers_the_token_scheme(team: Team) -> None:
+    with team.client(None) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sources and all(s.startswith("/docs/static/") for s in sources), sources  # no CDN
+        for source in sources:
+            assert client.get(source).status_code == 200
+        spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer", "description": "a loopline API token (`loopline tokens create`)",
+    }  # fmt: skip
+    assert spec["paths"]["/api/v1/runs/search"]["post"]["security"] == [{"HTTPBearer": []}]

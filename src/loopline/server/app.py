@@ -7,6 +7,7 @@ encode what it returns. Every rule (who may do what included) lives in the servi
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
 from loopline.core.version import __version__
 from loopline.server.errors import ERROR_RESPONSES, handle_errors
@@ -35,9 +36,10 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         version=__version__,
         description="Tracking, registry, deployments, monitoring and governance of loopline.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below, from a package: the default page loads a CDN
         redoc_url=None,
     )
+    _offline_docs(app)
     app.state.backends = backends
     app.state.options = options
     app.state.failed_logins = FailedLogins(options.max_failed_logins)
@@ -63,3 +65,27 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
     handle_errors(app)
     app.add_middleware(RequestGuard, options=options)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the swagger-ui-bundle package, so it renders without internet."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="loopline API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

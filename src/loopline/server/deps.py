@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi import Path as FastApiPath
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from loopline.automation.service import AutomationService
@@ -43,7 +44,14 @@ def staging(request: Request) -> Path:
     return found
 
 
-async def caller(request: Request) -> Principal:
+# Declared so that the OpenAPI document names the scheme (and /docs offers to authorize);
+# `caller` reads the headers itself, the bearer token or the X-Loopline-Token header.
+_BEARER = HTTPBearer(auto_error=False, description="a loopline API token (`loopline tokens create`)")
+
+
+async def caller(
+    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+) -> Principal:
     """The token's owner: from `Authorization: Bearer <token>` or the `X-Loopline-Token` header.
 
     A token the store has just checked is known without a trip to the thread pool; any other
