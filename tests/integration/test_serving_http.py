@@ -20,6 +20,7 @@ from loopline.artifacts.tables import TableArea
 from loopline.core.errors import InvalidInput
 from loopline.core.traffic import TrafficPolicy
 from loopline.predictions.reports import deployment_report
+from loopline.serving.batch import score_file
 from loopline.serving.deployments import DeploymentService
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
@@ -267,7 +268,12 @@ def test_a_slow_model_times_out_with_504_and_the_server_keeps_answering(
     [("text", ["no", "yes"]), ("boolean", [False, True]), ("numerals", ["0", "1"])],
 )
 def test_classifiers_with_any_kind_of_class_label_are_served_and_logged(
-    tracker: Tracker, deployments: DeploymentService, backends: Backends, name: str, classes: list[object]
+    tracker: Tracker,
+    deployments: DeploymentService,
+    backends: Backends,
+    name: str,
+    classes: list[object],
+    tmp_path: Path,
 ) -> None:
     features, target = cancer_data()
     labels = np.array(classes)[target.to_numpy()]
@@ -288,3 +294,9 @@ def test_classifiers_with_any_kind_of_class_label_are_served_and_logged(
     assert [str(p) for p in log["prediction"]] == [str(p) for p in body["predictions"]]
     (arm,) = deployment_report(backends.tables, name, TrafficPolicy.single(f"models:/{name}/1")).arms
     assert (arm.labelled, arm.accuracy) == (1, 1.0)
+    features.head(20).to_parquet(tmp_path / "rows.parquet")  # and batch scoring, to both formats
+    for out in ("scored.parquet", "scored.csv"):
+        score_file(backends.services(local_owner()).registry, f"models:/{name}/1", tmp_path / "rows.parquet",
+                   tmp_path / out, progress=False)  # fmt: skip
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    assert [str(p) for p in scored["prediction"]] == [str(p) for p in model.predict(features.head(20))]
