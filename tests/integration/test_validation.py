@@ -97,6 +97,19 @@ def test_every_rule_reports_exact_counts_and_the_offending_rows() -> None:
     assert ("not_null", "order_id") not in found
 
 
+def test_integers_with_missing_values_are_integers_and_a_wrong_type_hides_no_other_finding() -> None:
+    ages = [20.0, 30.0, None, 40.0, None, 250.0, None, None, 31.0, None]  # pandas: float64 with NaN
+    contract = Contract.parse({"columns": {"age": {"type": "integer", "max": 120, "nullable": False}}})
+    report = validate(pd.DataFrame({"age": ages}), contract)
+    assert sorted((f.check, f.count) for f in report.failures) == [("max", 1), ("not_null", 5)]
+    halves = validate(pd.DataFrame({"age": [1.0, 2.5, None, 3.25]}), contract)
+    assert sorted((f.check, f.count) for f in halves.failures) == [("not_null", 1), ("type", 2)]
+    texts = validate(pd.DataFrame({"age": ["1", None, "x", "x"]}), Contract.parse(
+        {"columns": {"age": {"type": "integer", "max": 120, "nullable": False, "unique": True}}}
+    ))  # fmt: skip
+    assert sorted((f.check, f.count) for f in texts.failures) == [("not_null", 1), ("type", 1), ("unique", 2)]
+
+
 def test_wrong_types_skip_their_value_rules() -> None:
     frame = orders(100).astype({"order_id": str})
     contract = Contract.parse({"columns": {"order_id": {"type": "integer", "min": 0, "unique": True}}})

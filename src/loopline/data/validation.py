@@ -129,7 +129,9 @@ class _Rule:
     screen: str | None = None  # a cheaper aggregate, non-zero when some row offends
 
 
-def _column_rules(name: str, rule: ColumnRule, data_type: pa.DataType) -> list[_Rule]:
+def _column_rules(name: str, rule: ColumnRule, data_type: pa.DataType, typed: bool = True) -> list[_Rule]:
+    """The rules of one column, as SQL; with `typed` False (its type is not the contract's)
+    only those that hold for any type: nulls, uniqueness, patterns."""
     c = quote(name)
     rules = []
     if not rule.nullable:
@@ -140,14 +142,14 @@ def _column_rules(name: str, rule: ColumnRule, data_type: pa.DataType) -> list[_
         )
     temporal = pa.types.is_temporal(data_type)
     cast = "CAST(? AS TIMESTAMP)" if temporal else "?"
-    for bound, op in (("min", "<"), ("max", ">")):
+    for bound, op in (("min", "<"), ("max", ">")) if typed else ():
         value = getattr(rule, bound)
         if value is not None:
             if not temporal and isinstance(value, str):
                 raise InvalidInput(f"contract: column {name!r}: {bound} {value!r} is not a number")
             word = "below" if bound == "min" else "above"
             rules.append(_Rule(bound, name, f"{c} {op} {cast}", [value], f"values {word} {value}"))
-    if rule.allowed is not None:
+    if rule.allowed is not None and typed:
         values = [str(v) for v in rule.allowed] if pa.types.is_string(data_type) else list(rule.allowed)
         marks = ", ".join("?" for _ in values) or "NULL"
         shown = ", ".join(map(str, rule.allowed[:10])) + (", ..." if len(rule.allowed) > 10 else "")
@@ -195,10 +197,20 @@ def validate(
                 if expected.required:
                     failures.append(Failure("present", name, 1, "required column is missing"))
                 continue
-            if not _TYPE_TESTS[expected.type](types[name]):
-                failures.append(Failure("type", name, 1, f"expected {expected.type}, found {types[name]}"))
+            found = types[name]
+            if expected.type == "integer" and pa.types.is_floating(found):
+                # integers with missing values, as pandas stores them: whole numbers pass
+                c = quote(name)
+                whole = f"{c} IS NOT NULL AND NOT (isfinite({c}) AND {c} = floor({c}))"
+                rules.append(
+                    _Rule("type", name, whole, [], "expected integer: values that are not whole numbers")
+                )
+            elif not _TYPE_TESTS[expected.type](found):
+                failures.append(Failure("type", name, 1, f"expected {expected.type}, found {found}"))
+                # the rules that do not depend on the type still run: one finding hides no other
+                rules += _column_rules(name, expected, found, typed=False)
                 continue
-            rules += _column_rules(name, expected, types[name])
+            rules += _column_rules(name, expected, found)
         if contract.extra_columns == "forbid":
             for name in types:
                 if name not in contract.columns:
