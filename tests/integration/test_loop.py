@@ -137,11 +137,19 @@ def test_a_worse_challenger_is_refused_and_the_champion_keeps_serving(world: Wor
     world.served_arms(steps.concept(300, seed=1, sign=1.0))
     event = world.loops.start("churn-prod", "performance alert")
     assert event.kind == "refused" and "the champion stays" in event.message
+    failed = [g["gate"] for g in event.evidence["report"]["gates"] if not g["passed"]]
+    assert f"failed the gates {', '.join(failed)} against" in event.message  # named, not just counted
     assert any(not g["passed"] for g in event.evidence["report"]["gates"])
     assert champion_version() == 1
     assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
     again = world.loops.start("churn-prod", "another alert")  # a noisy monitor: no retraining storm
-    assert again.kind == "suppressed" and "cooling down" in again.message
+    assert again.kind == "suppressed" and "cooling down" in again.message and "--force" in again.message
+    forced = world.loops.start("churn-prod", "fixed the pipeline", force=True)  # someone knows better
+    assert forced.kind == "refused"  # it ran (and the same data refuses the same way)
+    kinds = [e.kind for e in world.loops.events("churn-prod")]
+    assert kinds[-5:] == ["suppressed", "forced", "triggered", "data", "refused"]
+    (entry,) = world.backends.services(local_owner()).audit.entries(action="loop.forced")
+    assert "the cool-down overridden" in entry.reason
 
 
 def test_a_canary_whose_errors_rise_is_rolled_back(world: World) -> None:

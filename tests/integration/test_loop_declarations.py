@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from loopline.core.errors import Conflict, NotFound
+from loopline.core.errors import Conflict, InvalidInput, NotFound
 from loopline.core.loops import LoopState
 from loopline.core.traffic import TrafficPolicy
 from loopline.services import Services
@@ -52,5 +52,11 @@ def test_a_declared_loop_waits_idle_with_its_policy_on_record(
 def test_a_loop_needs_what_its_policy_names(services: Services, declared: LoopPolicy) -> None:
     with pytest.raises(NotFound, match="missing"):
         services.loops.declare(declared.model_copy(update={"reference_dataset": "missing"}))
+    with pytest.raises(
+        InvalidInput, match="has no target column 'churned'"
+    ):  # checked now, not at retraining
+        services.loops.declare(declared.model_copy(update={"target": "churned"}))
+    with pytest.raises(InvalidInput, match="teleport"):
+        services.loops.declare(declared.model_copy(update={"gates": {"gates": ["teleport"]}}))
     with pytest.raises(NotFound):
         services.loops.get("no-such-deployment")

@@ -21,7 +21,7 @@ def job_runner(
 
     def run(job: Job) -> dict[str, Any]:
         if job.kind is JobKind.RETRAIN:
-            event = loops.start(job.target, job.reason)
+            event = loops.start(job.target, job.reason, force=bool(job.params.get("force")))
             if event.kind == "failed":
                 raise RuntimeError(event.message)
             return {"event": event.kind, "message": event.message}

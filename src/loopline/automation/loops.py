@@ -46,7 +46,8 @@ AUDITED = {
     "promoted",
     "rolled_back",
     "awaiting_approval",
-}  # decisions
+    "forced",
+}  # decisions, and a cool-down overridden by hand
 log = logging.getLogger("loopline.loop")
 # A worker that died mid-step leaves the loop there; after this long it is reset.
 ABANDONED_AFTER_MS = {LoopState.RETRAINING: 6 * 3_600_000, LoopState.DECIDING: 10 * 60_000}
@@ -82,10 +83,21 @@ class LoopService:
 
     @atomic
     def declare(self, policy: LoopPolicy) -> Loop:
+        """Declare (or replace) a deployment's retraining policy, checked now rather than at
+        its first retraining: the deployment, model and reference exist, the reference holds
+        the target, and the gates parse."""
+        from loopline.registry.policy import Policy
+
         self._access.operations(Role.MAINTAINER)
         self.deployments.get(policy.deployment)  # it must exist
         self.registry.get_model(policy.model)
-        self.datasets.get(policy.reference_dataset)
+        reference = self.datasets.get(policy.reference_dataset)
+        if policy.target not in reference.schema:
+            raise InvalidInput(
+                f"the reference {reference.uri} has no target column {policy.target!r}; "
+                f"it has {', '.join(reference.schema)}"
+            )
+        Policy.from_dict(policy.gates)
         loop = self._store.loops.declare(policy.deployment, policy.model_dump(), now_ms())
         self._event(policy.deployment, "declared", f"retraining policy for {policy.deployment} declared")
         return loop
@@ -110,8 +122,9 @@ class LoopService:
 
     # start: retrain, gate, roll out ----------------------------------------------------------
 
-    def start(self, deployment: str, reason: str) -> LoopEvent:
-        """Retrain now (a trigger fired, or someone asked); returns the event that ends this step."""
+    def start(self, deployment: str, reason: str, *, force: bool = False) -> LoopEvent:
+        """Retrain now (a trigger fired, or someone asked); returns the event that ends this step.
+        `force` overrides a cool-down (a failed start cools down too), on the audit trail."""
         self._access.operations(Role.MAINTAINER)
         loop = self.get(deployment)
         now = now_ms()
@@ -119,14 +132,19 @@ class LoopService:
             return self._event(
                 deployment, "suppressed", f"{reason}; a retraining is already under way ({loop.state})"
             )
-        if loop.cooldown_until is not None and now < loop.cooldown_until:
-            minutes = (loop.cooldown_until - now) / 60_000
+        cooling = loop.cooldown_until is not None and now < loop.cooldown_until
+        if cooling and not force:
+            minutes = ((loop.cooldown_until or now) - now) / 60_000
             return self._event(
-                deployment, "suppressed", f"{reason}; cooling down for {minutes:.0f} more minutes"
-            )
+                deployment, "suppressed",
+                f"{reason}; cooling down for {minutes:.0f} more minutes (start --force overrides it)",
+            )  # fmt: skip
+        if cooling:
+            self._event(deployment, "forced", f"{reason}; the cool-down overridden by {self._principal.name}")
         if not self._store.loops.move(
-            deployment, LoopState.IDLE, LoopState.RETRAINING, now, cooled_by=now, stage_started_at=now
-        ):
+            deployment, LoopState.IDLE, LoopState.RETRAINING, now, cooled_by=None if force else now,
+            stage_started_at=now,
+        ):  # fmt: skip
             message = f"{reason}; another worker started it, or it is cooling down"
             return self._event(deployment, "suppressed", message)
         try:
@@ -181,9 +199,10 @@ class LoopService:
             )  # fmt: skip
         except PromotionRefused as refused:
             self._finish(policy, LoopState.RETRAINING)
+            failed = ", ".join(r.gate for r in refused.report.results if not r.passed)
             return self._event(
                 policy.deployment, "refused",
-                f"{output.uri} failed the gates against champion version {champion.version}; "
+                f"{output.uri} failed the gates {failed} against champion version {champion.version}; "
                 "the champion stays",
                 report=refused.report.to_dict(),
             )  # fmt: skip

@@ -33,17 +33,20 @@ def start(
     ctx: typer.Context,
     deployment: str = typer.Argument(...),
     reason: str = typer.Option("started by hand", help="Recorded on the timeline."),
+    force: bool = typer.Option(False, "--force", help="Start even while cooling down (audited)."),
 ) -> None:
     """Retrain now, gate the challenger and start its canary: in this process on a local store;
-    through a server, as a job that the next free worker runs."""
+    through a server, as a job that the next free worker runs. Exits 1 if nothing started."""
     context = cli_context(ctx)
     if context.settings.uri:
-        job = context.services.automation.enqueue(JobKind.RETRAIN, deployment)
+        params = {"force": True} if force else {}
+        job = context.services.automation.enqueue(JobKind.RETRAIN, deployment, params)
         Console().print(f"job {job.id} queued: a worker retrains {deployment} (`loopline loop status`)")
         return
-    event = worker_services(context.settings, context.backends)[0].loops.start(deployment, reason)
+    loops = worker_services(context.settings, context.backends)[0].loops
+    event = loops.start(deployment, reason, force=force)
     Console(soft_wrap=True).print(f"{event.kind}: {event.message}")
-    if event.kind in ("failed", "refused"):
+    if event.kind in ("failed", "refused", "suppressed"):
         raise typer.Exit(1)
 
 
