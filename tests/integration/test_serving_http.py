@@ -300,3 +300,25 @@ def test_classifiers_with_any_kind_of_class_label_are_served_and_logged(
                    tmp_path / out, progress=False)  # fmt: skip
     scored = pd.read_parquet(tmp_path / "scored.parquet")
     assert [str(p) for p in scored["prediction"]] == [str(p) for p in model.predict(features.head(20))]
+
+
+def test_a_value_the_model_refuses_is_a_422_with_its_reason(
+    tracker: Tracker, deployments: DeploymentService, backends: Backends
+) -> None:
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"plan": ["basic", "pro", "basic", "pro"] * 10, "age": range(40)})
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(handle_unknown="error"), ["plan"]), remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(frame, [0, 1, 0, 1] * 10)
+    with tracker.start_run("categories") as run:
+        run.log_model(model, "plans", input_example=frame.head())
+    deployments.create("plans", TrafficPolicy.single("models:/plans/1"))
+    with running_server(backends, ("plans",)) as server, server.client() as client:
+        unseen = client.post("/v1/deployments/plans/predict", json={"records": [{"plan": "gold", "age": 30}]})
+        assert unseen.status_code == 422 and "gold" in unseen.json()["error"]
+        known = client.post("/v1/deployments/plans/predict", json={"records": [{"plan": "pro", "age": 30}]})
+        assert known.status_code == 200

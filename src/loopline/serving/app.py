@@ -198,6 +198,8 @@ class ServingApp:
             return HttpError(422, str(exc))
         if isinstance(exc, TimeoutError):
             return HttpError(504, f"the model did not answer within {self.options.timeout} s")
+        if isinstance(exc, ValueError):  # the model's own refusal of a value (an unseen category...)
+            return HttpError(422, f"the model refused the input: {str(exc)[:300]}")
         log.error("deployment %s, %s failed", deployment, served.version.uri, exc_info=exc)
         return HttpError(500, f"the model failed: {type(exc).__name__}")  # a server error, said plainly
 
