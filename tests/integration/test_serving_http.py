@@ -4,6 +4,7 @@ health, readiness, metrics, feedback and the prediction log."""
 from __future__ import annotations
 
 import io
+import json
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -322,3 +323,28 @@ def test_a_value_the_model_refuses_is_a_422_with_its_reason(
         assert unseen.status_code == 422 and "gold" in unseen.json()["error"]
         known = client.post("/v1/deployments/plans/predict", json={"records": [{"plan": "pro", "age": 30}]})
         assert known.status_code == 200
+
+
+def test_mlflow_clients_score_through_invocations_unchanged(server: RunningServer) -> None:
+    features, _ = cancer_data()
+    rows = features.head(3)
+    split = json.loads(rows.to_json(orient="split"))
+    bodies = [
+        {"dataframe_split": {"columns": split["columns"], "data": split["data"]}},
+        {"dataframe_records": rows.to_dict("records")},
+        {"instances": rows.to_dict("records")},
+        {"inputs": rows.to_dict("list")},
+    ]
+    with server.client() as client:
+        expected = client.post(PREDICT, json={"records": _records(3)}).json()["predictions"]
+        for body in bodies:
+            answer = client.post("/invocations", json=body)
+            assert answer.status_code == 200, (body, answer.text)
+            assert answer.json()["predictions"] == expected
+        csv = client.post(
+            "/invocations", content=rows.to_csv(index=False), headers={"Content-Type": "text/csv"}
+        )
+        assert csv.json()["predictions"] == expected
+        assert client.get("/invocations").status_code == 405
+        ragged = client.post("/invocations", json={"inputs": {"a": [1, 2], "b": [3]}})
+        assert ragged.status_code == 422 and "same number of values" in ragged.json()["error"]

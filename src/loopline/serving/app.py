@@ -4,6 +4,7 @@ of requests a second, measured in benchmarks/).
     POST /v1/deployments/{name}/predict    predictions (JSON, CSV or Parquet body)
     POST /v1/deployments/{name}/feedback   ground-truth labels for earlier request ids
     GET  /v1/deployments                   what this server serves
+    POST /invocations                      MLflow's scoring protocol (a server of one deployment)
     GET  /health   /ready   /metrics
 """
 
@@ -117,6 +118,15 @@ class ServingApp:
                 await self._predict(runtime, scope, receive, send)
             else:
                 await self._feedback(runtime, scope, receive, send)
+        elif path == "/invocations":  # MLflow's scoring protocol, for its clients and balancers
+            if method != "POST":
+                raise HttpError(405, f"{path} takes POST")
+            if len(self.runtimes) != 1:
+                raise HttpError(
+                    404, f"{path} answers for a server of one deployment; this one serves "
+                    f"{sorted(self.runtimes)}: POST /v1/deployments/NAME/predict",
+                )  # fmt: skip
+            await self._predict(next(iter(self.runtimes.values())), scope, receive, send)
         elif path == "/health":
             await respond_json(send, 200, {"status": "alive"})
         elif path == "/ready":

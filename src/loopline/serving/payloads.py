@@ -1,7 +1,8 @@
 """Request bodies: JSON records or columns, CSV, Parquet. Never anything that unpickles.
 
 JSON takes `{"records": [{column: value, ...}, ...]}` or
-`{"columns": [...], "data": [[...], ...]}`. The fast path turns either straight into a
+`{"columns": [...], "data": [[...], ...]}`, and MLflow's `dataframe_split`,
+`dataframe_records`, `instances` and `inputs`. The fast path turns either straight into a
 float matrix in the model's column order; anything unusual goes through a DataFrame and
 the signature check, which says what is wrong and where.
 """
@@ -186,6 +187,28 @@ def _parquet(body: bytes, limits: Limits) -> Payload:
         raise HttpError(400, f"the Parquet body does not parse: {str(exc)[:200]}") from None
 
 
+def _from_mlflow(document: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's scoring bodies in this module's forms: `dataframe_records` and `instances` or
+    `inputs` as a list of objects are records; `dataframe_split`, and `instances` or `inputs`
+    as an object of columns, are columns and data. Other documents pass unchanged."""
+    if "dataframe_records" in document:
+        return {"records": document["dataframe_records"]}
+    if isinstance(split := document.get("dataframe_split"), dict):
+        return {"columns": split.get("columns"), "data": split.get("data")}
+    rows = document.get("instances", document.get("inputs"))
+    if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+        return {"records": rows}
+    if isinstance(rows, dict) and all(isinstance(v, list) for v in rows.values()):
+        columns = [str(c) for c in rows]
+        lengths = {len(v) for v in rows.values()}
+        if len(lengths) != 1:
+            raise HttpError(422, "'inputs' columns must all hold the same number of values")
+        return {"columns": columns, "data": [list(r) for r in zip(*rows.values(), strict=True)]}
+    if rows is not None:
+        raise HttpError(422, "'instances'/'inputs' must be rows as objects, or an object of columns")
+    return document
+
+
 def _json(body: bytes) -> Payload:
     try:
         document = orjson.loads(body)
@@ -193,6 +216,7 @@ def _json(body: bytes) -> Payload:
         raise HttpError(400, f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise HttpError(422, 'send {"records": [...]} or {"columns": [...], "data": [[...]]}')
+    document = _from_mlflow(document)
     if "records" in document:
         records = document["records"]
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
