@@ -113,8 +113,9 @@ PIPED_WIDTH = 1000  # rich reads COLUMNS when it sizes a console
 def run(argv: list[str] | None = None) -> int:
     """Run one command; domain errors become one line on stderr and a non-zero exit code."""
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
-    # Written to a pipe or a file, tables are as wide as their cells, never cut to 80 columns.
-    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    # Written to a pipe or a file, tables are as wide as their cells, never cut to 80 columns
+    # (or to a COLUMNS a shell exported for its terminal).
+    piped, columns = not sys.stdout.isatty(), os.environ.get("COLUMNS")
     if piped:
         os.environ["COLUMNS"] = str(PIPED_WIDTH)
     try:
@@ -134,7 +135,9 @@ def run(argv: list[str] | None = None) -> int:
         return 70
     finally:
         if piped:
-            del os.environ["COLUMNS"]
+            os.environ.pop("COLUMNS")
+            if columns is not None:
+                os.environ["COLUMNS"] = columns
     return 0
 
 
