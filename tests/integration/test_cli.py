@@ -66,8 +66,19 @@ def test_runs_show_compare_and_delete(cli: Invoke, filled: TrackingService) -> N
     assert code == 0
     assert shown["run"]["params"] == {"model": "rf"}
     assert [a["name"] for a in shown["artifacts"]] == ["notes.txt"]
+    filled.log_batch(ids[0], [Metric("loss", v, step, 2) for step, v in enumerate([0.9, 0.4, 0.6, 0.2])])
     code, out, _ = cli("runs", "show", ids[0])
     assert code == 0 and "run-0" in out and "notes.txt" in out
+    assert "experiment   churn (" in out  # by name, not only its id
+    loss = next(line for line in out.splitlines() if "│ loss" in line)
+    assert [c.strip() for c in loss.split("│")[1:6]] == [
+        "loss",
+        "0.2",
+        "0.2",
+        "0.9",
+        "4",
+    ]  # last min max steps
+    assert "█" in loss and "▁" in loss  # its history, drawn
 
     code, out, _ = cli("runs", "compare", ids[0], ids[1], "--json")
     assert [r["params.model"] for r in json.loads(out)] == ["rf", "gbm"]
@@ -76,8 +87,12 @@ def test_runs_show_compare_and_delete(cli: Invoke, filled: TrackingService) -> N
 
     code, out, _ = cli("runs", "delete", ids[0])
     assert code == 0 and "deleted 1 run" in out
+    filled.start_run("churn", run_name="env", environment={"python": "3.11", "packages": {"numpy": "2.0"}})
     code, out, _ = cli("runs", "list", "--json")
-    assert ids[0] not in {r["id"] for r in json.loads(out)["runs"]}
+    listed = json.loads(out)["runs"]
+    assert ids[0] not in {r["id"] for r in listed}
+    (env,) = [r["environment"] for r in listed if r["name"] == "env"]
+    assert env == {"python": "3.11"}  # the package list is `runs show`'s, not every listing's
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
 
 from loopline.core.clock import ms_to_datetime
-from loopline.core.entities import Experiment, Run
+from loopline.core.entities import Experiment, Metric, Run
 
 _STATUS_STYLE = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
 
@@ -56,10 +57,28 @@ def runs_table(runs: Sequence[Run], columns: Sequence[str] = ()) -> Table:
     return table
 
 
-def run_panel(console: Console, run: Run) -> None:
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int = 30) -> str:
+    """The shape of a metric's history in `width` characters (NaN shown as a space)."""
+    if len(values) > width:  # the last value of each of `width` even stretches
+        values = [values[(i + 1) * len(values) // width - 1] for i in range(width)]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return ""
+    low, high = min(finite), max(finite)
+    span = (high - low) or 1.0
+    return "".join(
+        SPARKS[int((v - low) / span * (len(SPARKS) - 1))] if math.isfinite(v) else " " for v in values
+    )
+
+
+def run_panel(console: Console, run: Run, experiment: str, histories: dict[str, list[Metric]]) -> None:
+    """A run's attributes, params, tags, and each metric's history: last, min, max, steps."""
     console.print(f"[bold]{run.name}[/bold]  {run.id}  {status(run)}")
     rows = {
-        "experiment": str(run.experiment_id),
+        "experiment": f"{experiment} ({run.experiment_id})",
         "started": when(run.start_time),
         "ended": when(run.end_time),
         "duration": duration(run),
@@ -72,8 +91,19 @@ def run_panel(console: Console, run: Run) -> None:
     for label, value in rows.items():
         if value:
             console.print(f"  {label:<12} {value}")
-    sections: dict[str, dict[str, object]] = {"params": {**run.params}, "metrics": {**run.metrics}}
-    sections["tags"] = {**run.tags}
+    sections: dict[str, dict[str, object]] = {"params": {**run.params}, "tags": {**run.tags}}
+    if histories:
+        metrics = Table(
+            "key", "last", "min", "max", "steps", "history", title="metrics", title_justify="left"
+        )
+        for key, history in sorted(histories.items()):
+            series = [m.value for m in history]
+            finite = [v for v in series if math.isfinite(v)] or [math.nan]
+            last = run.metrics.get(key, series[-1] if series else math.nan)
+            metrics.add_row(
+                key, fmt(last), fmt(min(finite)), fmt(max(finite)), str(len(series)), sparkline(series)
+            )
+        console.print(metrics)
     for title, values in sections.items():
         if values:
             table = Table("key", "value", title=title, title_justify="left")

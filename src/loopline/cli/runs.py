@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import typer
 from rich.console import Console
 
@@ -39,8 +42,9 @@ def list_(
         page_token=page_token,
         include_deleted=deleted,
     )
-    if json_:
-        print_json({"runs": page.runs, "next_page_token": page.next_page_token})
+    if json_:  # the package list of every run belongs to `runs show`, not to a listing
+        runs = [dataclasses.replace(r, environment=_brief(r.environment)) for r in page.runs]
+        print_json({"runs": runs, "next_page_token": page.next_page_token})
         return
     columns = _mentioned_columns(filter_, order_by)
     console = Console()
@@ -84,7 +88,9 @@ def show(
         print_json({"run": run, "inputs": inputs, "artifacts": artifacts})
         return
     console = Console()
-    run_panel(console, run)
+    experiment = service.get_experiment(run.experiment_id)
+    histories = {key: service.metric_history(run_id, key) for key in run.metrics}
+    run_panel(console, run, experiment.name, histories)
     if inputs:
         console.print("inputs:")
         for item in inputs:
@@ -123,3 +129,7 @@ def delete(
     for run_id in run_ids:
         service.delete_run(run_id)
     Console().print(f"deleted {len(run_ids)} run(s)")
+
+
+def _brief(environment: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in environment.items() if k != "packages"}
