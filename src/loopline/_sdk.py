@@ -114,7 +114,8 @@ def load_model(
     module_factory: Any = None,
     onnx: bool = False,
 ) -> LoadedModel:
-    """Load `models:/NAME/VERSION`, `models:/NAME@ALIAS` or `models:/NAME/latest`.
+    """Load `models:/NAME/VERSION`, `models:/NAME@ALIAS`, `models:/NAME/latest`, or
+    `runs:/RUN_ID/NAME`, the model a run logged (`LoadedModel.native` is the flavor's own object).
 
     Every file is checked against its sha256 first. A pickled (python_function) model
     loads only with `trust=True`; a scikit-learn model with types beyond loopline's

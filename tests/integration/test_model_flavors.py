@@ -127,6 +127,10 @@ def test_round_trip_predicts_like_the_original(
         assert (predicted["prediction"].to_numpy() == model.predict(x.head(50))).all()
     records = loaded.predict(x.head(2).to_dict("records"))
     assert records["prediction"].tolist() == predicted["prediction"].head(2).tolist()
+    native = loaded.native  # the flavor's own object, for what loopline's interface leaves out
+    assert native is not None  # a LightGBM Booster, an ONNX session, a torch module...
+    if flavor in ("sklearn", "xgboost", "python_function"):
+        assert type(native).__name__ == type(model).__name__
 
 
 def test_a_regressor_has_no_probabilities(tmp_path: Path) -> None:

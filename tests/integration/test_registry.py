@@ -191,6 +191,15 @@ def test_log_model_links_the_run_its_metrics_and_its_data(tracker: Tracker, serv
         ("run", run.name),
         ("model_version", "churn/1"),
     }
+    registry = services.registry  # runs:/ URIs, as MLflow's: by model name, or `model` for its only one
+    assert registry.resolve(f"runs:/{run.id}/churn").uri == registry.resolve(f"runs:/{run.id}/model").uri
+    assert registry.resolve(f"runs:/{run.id}/model").uri == "models:/churn/1"
+    loaded = registry.load(f"runs:/{run.id}/model")
+    assert type(loaded.native).__name__ == "LogisticRegression"
+    with tracker.start_run("churn") as empty:
+        pass
+    with pytest.raises(NotFound, match="logged no model"):
+        registry.resolve(f"runs:/{empty.id}/model")
 
 
 def _register_many(

@@ -51,6 +51,12 @@ class LoadedModel:
         return self.metadata.signature
 
     @property
+    def native(self) -> Any:
+        """The flavor's own model object (the scikit-learn estimator, the XGBoost model, the
+        torch module, the ONNX session...), for what loopline's interface does not cover."""
+        return getattr(self._predictor, "native", None)
+
+    @property
     def classes(self) -> list[Any] | None:
         return None if self.metadata.classes is None else list(self.metadata.classes)
 

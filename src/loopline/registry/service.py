@@ -21,6 +21,7 @@ from loopline.core.errors import (
     NotFound,
     PermissionDenied,
 )
+from loopline.core.ids import is_id
 from loopline.core.names import alias_name, display_model_name, model_name
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, loadable
 from loopline.core.uris import ModelRef, parse_model_uri
@@ -250,7 +251,11 @@ class RegistryService:
         self.audit.record("model.delete_version", f"models:/{model_name(name)}/{version}")
 
     def resolve(self, uri: str | ModelRef) -> ModelVersion:
-        """The version a URI names: models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest."""
+        """The version a URI names: models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest,
+        or runs:/RUN_ID/NAME, the version of model NAME that run logged (as MLflow's
+        runs:/RUN_ID/model, any name names the model of a run that logged one)."""
+        if isinstance(uri, str) and uri.strip().startswith("runs:/"):
+            return self._logged_by_run(uri.strip())
         ref = parse_model_uri(uri) if isinstance(uri, str) else uri
         version = ref.version
         if ref.alias is not None:
@@ -263,6 +268,23 @@ class RegistryService:
             if version is None:
                 raise NotFound(f"model {ref.name!r} has no READY version")
         return self.get_version(ref.name, version)
+
+    def _logged_by_run(self, uri: str) -> ModelVersion:
+        run_id, _, name = uri.removeprefix("runs:/").partition("/")
+        if not is_id(run_id):
+            raise InvalidInput(f"{uri!r} is not a run's model URI; use runs:/RUN_ID/NAME")
+        self._access.require_run(run_id, Role.VIEWER)
+        logged = self._store.registry.versions_of_run(run_id)
+        models = sorted({model for model, _ in logged})
+        chosen = model_name(name) if name and model_name(name) in models else None
+        if chosen is None and len(models) == 1:
+            chosen = models[0]
+        if chosen is None:
+            found = ", ".join(models) or "none"
+            raise NotFound(
+                f"run {run_id} logged no model {name!r} (it logged: {found}); use runs:/{run_id}/NAME"
+            )
+        return self.get_version(chosen, max(v for m, v in logged if m == chosen))
 
     def _loadable(self, uri: str | ModelRef) -> ModelVersion:
         return loadable(self.resolve(uri))

@@ -16,19 +16,19 @@ FILE = "model.txt"
 
 class _LightGBMPredictor:
     def __init__(self, booster: Any, classes: list[Any] | None) -> None:
-        self._booster = booster
+        self.native = booster
         self.classes = classes
 
     def predict(self, inputs: pd.DataFrame | np.ndarray) -> Any:
         proba = self.predict_proba(inputs)
         if proba is None:
-            return self._booster.predict(inputs)
+            return self.native.predict(inputs)
         return np.asarray(self.classes)[proba.argmax(axis=1)]
 
     def predict_proba(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray | None:
         if self.classes is None:
             return None
-        raw = np.asarray(self._booster.predict(inputs))
+        raw = np.asarray(self.native.predict(inputs))
         return np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
 
     def for_arrays(self) -> _LightGBMPredictor:

@@ -22,7 +22,7 @@ _NUMPY_OF_ONNX = {"tensor(float)": np.float32, "tensor(double)": np.float64, "te
 
 class _OnnxPredictor:
     def __init__(self, session: Any, classes: list[Any] | None) -> None:
-        self._session = session
+        self.native = session
         self._inputs = session.get_inputs()
         self._outputs = [o.name for o in session.get_outputs()]
         self.classes = classes
@@ -41,7 +41,7 @@ class _OnnxPredictor:
         return feed
 
     def _run(self, inputs: pd.DataFrame | np.ndarray) -> list[Any]:
-        return list(self._session.run(None, self._feed(inputs)))
+        return list(self.native.run(None, self._feed(inputs)))
 
     def predict(self, inputs: pd.DataFrame | np.ndarray) -> Any:
         return self._run(inputs)[0]

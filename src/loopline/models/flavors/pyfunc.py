@@ -21,15 +21,15 @@ FILE = "model.cloudpickle"
 
 class _PythonPredictor:
     def __init__(self, model: Any) -> None:
-        self._model = model
+        self.native = model
         classes = getattr(model, "classes_", None)
         self.classes = list(classes) if classes is not None else None
 
     def predict(self, inputs: pd.DataFrame | np.ndarray) -> Any:
-        return self._model.predict(inputs)
+        return self.native.predict(inputs)
 
     def predict_proba(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray | None:
-        method = getattr(self._model, "predict_proba", None)
+        method = getattr(self.native, "predict_proba", None)
         return None if method is None else np.asarray(method(inputs))
 
     def for_arrays(self) -> None:

@@ -33,14 +33,14 @@ def _quiet_torchscript() -> Iterator[None]:
 
 class _TorchPredictor:
     def __init__(self, module: Any, classes: list[Any] | None) -> None:
-        self._module = module.eval()
+        self.native = module.eval()
         self.classes = classes
 
     def _forward(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            output = self._module(torch.tensor(as_float_array(inputs)))
+            output = self.native(torch.tensor(as_float_array(inputs)))
         return np.asarray(output.numpy())
 
     def predict(self, inputs: pd.DataFrame | np.ndarray) -> Any:

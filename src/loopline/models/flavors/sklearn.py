@@ -43,14 +43,14 @@ TRUSTED_TYPES = (
 
 class _SklearnPredictor:
     def __init__(self, model: Any) -> None:
-        self._model = model
+        self.native = model
         self.classes = [
             c.item() if isinstance(c, np.generic) else c for c in getattr(model, "classes_", [])
         ] or None
         self._proba = getattr(model, "predict_proba", None)
 
     def predict(self, inputs: pd.DataFrame | np.ndarray) -> Any:
-        return self._model.predict(inputs)
+        return self.native.predict(inputs)
 
     def predict_proba(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray | None:
         return None if self._proba is None else np.asarray(self._proba(inputs))
@@ -60,7 +60,7 @@ class _SklearnPredictor:
         arrays without warnings. Only safe when columns arrive in the fitted order, which
         the signature guarantees; a model that selects columns by name fails the caller's
         check on the input example and keeps taking DataFrames."""
-        return _SklearnPredictor(_without_feature_names(copy.deepcopy(self._model)))
+        return _SklearnPredictor(_without_feature_names(copy.deepcopy(self.native)))
 
 
 def _parts(model: Any) -> Iterator[Any]:

@@ -18,7 +18,7 @@ _CLASSES = ("XGBClassifier", "XGBRegressor", "XGBRanker", "Booster")
 
 class _XGBoostPredictor:
     def __init__(self, model: Any, classes: list[Any] | None) -> None:
-        self._model = model
+        self.native = model
         self.classes = classes
         self._is_booster = type(model).__name__ == "Booster"
 
@@ -26,8 +26,8 @@ class _XGBoostPredictor:
         if self._is_booster:
             import xgboost
 
-            return self._model.predict(xgboost.DMatrix(inputs))
-        predicted = self._model.predict(inputs)
+            return self.native.predict(xgboost.DMatrix(inputs))
+        predicted = self.native.predict(inputs)
         if self.classes is not None:
             return np.asarray(self.classes)[predicted]
         return predicted
@@ -35,7 +35,7 @@ class _XGBoostPredictor:
     def predict_proba(self, inputs: pd.DataFrame | np.ndarray) -> np.ndarray | None:
         if self.classes is None:
             return None
-        return np.asarray(self._model.predict_proba(inputs))
+        return np.asarray(self.native.predict_proba(inputs))
 
     def for_arrays(self) -> _XGBoostPredictor:
         return self  # takes arrays as they are
