@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,3 +258,48 @@ def test_command_line_parameters_are_typed_by_the_pipeline_signature() -> None:
     for bad, message in (("rows=3.7", "whole number"), ("rows=null", "whole number"), ("c=abc", "a number")):
         with pytest.raises(InvalidInput, match=message):
             parse_params(steps.training, [bad])
+
+
+FLOW = """
+import loopline as ll
+
+@ll.step
+def double(x: int) -> int:
+    return 2 * x
+
+@ll.pipeline
+def flow(x: int = 3) -> int:
+    return double(x)
+"""
+
+
+def test_runs_of_a_pipeline_the_cli_runs_record_its_module_and_commit(tmp_path: Path) -> None:
+    """Provenance is the user's code: the pipeline's file and its repository's commit, not
+    the loopline command that ran it."""
+    repo = tmp_path / "project"
+    repo.mkdir()
+    (repo / "flows.py").write_text(FLOW)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "flows.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "flows"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    env = {**os.environ, "LOOPLINE_HOME": str(tmp_path / "home")}
+    env.pop("LOOPLINE_STORE_URI", None)
+    env.pop("LOOPLINE_ARTIFACTS_URI", None)
+    env.pop("LOOPLINE_ENTRY_POINT", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "loopline", "pipelines", "run", f"{repo / 'flows.py'}:flow", "--json"],
+        env=env, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "loopline", "runs", "list", "--json"], env=env, capture_output=True, text=True
+    )
+    runs = json.loads(listed.stdout)["runs"]
+    assert len(runs) == 2  # the pipeline's run and its step's
+    for run in runs:
+        assert run["source"]["entry_point"] == str((repo / "flows.py").resolve())
+        assert run["source"]["git_commit"] == commit and run["source"]["git_dirty"] is False

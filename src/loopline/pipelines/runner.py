@@ -4,6 +4,7 @@ of unchanged steps, recording every step, and stopping cleanly when one fails.""
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from loopline.core.pipelines import OutputRef, PipelineRun, StepRun, StepStatus
 from loopline.pipelines.definition import Graph, Node, Pipeline, Placeholder
 from loopline.pipelines.execution import StepEnvironment, StepResult, StepTask, param_text
 from loopline.pipelines.outputs import fingerprint, load_output, output_exists
+from loopline.tracking.environment import entry_point
 
 if TYPE_CHECKING:
     from loopline.pipelines.executors import EnvironmentFactory
@@ -75,6 +77,15 @@ class PipelineRunner:
         self._open_env = open_env
 
     def run(
+        self, pipeline: Pipeline, params: Mapping[str, Any] | None = None, **options: Any
+    ) -> PipelineResult:
+        """Run `pipeline` (options: executor, workers, cache, resume, ray_address, experiment).
+        Its runs record the pipeline's module as their entry point, and that module's
+        repository as their commit, whatever process runs it (the CLI, a worker)."""
+        with entry_point(_source_file(pipeline)):
+            return self._run(pipeline, params, **options)
+
+    def _run(
         self,
         pipeline: Pipeline,
         params: Mapping[str, Any] | None = None,
@@ -303,3 +314,11 @@ class _Scheduler:
                 result.error,
             )
         )
+
+
+def _source_file(pipeline: Pipeline) -> str | None:
+    """The file the pipeline's function is written in, if it has one."""
+    try:
+        return inspect.getsourcefile(pipeline.fn)
+    except TypeError:  # built in, or made at run time
+        return None

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +21,42 @@ from loopline.core.entities import Source
 
 _GIT_TIMEOUT_S = 5
 _SOURCE_TTL_S = 10.0  # a sweep of many short runs asks git once, a notebook still sees new commits
-_source_cache: tuple[float, Source] | None = None
+# The user's code a loopline process runs for them (a pipeline's module, run by the CLI or a
+# worker): its file is the runs' entry point, its repository their commit. An environment
+# variable, so that the processes a pipeline's steps run in see it too.
+ENTRY_POINT_VARIABLE = "LOOPLINE_ENTRY_POINT"
+_source_cache: dict[str | None, tuple[float, Source]] = {}
 
 
 def capture_source() -> Source:
-    """The entry point and git state of this process, asked of git at most every few seconds."""
-    global _source_cache
-    if _source_cache is not None and time.monotonic() - _source_cache[0] < _SOURCE_TTL_S:
-        return _source_cache[1]
-    source = _read_source()
-    _source_cache = (time.monotonic(), source)
+    """The entry point and git state of this process (or of the pipeline module it runs),
+    asked of git at most every few seconds."""
+    entry = os.environ.get(ENTRY_POINT_VARIABLE)
+    cached = _source_cache.get(entry)
+    if cached is not None and time.monotonic() - cached[0] < _SOURCE_TTL_S:
+        return cached[1]
+    source = _read_source(entry)
+    _source_cache[entry] = (time.monotonic(), source)
     return source
 
 
-def _read_source() -> Source:
+@contextlib.contextmanager
+def entry_point(path: str | None) -> Iterator[None]:
+    """Runs started inside record `path` (the user's module) as their entry point."""
+    previous = os.environ.get(ENTRY_POINT_VARIABLE)
+    if path is None or previous is not None:  # unknown, or an outer pipeline named it already
+        yield
+        return
+    os.environ[ENTRY_POINT_VARIABLE] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(ENTRY_POINT_VARIABLE, None)
+
+
+def _read_source(entry: str | None) -> Source:
     main = sys.modules.get("__main__")
-    main_file = getattr(main, "__file__", None)
+    main_file = entry or getattr(main, "__file__", None)
     entry_point = str(Path(main_file).resolve()) if main_file else "<interactive>"
     directory = Path(main_file).resolve().parent if main_file else Path.cwd()
     commit, dirty = _git_state(directory)
