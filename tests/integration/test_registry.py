@@ -27,6 +27,7 @@ from loopline.core.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    UntrustedModel,
 )
 from loopline.core.registry import VersionStatus
 from loopline.models import save_model
@@ -306,3 +307,29 @@ def test_a_worker_fails_registrations_that_died_and_says_so_on_the_trail(
     assert registry.fail_abandoned_versions() == []  # nothing left to do
     with pytest.raises(PermissionDenied, match="only an administrator"):
         Backends(store, blobs).services(Principal("eve")).registry.fail_abandoned_versions()
+
+
+def test_a_maintainer_vouches_for_a_versions_types_and_every_loader_trusts_them(
+    tracker: Tracker, services: Services
+) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    x = pd.DataFrame({"a": [0.5, -1.0, 2.0, -3.0], "b": [1.0, 2.0, 3.0, 4.0]})
+    model = make_pipeline(FunctionTransformer(abs), LogisticRegression()).fit(x, [0, 1, 0, 1])
+    with tracker.start_run("custom") as run:
+        version = run.log_model(model, "custom", input_example=x, trusted_types=["builtins.abs"])
+    registry = services.registry
+    with pytest.raises(UntrustedModel, match=r"builtins\.abs"):
+        registry.load(version.uri)  # what the uploader named is never trusted on its own
+    with pytest.raises(InvalidInput, match="set by `models trust`"):
+        registry.update_version("custom", 1, tags={"loopline.trusted_types": "builtins.abs"})
+    with pytest.raises(InvalidInput, match="not a type's dotted name"):
+        registry.trust_types("custom", 1, ["abs; rm -rf"])
+    registry.trust_types("custom", 1, ["builtins.abs"])
+    assert registry.load(version.uri).predict(x)["prediction"].tolist() == model.predict(x).tolist()
+    (entry,) = services.audit.entries(action="model.trust")
+    assert entry.target == "models:/custom/1" and entry.after == ["builtins.abs"]
+    registry.trust_types("custom", 1, [])  # withdrawn
+    with pytest.raises(UntrustedModel):
+        registry.load(version.uri)

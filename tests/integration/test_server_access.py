@@ -58,6 +58,7 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/models/{name}/versions/{version}"): ("vera", None, None),
     ("PATCH", "/api/v1/models/{name}/versions/{version}"): ("alice", {"description": "changed"}, None),
     ("DELETE", "/api/v1/models/{name}/versions/{version}"): ("maya", None, None),
+    ("PUT", "/api/v1/models/{name}/versions/{version}/trusted-types"): ("maya", {"types": []}, None),
     ("GET", "/api/v1/models/{name}/versions/{version}/files/{path}"): ("vera", None, None),
     ("GET", "/api/v1/resolve"): ("vera", None, {"uri": "models:/cancer@champion"}),
     ("PUT", "/api/v1/models/{name}/aliases/{alias}"): ("maya", {"version": 2}, None),

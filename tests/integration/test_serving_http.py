@@ -3,9 +3,13 @@ health, readiness, metrics, feedback and the prediction log."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pickle
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from loopline.serving.deployments import DeploymentService
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
+from tests.conftest import free_port
 from tests.integration.serving_helpers import (
     RunningServer,
     cancer_data,
@@ -348,3 +353,42 @@ def test_mlflow_clients_score_through_invocations_unchanged(server: RunningServe
         assert client.get("/invocations").status_code == 405
         ragged = client.post("/invocations", json={"inputs": {"a": [1, 2], "b": [3]}})
         assert ragged.status_code == 422 and "same number of values" in ragged.json()["error"]
+
+
+def test_a_model_that_cannot_be_served_stops_serve_with_one_line_until_a_maintainer_vouches(
+    tracker: Tracker, deployments: DeploymentService, store_url: str, blobs: BlobStore
+) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    x = pd.DataFrame({"a": [0.5, -1.0, 2.0, -3.0], "b": [1.0, 2.0, 3.0, 4.0]})
+    model = make_pipeline(FunctionTransformer(abs), LogisticRegression()).fit(x, [0, 1, 0, 1])
+    with tracker.start_run("custom") as run:
+        run.log_model(model, "custom", input_example=x, trusted_types=["builtins.abs"])
+    deployments.create("custom", TrafficPolicy.single("models:/custom/1"))
+    loopline = [sys.executable, "-m", "loopline", "--store-uri", store_url, "--artifacts-uri", blobs.url]
+    port = free_port()
+    serve = [*loopline, "serve", "-d", "custom", "--port", str(port)]
+    refused = subprocess.run(serve, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "does not trust: ['builtins.abs']" in refused.stderr and "loopline models trust" in refused.stderr
+    vouched = subprocess.run(
+        [*loopline, "models", "trust", "custom", "1", "builtins.abs"], capture_output=True, text=True
+    )
+    assert vouched.returncode == 0, vouched.stderr
+    server = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.05)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/v1/deployments/custom/predict", json={"records": x.to_dict("records")}
+        )
+        assert answer.json()["predictions"] == model.predict(x).tolist()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -13,7 +13,7 @@ from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import fmt, when
 from loopline.core.errors import InvalidInput
 from loopline.core.promotion import PromotionRefused
-from loopline.core.registry import ModelVersion
+from loopline.core.registry import TRUSTED_TYPES_TAG, ModelVersion
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,6 +232,20 @@ def evaluate(
     for key, value in result.latency.items():
         table.add_row(f"latency {key}", fmt(value))
     Console().print(table)
+
+
+@app.command()
+def trust(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: int = typer.Argument(..., help="Version."),
+    types: list[str] | None = typer.Argument(None, help="Types it needs (module.Class); none: withdraw."),
+) -> None:
+    """Vouch for the types a version needs beyond the reviewed list (a custom transformer):
+    serving, batch scoring and the retraining loop then load it. Maintainers; audited."""
+    trusted = cli_context(ctx).services.registry.trust_types(name, version, types or [])
+    listed = trusted.tags.get(TRUSTED_TYPES_TAG) or "none"
+    Console().print(f"{trusted.uri} loads trusting: {listed}")
 
 
 @app.command()

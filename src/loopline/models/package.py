@@ -9,6 +9,7 @@ not when it is served.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib.metadata
@@ -25,7 +26,7 @@ import pandas as pd
 
 from loopline.artifacts.names import check_artifact_name
 from loopline.core.errors import ArtifactCorrupted, InvalidInput, LooplineError, NotFound
-from loopline.core.registry import ModelVersion
+from loopline.core.registry import ModelVersion, version_trusted_types
 from loopline.models.flavors import Flavor, LoadOptions, flavor_for, flavor_named
 from loopline.models.loaded import LoadedModel
 from loopline.models.onnx_export import export_sklearn_to_onnx
@@ -309,6 +310,9 @@ def load_version(download: Callable[[Path], ModelVersion], load: LoadOptions = L
     into a temporary folder, and returns the version."""
     with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:
         version = download(Path(tmp))
+        vouched = version_trusted_types(version)  # a maintainer's `models trust`, for every loader
+        if vouched:
+            load = dataclasses.replace(load, trusted_types=(*load.trusted_types, *vouched))
         loaded = load_model_dir(Path(tmp), load)
     loaded.uri = version.uri
     return loaded

@@ -4,6 +4,7 @@ whose every move is recorded, and loading a version back with its files verified
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,14 @@ from loopline.core.errors import (
 )
 from loopline.core.ids import is_id
 from loopline.core.names import alias_name, display_model_name, model_name
-from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, loadable
+from loopline.core.registry import (
+    TRUSTED_TYPES_TAG,
+    AliasEvent,
+    ModelVersion,
+    RegisteredModel,
+    loadable,
+    version_trusted_types,
+)
 from loopline.core.uris import ModelRef, parse_model_uri
 from loopline.core.validation import check_key, check_tag_value
 from loopline.governance.audit import AuditTrail
@@ -37,7 +45,12 @@ if TYPE_CHECKING:  # models (pandas, the flavors) are imported where a model is 
 ABANDONED_AFTER_S = 6 * 3600.0  # a registration still PENDING this long has died
 
 
+_TYPE_NAME = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+")
+
+
 def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    if TRUSTED_TYPES_TAG in (tags or {}):
+        raise InvalidInput(f"tag {TRUSTED_TYPES_TAG!r} is set by `models trust` (a maintainer), not by hand")
     return {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
 
 
@@ -242,6 +255,23 @@ class RegistryService:
         self._store.registry.update_version(model_name(name), version, description, checked)
         after = {"description": description, "tags": checked}
         self.audit.record("model.update_version", f"models:/{model_name(name)}/{version}", after=after)
+        return self.get_version(name, version)
+
+    @atomic
+    def trust_types(self, name: str, version: int, types: Sequence[str]) -> ModelVersion:
+        """Vouch for the types a version needs loaded beyond the reviewed list (a custom
+        transformer, say), so that serving, batch scoring and the loop load it. A maintainer's
+        decision, on the audit trail; an empty list withdraws it."""
+        self._access.model(name, Role.MAINTAINER)
+        if bad := [t for t in types if not _TYPE_NAME.fullmatch(t)]:
+            raise InvalidInput(f"{bad[0]!r} is not a type's dotted name (module.Class)")
+        current = self.get_version(name, version)
+        chosen = sorted(set(types))
+        self._store.registry.update_version(
+            current.model, version, None, {TRUSTED_TYPES_TAG: ",".join(chosen)}
+        )
+        target = f"models:/{current.model}/{version}"
+        self.audit.record("model.trust", target, before=list(version_trusted_types(current)), after=chosen)
         return self.get_version(name, version)
 
     @atomic

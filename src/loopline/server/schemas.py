@@ -177,6 +177,10 @@ class NewValidation(Body):
     source: str | None = Field(None, max_length=1000)
 
 
+class TrustedTypes(Body):
+    types: list[str] = Field(max_length=100, description="dotted names, module.Class; [] withdraws")
+
+
 class Reason(Body):
     reason: str = ""
 

@@ -76,6 +76,10 @@ class Registry(Protocol):
     ) -> ModelVersion:
         """Change a version's description or tags."""
 
+    def trust_types(self, name: str, version: int, types: Sequence[str]) -> ModelVersion:
+        """Vouch for the types a version needs loaded beyond the reviewed list (a maintainer's
+        decision, on the audit trail); every loader of the version then trusts them."""
+
     def delete_version(self, name: str, version: int) -> None:
         """Hide a version; refused while an alias points at it."""
 

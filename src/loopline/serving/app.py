@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from loopline.core.errors import InvalidInput, SignatureMismatch
+from loopline.core.errors import InvalidInput, LooplineError, SignatureMismatch
 from loopline.predictions.log import (
     ERRORS,
     FEEDBACK,
@@ -351,6 +351,10 @@ class ServingApp:
                     for runtime in self.runtimes.values():
                         await runtime.start()
                     self.log.start()
+                except LooplineError as exc:  # a model that cannot be served: said in one line
+                    log.error("cannot start: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 except Exception as exc:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})

@@ -162,7 +162,8 @@ class SklearnFlavor:
             found = sorted(set(skops_io.get_untrusted_types(file=directory / FILE)) - set(trusted))
             raise UntrustedModel(
                 f"the scikit-learn model contains types loopline does not trust: {found}. Review them, then "
-                "pass trusted_types=[...] naming them to load it"
+                "vouch for them once for every loader (`loopline models trust NAME VERSION TYPE...`), or "
+                "pass trusted_types=[...] to this load"
             ) from exc
         check_trees(model)
         return _SklearnPredictor(model)

@@ -26,6 +26,7 @@ from loopline.server.schemas import (
     NewModel,
     NewVersion,
     Page,
+    TrustedTypes,
     Upload,
 )
 
@@ -101,6 +102,12 @@ def get_version(registry: Registry, name: str, version: Id) -> Response:
 @router.patch("/models/{name}/versions/{version}", response_model=ModelVersion)
 def update_version(registry: Registry, name: str, version: Id, body: ModelUpdate) -> Response:
     return json_response(registry.update_version(name, version, body.description, body.tags))
+
+
+@router.put("/models/{name}/versions/{version}/trusted-types", response_model=ModelVersion)
+def trust_types(registry: Registry, name: str, version: Id, body: TrustedTypes) -> Response:
+    """Vouch for the types the version needs loaded beyond the reviewed list (maintainers)."""
+    return json_response(registry.trust_types(name, version, body.types))
 
 
 @router.delete("/models/{name}/versions/{version}", status_code=204)
