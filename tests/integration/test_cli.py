@@ -59,7 +59,7 @@ def test_runs_list_filters_and_orders(cli: Invoke) -> None:
     assert "--page-token" in out
 
 
-def test_runs_show_compare_and_delete(cli: Invoke, filled: TrackingService) -> None:
+def test_runs_show_compare_and_delete(cli: Invoke, filled: TrackingService, tmp_path: Path) -> None:
     ids = [r.id for r in filled.search_runs("churn", order_by="run_name")]
     code, out, _ = cli("runs", "show", ids[0], "--json")
     shown = json.loads(out)
@@ -79,6 +79,12 @@ def test_runs_show_compare_and_delete(cli: Invoke, filled: TrackingService) -> N
         "4",
     ]  # last min max steps
     assert "█" in loss and "▁" in loss  # its history, drawn
+
+    code, out, _ = cli("runs", "artifacts", "list", ids[0])
+    assert code == 0 and "notes.txt" in out and "5" in out
+    target = tmp_path / "downloaded"
+    assert cli("runs", "artifacts", "download", ids[0], "--output", str(target))[0] == 0
+    assert (target / "notes.txt").read_bytes() == b"hello"
 
     code, out, _ = cli("runs", "compare", ids[0], ids[1], "--json")
     assert [r["params.model"] for r in json.loads(out)] == ["rf", "gbm"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import compare_table, run_panel, runs_table
@@ -133,3 +135,37 @@ def delete(
 
 def _brief(environment: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in environment.items() if k != "packages"}
+
+
+artifacts = typer.Typer(help="A run's artifacts: list or download them.", no_args_is_help=True)
+app.add_typer(artifacts, name="artifacts")
+
+
+@artifacts.command("list")
+def artifacts_list(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="Run id."),
+    prefix: str = typer.Option("", help="Only names under this folder, e.g. models/."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The run's artifacts: name, size and sha256."""
+    found = cli_context(ctx).services.tracking.list_artifacts(run_id, prefix)
+    if json_:
+        print_json(found)
+        return
+    table = Table("name", "size", "sha256")
+    for entry in found:
+        table.add_row(entry.name, f"{entry.size:,}", entry.digest[:12])
+    Console().print(table)
+
+
+@artifacts.command("download")
+def artifacts_download(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="Run id."),
+    output: Path = typer.Option(Path("."), "--output", "-o", help="Folder to write them into."),
+    prefix: str = typer.Option("", help="Only names under this folder, e.g. models/."),
+) -> None:
+    """Download the run's artifacts (each checked against its sha256) into a folder."""
+    written = cli_context(ctx).services.tracking.download_artifacts(run_id, output, prefix)
+    Console().print(f"{len(written)} artifact(s) of run {run_id} written under {output}")
