@@ -89,10 +89,10 @@ def test_bodies_over_the_row_or_column_limit_get_413_with_a_short_answer(server:
     long_records = {"records": [features.iloc[0].to_dict()] * 100_001}
     with server.client() as client:
         answer = client.post(PREDICT, content=wide.encode(), headers={"content-type": "text/csv"})
-        assert answer.status_code == 413 and "350,000 columns" in answer.json()["error"]
+        assert answer.status_code == 413 and "350,000 columns" in answer.json()["error"]["message"]
         assert len(answer.content) < 1_000
         bomb = client.post(PREDICT, content=_bomb(2_000_000), headers={"content-type": PARQUET[0]})
-        assert bomb.status_code == 413 and "2,000,000 rows" in bomb.json()["error"]
+        assert bomb.status_code == 413 and "2,000,000 rows" in bomb.json()["error"]["message"]
         assert client.post(PREDICT, json=long_records).status_code == 413
         assert client.get("/health").status_code == 200
         assert client.post(PREDICT, json={"records": _records(features, 3)}).status_code == 200
@@ -116,7 +116,7 @@ def test_feedback_of_mixed_label_types_loses_no_prediction(server: RunningServer
         time.sleep(0.5)
         assert client.post(FEEDBACK_ROUTE, json={"labels": later}).status_code == 202
         refused = client.post(FEEDBACK_ROUTE, json={"labels": [{"request_id": ids[5], "label": [1]}]})
-        assert refused.status_code == 422 and "labels[0].label" in refused.json()["error"]
+        assert refused.status_code == 422 and "labels[0].label" in refused.json()["error"]["message"]
         time.sleep(0.6)  # flushed every 0.2 s
         assert client.get("/ready").json()["log_failing"] is False
     con = LogReader(backends.tables, "cancer").connect()
@@ -219,12 +219,12 @@ def test_duplicate_column_names_are_bad_input(server: RunningServer) -> None:
     columns = [*features.columns, features.columns[0]]
     with server.client() as client:
         answer = client.post(PREDICT, json={"columns": columns, "data": [[*row.tolist(), row.iloc[0]]]})
-        assert answer.status_code == 422 and "more than once" in answer.json()["error"]
+        assert answer.status_code == 422 and "more than once" in answer.json()["error"]["message"]
         twice = pa.table([pa.array([1.0])] * 2, names=["mean radius", "mean radius"])
         sink = io.BytesIO()
         pq.write_table(twice, sink)
         parquet = client.post(PREDICT, content=sink.getvalue(), headers={"content-type": PARQUET[0]})
-        assert parquet.status_code == 422 and "more than once" in parquet.json()["error"]
+        assert parquet.status_code == 422 and "more than once" in parquet.json()["error"]["message"]
         assert client.get("/health").status_code == 200
 
 
@@ -249,7 +249,7 @@ def test_an_unexpected_error_is_a_500_on_a_connection_that_stays_open(
             {"Content-Type": "application/json"},
         )  # fmt: skip
         failed = connection.getresponse()
-        assert failed.status == 500 and "internal error" in json.loads(failed.read())["error"]
+        assert failed.status == 500 and "internal error" in json.loads(failed.read())["error"]["message"]
         kept = connection.sock
         connection.request("GET", "/health")
         assert connection.getresponse().status == 200 and connection.sock is kept

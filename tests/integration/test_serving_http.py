@@ -149,8 +149,11 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(server: RunningServer, tmp_path:
         for request, status, message in cases:
             answer = client.post(PREDICT, **request)  # type: ignore[arg-type]
             assert answer.status_code == status, (request.get("json"), answer.text[:300])
-            assert message in answer.json()["error"], answer.text[:300]
-        assert client.post("/v1/deployments/nope/predict", json={"records": _records()}).status_code == 404
+            assert message in answer.json()["error"]["message"], answer.text[:300]
+            assert set(answer.json()["error"]) == {"code", "message", "details"}  # the team server's shape
+        unknown = client.post("/v1/deployments/nope/predict", json={"records": _records()})
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+        assert unknown.json()["error"]["details"] == {"served": ["cancer"]}
         assert client.get(PREDICT).status_code == 405
         assert client.get("/nowhere").status_code == 404
     assert not marker.exists()  # the pickle was never unpickled
@@ -199,7 +202,7 @@ def test_every_answer_and_feedback_reach_the_log(
         )
         assert accepted.status_code == 202 and accepted.json() == {"accepted": 2}
         refused = client.post("/v1/deployments/cancer/feedback", json={"labels": [{"label": 1}]})
-        assert refused.status_code == 422 and "request_id" in refused.json()["error"]
+        assert refused.status_code == 422 and "request_id" in refused.json()["error"]["message"]
     assert server.app.log.errors == []  # type: ignore[attr-defined]
     log = backends.tables.read("predictions", [("deployment", "cancer")]).to_pandas()
     assert sorted(set(log["request_id"])) == sorted(ids)
@@ -232,7 +235,7 @@ def test_the_body_limit_and_timeout_are_settings(
     deployments.create("cancer", TrafficPolicy.single("models:/cancer/1"))
     with running_server(backends, ("cancer",), http=HttpOptions(max_body_bytes=1000)) as server:
         answer = httpx.post(server.url + PREDICT, json={"records": _records(5)})
-    assert answer.status_code == 413 and "1,000" in answer.json()["error"]
+    assert answer.status_code == 413 and "1,000" in answer.json()["error"]["message"]
 
 
 class Sleepy:
@@ -265,7 +268,7 @@ def test_a_slow_model_times_out_with_504_and_the_server_keeps_answering(
     ):
         slow = client.post("/v1/deployments/sleepy/predict", json={"records": [{"x": 1.0}]})
         fast = client.post(PREDICT, json={"records": _records()})
-    assert slow.status_code == 504 and "within 0.5 s" in slow.json()["error"]
+    assert slow.status_code == 504 and "within 0.5 s" in slow.json()["error"]["message"]
     assert fast.status_code == 200
 
 
@@ -325,7 +328,7 @@ def test_a_value_the_model_refuses_is_a_422_with_its_reason(
     deployments.create("plans", TrafficPolicy.single("models:/plans/1"))
     with running_server(backends, ("plans",)) as server, server.client() as client:
         unseen = client.post("/v1/deployments/plans/predict", json={"records": [{"plan": "gold", "age": 30}]})
-        assert unseen.status_code == 422 and "gold" in unseen.json()["error"]
+        assert unseen.status_code == 422 and "gold" in unseen.json()["error"]["message"]
         known = client.post("/v1/deployments/plans/predict", json={"records": [{"plan": "pro", "age": 30}]})
         assert known.status_code == 200
 
@@ -352,7 +355,7 @@ def test_mlflow_clients_score_through_invocations_unchanged(server: RunningServe
         assert csv.json()["predictions"] == expected
         assert client.get("/invocations").status_code == 405
         ragged = client.post("/invocations", json={"inputs": {"a": [1, 2], "b": [3]}})
-        assert ragged.status_code == 422 and "same number of values" in ragged.json()["error"]
+        assert ragged.status_code == 422 and "same number of values" in ragged.json()["error"]["message"]
 
 
 def test_a_model_that_cannot_be_served_stops_serve_with_one_line_until_a_maintainer_vouches(

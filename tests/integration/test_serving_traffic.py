@@ -61,7 +61,7 @@ def test_an_ab_test_keeps_each_user_on_one_arm(deployments: DeploymentService, b
         missing = client.post(PREDICT, json={"records": ROW})
     assert all(len(arms) == 1 for arms in seen.values())
     assert {arm for arms in seen.values() for arm in arms} == {"a", "b"}
-    assert missing.status_code == 422 and "keyed by field:user_id" in missing.json()["error"]
+    assert missing.status_code == 422 and "keyed by field:user_id" in missing.json()["error"]["message"]
 
 
 def test_a_header_can_be_the_ab_key(deployments: DeploymentService, backends: Backends) -> None:

@@ -64,8 +64,20 @@ async def respond_json(send: Send, status: int, payload: Any) -> None:
 MAX_ERROR_CHARS = 2000  # an error says what is wrong and where; it never echoes a huge input
 
 
+# Stable codes, as the team server gives them: one error shape for both servers.
+ERROR_CODES = {
+    400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+    415: "unsupported_media_type", 422: "invalid_input", 500: "internal", 503: "unavailable",
+    504: "timeout",
+}  # fmt: skip
+
+
 async def respond_error(send: Send, error: HttpError) -> None:
-    body = orjson.dumps({"error": error.message, **error.details}, option=orjson.OPT_SERIALIZE_NUMPY)
+    """`{"error": {"code", "message", "details"}}`, the team server's shape."""
+    code = ERROR_CODES.get(error.status, "http_error")
+    answer = {"code": code, "message": error.message, "details": error.details}
+    body = orjson.dumps({"error": answer}, option=orjson.OPT_SERIALIZE_NUMPY)
     if len(body) > MAX_ERROR_CHARS * 4:  # long details (every bad column of a wide body): cut
-        body = orjson.dumps({"error": error.message[:MAX_ERROR_CHARS], "truncated": True})
+        cut = {"code": code, "message": error.message[:MAX_ERROR_CHARS], "details": {"truncated": True}}
+        body = orjson.dumps({"error": cut})
     await respond(send, error.status, body)
