@@ -3,6 +3,9 @@ through a server alike. (Their retraining and canaries: test_loop.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from loopline.core.errors import Conflict, InvalidInput, NotFound
@@ -60,3 +63,13 @@ def test_a_loop_needs_what_its_policy_names(services: Services, declared: LoopPo
         services.loops.declare(declared.model_copy(update={"gates": {"gates": ["teleport"]}}))
     with pytest.raises(NotFound):
         services.loops.get("no-such-deployment")
+
+
+def test_the_cli_refuses_a_pipeline_it_could_not_import(cli: Any, tmp_path: Path) -> None:
+    policy = tmp_path / "loop.yaml"
+    policy.write_text(
+        "deployment: churn\nmodel: churn\npipeline: no_such_flows:train\n"
+        "reference_dataset: customers\ntarget: churned\n"
+    )
+    code, _, err = cli("loop", "declare", str(policy))
+    assert code == 1 and "module 'no_such_flows' cannot be imported from here" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import typer
@@ -12,6 +13,7 @@ from loopline._pipelines import worker_services
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.core.automation import JobKind
+from loopline.core.errors import InvalidInput
 from loopline.specs.loop import LoopPolicy
 
 app = typer.Typer(help="The closed loop: retrain, canary, promote or roll back.", no_args_is_help=True)
@@ -20,9 +22,13 @@ STYLE = {"promoted": "green", "rolled_back": "red", "refused": "yellow", "failed
 
 @app.command()
 def declare(ctx: typer.Context, policy: Path = typer.Argument(..., help="Retraining policy (YAML).")) -> None:
-    """Declare (or replace) the retraining policy of a deployment."""
+    """Declare (or replace) the retraining policy of a deployment. On a local store, where
+    `loop start` runs it, its pipeline's module must be importable from here."""
     context = cli_context(ctx)
-    loop = context.services.loops.declare(LoopPolicy.load(policy))
+    declared = LoopPolicy.load(policy)
+    if not context.settings.uri:
+        _check_importable(declared.pipeline)
+    loop = context.services.loops.declare(declared)
     Console().print(
         f"deployment {loop.deployment} retrains by {loop.policy['pipeline']} ({loop.state.value})"
     )
@@ -97,3 +103,17 @@ def status(
             when(event.at), f"[{style}]{event.kind}[/]" if style else event.kind, event.message, event.actor
         )
     console.print(table)
+
+
+def _check_importable(target: str) -> None:
+    """The pipeline's module can be found (not imported: that would run it)."""
+    module = target.partition(":")[0]
+    if module.endswith(".py"):
+        found = Path(module).is_file()
+    else:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package that is not there
+            found = False
+    if not found:
+        raise InvalidInput(f"pipeline {target!r}: module {module!r} cannot be imported from here")
