@@ -88,9 +88,12 @@ def test_evaluate_card_lineage_and_delete(cli: Invoke, data_file: Path, tmp_path
     assert code == 0 and json.loads(out)["metrics"]["accuracy"] > 0.8
     code, out, _ = cli("models", "card", "clf", "2")
     assert code == 0 and out.startswith("# Model card: clf version 2")
+    assert "data:image/png" not in out  # the Markdown card stays text
     page = tmp_path / "card.html"
     assert cli("models", "card", "clf", "2", "--html", "--output", str(page))[0] == 0
-    assert "<table>" in page.read_text()
+    html = page.read_text()
+    assert "<table>" in html
+    assert 'alt="roc.png"' in html and '<img src="data:image/png;base64,iVBOR' in html  # the plots, shown
 
     code, out, _ = cli("lineage", "models:/clf/2", "--json")
     graph = json.loads(out)

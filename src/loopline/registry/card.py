@@ -3,6 +3,7 @@ slices, gates and limitations. Markdown, and HTML rendered from it."""
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import Any
 
@@ -38,7 +39,10 @@ def model_card(
     lineage: Lineage,
     name: str,
     version: int,
+    plots: bool = False,
 ) -> str:
+    """The card as Markdown; with `plots`, each evaluation's plots (ROC, confusion matrix...)
+    are embedded as PNG data URIs, which the HTML card shows."""
     model = registry.get_model(name)
     mv = registry.get_version(model.name, version)
     description = mv.model_json
@@ -110,6 +114,10 @@ def model_card(
                 f"in a batch of {int(latency['batch_rows'])}.",
                 "",
             ]
+        if plots:
+            for plot in sorted(evaluation.artifacts):
+                encoded = base64.b64encode(evaluations.plot(evaluation, plot)).decode()
+                lines += [f"![{plot}](data:image/png;base64,{encoded})", ""]
         for column, slices in evaluation.slices.items():
             keys = sorted({k for values in slices.values() for k in values if k != "count"})
             lines += [f"Slices by **{column}**:", ""]

@@ -54,8 +54,10 @@ class PromotionService:
         return self._evaluations.plot(self._evaluations.get(name, version, evaluation_id), plot)
 
     def model_card(self, name: str, version: int, *, html: bool = False) -> str:
-        """The model card of a version, as Markdown (or HTML)."""
-        markdown = model_card(self.registry, self._evaluations, self._tracking, self._lineage, name, version)
+        """The model card of a version, as Markdown (or HTML, with the evaluations' plots)."""
+        markdown = model_card(
+            self.registry, self._evaluations, self._tracking, self._lineage, name, version, plots=html
+        )
         return card_html(markdown, f"{name} version {version}") if html else markdown
 
     def evaluate(
