@@ -261,9 +261,17 @@ def test_cli_monitor_commands(backends: Backends, cli: Invoke, tmp_path: Path) -
         str(tmp_path / "r.html"),
         "--png",
         str(tmp_path / "r.png"),
-        "--cdn",
+        "--plotly",
+        "cdn",
     )
     assert code == 0 and (tmp_path / "r.png").exists() and "cdn.plot.ly" in (tmp_path / "r.html").read_text()
+    for page in ("a.html", "b.html"):  # by default the reports of a folder share one plotly.js
+        assert invoke("monitor", "report", "watch", "-o", str(tmp_path / "shared" / page))[0] == 0
+    shared = tmp_path / "shared"
+    assert sorted(p.name for p in shared.iterdir()) == ["a.html", "b.html", "plotly.min.js"]
+    page = (shared / "a.html").read_text()
+    assert '<script charset="utf-8" src="plotly.min.js"></script>' in page and "cdn.plot.ly" not in page
+    assert (shared / "plotly.min.js").stat().st_size > 50 * len(page) // 100  # the bulk is shared
     code, _, err = invoke("monitor", "run", "nothing")
     assert code == 1 and "monitor 'nothing' does not exist" in err
 

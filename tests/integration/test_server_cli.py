@@ -128,7 +128,10 @@ def test_monitors_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> No
     code, out, _ = cli("monitor", "show", "cancer-watch", user="vera")
     assert code == 0 and "cancer-prod" in out
     report = tmp_path / "report.html"
-    assert cli("monitor", "report", "cancer-watch", "--output", str(report), "--cdn", user="vera")[0] == 0
+    assert (
+        cli("monitor", "report", "cancer-watch", "--output", str(report), "--plotly", "cdn", user="vera")[0]
+        == 0
+    )
     html = report.read_text()
     assert f"<title>monitor cancer-watch, run {outcome['run']['id']}</title>" in html  # the newest run
     assert _json(cli("monitor", "alerts", "--json", user="vera")) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import fmt, when
+from loopline.core.errors import InvalidInput
 from loopline.core.monitoring import Alert, MonitorOutcome
 from loopline.monitoring.notify import redact
 from loopline.services import Monitors
@@ -172,11 +174,20 @@ def report(
     output: Path = typer.Option(..., "--output", "-o", help="Write the HTML report here."),
     run_id: int | None = typer.Option(None, "--run", help="Which run (default: the newest)."),
     png: Path | None = typer.Option(None, help="Also write a PNG summary here."),
-    cdn: bool = typer.Option(False, help="Load Plotly from its CDN instead of inlining it (a smaller file)."),
+    plotly: str = typer.Option(
+        "shared",
+        help="shared: one plotly.min.js beside the reports of a folder (offline, small files); "
+        "inline: in each file; cdn: from Plotly's CDN (needs internet).",
+    ),
 ) -> None:
     """Write a run's report: drift per column, distributions, performance over time."""
+    if plotly not in ("shared", "inline", "cdn"):
+        raise InvalidInput(f"--plotly {plotly!r}: use shared, inline or cdn")
     service = _service(ctx)
-    output.write_text(service.report_html(name, run_id, inline_js=not cdn), encoding="utf-8")
+    page = service.report_html(name, run_id, inline_js=plotly == "inline")
+    if plotly == "shared":
+        page = _share_plotly(page, output.parent)
+    output.write_text(page, encoding="utf-8")
     console = Console()
     console.print(f"wrote {output}")
     if png is not None:
@@ -222,3 +233,18 @@ def _notified(outcome: dict[str, Any]) -> str:
     if outcome.get("ok"):
         return f"{outcome['type']}:ok"
     return f"{outcome['type']}:failed ({outcome.get('error') or 'no reason given'})"
+
+
+def _share_plotly(page: str, folder: Path) -> str:
+    """The page loading `plotly.min.js` from its own folder, written there once (again when
+    Plotly's version changed), so that reports side by side share one copy and open offline."""
+    from plotly.offline import get_plotlyjs
+
+    script = get_plotlyjs()
+    shared = folder / "plotly.min.js"
+    if not shared.is_file() or shared.stat().st_size != len(script.encode()):
+        folder.mkdir(parents=True, exist_ok=True)
+        shared.write_text(script, encoding="utf-8")
+    # the CDN's integrity hash and CORS mode are for the CDN's copy; a file beside the page needs neither
+    cdn = r'src="https://cdn\.plot\.ly/[^"]+"(?: integrity="[^"]*")?(?: crossorigin="[^"]*")?'
+    return re.sub(cdn, 'src="plotly.min.js"', page, count=1)
