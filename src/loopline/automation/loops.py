@@ -244,8 +244,8 @@ class LoopService:
                 f"reference dataset {policy.reference_dataset} has no column {policy.target!r}"
             )
         features = [c for c in reference.columns if c != policy.target]
-        history = [r.policy for r in self.deployments.revisions(policy.deployment)]
-        shadows = TrafficPolicy.shadow_arms(history, self.deployments.policy(policy.deployment))
+        revisions = self.deployments.revisions(policy.deployment)
+        shadows = TrafficPolicy.shadow_arms(revisions, self.deployments.policy(policy.deployment))
         window = read_window(
             self._tables, policy.deployment, WindowSpec(rows=policy.window_rows), now_ms(), shadows
         )

@@ -8,8 +8,7 @@ from rich.tree import Tree
 
 from loopline.cli.context import cli_context, print_json
 from loopline.core.errors import InvalidInput
-from loopline.core.lineage import NODE_KINDS, LineageGraph, LineageNode, Node
-from loopline.lineage.service import CONTENT_KINDS
+from loopline.core.lineage import CONTENT_KINDS, NODE_KINDS, LineageGraph, LineageNode, Node
 from loopline.services import Services
 
 USAGE = "models:/NAME/VERSION (or @ALIAS), datasets:/NAME/VERSION, or KIND:KEY as the graph prints it"

@@ -15,14 +15,6 @@ class VersionStatus(enum.StrEnum):
     FAILED = "FAILED"  # storing the files failed; kept for the record
 
 
-TRUSTED_TYPES_TAG = "loopline.trusted_types"  # set by a maintainer (`models trust`), never by hand
-
-
-def version_trusted_types(version: ModelVersion) -> tuple[str, ...]:
-    """The types a maintainer vouched for when loading this version (comma-separated tag)."""
-    return tuple(t for t in version.tags.get(TRUSTED_TYPES_TAG, "").split(",") if t)
-
-
 @dataclass(frozen=True, slots=True)
 class RegisteredModel:
     """A model of the registry: its versions' home, with aliases that point at versions."""
@@ -138,3 +130,11 @@ def loadable(version: ModelVersion) -> ModelVersion:
             "so it cannot be loaded; register the model again"
         )
     return version
+
+
+TRUSTED_TYPES_TAG = "loopline.trusted_types"  # set by a maintainer (`models trust`), never by hand
+
+
+def version_trusted_types(version: ModelVersion) -> tuple[str, ...]:
+    """The types a maintainer vouched for when loading this version (comma-separated tag)."""
+    return tuple(t for t in version.tags.get(TRUSTED_TYPES_TAG, "").split(",") if t)

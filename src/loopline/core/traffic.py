@@ -20,7 +20,7 @@ from typing import Any
 
 from loopline.core.errors import Conflict, InvalidInput
 from loopline.core.names import alias_name
-from loopline.core.registry import ModelVersion, VersionStatus
+from loopline.core.registry import DeploymentRevision, ModelVersion, VersionStatus
 from loopline.core.uris import parse_model_uri
 
 KINDS = ("single", "canary", "ab", "shadow")
@@ -116,11 +116,12 @@ class TrafficPolicy:
             raise InvalidInput(f"traffic policy {dict(data)!r} is malformed: {exc}") from None
 
     @staticmethod
-    def shadow_arms(history: Sequence[Mapping[str, Any]], current: TrafficPolicy) -> list[str]:
-        """The arms that shadowed in any of these policies (a deployment's revisions) and do
-        not answer now: their logged rows are copies of answered requests."""
+    def shadow_arms(revisions: Sequence[DeploymentRevision], current: TrafficPolicy) -> list[str]:
+        """The arms that shadowed in any of a deployment's revisions and do not answer now:
+        their logged rows are copies of answered requests."""
         answering = {a.name for a in current.answering_arms}
-        shadows = {arm.name for p in history if (arm := TrafficPolicy.from_dict(p).shadow_arm) is not None}
+        policies = (TrafficPolicy.from_dict(r.policy) for r in revisions)
+        shadows = {arm.name for p in policies if (arm := p.shadow_arm) is not None}
         return sorted(shadows - answering)
 
     def describe(self) -> str:

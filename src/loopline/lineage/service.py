@@ -11,13 +11,12 @@ from collections.abc import Iterable
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.errors import InvalidInput, NotFound
-from loopline.core.lineage import NODE_KINDS, LineageGraph, LineageNode, Node
+from loopline.core.lineage import CONTENT_KINDS, NODE_KINDS, LineageGraph, LineageNode, Node
 from loopline.core.registry import LineageEdge
 from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore
 
 MIN_PREFIX = 8  # hex digits of a digest that may name a node (the graph prints 12)
-CONTENT_KINDS = ("dataset", "model_version")  # keyed by sha256; the others by id or name
 
 
 class LineageService:

@@ -162,8 +162,7 @@ class MonitorService:
         reference = self.reference(monitor)
         at = at_ms if at_ms is not None else now_ms()
         policy = self._deployments.policy(monitor.deployment)
-        history = [r.policy for r in self._deployments.revisions(monitor.deployment)]
-        shadows = TrafficPolicy.shadow_arms(history, policy)
+        shadows = TrafficPolicy.shadow_arms(self._deployments.revisions(monitor.deployment), policy)
         window = read_window(self._tables, monitor.deployment, spec.window, at, shadows)
         values, details = evaluate_window(window, reference, spec)
         run = self._store.monitors.add_run(

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # models (pandas, the flavors) are imported where a model is 
 ABANDONED_AFTER_S = 6 * 3600.0  # a registration still PENDING this long has died
 
 
-_TYPE_NAME = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+")
+_TYPE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
