@@ -2,12 +2,15 @@
 one pass when the reference is registered, so that checking a window never re-reads it.
 
 Numeric columns keep uniform fine bins (Wasserstein, Jensen-Shannon), decile bins (PSI),
-moments, and a bounded sorted sample (KS on large data); categorical columns keep their
-value frequencies. Profiles are plain JSON once stored (NaN as null).
+moments, a bounded sorted sample (KS on large data) and, when they hold at most
+MAX_DISTINCT values (integers, prices), those values and their counts, so that distances
+on them are exact; categorical columns keep their value frequencies. Profiles are plain
+JSON once stored (NaN as null).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-FINE_BINS = 2000  # uniform bins over the reference range: Wasserstein within a few 0.1% of exact
+FINE_BINS = 2000  # uniform bins over the reference range
+MAX_DISTINCT = 1000  # a numeric column with at most this many values keeps them all, counted
 PSI_BINS = 10
 SAMPLE = 20_000  # KS and fallbacks: enough that sampling noise sits far below any sane threshold
 MAX_CATEGORIES = 1000  # beyond this the rest counts as one "other" value
@@ -35,6 +39,8 @@ class NumericProfile:
     psi_edges: np.ndarray  # inner decile edges
     psi_counts: np.ndarray
     sample: np.ndarray  # sorted
+    distinct: np.ndarray = field(default_factory=lambda: np.zeros(0))  # sorted; empty when too many
+    distinct_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     kind = "numeric"
 
@@ -51,6 +57,8 @@ class NumericProfile:
             "psi_edges": self.psi_edges.tolist(),
             "psi_counts": self.psi_counts.tolist(),
             "sample": self.sample.tolist(),
+            "distinct": self.distinct.tolist(),
+            "distinct_counts": self.distinct_counts.tolist(),
         }
 
 
@@ -94,6 +102,8 @@ class ReferenceProfile:
                     c["count"], c["nulls"], mean, std, low, high,
                     np.asarray(c["fine_counts"], dtype=np.int64), np.asarray(c["psi_edges"], dtype=float),
                     np.asarray(c["psi_counts"], dtype=np.int64), np.asarray(c["sample"], dtype=float),
+                    np.asarray(c.get("distinct", []), dtype=float),
+                    np.asarray(c.get("distinct_counts", []), dtype=np.int64),
                 )  # fmt: skip
             else:
                 columns[name] = CategoricalProfile(c["count"], c["nulls"], dict(c["frequencies"]))
@@ -142,6 +152,11 @@ def fine_range(low: float, high: float) -> tuple[float, float]:
     return low, (high if high > low else low + 1)
 
 
+def fine_edges(low: float, top: float) -> np.ndarray:
+    """The edges of the fine bins over [low, top], as `np.histogram` computes them."""
+    return np.linspace(low, top, FINE_BINS + 1)
+
+
 class _NumericAccumulator:
     """Moments (merged as Chan et al.), range and a uniform sample over batches; then bins."""
 
@@ -152,6 +167,7 @@ class _NumericAccumulator:
         self.sample = np.zeros(0)
         self.fine = np.zeros(FINE_BINS, np.int64)
         self.values: dict[Any, int] = {}  # filled instead of `fine` when few distinct values
+        self.distinct: pd.Series | None = pd.Series(dtype=np.int64)  # counts per value; None when too many
         self.always_numeric = False
 
     def first_pass(self, values: np.ndarray, nulls: int, rng: np.random.Generator) -> None:
@@ -176,16 +192,27 @@ class _NumericAccumulator:
             self.sample = np.concatenate([kept, rng.choice(values, take, replace=False)])
         self.count = total
 
+    @functools.cached_property
+    def sample_distinct(self) -> int:
+        """How many distinct values the sample holds (read after the first pass)."""
+        return len(np.unique(self.sample))
+
     @property
     def few_values(self) -> bool:
-        return not self.always_numeric and self.count > 0 and len(np.unique(self.sample)) <= FEW_VALUES
+        return not self.always_numeric and self.count > 0 and self.sample_distinct <= FEW_VALUES
 
     def second_pass(self, series: pd.Series, values: np.ndarray) -> None:
         if self.few_values:
             for key, n in series.value_counts(dropna=True).items():
                 self.values[key] = self.values.get(key, 0) + int(n)
-        elif len(values):
-            self.fine += np.histogram(values, bins=FINE_BINS, range=fine_range(self.low, self.high))[0]
+            return
+        if not len(values):
+            return
+        self.fine += np.histogram(values, bins=FINE_BINS, range=fine_range(self.low, self.high))[0]
+        if self.distinct is not None and self.sample_distinct <= MAX_DISTINCT:
+            batch = pd.Series(values, copy=False).value_counts(sort=False)
+            merged = self.distinct.add(batch, fill_value=0)
+            self.distinct = merged if len(merged) <= MAX_DISTINCT else None
 
     def result(self) -> ColumnProfile:
         if self.few_values:
@@ -207,6 +234,7 @@ class _NumericAccumulator:
             np.searchsorted(cumulative, self.count * np.arange(1, PSI_BINS) / PSI_BINS, side="left") + 1
         )
         cuts = cuts[(cuts > 0) & (cuts < FINE_BINS)]
+        distinct = (pd.Series(dtype=np.int64) if self.distinct is None else self.distinct).sort_index()
         return NumericProfile(
             count=self.count,
             nulls=self.nulls,
@@ -215,9 +243,11 @@ class _NumericAccumulator:
             minimum=self.low,
             maximum=self.high,
             fine_counts=self.fine,
-            psi_edges=low + cuts * (top - low) / FINE_BINS,
+            psi_edges=fine_edges(low, top)[cuts],  # the fine bins' own edges: PSI bins agree with them
             psi_counts=np.add.reduceat(self.fine, np.concatenate([[0], cuts])).astype(np.int64),
             sample=np.sort(self.sample),
+            distinct=distinct.index.to_numpy(dtype=float),
+            distinct_counts=distinct.to_numpy(dtype=np.int64),
         )
 
 
