@@ -160,6 +160,13 @@ def test_the_deployments_cli(cli: Invoke, backends: Backends, tmp_path: Path) ->
         "canary"
     ] == "models:/cancer/2"
     assert cli("deployments", "list")[0] == 0
+    assert shown["deployment"]["extra_fields"] == "refuse"
+    code, out, _ = cli("deployments", "extra-fields", "cancer", "ignore", "--reason", "clients send ids")
+    assert code == 0 and "cancer: fields its model does not take are ignored" in out
+    code, out, _ = cli("deployments", "show", "cancer")
+    assert "fields its model does not take: ignored" in out
+    code, _, err = cli("deployments", "extra-fields", "cancer", "keep")
+    assert code == 1 and "refuse or ignore, not 'keep'" in err
     code, out, _ = cli("deployments", "report", "cancer", "--json")
     assert code == 0 and [a["arm"] for a in __import__("json").loads(out)["arms"]] == ["stable", "canary"]
     code, out, _ = cli("deployments", "export", "cancer", "--to", str(tmp_path / "k8s"))

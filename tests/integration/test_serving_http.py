@@ -30,7 +30,7 @@ from loopline.serving.deployments import DeploymentService
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 from tests.integration.serving_helpers import (
     RunningServer,
     cancer_data,
@@ -200,7 +200,14 @@ def test_every_answer_and_feedback_reach_the_log(
                 "labels": [{"request_id": ids[0], "label": 0}, {"request_id": ids[1], "row": 1, "label": 1}]
             },
         )
-        assert accepted.status_code == 202 and accepted.json() == {"accepted": 2}
+        assert accepted.status_code == 202
+        assert accepted.json() == {"accepted": 2, "matched": 2, "unmatched": []}  # still buffered
+        wait_until(lambda: backends.tables.files("predictions"))
+        later = client.post(
+            "/v1/deployments/cancer/feedback",
+            json={"labels": [{"request_id": ids[2], "label": 1}, {"request_id": "never-asked", "label": 0}]},
+        )  # matched from the stored log; the unknown id is said
+        assert later.json() == {"accepted": 2, "matched": 1, "unmatched": ["never-asked"]}
         refused = client.post("/v1/deployments/cancer/feedback", json={"labels": [{"label": 1}]})
         assert refused.status_code == 422 and "request_id" in refused.json()["error"]["message"]
     assert server.app.log.errors == []  # type: ignore[attr-defined]
@@ -210,7 +217,7 @@ def test_every_answer_and_feedback_reach_the_log(
     assert {"input.mean radius", "proba.0", "proba.1", "prediction", "latency_ms", "arm"} <= set(log.columns)
     labels = backends.tables.read("feedback", [("deployment", "cancer")]).to_pandas()
     assert sorted(zip(labels["request_id"], labels["row"], labels["label"], strict=True)) == sorted(
-        [(ids[0], 0, "0"), (ids[1], 1, "1")]  # labels are stored as text
+        [(ids[0], 0, "0"), (ids[1], 1, "1"), (ids[2], 0, "1"), ("never-asked", 0, "0")]  # stored as text
     )
     assert all(
         pq.ParquetFile(backends.tables.fs.open(p)).metadata.num_rows > 0

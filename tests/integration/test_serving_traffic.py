@@ -12,11 +12,13 @@ import httpx
 import pytest
 
 from loopline.artifacts import BlobStore
+from loopline.core.errors import InvalidInput
 from loopline.core.traffic import TrafficPolicy
 from loopline.serving.deployments import DeploymentService
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
+from tests.conftest import wait_until
 from tests.integration.serving_helpers import (
     cancer_data,
     register_cancer_models,
@@ -62,6 +64,32 @@ def test_an_ab_test_keeps_each_user_on_one_arm(deployments: DeploymentService, b
     assert all(len(arms) == 1 for arms in seen.values())
     assert {arm for arms in seen.values() for arm in arms} == {"a", "b"}
     assert missing.status_code == 422 and "keyed by field:user_id" in missing.json()["error"]["message"]
+
+
+def test_the_deployment_alone_decides_about_extra_fields(
+    deployments: DeploymentService, backends: Backends
+) -> None:
+    """A routing key is no model input only while the policy routes by it; any other field
+    the model does not take is refused or ignored as the deployment declares, whatever the
+    policy: a rollback never turns accepted requests into 422s."""
+    policy = TrafficPolicy.ab([("a", "models:/cancer/1", 1), ("b", "models:/cancer/2", 1)], "field:user_id")
+    deployments.create("cancer", policy)
+    keyed, noted = [{**ROW[0], "user_id": "ana"}], [{**ROW[0], "user_id": "ana", "note": "hi"}]
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
+        assert client.post(PREDICT, json={"records": keyed}).status_code == 200
+        refused = client.post(PREDICT, json={"records": noted})
+        assert refused.status_code == 422 and "['note']" in refused.json()["error"]["message"]
+        deployments.set_traffic("cancer", TrafficPolicy.single("models:/cancer/1"), "rollback")
+        wait_until(lambda: client.post(PREDICT, json={"records": keyed}).status_code == 422)
+        deployments.set_extra_fields("cancer", "ignore", reason="clients send ids")
+        wait_until(lambda: client.post(PREDICT, json={"records": noted}).status_code == 200)
+        deployments.set_traffic("cancer", policy, "again")
+        wait_until(lambda: client.post(PREDICT, json={"records": noted}).json().get("arm") in ("a", "b"))
+    assert deployments.get("cancer").extra_fields == "ignore"
+    (entry,) = backends.store.audit.entries(action="deployment.extra_fields")
+    assert (entry.before, entry.after, entry.reason) == ("refuse", "ignore", "clients send ids")
+    with pytest.raises(InvalidInput, match="refuse or ignore"):
+        deployments.set_extra_fields("cancer", "drop")
 
 
 def test_a_header_can_be_the_ab_key(deployments: DeploymentService, backends: Backends) -> None:

@@ -24,6 +24,9 @@ SHADOW = typer.Option(None, "--shadow", help="A model URI that answers every req
 ARM = typer.Option(None, "--arm", help="A/B arm NAME=URI[:WEIGHT] (repeatable).")
 KEY = typer.Option(None, "--key", help="A/B stickiness: field:NAME or header:NAME.")
 REASON = typer.Option("", "--reason", help="Why; recorded with the revision.")
+EXTRA_FIELDS = typer.Option(
+    "refuse", "--extra-fields", help="Request fields the model does not take: refuse (422) or ignore."
+)
 
 
 def policy_from_options(
@@ -74,15 +77,29 @@ def create(
     arm: list[str] | None = ARM,
     key: str | None = KEY,
     reason: str = REASON,
+    extra_fields: str = EXTRA_FIELDS,
     json_: bool = JSON,
 ) -> None:
     """Create a deployment."""
     service = cli_context(ctx).services.deployments
-    deployment = service.create(name, policy_from_options(model, canary, percent, shadow, arm, key), reason)
+    policy = policy_from_options(model, canary, percent, shadow, arm, key)
+    deployment = service.create(name, policy, reason, extra_fields)
     if json_:
         print_json(deployment)
     else:
         Console().print(f"created {deployment.name}: {service.policy(deployment.name).describe()}")
+
+
+@app.command("extra-fields")
+def extra_fields_(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Deployment name."),
+    rule: str = typer.Argument(..., help="refuse (422) or ignore request fields the model does not take."),
+    reason: str = REASON,
+) -> None:
+    """Refuse or ignore request fields the deployment's models do not take, whatever its policy."""
+    deployment = cli_context(ctx).services.deployments.set_extra_fields(name, rule, reason)
+    Console().print(f"{deployment.name}: fields its model does not take are {deployment.extra_fields}d")
 
 
 @app.command("list")
@@ -119,6 +136,7 @@ def show(
         return
     console = Console()
     console.print(f"[bold]{deployment.name}[/bold] revision {deployment.revision}: {policy.describe()}")
+    console.print(f"  fields its model does not take: {deployment.extra_fields}d")
     for arm, uri in serving.items():
         console.print(f"  {arm} -> {uri}")
     table = Table("revision", "when (UTC)", "by", "policy", "reason", title="history")

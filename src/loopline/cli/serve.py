@@ -27,6 +27,9 @@ def serve(
     max_body_mb: float = typer.Option(4.0, help="Largest request body, in MiB (larger: 413)."),
     timeout: float = typer.Option(30.0, help="Seconds a prediction may take (longer: 504)."),
     trust: bool = typer.Option(False, help="Allow serving pickled (python_function) models."),
+    extra_fields: str | None = typer.Option(
+        None, help="For MODEL's deployment: refuse (422) or ignore request fields the model does not take."
+    ),
 ) -> None:
     """Serve model predictions over HTTP."""
     from loopline.serving.app import HttpOptions, ServingApp
@@ -38,7 +41,7 @@ def serve(
     context = cli_context(ctx)
     names = list(deployment or [])
     if model is not None:
-        names.append(context.local.deployments.for_model(model, name).name)
+        names.append(context.local.deployments.for_model(model, name, extra_fields).name)
     if not names:
         raise InvalidInput("give a model URI to serve, or --deployment NAME")
     for existing in names:

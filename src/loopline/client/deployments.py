@@ -28,9 +28,17 @@ class RemoteDeploymentService:
     def policy(self, name: str) -> TrafficPolicy:
         return TrafficPolicy.from_dict(self.get(name).policy)
 
-    def create(self, name: str, policy: TrafficPolicy, reason: str = "") -> Deployment:
-        body = {"name": name, "policy": policy.to_dict(), "reason": reason}
+    def create(
+        self, name: str, policy: TrafficPolicy, reason: str = "", extra_fields: str = "refuse"
+    ) -> Deployment:
+        body = {"name": name, "policy": policy.to_dict(), "reason": reason, "extra_fields": extra_fields}
         return decode(Deployment, self._connection.call("POST", "/deployments", json=body))
+
+    def set_extra_fields(self, name: str, extra_fields: str, reason: str = "") -> Deployment:
+        body = {"extra_fields": extra_fields, "reason": reason}
+        return decode(
+            Deployment, self._connection.call("PUT", f"{_deployment(name)}/extra-fields", json=body)
+        )
 
     def get(self, name: str) -> Deployment:
         return decode(Deployment, self._connection.call("GET", _deployment(name)))

@@ -93,6 +93,10 @@ class Deployment:
     created_at: int
     created_by: str
     updated_at: int
+    extra_fields: str = "refuse"  # fields its model does not take: "refuse" (422) or "ignore"
+
+
+EXTRA_FIELDS = ("refuse", "ignore")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +189,7 @@ class PredictionLog:
         self._flush_rows = flush_rows
         self._flush_interval = flush_interval
         self._pending: dict[tuple[Any, ...], Any] = {}  # file key -> rows to write
+        self._writing: dict[tuple[Any, ...], Any] = {}  # what the flush running now writes
         self._rows = 0
         self._room = asyncio.Event()
         self._room.set()
@@ -195,6 +197,7 @@ class PredictionLog:
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self._lock = asyncio.Lock()  # one flush at a time
+        self._searching = asyncio.Lock()  # one search of the stored log at a time
         self.written_rows = 0
         self.errors: list[str] = []
         self.failing = False  # the last flush left rows it could not write
@@ -222,6 +225,26 @@ class PredictionLog:
         if self._rows >= self._flush_rows:
             self._due.set()
 
+    async def answered(self, deployment: str, ids: Collection[str], since_ms: int) -> set[str]:
+        """Which of `ids` were answered by `deployment` from `since_ms` on: held here, or
+        read from the stored log (in a thread, one search at a time)."""
+        from loopline.predictions.reader import answered_ids
+
+        found = self._buffered_ids(deployment, ids)
+        rest = set(ids) - found
+        if rest:
+            async with self._searching:
+                found |= await asyncio.to_thread(answered_ids, self._area, deployment, rest, since_ms)
+        return found
+
+    def _buffered_ids(self, deployment: str, ids: Collection[str]) -> set[str]:
+        wanted, found = set(ids), set[str]()
+        for held in (self._pending, self._writing):
+            for key, rows in held.items():
+                if key[0] == PREDICTIONS and key[1] == deployment:
+                    found |= wanted.intersection(rows.request_ids)
+        return found
+
     async def _run(self) -> None:
         while not self._closing:
             with contextlib.suppress(TimeoutError):
@@ -235,7 +258,11 @@ class PredictionLog:
         async with self._lock:
             pending, self._pending = self._pending, {}
             if pending:
-                unwritten = await asyncio.to_thread(self._write, pending)
+                self._writing = pending
+                try:
+                    unwritten = await asyncio.to_thread(self._write, pending)
+                finally:
+                    self._writing = {}
                 self.failing = bool(unwritten)
                 self._rows -= sum(_held(rows) for key, rows in pending.items() if key not in unwritten)
                 for key, rows in unwritten.items():  # kept, ahead of what came in meanwhile

@@ -15,6 +15,7 @@ shadow's row carries the time of the answer it shadowed.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from loopline.artifacts.tables import TableArea
@@ -112,3 +113,22 @@ class LogReader:
         return (
             f"SELECT * FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false){since}"
         )
+
+
+def answered_ids(tables: TableArea, deployment: str, ids: Collection[str], since_ms: int) -> set[str]:
+    """Which of `ids` the stored log answered from `since_ms` on: the request ids column
+    only, newest day first, stopping once every one is found."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    since_day = day_partition(since_ms // DAY_MS)
+    files = [p for p in tables.files(PREDICTIONS, [("deployment", deployment)]) if day_of(p) >= since_day]
+    wanted = pa.array(sorted(set(ids)), pa.string())
+    found: set[str] = set()
+    for path in sorted(files, key=day_of, reverse=True):
+        column = pq.read_table(path, columns=["request_id"], filesystem=tables.fs)["request_id"]
+        found.update(pc.unique(column.filter(pc.is_in(column, wanted))).to_pylist())
+        if len(found) == len(wanted):
+            break
+    return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -191,6 +191,12 @@ class Reason(Body):
 class NewDeployment(Body):
     name: str
     policy: dict[str, Any]
+    reason: str = ""
+    extra_fields: Literal["refuse", "ignore"] = "refuse"
+
+
+class ExtraFieldsChange(Body):
+    extra_fields: Literal["refuse", "ignore"]
     reason: str = ""
 
 

@@ -20,8 +20,14 @@ class Deployments(Protocol):
     def resolve(self, policy: TrafficPolicy) -> dict[str, ModelVersion]:
         """The version each arm of `policy` serves now (aliases resolved); every one READY."""
 
-    def create(self, name: str, policy: TrafficPolicy, reason: str = "") -> Deployment:
-        """A new deployment serving `policy`."""
+    def create(
+        self, name: str, policy: TrafficPolicy, reason: str = "", extra_fields: str = "refuse"
+    ) -> Deployment:
+        """A new deployment serving `policy`; request fields its model does not take are
+        refused (422) or, with `extra_fields="ignore"`, dropped, whatever the policy."""
+
+    def set_extra_fields(self, name: str, extra_fields: str, reason: str = "") -> Deployment:
+        """Refuse ("refuse") or drop ("ignore") request fields the model does not take."""
 
     def get(self, name: str) -> Deployment:
         """A deployment with its current policy."""

@@ -67,6 +67,10 @@ class HttpOptions:
 INLINE_PARSE_BYTES = 64 * 1024
 
 
+# Labels are matched with the answers of this many days: a label names a recent answer.
+FEEDBACK_LOOKBACK_MS = 7 * 86_400_000
+
+
 class ServingApp:
     def __init__(
         self,
@@ -156,6 +160,7 @@ class ServingApp:
             payload = await asyncio.to_thread(payloads.parse, content_type, body, self.options.limits)
         key, payload = self._sticky_key(state, scope, payload)
         served = state.answering(key)
+        payload = self._declared_fields(runtime.name, state, served, payload)
         request_id = self._request_id(scope)
         try:
             predicted, proba, inputs = await asyncio.wait_for(
@@ -289,6 +294,28 @@ class ServingApp:
             raise HttpError(422, f"this deployment runs an A/B test keyed by {spec}; the request lacks it")
         return str(value), payload
 
+    def _declared_fields(
+        self, deployment: str, state: RoutingState, served: ServedArm, payload: payloads.Payload
+    ) -> payloads.Payload:
+        """The payload without the fields the model does not take, or a 422 naming them:
+        the deployment's rule, whatever its traffic policy."""
+        if not served.fields:  # a model without a signature takes what it is given
+            return payload
+        given = payload.fields()
+        extra = [name for name in given if name not in served.fields]
+        if not extra:
+            return payload
+        if state.extra_fields == "ignore":
+            return payload.without(*extra)
+        problems = [
+            f"fields {extra[:20]} are not inputs of {served.version.uri}, and deployment {deployment!r} "
+            f"refuses such fields (`loopline deployments extra-fields {deployment} ignore` drops them)"
+        ]
+        missing = [name for name in served.columns if name not in given]
+        if missing:
+            problems.insert(0, f"missing columns {missing[:20]}")
+        raise HttpError(422, "; ".join(problems), problems=problems)
+
     def _request_id(self, scope: Scope) -> str:
         given = header(scope, b"x-request-id")
         return given if given is not None and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
@@ -322,7 +349,14 @@ class ServingApp:
                 raise HttpError(422, f"labels[{i}].label: {exc}") from None
             records.append({"request_id": item["request_id"], "row": row, "label": label, "at_ms": at_ms})
         await self.log.append(RecordChunk(FEEDBACK, runtime.name, at_ms, records))
-        await respond_json(send, 202, {"accepted": len(records)})
+        ids = list(dict.fromkeys(r["request_id"] for r in records))
+        answered = await self.log.answered(runtime.name, ids, at_ms - FEEDBACK_LOOKBACK_MS)
+        unmatched = [i for i in ids if i not in answered]
+        await respond_json(
+            send,
+            202,
+            {"accepted": len(records), "matched": len(ids) - len(unmatched), "unmatched": unmatched[:20]},
+        )
 
     async def _ready(self, send: Send) -> None:
         loading = [name for name, runtime in self.runtimes.items() if runtime.state is None]

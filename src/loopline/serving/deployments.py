@@ -9,7 +9,7 @@ from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.errors import Conflict, InvalidInput, NotFound
 from loopline.core.names import model_name
-from loopline.core.registry import Deployment, DeploymentRevision, ModelVersion
+from loopline.core.registry import EXTRA_FIELDS, Deployment, DeploymentRevision, ModelVersion
 from loopline.core.traffic import TrafficPolicy, serving_versions
 from loopline.core.uris import parse_model_uri
 from loopline.governance.audit import AuditTrail
@@ -20,6 +20,11 @@ from loopline.store import MetadataStore, atomic
 
 if TYPE_CHECKING:
     from loopline.predictions.reports import DeploymentReport
+
+
+def _check_extra_fields(value: str) -> None:
+    if value not in EXTRA_FIELDS:
+        raise InvalidInput(f"extra fields are {' or '.join(EXTRA_FIELDS)}, not {value!r}")
 
 
 class DeploymentService:
@@ -53,16 +58,36 @@ class DeploymentService:
                 )
 
     @atomic
-    def create(self, name: str, policy: TrafficPolicy, reason: str = "") -> Deployment:
+    def create(
+        self, name: str, policy: TrafficPolicy, reason: str = "", extra_fields: str = "refuse"
+    ) -> Deployment:
         name = model_name(name)
         self._access.operations(Role.MAINTAINER)
+        _check_extra_fields(extra_fields)
         self.resolve(policy)
         created = self._store.deployments.create(
-            name, policy.to_dict(), self.principal.name, now_ms(), reason
+            name, policy.to_dict(), self.principal.name, now_ms(), reason, extra_fields
         )
         self._record_lineage(name, policy)
-        self._audit.record("deployment.create", f"deployment:{name}", after=policy.to_dict(), reason=reason)
+        self._audit.record(
+            "deployment.create", f"deployment:{name}", after=policy.to_dict(), reason=reason,
+            extra_fields=extra_fields,
+        )  # fmt: skip
         return created
+
+    @atomic
+    def set_extra_fields(self, name: str, extra_fields: str, reason: str = "") -> Deployment:
+        """Whether requests with fields the model does not take are refused or have them
+        ignored; running servers pick it up within seconds."""
+        name = model_name(name)
+        self._access.operations(Role.MAINTAINER)
+        _check_extra_fields(extra_fields)
+        before = self.get(name).extra_fields
+        changed = self._store.deployments.set_extra_fields(name, extra_fields, now_ms())
+        self._audit.record(
+            "deployment.extra_fields", f"deployment:{name}", before=before, after=extra_fields, reason=reason
+        )
+        return changed
 
     def get(self, name: str) -> Deployment:
         self._access.operations(Role.VIEWER)
@@ -128,20 +153,28 @@ class DeploymentService:
             self._tables, deployment.name, TrafficPolicy.from_dict(deployment.policy), since_ms
         )
 
-    def for_model(self, uri: str, name: str | None = None) -> Deployment:
+    def for_model(self, uri: str, name: str | None = None, extra_fields: str | None = None) -> Deployment:
         """The deployment `loopline serve URI` serves: named after the model unless `name`
-        is given, created with a single-version policy if it does not exist."""
+        is given, created with a single-version policy if it does not exist (and its rule
+        for extra fields set, when `extra_fields` is given)."""
         ref = parse_model_uri(uri)
         deployment_name = model_name(name or ref.name)
         wanted = TrafficPolicy.single(str(ref))
         try:
             existing = self.get(deployment_name)
         except NotFound:
-            return self.create(deployment_name, wanted, reason=f"created to serve {ref}")
+            return self.create(
+                deployment_name,
+                wanted,
+                reason=f"created to serve {ref}",
+                extra_fields=extra_fields or "refuse",
+            )
         if TrafficPolicy.from_dict(existing.policy) != wanted:
             raise InvalidInput(
                 f"deployment {deployment_name!r} exists with another policy "
                 f"({TrafficPolicy.from_dict(existing.policy).describe()}); serve it with --deployment "
                 f"{deployment_name}, or pick another --name"
             )
+        if extra_fields is not None and extra_fields != existing.extra_fields:
+            return self.set_extra_fields(deployment_name, extra_fields, reason=f"set to serve {ref}")
         return existing

@@ -58,18 +58,28 @@ class Payload:
         assert self.frame is not None
         return self.frame[field].iloc[0] if field in self.frame.columns else None
 
-    def without(self, field: str) -> Payload:
+    def fields(self) -> list[str]:
+        """The fields of all rows, in the order first seen."""
         if self.records is not None:
-            return Payload(records=[{k: v for k, v in r.items() if k != field} for r in self.records])
+            return list(dict.fromkeys(k for r in self.records for k in r))
+        if self.columns is not None:
+            return list(self.columns)
+        assert self.frame is not None
+        return [str(name) for name in self.frame.columns]
+
+    def without(self, *fields: str) -> Payload:
+        """The rows without `fields`."""
+        if self.records is not None:
+            return Payload(records=[{k: v for k, v in r.items() if k not in fields} for r in self.records])
         if self.columns is not None and self.data is not None:
-            if field not in self.columns:
+            keep = [i for i, name in enumerate(self.columns) if name not in fields]
+            if len(keep) == len(self.columns):
                 return self
-            i = self.columns.index(field)
             return Payload(
-                columns=self.columns[:i] + self.columns[i + 1 :], data=[r[:i] + r[i + 1 :] for r in self.data]
+                columns=[self.columns[i] for i in keep], data=[[r[i] for i in keep] for r in self.data]
             )
         assert self.frame is not None
-        return Payload(frame=self.frame.drop(columns=[field], errors="ignore"))
+        return Payload(frame=self.frame.drop(columns=list(fields), errors="ignore"))
 
     def matrix(self, columns: list[str]) -> np.ndarray | None:
         """The rows as a float matrix in `columns` order, or None if they do not fit one."""

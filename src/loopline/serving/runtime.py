@@ -50,6 +50,11 @@ class ServedArm:
         signature = self.model.signature
         return signature.input_names if signature is not None else []
 
+    @functools.cached_property
+    def fields(self) -> frozenset[str]:
+        """The request fields the model takes (none listed: it has no signature)."""
+        return frozenset(self.columns)
+
 
 @dataclass
 class RoutingState:
@@ -57,6 +62,7 @@ class RoutingState:
     policy: TrafficPolicy
     arms: dict[str, ServedArm]
     chooser: ArmChooser
+    extra_fields: str = "refuse"  # the deployment's rule for fields a model does not take
 
     def answering(self, key: str | None) -> ServedArm:
         return self.arms[self.chooser.choose(key).name]
@@ -66,10 +72,9 @@ class RoutingState:
         arm = self.policy.shadow_arm
         return None if arm is None else self.arms[arm.name]
 
-    def fingerprint(self) -> tuple[int, tuple[tuple[str, str, int], ...]]:
-        return self.revision, tuple(
-            sorted((n, a.version.model, a.version.version) for n, a in self.arms.items())
-        )
+    def fingerprint(self) -> tuple[int, str, tuple[tuple[str, str, int], ...]]:
+        arms = tuple(sorted((n, a.version.model, a.version.version) for n, a in self.arms.items()))
+        return self.revision, self.extra_fields, arms
 
 
 class DeploymentRuntime:
@@ -108,7 +113,8 @@ class DeploymentRuntime:
         deployment = await asyncio.to_thread(self._deployments.get, self.name)
         policy = TrafficPolicy.from_dict(deployment.policy)
         resolved = await asyncio.to_thread(self._deployments.resolve, policy)
-        wanted = (deployment.revision, tuple(sorted((n, v.model, v.version) for n, v in resolved.items())))
+        arms = tuple(sorted((n, v.model, v.version) for n, v in resolved.items()))
+        wanted = (deployment.revision, deployment.extra_fields, arms)
         if current is not None and current.fingerprint() == wanted:
             return False
         self.state = await asyncio.to_thread(self._build, current)
@@ -131,7 +137,7 @@ class DeploymentRuntime:
                 arms[arm.name] = ServedArm(arm, version, reuse.model, reuse.scorer, reuse.batcher)
             else:
                 arms[arm.name] = self._load(arm, version)
-        return RoutingState(deployment.revision, policy, arms, ArmChooser(policy))
+        return RoutingState(deployment.revision, policy, arms, ArmChooser(policy), deployment.extra_fields)
 
     def _load(self, arm: Arm, version: ModelVersion) -> ServedArm:
         model = self._registry.load(version.uri, trust=self._options.trust)

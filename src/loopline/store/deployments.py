@@ -17,8 +17,9 @@ from loopline.store.schema import deployment_revisions, deployments
 
 def _deployment(row: Any) -> Deployment:
     return Deployment(
-        row.name, json.loads(row.policy), row.revision, row.created_at, row.created_by, row.updated_at
-    )
+        row.name, json.loads(row.policy), row.revision, row.created_at, row.created_by, row.updated_at,
+        row.extra_fields,
+    )  # fmt: skip
 
 
 class SqlDeploymentStore:
@@ -33,12 +34,22 @@ class SqlDeploymentStore:
             raise NotFound(f"deployment {name!r} does not exist")
         return row
 
-    def create(self, name: str, policy: Mapping[str, Any], actor: str, at: int, reason: str) -> Deployment:
+    def create(
+        self, name: str, policy: Mapping[str, Any], actor: str, at: int, reason: str, extra_fields: str
+    ) -> Deployment:
         def work(conn: Connection) -> None:
             text = json.dumps(policy, sort_keys=True)
             deployment_id = conn.execute(
                 deployments.insert()
-                .values(name=name, policy=text, revision=1, created_at=at, created_by=actor, updated_at=at)
+                .values(
+                    name=name,
+                    policy=text,
+                    revision=1,
+                    created_at=at,
+                    created_by=actor,
+                    updated_at=at,
+                    extra_fields=extra_fields,
+                )
                 .returning(deployments.c.id)
             ).scalar_one()
             conn.execute(
@@ -93,6 +104,18 @@ class SqlDeploymentStore:
                 deployment_revisions.insert().values(
                     deployment_id=row.id, revision=revision, policy=text, at=at, actor=actor, reason=reason
                 )
+            )
+
+        self._db.write(work)
+        return self.get(name)
+
+    def set_extra_fields(self, name: str, extra_fields: str, at: int) -> Deployment:
+        def work(conn: Connection) -> None:
+            row = self._row(conn, name)
+            conn.execute(
+                update(deployments)
+                .where(deployments.c.id == row.id)
+                .values(extra_fields=extra_fields, updated_at=at)
             )
 
         self._db.write(work)

@@ -205,10 +205,12 @@ class LineageStore(Protocol):
 
 class DeploymentStore(Protocol):
     def create(
-        self, name: str, policy: Mapping[str, Any], actor: str, at: int, reason: str
+        self, name: str, policy: Mapping[str, Any], actor: str, at: int, reason: str, extra_fields: str
     ) -> Deployment: ...
 
     def get(self, name: str) -> Deployment: ...
+
+    def set_extra_fields(self, name: str, extra_fields: str, at: int) -> Deployment: ...
 
     def list_all(self) -> list[Deployment]: ...
 

@@ -305,6 +305,7 @@ deployments = Table(
     Column("created_by", String(250), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger),
+    Column("extra_fields", String(16), nullable=False, server_default="refuse"),  # refuse | ignore
 )
 
 # Every policy a deployment has had: the audit trail, and what rollback goes back to.

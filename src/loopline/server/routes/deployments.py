@@ -13,6 +13,7 @@ from loopline.core.traffic import TrafficPolicy
 from loopline.server.deps import Deployments, Paging, page
 from loopline.server.encoding import json_response
 from loopline.server.schemas import (
+    ExtraFieldsChange,
     NewDeployment,
     Page,
     TrafficChange,
@@ -30,7 +31,7 @@ def list_deployments(deployments: Deployments, paging: Paging) -> Response:
 @router.post("/deployments", response_model=Deployment, status_code=201, tags=["deployments"])
 def create_deployment(deployments: Deployments, body: NewDeployment) -> Response:
     policy = TrafficPolicy.from_dict(body.policy)
-    return json_response(deployments.create(body.name, policy, body.reason), 201)
+    return json_response(deployments.create(body.name, policy, body.reason, body.extra_fields), 201)
 
 
 @router.get("/deployments/{name}", response_model=Deployment, tags=["deployments"])
@@ -42,6 +43,11 @@ def get_deployment(deployments: Deployments, name: str) -> Response:
 def set_traffic(deployments: Deployments, name: str, body: TrafficChange) -> Response:
     policy = TrafficPolicy.from_dict(body.policy)
     return json_response(deployments.set_traffic(name, policy, body.reason, body.expected_revision))
+
+
+@router.put("/deployments/{name}/extra-fields", response_model=Deployment, tags=["deployments"])
+def set_extra_fields(deployments: Deployments, name: str, body: ExtraFieldsChange) -> Response:
+    return json_response(deployments.set_extra_fields(name, body.extra_fields, body.reason))
 
 
 @router.get("/deployments/{name}/revisions", response_model=Page[DeploymentRevision], tags=["deployments"])
