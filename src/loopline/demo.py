@@ -367,7 +367,7 @@ def _print_where_to_look(console: Console, home: Path) -> None:
         f"loop status {DEPLOYMENT}",
         "pipelines list",
         f"models versions {MODEL}",
-        f"models alias {MODEL}",
+        f"models alias-history {MODEL}",
         f"monitor show {MONITOR}",
         "jobs list",
         f"lineage models:/{MODEL}@champion",

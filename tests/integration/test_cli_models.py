@@ -52,9 +52,14 @@ def test_promote_refuse_force_alias_history(cli: Invoke, data_file: Path) -> Non
     code, _, err = cli("models", "promote", "clf", "1", "--force")
     assert code == 1 and "--force needs --reason" in err
     assert cli("models", "alias", "clf", "staging", "2", "--reason", "try it")[0] == 0
-    code, out, _ = cli("models", "alias", "clf", "--json")
+    code, out, _ = cli("models", "alias-history", "clf", "--json")
     moves = [(e["alias"], e["from_version"], e["to_version"], e["forced"]) for e in json.loads(out)]
     assert moves == [("champion", None, 2, False), ("champion", 2, 1, True), ("staging", None, 2, False)]
+    code, out, _ = cli("models", "alias-history", "clf", "staging", "--json")
+    assert [e["to_version"] for e in json.loads(out)] == [2]
+    code, _, err = cli("models", "alias", "clf", "staging")  # setting needs a version: never a listing
+    assert code == 1 and "give the VERSION @staging should point at, or --delete" in err
+    assert cli("models", "alias", "clf", "staging", "2", "--delete")[0] == 1
     assert cli("models", "alias", "clf", "staging", "--delete")[0] == 0
 
 

@@ -163,3 +163,28 @@ def test_user_names_that_differ_only_in_case_stop_the_upgrade_with_their_names(s
             store.access.add_user("Bob", False, 2)
     finally:
         store.close()
+
+
+def test_monitor_runs_stored_before_numbering_are_numbered_per_monitor(store_url: str) -> None:
+    db = _migrated_to(store_url, "0009")
+    monitor = text(
+        "INSERT INTO monitors (name, deployment, spec, reference_blob, created_at, created_by, updated_at) "
+        "VALUES (:n, 'd', '{}', 'x', 1, 'me', 1)"
+    )
+    run = text(
+        'INSERT INTO monitor_runs (monitor_id, at, rows, "values", details) '
+        "SELECT id, :at, 0, '{}', '{}' FROM monitors WHERE name = :n"
+    )
+    db.write(lambda conn: [conn.execute(monitor, {"n": n}) for n in ("old", "new")])
+    db.write(
+        lambda conn: [conn.execute(run, {"n": n, "at": at}) for at, n in enumerate("old old new old".split())]
+    )
+    db.dispose()
+    store = open_metadata_store(store_url)  # 0009 -> head
+    try:
+        assert [r.id for r in store.monitors.runs("old")] == [3, 2, 1]
+        assert [r.id for r in store.monitors.runs("new")] == [1]
+        added = store.monitors.add_run("new", 10, (None, None), 0, {}, {})
+        assert added.id == 2 and store.monitors.run("new", 2).at == 10
+    finally:
+        store.close()

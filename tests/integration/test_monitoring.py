@@ -181,6 +181,28 @@ def test_windows_by_time_and_empty_windows(backends: Backends) -> None:
     assert now.run.rows == 50 and "perf.accuracy" not in now.run.values  # no labels yet
     later = monitors.run("hourly", at_ms=now.run.at + 2 * 3_600_000)
     assert later.run.rows == 0  # the same predictions, two hours on, are out of the window
+    assert [empty.run.id, now.run.id, later.run.id] == [1, 2, 3]
+    monitors.create("second", "cancer", "cancer-train")
+    assert monitors.run("second").run.id == 1  # each monitor counts its own runs
+    assert monitors.run_record("hourly", 2).rows == 50
+
+
+def test_concurrent_runs_of_a_monitor_get_distinct_numbers(store: MetadataStore) -> None:
+    from loopline.core.monitoring import Monitor
+
+    store.monitors.create(Monitor("m", "d", {}, "0" * 64, 1, "me", 1))
+    numbers: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda: numbers.append(store.monitors.add_run("m", 1, (None, None), 0, {}, {}).id)
+        )
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(numbers) == list(range(1, 9))
 
 
 def test_monitor_definitions_are_checked(backends: Backends) -> None:

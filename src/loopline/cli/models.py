@@ -151,34 +151,46 @@ def promote(
 def alias(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Model name."),
-    alias_: str | None = typer.Argument(None, metavar="ALIAS", help="Alias to set or delete."),
+    alias_: str = typer.Argument(..., metavar="ALIAS", help="Alias to set or delete."),
     version: int | None = typer.Argument(None, help="Version to point the alias at."),
-    delete: bool = typer.Option(False, "--delete", help="Remove the alias."),
+    delete: bool = typer.Option(False, "--delete", help="Remove the alias instead."),
     reason: str = typer.Option("", help="Why; recorded with the move."),
     json_: bool = JSON,
 ) -> None:
-    """Set or remove an alias without gates (recorded), or show the history of aliases."""
+    """Point an alias at a version, or remove it, without gates (on the record)."""
     registry = cli_context(ctx).services.registry
-    if alias_ is None or (version is None and not delete):
-        history = registry.alias_history(name, alias_)
-        if json_:
-            print_json(history)
-            return
-        table = Table("when", "alias", "from", "to", "by", "forced", "reason")
-        for e in history:
-            moved = [str(e.from_version or ""), str(e.to_version or "removed")]
-            table.add_row(when(e.at), f"@{e.alias}", *moved, e.actor, "yes" if e.forced else "", e.reason)
-        Console().print(table)
-        return
-    if delete:
+    if delete == (version is not None):
+        raise InvalidInput(
+            f"give the VERSION @{alias_} should point at, or --delete (not both); "
+            f"`loopline models alias-history {name}` shows where it pointed"
+        )
+    if version is None:
         event = registry.remove_alias(name, alias_, reason=reason)
     else:
-        assert version is not None
         event = registry.set_alias(name, alias_, version, reason=reason or "set by hand, without gates")
     if json_:
         print_json(event)
     else:
         Console().print(f"@{event.alias} of {event.model}: {event.from_version} -> {event.to_version}")
+
+
+@app.command("alias-history")
+def alias_history(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    alias_: str | None = typer.Argument(None, metavar="[ALIAS]", help="Only this alias."),
+    json_: bool = JSON,
+) -> None:
+    """Every move of the model's aliases (or of one): when, from, to, by whom, why."""
+    history = cli_context(ctx).services.registry.alias_history(name, alias_)
+    if json_:
+        print_json(history)
+        return
+    table = Table("when", "alias", "from", "to", "by", "forced", "reason")
+    for e in history:
+        moved = [str(e.from_version or ""), str(e.to_version or "removed")]
+        table.add_row(when(e.at), f"@{e.alias}", *moved, e.actor, "yes" if e.forced else "", e.reason)
+    Console().print(table)
 
 
 @app.command()

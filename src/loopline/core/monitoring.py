@@ -19,7 +19,7 @@ class Monitor:
 
 @dataclass(frozen=True, slots=True)
 class MonitorRun:
-    id: int
+    id: int  # the monitor's own run number: 1 for its first
     monitor: str
     at: int
     window_start: int | None

@@ -117,24 +117,29 @@ class SqlMonitorStore:
         details: Mapping[str, Any],
     ) -> MonitorRun:
         def work(conn: Connection) -> int:
-            return int(
-                conn.execute(
-                    monitor_runs.insert()
-                    .values(
-                        monitor_id=self._id(conn, name),
-                        at=at,
-                        window_start=window[0],
-                        window_end=window[1],
-                        rows=rows,
-                        values=json_text(_finite(values)),
-                        details=json_text(details),
-                    )
-                    .returning(monitor_runs.c.id)
-                ).scalar_one()
+            monitor_id = self._id(conn, name)
+            number = conn.execute(  # the row lock orders concurrent runs of one monitor
+                update(monitors)
+                .where(monitors.c.id == monitor_id)
+                .values(last_run=monitors.c.last_run + 1)
+                .returning(monitors.c.last_run)
+            ).scalar_one()
+            conn.execute(
+                monitor_runs.insert().values(
+                    monitor_id=monitor_id,
+                    number=number,
+                    at=at,
+                    window_start=window[0],
+                    window_end=window[1],
+                    rows=rows,
+                    values=json_text(_finite(values)),
+                    details=json_text(details),
+                )
             )
+            return int(number)
 
-        run_id = self._db.write(work)
-        return MonitorRun(run_id, name, at, window[0], window[1], rows, _finite(values), dict(details))
+        number = self._db.write(work)
+        return MonitorRun(number, name, at, window[0], window[1], rows, _finite(values), dict(details))
 
     def runs(self, name: str, limit: int = 100, with_details: bool = False) -> list[MonitorRun]:
         """The newest `limit` runs, newest first."""
@@ -143,12 +148,12 @@ class SqlMonitorStore:
             rows = conn.execute(
                 select(monitor_runs)
                 .where(monitor_runs.c.monitor_id == self._id(conn, name))
-                .order_by(monitor_runs.c.at.desc(), monitor_runs.c.id.desc())
+                .order_by(monitor_runs.c.at.desc(), monitor_runs.c.number.desc())
                 .limit(limit)
             )
             return [
                 MonitorRun(
-                    r.id,
+                    r.number,
                     name,
                     r.at,
                     r.window_start,
@@ -162,17 +167,17 @@ class SqlMonitorStore:
 
         return self._db.read(work)
 
-    def run(self, name: str, run_id: int) -> MonitorRun:
+    def run(self, name: str, number: int) -> MonitorRun:
         def work(conn: Connection) -> MonitorRun:
             r = conn.execute(
                 select(monitor_runs).where(
-                    monitor_runs.c.monitor_id == self._id(conn, name), monitor_runs.c.id == run_id
+                    monitor_runs.c.monitor_id == self._id(conn, name), monitor_runs.c.number == number
                 )
             ).one_or_none()
             if r is None:
-                raise NotFound(f"monitor {name!r} has no run {run_id}")
+                raise NotFound(f"monitor {name!r} has no run {number}")
             return MonitorRun(
-                r.id,
+                r.number,
                 name,
                 r.at,
                 r.window_start,

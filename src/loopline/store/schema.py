@@ -367,6 +367,7 @@ monitors = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(250), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("last_run", Integer, nullable=False, server_default="0"),  # its runs are numbered 1, 2, ...
 )
 
 # One evaluation of a monitor over one window of the prediction log.
@@ -375,6 +376,7 @@ monitor_runs = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("number", Integer, nullable=False),  # the monitor's own count: run 1 is its first
     Column("at", BigInteger, nullable=False),
     Column("window_start", BigInteger),
     Column("window_end", BigInteger),
@@ -382,6 +384,7 @@ monitor_runs = Table(
     Column("values", Text, nullable=False),  # JSON: every monitored value, flat
     Column("details", Text, nullable=False),  # JSON: per-column drift, histograms, warnings
     Index(None, "monitor_id", "at"),
+    Index(None, "monitor_id", "number", unique=True),
 )
 
 # An alert stays one row while its rule keeps firing: `open_key` is set (and unique) while
