@@ -177,7 +177,9 @@ def test_monitor_runs_stored_before_numbering_are_numbered_per_monitor(store_url
     )
     db.write(lambda conn: [conn.execute(monitor, {"n": n}) for n in ("old", "new")])
     db.write(
-        lambda conn: [conn.execute(run, {"n": n, "at": at}) for at, n in enumerate("old old new old".split())]
+        lambda conn: [
+            conn.execute(run, {"n": n, "at": at}) for at, n in enumerate(["old", "old", "new", "old"])
+        ]
     )
     db.dispose()
     store = open_metadata_store(store_url)  # 0009 -> head
