@@ -303,3 +303,22 @@ def test_runs_of_a_pipeline_the_cli_runs_record_its_module_and_commit(tmp_path: 
     for run in runs:
         assert run["source"]["entry_point"] == str((repo / "flows.py").resolve())
         assert run["source"]["git_commit"] == commit and run["source"]["git_dirty"] is False
+
+
+def test_a_script_and_the_cli_share_one_cache(tmp_path: Path) -> None:
+    """`python flows.py` and `loopline pipelines run flows:flow` run the same steps: the
+    second reuses what the first computed."""
+    (tmp_path / "flows.py").write_text(FLOW + "\nif __name__ == '__main__':\n    flow(x=3)\n")
+    env = {**os.environ, "LOOPLINE_HOME": str(tmp_path / "home")}
+    for name in ("LOOPLINE_STORE_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_ENTRY_POINT"):
+        env.pop(name, None)
+    script = subprocess.run(
+        [sys.executable, "flows.py"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert script.returncode == 0, script.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "loopline", "pipelines", "run", "flows:flow", "-p", "x=3", "--json"],
+        env=env, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [s["status"] for s in json.loads(done.stdout)["steps"]] == ["CACHED"]

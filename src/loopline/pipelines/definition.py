@@ -51,7 +51,7 @@ class Step(Generic[P, R]):
         self.fn = fn
         self.options = options
         self.name = fn.__name__
-        self.qualname = f"{fn.__module__}.{fn.__qualname__}"
+        self.qualname = f"{_module_name(fn)}.{fn.__qualname__}"
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
 
@@ -82,6 +82,21 @@ class Step(Generic[P, R]):
         digest = hashlib.sha256(code)
         digest.update(f"\0{self.qualname}\0{self.options.version}".encode())
         return digest.hexdigest()
+
+
+def _module_name(fn: Callable[..., Any]) -> str:
+    """The module `fn` is defined in, by the name an import would give it: a script run as
+    `python flows.py` is `flows`, as `loopline pipelines run flows:...` imports it, so both
+    share one cache."""
+    if fn.__module__ != "__main__":
+        return fn.__module__
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:  # python -m package.flows
+        return str(spec.name)
+    try:
+        return Path(inspect.getsourcefile(fn) or "").stem or "__main__"
+    except TypeError:
+        return "__main__"
 
 
 def _import_step(module: str, qualname: str) -> Step[Any, Any]:
