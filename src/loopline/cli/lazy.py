@@ -24,10 +24,21 @@ class Lazy:
         if isinstance(target, typer.Typer):
             group = typer.main.get_group(target)
             group.name = name
-            return group
+            return plain_flags(group)
         holder = typer.Typer()
         holder.command(name)(target)
-        return typer.main.get_command(holder)
+        return plain_flags(typer.main.get_command(holder))
+
+
+def plain_flags(command: Any) -> Any:
+    """`command` and its subcommands with flags shown as flags: Typer's help would give each
+    one a `<bool>` metavar, as if it took a value."""
+    for param in command.get_params(typer.Context(command)):  # the help option is made (once) here
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        plain_flags(sub)
+    return command
 
 
 class LazyGroup(TyperGroup):
@@ -40,6 +51,7 @@ class LazyGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         self._listing = False
         self._loaded: dict[str, Any] = {}
+        plain_flags(self)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})

@@ -108,6 +108,7 @@ def demo(ctx: typer.Context) -> None:
 
 
 PIPED_WIDTH = 1000  # rich reads COLUMNS when it sizes a console
+HELP_WIDTH = 100  # Typer sizes its help to TERMINAL_WIDTH first: help stays readable in a pipe
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -115,9 +116,10 @@ def run(argv: list[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     # Written to a pipe or a file, tables are as wide as their cells, never cut to 80 columns
     # (or to a COLUMNS a shell exported for its terminal).
-    piped, columns = not sys.stdout.isatty(), os.environ.get("COLUMNS")
+    piped, saved = not sys.stdout.isatty(), {k: os.environ.get(k) for k in ("COLUMNS", "TERMINAL_WIDTH")}
     if piped:
         os.environ["COLUMNS"] = str(PIPED_WIDTH)
+        os.environ.setdefault("TERMINAL_WIDTH", str(HELP_WIDTH))
     try:
         app(args=argv, prog_name="loopline")  # usage errors and --help exit through SystemExit
     except SystemExit as exit_:
@@ -134,10 +136,11 @@ def run(argv: list[str] | None = None) -> int:
         errors.print(f"[red]internal error:[/red] {message} (LOOPLINE_DEBUG=1 shows a traceback)")
         return 70
     finally:
-        if piped:
-            os.environ.pop("COLUMNS")
-            if columns is not None:
-                os.environ["COLUMNS"] = columns
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return 0
 
 
