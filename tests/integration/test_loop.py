@@ -36,6 +36,7 @@ class World:
     client: httpx.Client
     backends: Backends
     loops: LoopService
+    classes: tuple[Any, Any] = (0, 1)  # what the model calls y = 0 and y = 1
 
     def served_arms(self, frame: pd.DataFrame, labels: bool = True) -> list[str]:
         """One request per row (labels sent as feedback); the arms that answered."""
@@ -47,7 +48,7 @@ class World:
                 continue
             body = response.json()
             arms.append(body["arm"])
-            feedback.append({"request_id": body["request_id"], "label": int(label)})
+            feedback.append({"request_id": body["request_id"], "label": self.classes[int(label)]})
         if labels and feedback:
             assert (
                 self.client.post("/v1/deployments/churn-prod/feedback", json={"labels": feedback}).status_code
@@ -85,8 +86,18 @@ def policy(**changes: Any) -> LoopPolicy:
 
 @pytest.fixture
 def world(store_url: str, tmp_path: Path) -> Iterator[World]:
+    yield from _world(store_url, tmp_path, (0, 1))
+
+
+@pytest.fixture(params=[("no", "yes"), (False, True)], ids=["text", "boolean"])
+def labelled_world(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    yield from _world(store_url, tmp_path, request.param)
+
+
+def _world(store_url: str, tmp_path: Path, classes: tuple[Any, Any]) -> Iterator[World]:
     ll.configure(store_uri=store_url, artifacts_uri=str(tmp_path / "artifacts"))
     reference = steps.concept(200, seed=0, sign=1.0)
+    reference["y"] = reference["y"].map(dict(enumerate(classes)))
     ll.datasets.register("churn-ref", reference)
     with ll.start_run("churn") as run:
         model = LogisticRegression().fit(reference[FEATURES], reference["y"])
@@ -97,7 +108,7 @@ def world(store_url: str, tmp_path: Path) -> Iterator[World]:
     deployments.create("churn-prod", TrafficPolicy.single("models:/churn@champion"))
     loops = backends.services(local_owner(), run_pipeline).loops
     with running_server(backends, ("churn-prod",)) as server, server.client() as client:
-        yield World(server, client, backends, loops)
+        yield World(server, client, backends, loops, classes)
     _sdk.reset()
 
 
@@ -129,6 +140,23 @@ def test_a_better_challenger_wins_its_canary_and_is_promoted(world: World) -> No
     data = world.loops.events("churn-prod")[2]
     assert data.evidence["production_train"] > 0 and data.evidence["holdout"] >= 20
     assert world.loops.get("churn-prod").state is LoopState.IDLE
+
+
+@SQLITE_ONLY
+def test_a_model_with_text_or_boolean_classes_goes_round_the_loop(labelled_world: World) -> None:
+    """Labels come back as text from the log: the loop trains, gates and judges the canary
+    on the model's own classes, whatever their type."""
+    world = labelled_world
+    world.loops.declare(policy())
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))
+    event = world.loops.start("churn-prod", "drift")
+    assert event.kind == "canary", event.message
+    world.wait_for_arms({"stable", "canary"})
+    world.served_arms(steps.concept(160, seed=2, sign=-1.0))
+    decided = world.loops.advance("churn-prod")
+    assert decided is not None and decided.kind == "promoted", decided
+    challenger = ll.load_model("models:/churn@champion").native
+    assert list(challenger.classes_) == sorted(world.classes)  # trained on the classes, not on text
 
 
 @SQLITE_ONLY
