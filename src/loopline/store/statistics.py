@@ -10,11 +10,12 @@ analysed at once. SQLite's planner needs no statistics for these queries.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
 from sqlalchemy import Connection, Table, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import String
 
 from loopline.store.database import Database
@@ -22,11 +23,19 @@ from loopline.store.database import Database
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 30.0
-_STALE = text(
-    "SELECT relname FROM pg_stat_user_tables"
-    " WHERE schemaname = current_schema() AND relname = ANY(:names)"
-    " AND n_mod_since_analyze > 50 + 0.1 * n_live_tup"
-).bindparams(bindparam("names", type_=ARRAY(String)))
+
+
+@functools.cache
+def _stale() -> TextClause:
+    """The query naming the stale tables (built on first use: PostgreSQL's types are only
+    imported where PostgreSQL is used)."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return text(
+        "SELECT relname FROM pg_stat_user_tables"
+        " WHERE schemaname = current_schema() AND relname = ANY(:names)"
+        " AND n_mod_since_analyze > 50 + 0.1 * n_live_tup"
+    ).bindparams(bindparam("names", type_=ARRAY(String)))
 
 
 class PlannerStatistics:
@@ -43,7 +52,7 @@ class PlannerStatistics:
         self._db.write(self._analyse_stale)
 
     def _analyse_stale(self, conn: Connection) -> None:
-        stale = list(conn.execute(_STALE, {"names": self._names}).scalars())
+        stale = list(conn.execute(_stale(), {"names": self._names}).scalars())
         if stale:
             quote = conn.dialect.identifier_preparer.quote
             # SKIP_LOCKED: another process analysing the same table has it in hand.
