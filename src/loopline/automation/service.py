@@ -58,8 +58,9 @@ def check_pipeline_allowed(target: str, allowed: Sequence[str] | None) -> None:
     module = target.partition(":")[0]
     if allowed is not None and not any(module == m or module.startswith(f"{m}.") for m in allowed):
         raise PermissionDenied(
-            f"pipeline {target!r} is outside the modules this worker runs pipelines from "
-            f"({', '.join(allowed) or 'none yet'}): see `loopline worker --allow-pipelines`"
+            f"pipeline {target!r} is outside the modules pipelines may be imported from here "
+            f"({', '.join(allowed) or 'none yet'}): name its module in LOOPLINE_WORKER_PIPELINES "
+            "(or `loopline worker --allow-pipelines`)"
         )
 
 

@@ -239,13 +239,18 @@ def report(
             quality = f"accuracy {arm.accuracy:.3f} ({arm.accuracy_ci[0]:.3f}-{arm.accuracy_ci[1]:.3f})"
         elif arm.mae is not None and arm.mae_ci is not None:
             quality = f"MAE {arm.mae:.4g} ({arm.mae_ci[0]:.4g}-{arm.mae_ci[1]:.4g})"
+        answered = arm.requests > 0  # an arm nobody asked yet has no rates to show
         table.add_row(
             arm.arm,
             ",".join(map(str, arm.versions)),
             str(arm.requests),
-            f"{arm.error_rate:.3%} ({arm.error_rate_ci[0]:.3%}-{arm.error_rate_ci[1]:.3%})",
-            f"{arm.latency_ms_mean:.2f} ({arm.latency_ms_ci[0]:.2f}-{arm.latency_ms_ci[1]:.2f})",
-            f"{arm.latency_ms_p95:.2f}",
+            f"{arm.error_rate:.3%} ({arm.error_rate_ci[0]:.3%}-{arm.error_rate_ci[1]:.3%})"
+            if answered
+            else "-",
+            f"{arm.latency_ms_mean:.2f} ({arm.latency_ms_ci[0]:.2f}-{arm.latency_ms_ci[1]:.2f})"
+            if answered
+            else "-",
+            f"{arm.latency_ms_p95:.2f}" if answered else "-",
             str(arm.labelled),
             quality,
         )
