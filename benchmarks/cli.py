@@ -39,6 +39,16 @@ COMMANDS: list[tuple[str, float, list[str]]] = [
     ),
 ]
 
+# What the commands above cannot do without, timed alone: scale for the figures.
+FLOORS = [
+    ("python -c pass", "pass"),
+    ("import typer, rich (any --help)", "import typer, rich.console"),
+    ("import sqlalchemy, pydantic", "import sqlalchemy.engine, pydantic"),
+    ("import pandas", "import pandas"),
+    ("import sklearn.linear_model", "import sklearn.linear_model"),
+    ("sum(range(10**7)): CPU speed", "sum(range(10**7))"),
+]
+
 FIRST_RUN = """
 import time, loopline as ll
 start = time.perf_counter()
@@ -141,6 +151,10 @@ def main() -> None:
             median = statistics.median(measure() for _ in range(args.repeats))
             verdict = "ok" if median <= target else "OVER"
             print(f"{what:<38}{median:>10.2f}{target:>10.1f}  {verdict}")
+        print("\nthis machine's floors (a fresh interpreter, nothing of loopline):")
+        for what, code in FLOORS:
+            median = statistics.median(_wall([sys.executable, "-c", code]) for _ in range(args.repeats))
+            print(f"{what:<38}{median:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("POST", "/api/v1/deployments"): ("maya", {"name": "other", "policy": POLICY}, None),
     ("GET", "/api/v1/deployments/{name}"): ("vera", None, None),
     ("PUT", "/api/v1/deployments/{name}/traffic"): ("maya", {"policy": POLICY}, None),
+    ("PUT", "/api/v1/deployments/{name}/extra-fields"): ("maya", {"extra_fields": "ignore"}, None),
     ("GET", "/api/v1/deployments/{name}/revisions"): ("vera", None, None),
     ("POST", "/api/v1/deployments/{name}/rollback"): ("maya", None, None),
     ("DELETE", "/api/v1/deployments/{name}"): ("maya", None, None),
