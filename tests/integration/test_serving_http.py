@@ -208,6 +208,14 @@ def test_every_answer_and_feedback_reach_the_log(
             json={"labels": [{"request_id": ids[2], "label": 1}, {"request_id": "never-asked", "label": 0}]},
         )  # matched from the stored log; the unknown id is said
         assert later.json() == {"accepted": 2, "matched": 1, "unmatched": ["never-asked"]}
+        stored = backends.tables.files("predictions")[0]
+        with backends.tables.fs.open(stored.rsplit("/", 1)[0] + "/part-garbled.parquet", "wb") as garbled:
+            garbled.write(b"not parquet")  # an unreadable file: its ids stay unmatched, nothing fails
+        odd = client.post(
+            "/v1/deployments/cancer/feedback", json={"labels": [{"request_id": "x", "label": 1}]}
+        )
+        assert odd.status_code == 202 and odd.json()["unmatched"] == ["x"]
+        backends.tables.fs.rm(stored.rsplit("/", 1)[0] + "/part-garbled.parquet")
         refused = client.post("/v1/deployments/cancer/feedback", json={"labels": [{"label": 1}]})
         assert refused.status_code == 422 and "request_id" in refused.json()["error"]["message"]
     assert server.app.log.errors == []  # type: ignore[attr-defined]
@@ -217,7 +225,7 @@ def test_every_answer_and_feedback_reach_the_log(
     assert {"input.mean radius", "proba.0", "proba.1", "prediction", "latency_ms", "arm"} <= set(log.columns)
     labels = backends.tables.read("feedback", [("deployment", "cancer")]).to_pandas()
     assert sorted(zip(labels["request_id"], labels["row"], labels["label"], strict=True)) == sorted(
-        [(ids[0], 0, "0"), (ids[1], 1, "1"), (ids[2], 0, "1"), ("never-asked", 0, "0")]  # stored as text
+        [(ids[0], 0, "0"), (ids[1], 1, "1"), (ids[2], 0, "1"), ("never-asked", 0, "0"), ("x", 0, "1")]
     )
     assert all(
         pq.ParquetFile(backends.tables.fs.open(p)).metadata.num_rows > 0

@@ -14,6 +14,7 @@ shadow's row carries the time of the answer it shadowed.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Collection
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from loopline.artifacts.tables import TableArea
 from loopline.predictions.log import DAY_MS, ERRORS, FEEDBACK, PREDICTIONS, day_partition
 
+log = logging.getLogger(__name__)
 _DATE = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 LABELS = "labels"
 # How a prediction row `p` meets its label `l`: by request, row within the request, and answer.
@@ -127,7 +129,11 @@ def answered_ids(tables: TableArea, deployment: str, ids: Collection[str], since
     wanted = pa.array(sorted(set(ids)), pa.string())
     found: set[str] = set()
     for path in sorted(files, key=day_of, reverse=True):
-        column = pq.read_table(path, columns=["request_id"], filesystem=tables.fs)["request_id"]
+        try:
+            column = pq.read_table(path, columns=["request_id"], filesystem=tables.fs)["request_id"]
+        except (OSError, pa.ArrowException) as exc:  # one unreadable file: its ids stay unmatched
+            log.warning("cannot read %s to match feedback: %s", path, exc)
+            continue
         found.update(pc.unique(column.filter(pc.is_in(column, wanted))).to_pylist())
         if len(found) == len(wanted):
             break
