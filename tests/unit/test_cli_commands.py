@@ -20,7 +20,7 @@ def test_each_listed_help_is_the_commands_own() -> None:
 def test_help_imports_no_command_module() -> None:
     probe = (
         "import json, sys; from loopline.cli.main import run; run(['--help']); print(json.dumps(sorted("
-        "m for m in sys.modules if m.startswith(('loopline.cli.', 'pandas', 'sqlalchemy')))))"
+        "m for m in sys.modules if m.startswith(('loopline.cli.', 'pandas', 'sqlalchemy', 'pydantic')))))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     loaded = json.loads(out.strip().splitlines()[-1])

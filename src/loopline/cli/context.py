@@ -12,12 +12,12 @@ import typer
 
 from loopline.core.errors import InvalidInput
 from loopline.wiring import open_services
-from loopline.wiring.settings import Settings
 
 if TYPE_CHECKING:
     from loopline.services import Services
     from loopline.wiring.backends import Backends
     from loopline.wiring.local import LocalServices
+    from loopline.wiring.settings import Settings
 
 
 @dataclass

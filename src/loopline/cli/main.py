@@ -14,7 +14,6 @@ from rich.markup import escape
 from loopline.cli.context import CliContext
 from loopline.cli.lazy import Lazy, LazyGroup
 from loopline.core.errors import LooplineError
-from loopline.wiring.settings import Settings
 
 
 def _group(module: str, help: str, attribute: str = "app") -> Lazy:
@@ -91,6 +90,8 @@ def _root(
         None, help="A loopline server to work through \\[env: LOOPLINE_URI; token: LOOPLINE_TOKEN]."
     ),
 ) -> None:
+    from loopline.wiring.settings import Settings  # pydantic: not for `--help`
+
     settings = Settings()
     overrides = {"home": home, "store_uri": store_uri, "artifacts_uri": artifacts_uri, "uri": uri}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
