@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from loopline.core.errors import Conflict
 
@@ -96,7 +96,8 @@ class Deployment:
     extra_fields: str = "refuse"  # fields its model does not take: "refuse" (422) or "ignore"
 
 
-EXTRA_FIELDS = ("refuse", "ignore")
+ExtraFields = Literal["refuse", "ignore"]  # what a deployment does with fields its model does not take
+EXTRA_FIELDS: tuple[str, ...] = get_args(ExtraFields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,7 @@ from loopline.core.access import Role
 from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import RunStatus
 from loopline.core.monitoring import Alert, MonitorRun
+from loopline.core.registry import ExtraFields
 
 T = TypeVar("T")
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -192,11 +193,11 @@ class NewDeployment(Body):
     name: str
     policy: dict[str, Any]
     reason: str = ""
-    extra_fields: Literal["refuse", "ignore"] = "refuse"
+    extra_fields: ExtraFields = "refuse"
 
 
 class ExtraFieldsChange(Body):
-    extra_fields: Literal["refuse", "ignore"]
+    extra_fields: ExtraFields
     reason: str = ""
 
 
