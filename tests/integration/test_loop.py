@@ -65,10 +65,10 @@ class World:
 
 
 def policy(**changes: Any) -> LoopPolicy:
-    # Wall-clock p95 over ~80 requests on a busy test machine is noise: these tests judge
-    # accuracy and traffic; the latency gate has its own test in tests/unit/test_loop_verdict.py.
+    # Margins sized for ~80 challenger requests: an error-free arm shows an error rate under
+    # 10 points sooner than under 2 (tests/unit/test_loop_verdict.py judges the defaults).
     rollout = {
-        "percent": 50, "min_requests": 60, "max_minutes": 30, "max_latency_ratio": 1000.0,
+        "percent": 50, "min_requests": 60, "max_minutes": 30, "max_error_rate_increase": 0.1,
         **changes.pop("rollout", {}),
     }  # fmt: skip
     return LoopPolicy.parse(
@@ -189,7 +189,7 @@ def test_a_canary_whose_errors_rise_is_rolled_back(world: World) -> None:
     answered = world.served_arms(live)
     assert "error 422" in answered and "stable" in answered
     decided = world.loops.advance("churn-prod")
-    assert decided is not None and decided.kind == "rolled_back" and "error rate" in decided.message
+    assert decided is not None and decided.kind == "rolled_back" and "error_rate: +" in decided.message
     assert champion_version() == 1
     assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
 
@@ -216,9 +216,9 @@ def test_a_shadow_challenger_answers_copies_and_is_promoted_on_the_same_requests
         "primary"
     }  # clients see the champion
     decided = world.loops.advance("churn-prod")
-    assert decided is not None and decided.kind == "promoted" and "on the same requests" in decided.message
-    shadow = decided.evidence["report"]["shadow"]
-    assert shadow["shadow_accuracy"] > shadow["primary_accuracy"]
+    assert decided is not None and decided.kind == "promoted" and "accuracy: +" in decided.message
+    checks = {c["metric"]: c for c in decided.evidence["judgement"]["checks"]}
+    assert checks["accuracy"]["verdict"] == "non_inferior" and checks["accuracy"]["estimate"] > 0.1
     assert champion_version() == 2
 
 
@@ -247,11 +247,9 @@ def test_a_canary_that_never_gets_enough_traffic_is_rolled_back(world: World) ->
     assert world.loops.start("churn-prod", "drift").kind == "canary"
     world.served_arms(steps.concept(20, seed=2, sign=-1.0))
     decided = world.loops.advance("churn-prod")
-    assert (
-        decided is not None
-        and decided.kind == "rolled_back"
-        and "of 1000 requests reached it" in decided.message
-    )
+    assert decided is not None and decided.kind == "rolled_back", decided
+    assert "of 1000 requests" in decided.message or "not shown non-inferior" in decided.message
+    assert "(on_inconclusive: rollback)" in decided.message
     assert champion_version() == 1
 
 

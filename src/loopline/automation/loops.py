@@ -27,14 +27,14 @@ from loopline.core.traffic import TrafficPolicy
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.services import Datasets, Deployments, Promotion, Registry
-from loopline.specs.loop import LoopPolicy, RolloutSpec
+from loopline.specs.loop import LoopPolicy
 from loopline.store import atomic
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from loopline.artifacts.tables import TableArea
-    from loopline.predictions.reports import DeploymentReport
+    from loopline.automation.canary import Judgement
     from loopline.store import MetadataStore
 
 AUDITED = {
@@ -47,6 +47,7 @@ AUDITED = {
     "rolled_back",
     "awaiting_approval",
     "forced",
+    "held",
 }  # decisions, and a cool-down overridden by hand
 log = logging.getLogger("loopline.loop")
 # A worker that died mid-step leaves the loop there; after this long it is reset.
@@ -214,6 +215,7 @@ class LoopService:
         else:
             traffic = TrafficPolicy.canary(champion_uri, output.uri, rollout.percent)
             share = f"{rollout.percent:g}% of live traffic"
+        needs = self._needs(policy)
         self.deployments.set_traffic(
             policy.deployment, traffic, f"{rollout.mode} of {output.uri} (retraining loop)"
         )
@@ -225,9 +227,19 @@ class LoopService:
         return self._event(
             policy.deployment, rollout.mode,
             f"{output.uri} passed the gates against version {champion.version}; it now takes "
-            f"{share} until {rollout.min_requests} requests or {rollout.max_minutes:g} minutes",
+            f"{share} for at least {rollout.min_requests} of its requests and at most "
+            f"{rollout.max_minutes:g} minutes; the checks need {needs}",
             report=report.to_dict(), challenger=output.version, champion=champion.version,
         )  # fmt: skip
+
+    def _needs(self, policy: LoopPolicy) -> str:
+        """What the canary will need to decide, sized on the champion's last day of traffic."""
+        from loopline.automation.canary import needed
+
+        report = self.deployments.report(policy.deployment, now_ms() - 86_400_000)
+        live = report.arms[0] if report.arms else None
+        error_rate = live.error_rate if live is not None and live.error_rate == live.error_rate else 0.0
+        return needed(policy.rollout, live.accuracy if live is not None else None, error_rate)
 
     def _fresh_data(self, policy: LoopPolicy) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
         """Reference rows plus the older labelled production rows to train on; the newest
@@ -276,42 +288,85 @@ class LoopService:
     # advance: decide the canary ---------------------------------------------------------------
 
     def advance(self, deployment: str) -> LoopEvent | None:
-        """Promote or roll back a canary (or shadow) once it has seen enough; None while it has not."""
-        self._access.operations(Role.MAINTAINER)
+        """Judge a canary (or shadow) on its evidence so far: promote it, roll it back, or
+        keep watching (None). At `max_minutes`, `on_inconclusive` decides what is still open."""
+        from loopline.automation.canary import Outcome
 
+        self._access.operations(Role.MAINTAINER)
         loop = self.get(deployment)
         if loop.state is not LoopState.CANARY or loop.challenger is None:
             return None
         policy = self._policy(loop)
         rollout = policy.rollout
         now = now_ms()
-        report = self.deployments.report(deployment, loop.stage_started_at)
-        verdict = _shadow_verdict if rollout.mode == "shadow" else _canary_verdict
-        served, problem = verdict(report, rollout)
+        judgement = self._judge(policy, loop)
+        outcome = judgement.outcome(rollout)
         elapsed_min = (now - (loop.stage_started_at or now)) / 60_000
-        if problem is None and served < rollout.min_requests:
-            if elapsed_min < rollout.max_minutes:
-                return None
-            problem = f"only {served} of {rollout.min_requests} requests reached it in {elapsed_min:.0f} min"
+        uri = f"models:/{policy.model}/{loop.challenger}"
+        reason = "; ".join(c.describe() for c in judgement.harmful)
+        if outcome is Outcome.WATCH and elapsed_min >= rollout.max_minutes:
+            late = f"after {elapsed_min:.0f} min ({judgement.requests} requests, {judgement.labels} labels)"
+            missing = (
+                f"{', '.join(c.metric for c in judgement.undecided)} not shown non-inferior"
+                if judgement.undecided
+                else f"only {judgement.requests} of {rollout.min_requests} requests"
+            )
+            if rollout.on_inconclusive == "hold":
+                return self._hold(policy, f"{uri} is still undecided {late}: {missing}", judgement)
+            if rollout.on_inconclusive == "promote":  # one last look, at fixed-sample intervals
+                judgement = self._judge(policy, loop, final=True)
+                if not judgement.harmful and not judgement.undecided:
+                    outcome = Outcome.PROMOTE
+            if outcome is Outcome.WATCH:
+                outcome = Outcome.ROLLBACK
+                reason = f"undecided {late}: {missing} (on_inconclusive: {rollout.on_inconclusive})"
+        if outcome is Outcome.WATCH:
+            return None
         if not self._store.loops.move(deployment, LoopState.CANARY, LoopState.DECIDING, now):
             return None  # another worker is deciding
-        evidence = {"report": report.to_dict(), "challenger_requests": served}
-        uri = f"models:/{policy.model}/{loop.challenger}"
+        evidence = {"judgement": judgement.to_dict(), "challenger_requests": judgement.requests}
         try:
-            if problem is not None:
-                self._serve_champion(policy, f"rollback of {uri}: {problem}")
-                event = self._event(deployment, "rolled_back", f"{uri} rolled back: {problem}", **evidence)
+            if outcome is Outcome.ROLLBACK:
+                self._serve_champion(policy, f"rollback of {uri}: {reason}")
+                event = self._event(deployment, "rolled_back", f"{uri} rolled back: {reason}", **evidence)
             else:
-                event = self._promote(policy, loop.challenger, uri, served, report, evidence)
+                event = self._promote(policy, loop.challenger, uri, judgement, evidence)
         except Exception as exc:
             return self._fail(loop, LoopState.DECIDING, f"deciding {uri} failed: {type(exc).__name__}: {exc}")
         self._finish(policy, LoopState.DECIDING)
         return event
 
+    def _judge(self, policy: LoopPolicy, loop: Loop, *, final: bool = False) -> Judgement:
+        from loopline.automation.canary import judge
+        from loopline.predictions.reports import arm_samples
+
+        traffic = self.deployments.policy(policy.deployment)
+        samples = arm_samples(
+            self._tables, policy.deployment, traffic, loop.stage_started_at,
+            warmup=policy.rollout.warmup_requests,
+        )  # fmt: skip
+        champion = samples[traffic.answering_arms[0].name]
+        challenger = samples[(traffic.shadow_arm or traffic.arms[-1]).name]
+        return judge(champion, challenger, policy.rollout, final=final)
+
+    def _hold(self, policy: LoopPolicy, message: str, judgement: Judgement) -> LoopEvent | None:
+        """Keep the challenger at its share and ask a person, once: the checks go on every tick."""
+        last = self._store.loops.events(policy.deployment, limit=1)
+        if last and last[-1].kind == "held":
+            return None
+        message += "; it keeps its share (on_inconclusive: hold) until the evidence decides or a person does"
+        return self._escalate(policy, "held", message, judgement=judgement.to_dict())
+
+    def _escalate(self, policy: LoopPolicy, kind: str, message: str, **evidence: Any) -> LoopEvent:
+        """Record `message` and send it to the policy's notifiers (a person must act)."""
+        from loopline.monitoring.notify import notify
+
+        sent = notify(policy.notify, {"deployment": policy.deployment, "kind": kind, "message": message})
+        return self._event(policy.deployment, kind, message, notified=sent, **evidence)
+
     def _promote(
-        self, policy: LoopPolicy, version: int, uri: str, served: int, report: DeploymentReport,
-        evidence: dict[str, Any],
-    ) -> LoopEvent:  # fmt: skip
+        self, policy: LoopPolicy, version: int, uri: str, judgement: Judgement, evidence: dict[str, Any]
+    ) -> LoopEvent:
         """Move @champion to the winner, unless it is protected: then the loop stops at a
         request awaiting a second person's approval, and the champion keeps all traffic."""
         rollout = policy.rollout
@@ -324,12 +379,15 @@ class LoopService:
             )
         except ApprovalRequired as waiting:
             self._serve_champion(policy, f"{uri} won its {rollout.mode}; its promotion awaits approval")
-            message = f"{uri} won its {rollout.mode}{_compared(report)}; {waiting}"
+            message = f"{uri} won its {rollout.mode} ({judgement.summary()}); {waiting}"
             return self._event(
                 policy.deployment, "awaiting_approval", message, request=waiting.request_id, **evidence
             )
         self._serve_champion(policy, f"{uri} promoted after its {rollout.mode}")
-        message = f"{uri} promoted to @champion after {served} requests{_compared(report)}"
+        message = (
+            f"{uri} promoted to @champion after {judgement.requests} requests and {judgement.labels} labels: "
+            f"{judgement.summary()}"
+        )
         return self._event(policy.deployment, "promoted", message, **evidence)
 
     def _serve_champion(self, policy: LoopPolicy, reason: str) -> None:
@@ -361,68 +419,3 @@ class LoopService:
             except Exception:
                 log.exception("the retraining loop of %s could not advance", loop.deployment)
         return events
-
-
-def _canary_verdict(report: DeploymentReport, rollout: RolloutSpec) -> tuple[int, str | None]:
-    """How many requests the canary answered, and why it must not be promoted, if it must not."""
-    arms = {a.arm: a for a in report.arms}
-    stable, canary = arms.get("stable"), arms.get("canary")
-    if stable is None or canary is None or canary.requests == 0:
-        return 0, None
-    if canary.error_rate_ci[0] > stable.error_rate + rollout.max_error_rate_increase:
-        return canary.requests, (
-            f"its error rate {canary.error_rate:.3f} (95% CI from {canary.error_rate_ci[0]:.3f}) exceeds "
-            f"the champion's {stable.error_rate:.3f} by more than {rollout.max_error_rate_increase}"
-        )
-    if canary.requests < rollout.min_requests:
-        return canary.requests, None  # latency and accuracy are judged on a full sample
-    ratio = rollout.max_latency_ratio
-    if stable.latency_ms_p95 > 0 and canary.latency_ms_p95 / stable.latency_ms_p95 > ratio:
-        return (
-            canary.requests,
-            f"its p95 latency {canary.latency_ms_p95:.1f} ms is over {ratio}x the champion's",
-        )
-    if (
-        canary.accuracy is not None and stable.accuracy is not None
-        and min(canary.labelled, stable.labelled) >= rollout.min_labels
-        and canary.accuracy < stable.accuracy - rollout.max_accuracy_drop
-    ):  # fmt: skip
-        return (
-            canary.requests,
-            f"its accuracy {canary.accuracy:.3f} is below the champion's {stable.accuracy:.3f}",
-        )
-    return canary.requests, None
-
-
-def _shadow_verdict(report: DeploymentReport, rollout: RolloutSpec) -> tuple[int, str | None]:
-    """The same, for a shadow: one that failed on a request left no answer to pair."""
-    shadow, primary = report.shadow or {}, report.arms[0] if report.arms else None
-    answered = int(shadow.get("pairs", 0))
-    if primary is None or primary.requests == 0:
-        return answered, None
-    failed = 1 - answered / primary.requests
-    if primary.requests >= 20 and failed > primary.error_rate + rollout.max_error_rate_increase:
-        return answered, f"it failed on {failed:.1%} of the requests the champion answered"
-    if answered >= rollout.min_requests and int(shadow.get("labelled", 0)) >= rollout.min_labels:
-        ours, theirs = shadow["shadow_accuracy"], shadow["primary_accuracy"]
-        if ours < theirs - rollout.max_accuracy_drop:
-            return (
-                answered,
-                f"its accuracy {ours:.3f} on the same requests is below the champion's {theirs:.3f}",
-            )
-    return answered, None
-
-
-def _compared(report: DeploymentReport) -> str:
-    arms = {a.arm: a for a in report.arms}
-    stable, canary = arms.get("stable"), arms.get("canary")
-    if stable is not None and canary is not None:
-        return (
-            f" (error rate {canary.error_rate:.3f} vs {stable.error_rate:.3f}, p95 "
-            f"{canary.latency_ms_p95:.1f} vs {stable.latency_ms_p95:.1f} ms)"
-        )
-    shadow = report.shadow or {}
-    if "shadow_accuracy" in shadow:
-        ours, theirs = shadow["shadow_accuracy"], shadow["primary_accuracy"]
-        return f" (accuracy {ours:.3f} vs {theirs:.3f} on the same requests)"
-    return ""

@@ -8,8 +8,8 @@ et al., "Always Valid Inference", 2017). With probability at least 1 - alpha an 
 holds the true difference at every look at once, so a decision taken at the first look
 whose interval excludes the margin keeps its error rate however often anyone looks.
 
-`tau` is the mixing scale: the size of difference the sequence is most sensitive to. Set
-it near the policy's margin.
+`tau` is the smallest mixing scale: the size of difference the sequence is most sensitive
+to. Set it near the policy's margin; larger effects are caught by the mixture's larger scales.
 """
 
 from __future__ import annotations
@@ -51,12 +51,38 @@ class Interval:
         return Verdict.UNDECIDED
 
 
-def _half_width(variance: float, tau: float, alpha: float) -> float:
-    """The mixture boundary for an estimate of variance `variance`."""
+SCALES = tuple(2.0**k for k in range(7))  # the mixture's scales: tau to 64 tau
+
+
+def _half_width(variance: float, tau: float, alpha: float, fixed: bool = False) -> float:
+    """How far from the estimate the interval reaches, for an estimate of variance
+    `variance`: where the likelihood ratio, mixed over normal priors of scales `tau *
+    SCALES` (equal weights; a mixture of martingales is one), reaches 1/alpha. One scale
+    alone is either slow on large effects or loose on small ones; the mixture is within a
+    log factor of the best scale for each. `fixed`: the ordinary two-sided normal interval,
+    valid for one look only."""
     if variance <= 0:
         return 0.0
-    mixed = variance + tau * tau
-    return math.sqrt(variance * mixed / (tau * tau) * (2 * math.log(1 / alpha) + math.log(mixed / variance)))
+    if fixed:
+        return NormalDist().inv_cdf(1 - alpha / 2) * math.sqrt(variance)
+    mixed = [variance + (tau * s) ** 2 for s in SCALES]
+
+    def ratio(d: float) -> float:  # the mixture likelihood ratio at distance d: increasing in d
+        return sum(
+            math.sqrt(variance / m) * math.exp(min(700.0, d * d * (m - variance) / (2 * variance * m)))
+            for m in mixed
+        ) / len(mixed)
+
+    # The scale that alone reaches len/alpha first bounds the answer from above.
+    high = min(
+        math.sqrt(variance * m / (m - variance) * (2 * math.log(len(mixed) / alpha) + math.log(m / variance)))
+        for m in mixed
+    )
+    low = 0.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if ratio(middle) < 1 / alpha else (low, middle)
+    return high
 
 
 def _check(alpha: float, tau: float) -> None:
@@ -74,6 +100,7 @@ def difference_of_proportions(
     *,
     tau: float,
     alpha: float = 0.05,
+    fixed: bool = False,
 ) -> Interval:
     """The candidate's rate (errors, correct answers...) minus the baseline's, with an
     always-valid interval. The variance takes each rate as at least 1/(n+1) away from 0 and
@@ -88,12 +115,12 @@ def difference_of_proportions(
         return p * (1 - p) / n
 
     estimate = p_new - p_base
-    half = _half_width(variance(p_base, baseline_n) + variance(p_new, candidate_n), tau, alpha)
+    half = _half_width(variance(p_base, baseline_n) + variance(p_new, candidate_n), tau, alpha, fixed)
     return Interval(estimate, estimate - half, estimate + half, alpha)
 
 
 def difference_of_means(
-    baseline: np.ndarray, candidate: np.ndarray, *, tau: float, alpha: float = 0.05
+    baseline: np.ndarray, candidate: np.ndarray, *, tau: float, alpha: float = 0.05, fixed: bool = False
 ) -> Interval:
     """The candidate's mean minus the baseline's (latencies, losses), with an always-valid
     interval from the sample variances (asymptotically valid, as the mSPRT is)."""
@@ -102,7 +129,20 @@ def difference_of_means(
         return Interval(math.nan, -math.inf, math.inf, alpha)
     estimate = float(np.mean(candidate) - np.mean(baseline))
     variance = float(np.var(baseline, ddof=1) / len(baseline) + np.var(candidate, ddof=1) / len(candidate))
-    half = _half_width(variance, tau, alpha)
+    half = _half_width(variance, tau, alpha, fixed)
+    return Interval(estimate, estimate - half, estimate + half, alpha)
+
+
+def mean_difference(
+    differences: np.ndarray, *, tau: float, alpha: float = 0.05, fixed: bool = False
+) -> Interval:
+    """The mean of paired differences (a shadow's score minus the primary's on the same
+    requests), with an always-valid interval."""
+    _check(alpha, tau)
+    if len(differences) < 2:
+        return Interval(math.nan, -math.inf, math.inf, alpha)
+    estimate = float(np.mean(differences))
+    half = _half_width(float(np.var(differences, ddof=1)) / len(differences), tau, alpha, fixed)
     return Interval(estimate, estimate - half, estimate + half, alpha)
 
 

@@ -303,3 +303,89 @@ def _shadow(con: Any, primary: str, shadow: str, classification: bool) -> dict[s
             mcnemar_p_value=1.0 if wins + losses == 0 else float(binomtest(wins, wins + losses, 0.5).pvalue),
         )
     return result
+
+
+@dataclass
+class ArmSamples:
+    """One arm's raw evidence for a sequential verdict: latencies (warm-up left out),
+    errors among attempts, and one score per labelled answer (1/0 correct, or the
+    absolute error). For a shadow, `paired` holds shadow minus primary score on the
+    labelled requests both answered."""
+
+    arm: str
+    latencies_ms: Any  # numpy array
+    errors: int
+    attempts: int
+    scores: Any  # numpy array
+    classification: bool
+    paired: Any = None
+
+
+def arm_samples(
+    tables: TableArea,
+    deployment: str,
+    policy: TrafficPolicy,
+    since_ms: int | None,
+    *,
+    warmup: int = 0,
+    limit: int = 100_000,
+) -> dict[str, ArmSamples]:
+    """Per arm of `policy` (its shadow too), the evidence the loop judges, since `since_ms`.
+    The first `warmup` answers of each arm (loading, cold caches) are left out of latency;
+    at most the newest `limit` values of each kind are read, so memory stays bounded."""
+    import numpy as np
+
+    con = LogReader(tables, deployment, since_ms).connect()
+    try:
+        columns = con.execute(f"SELECT * FROM {PREDICTIONS} LIMIT 0").description
+        classification = any(c[0].startswith(PROBA_PREFIX) for c in columns)
+        arms = [a.name for a in policy.answering_arms]
+        if policy.shadow_arm is not None:
+            arms.append(policy.shadow_arm.name)
+        found: dict[str, ArmSamples] = {}
+        for arm in arms:
+            latencies = con.execute(
+                f"""SELECT latency_ms FROM (
+                        SELECT latency_ms, at_ms, row_number() OVER (ORDER BY at_ms) AS k
+                        FROM {PREDICTIONS} WHERE arm = ? AND "row" = 0)
+                    WHERE k > ? ORDER BY at_ms DESC LIMIT ?""",
+                [arm, warmup, limit],
+            ).fetchnumpy()["latency_ms"]
+            answered = int(
+                con.execute(
+                    f'SELECT count(*) FROM {PREDICTIONS} WHERE arm = ? AND "row" = 0', [arm]
+                ).fetchone()[0]
+            )
+            errors = int(con.execute(f"SELECT count(*) FROM {ERRORS} WHERE arm = ?", [arm]).fetchone()[0])
+            scores = con.execute(
+                f"""SELECT {_scored(classification)} AS value FROM {PREDICTIONS} p
+                    JOIN {LABELS} l ON {LABELS_JOIN.format(p="p", l="l")}
+                    WHERE p.arm = ? AND value IS NOT NULL ORDER BY p.at_ms DESC LIMIT ?""",
+                [arm, limit],
+            ).fetchnumpy()["value"]
+            found[arm] = ArmSamples(
+                arm, np.asarray(latencies, float), errors, answered + errors, np.asarray(scores, float),
+                classification,
+            )  # fmt: skip
+        if policy.shadow_arm is not None:
+            primary, shadow = policy.answering_arms[0].name, policy.shadow_arm.name
+            score_p, score_s = (
+                _scored(classification),
+                _scored(classification).replace("p.prediction", "s.prediction"),
+            )
+            diffs = con.execute(
+                f"""SELECT ({score_s}) - ({score_p}) AS d FROM {PREDICTIONS} p
+                    JOIN {PREDICTIONS} s ON p.request_id = s.request_id AND p."row" = s."row"
+                        AND p.at_ms = s.at_ms AND s.arm = ?
+                    JOIN {LABELS} l ON {LABELS_JOIN.format(p="p", l="l")}
+                    WHERE p.arm = ? AND d IS NOT NULL ORDER BY p.at_ms DESC LIMIT ?""",
+                [shadow, primary, limit],
+            ).fetchnumpy()["d"]
+            copy, original = found[shadow], found[primary]
+            copy.paired = np.asarray(diffs, float)
+            # A shadow's failures are logged nowhere: they are the requests it left unanswered.
+            copy.errors = max(0, original.attempts - original.errors - copy.attempts)
+            copy.attempts = original.attempts - original.errors
+        return found
+    finally:
+        con.close()

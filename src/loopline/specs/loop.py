@@ -7,17 +7,28 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from loopline.specs.document import Document, Strict
+from loopline.specs.monitor import NotifierSpec
 
 
 class RolloutSpec(Strict):
+    """How a challenger is tried on live traffic and judged (`loopline.automation.canary`).
+    The margins say how much worse it may be; each check is an always-valid test at
+    `alpha / 3`, so an equal challenger is rolled back with probability at most `alpha`
+    however often the worker looks."""
+
     mode: Literal["canary", "shadow"] = "canary"  # shadow: it answers copies, never a client
     percent: float = Field(20.0, gt=0, lt=100)  # canary: the challenger's share of live traffic
-    min_requests: int = Field(200, gt=0)  # decide once the challenger answered this many
-    max_minutes: float = Field(60.0, gt=0)  # or once this long has passed
+    min_requests: int = Field(200, gt=0)  # promote no sooner than this many challenger requests
+    max_minutes: float = Field(60.0, gt=0)  # then `on_inconclusive` decides
+    on_inconclusive: Literal["promote", "rollback", "hold"] = "rollback"
+    alpha: float = Field(0.05, gt=0, lt=1)  # the chance of rolling back an equal challenger
     max_error_rate_increase: float = Field(0.02, ge=0)
-    max_latency_ratio: float = Field(2.0, gt=0)  # challenger p95 over champion p95
-    max_accuracy_drop: float = Field(0.02, ge=0)  # when both arms have min_labels labels
-    min_labels: int = Field(50, gt=0)
+    max_latency_ratio: float = Field(2.0, gt=1)  # of mean latency, over the champion's median
+    min_latency_regression_ms: float = Field(10.0, ge=0)  # a smaller regression never rolls back
+    warmup_requests: int = Field(20, ge=0)  # each arm's first requests: left out of latency
+    max_accuracy_drop: float = Field(0.02, ge=0)  # classification
+    max_mae_ratio: float = Field(1.1, gt=1)  # regression: mean absolute error over the champion's
+    min_labels: int = Field(50, gt=0)  # per arm, before accuracy is judged
 
 
 class LoopPolicy(Document):
@@ -38,3 +49,4 @@ class LoopPolicy(Document):
     )
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     cooldown_minutes: float = Field(60.0, ge=0)
+    notify: list[NotifierSpec] = Field(default_factory=list)  # who hears what needs a person
