@@ -23,6 +23,7 @@ from loopline.core.loops import LoopState
 from loopline.core.traffic import TrafficPolicy
 from loopline.specs.loop import LoopPolicy
 from loopline.wiring.backends import Backends, local_owner
+from tests.conftest import wait_until
 from tests.integration import pipeline_steps as steps
 from tests.integration.serving_helpers import RunningServer, running_server
 
@@ -56,6 +57,17 @@ class World:
             )
         time.sleep(0.6)  # the log is flushed every 0.2 s
         return arms
+
+    def wait_for_version(self, version: int) -> None:
+        record = steps.concept(1, 99, 1.0)[FEATURES].to_dict("records")
+        wait_until(
+            lambda: (
+                self.client.post("/v1/deployments/churn-prod/predict", json={"records": record}).json()[
+                    "version"
+                ]
+                == version
+            )
+        )
 
     def wait_for_arms(self, wanted: set[str]) -> None:
         deadline = time.monotonic() + 30
@@ -273,3 +285,47 @@ def test_with_a_protected_champion_the_loop_stops_at_awaiting_approval(world: Wo
     second = Principal("second-maintainer", is_owner=True)
     world.backends.services(second).registry.approve(request.id, "looked at the canary")
     assert champion_version() == 2  # the deployment follows @champion
+
+
+def guarded_policy(tmp_path: Path) -> LoopPolicy:
+    return policy(
+        guard={"min_accuracy": 0.8, "min_labels": 50, "every_minutes": 30},
+        notify=[{"type": "log", "path": str(tmp_path / "escalations.jsonl")}],
+    )
+
+
+@SQLITE_ONLY
+def test_a_champion_that_degrades_is_rolled_back_to_the_last_good_version(
+    world: World, tmp_path: Path
+) -> None:
+    reference = steps.concept(200, seed=5, sign=-1.0)
+    with ll.start_run("churn") as run:  # a version fit to a passing fashion, promoted by hand
+        fitted = LogisticRegression().fit(reference[FEATURES], reference["y"])
+        fashion = run.log_model(fitted, "churn", input_example=reference[FEATURES].head())
+    ll.registry_service().set_alias("churn", "champion", fashion.version)
+    world.wait_for_version(fashion.version)
+    world.loops.declare(guarded_policy(tmp_path))
+    assert world.loops.guard("churn-prod") is None  # no evidence yet
+    world.served_arms(steps.concept(120, seed=6, sign=1.0))  # the world is as it was: it errs
+    event = world.loops.guard("churn-prod")
+    assert event is not None and event.kind == "guarded", event
+    assert f"champion version {fashion.version} of churn: its accuracy" in event.message
+    assert "rolled back to version 1, which does better (accuracy" in event.message
+    assert champion_version() == 1 and event.evidence["labels"] >= 50
+    (entry,) = world.backends.services(local_owner()).audit.entries(action="loop.guarded")
+    assert "rolled back to version 1" in entry.reason
+    assert world.loops.guard("churn-prod") is None  # rate-limited: one action per every_minutes
+    assert "rolled back to version 1" in (tmp_path / "escalations.jsonl").read_text()
+
+
+@SQLITE_ONLY
+def test_a_champion_that_degrades_with_nothing_to_go_back_to_is_escalated(
+    world: World, tmp_path: Path
+) -> None:
+    world.loops.declare(guarded_policy(tmp_path))
+    world.served_arms(steps.concept(120, seed=7, sign=-1.0))  # the world flipped
+    event = world.loops.guard("churn-prod")
+    assert event is not None and event.kind == "escalated", event
+    assert "there is no earlier champion to go back to" in event.message and champion_version() == 1
+    sent = (tmp_path / "escalations.jsonl").read_text()
+    assert "no earlier champion" in sent and event.evidence["notified"][0]["ok"]

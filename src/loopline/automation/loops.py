@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from loopline.artifacts.tables import TableArea
     from loopline.automation.canary import Judgement
+    from loopline.specs.monitor import WindowSpec
     from loopline.store import MetadataStore
 
 AUDITED = {
@@ -48,7 +49,10 @@ AUDITED = {
     "awaiting_approval",
     "forced",
     "held",
+    "guarded",
+    "escalated",
 }  # decisions, and a cool-down overridden by hand
+GUARD_ACTIONS = ("guarded", "escalated")  # rate-limited by the guard's every_minutes
 log = logging.getLogger("loopline.loop")
 # A worker that died mid-step leaves the loop there; after this long it is reset.
 ABANDONED_AFTER_MS = {LoopState.RETRAINING: 6 * 3_600_000, LoopState.DECIDING: 10 * 60_000}
@@ -246,8 +250,6 @@ class LoopService:
         labelled production rows (or, without enough of them, part of the reference) to test on."""
         import pandas as pd
 
-        from loopline.predictions.log import labels_as
-        from loopline.predictions.window import read_window
         from loopline.specs.monitor import WindowSpec
 
         reference = self.datasets.read(self.datasets.get(policy.reference_dataset)).to_pandas()
@@ -255,18 +257,7 @@ class LoopService:
             raise InvalidInput(
                 f"reference dataset {policy.reference_dataset} has no column {policy.target!r}"
             )
-        features = [c for c in reference.columns if c != policy.target]
-        revisions = self.deployments.revisions(policy.deployment)
-        shadows = TrafficPolicy.shadow_arms(revisions, self.deployments.policy(policy.deployment))
-        window = read_window(
-            self._tables, policy.deployment, WindowSpec(rows=policy.window_rows), now_ms(), shadows
-        )
-        production = pd.DataFrame(columns=reference.columns)
-        if not window.rows.empty and set(features) <= set(window.rows.columns):
-            labelled = window.rows[window.rows["label"].notna()]
-            production = labelled[features].assign(
-                **{policy.target: labels_as(labelled["label"], reference[policy.target].dtype)}
-            )
+        production = self._labelled(policy, reference, WindowSpec(rows=policy.window_rows))
         held = int(len(production) * policy.holdout_share)
         if held >= 20:
             train_part, holdout = (
@@ -284,6 +275,25 @@ class LoopService:
         training = pd.concat([reference, train_part], ignore_index=True)
         counts = {"reference": len(reference), "production_train": len(train_part), "holdout": len(holdout)}
         return training, holdout.reset_index(drop=True), counts
+
+    def _labelled(self, policy: LoopPolicy, reference: pd.DataFrame, span: WindowSpec) -> pd.DataFrame:
+        """The labelled production rows of `span` as rows of the reference (features and
+        target, the target in the reference's type), oldest first."""
+        import pandas as pd
+
+        from loopline.predictions.log import labels_as
+        from loopline.predictions.window import read_window
+
+        features = [c for c in reference.columns if c != policy.target]
+        revisions = self.deployments.revisions(policy.deployment)
+        shadows = TrafficPolicy.shadow_arms(revisions, self.deployments.policy(policy.deployment))
+        window = read_window(self._tables, policy.deployment, span, now_ms(), shadows)
+        if window.rows.empty or not set(features) <= set(window.rows.columns):
+            return pd.DataFrame(columns=reference.columns)
+        labelled = window.rows[window.rows["label"].notna()]
+        return labelled[features].assign(
+            **{policy.target: labels_as(labelled["label"], reference[policy.target].dtype)}
+        ).reset_index(drop=True)
 
     # advance: decide the canary ---------------------------------------------------------------
 
@@ -405,6 +415,108 @@ class LoopService:
         ):  # fmt: skip
             raise Conflict(f"the loop of {policy.deployment} left {from_state} unexpectedly")
 
+    # guard: the champion between retrainings ---------------------------------------------------
+
+    def guard(self, deployment: str) -> LoopEvent | None:
+        """Check the live champion against the policy's `guard` bounds (no challenger out).
+        Past one, roll @champion back to the previous champion if that one does better on
+        the same labelled requests; otherwise escalate to a person. At most one action per
+        `every_minutes`; None when there is nothing to do."""
+        from loopline.automation.guard import breaches
+        from loopline.predictions.reports import arm_samples
+
+        self._access.operations(Role.MAINTAINER)
+        loop = self.get(deployment)
+        policy = self._policy(loop)
+        guard = policy.guard
+        traffic = self.deployments.policy(deployment)
+        if guard is None or loop.state is not LoopState.IDLE or traffic.kind != "single":
+            return None
+        now = now_ms()
+        recent = self._store.loops.events(deployment, limit=50)
+        if any(e.kind in GUARD_ACTIONS and now - e.at < guard.every_minutes * 60_000 for e in recent):
+            return None
+        champion = self.registry.resolve(f"models:/{policy.model}@champion").version
+        moves = self.registry.alias_history(policy.model, "champion")
+        current = next((m for m in reversed(moves) if m.to_version == champion), None)
+        since = max(now - int(guard.window_minutes * 60_000), current.at if current else 0)
+        samples = arm_samples(self._tables, deployment, traffic, since)[traffic.arms[0].name]
+        reasons = breaches(samples, guard, self._estimated_accuracy(deployment, since))
+        if not reasons:
+            return None
+        problem = f"champion version {champion} of {policy.model}: " + "; ".join(reasons)
+        previous = current.from_version if current is not None else None
+        if previous is None:
+            return self._escalate(
+                policy, "escalated", f"{problem}; there is no earlier champion to go back to"
+            )
+        return self._fall_back(policy, champion, previous, since, problem)
+
+    def _fall_back(
+        self, policy: LoopPolicy, champion: int, previous: int, since: int, problem: str
+    ) -> LoopEvent:
+        """Go back to `previous` if it does better than `champion` on the labelled requests
+        since `since`; escalate otherwise."""
+        import math
+
+        from loopline.specs.monitor import WindowSpec
+
+        guard = policy.guard
+        assert guard is not None
+        reference = self.datasets.read(self.datasets.get(policy.reference_dataset)).to_pandas().head(0)
+        hours = max((now_ms() - since) / 3_600_000, 1e-6)
+        rows = self._labelled(policy, reference, WindowSpec(hours=hours))
+        if len(rows) < guard.min_labels:
+            message = (
+                f"{problem}; too few labels ({len(rows)}) to tell whether version {previous} does better"
+            )
+            return self._escalate(policy, "escalated", message)
+        scores = {}
+        for version in (champion, previous):
+            evaluation = self.promotion.evaluate(
+                f"models:/{policy.model}/{version}",
+                rows,
+                policy.target,
+                dataset_name=f"{policy.deployment}-guard",
+            )
+            higher_is_better = "accuracy" in evaluation.metrics
+            metric = "accuracy" if higher_is_better else "mae"
+            value = evaluation.metrics.get(metric, math.nan)
+            scores[version] = value if higher_is_better else -value
+        evidence = {
+            "metric": metric,
+            "labels": len(rows),
+            "scores": {str(v): abs(x) for v, x in scores.items()},
+        }
+        compared = (
+            f"{metric} {abs(scores[previous]):.3f} vs {abs(scores[champion]):.3f} "
+            f"on {len(rows)} labelled requests"
+        )
+        if not scores[previous] > scores[champion]:
+            return self._escalate(
+                policy, "escalated", f"{problem}; version {previous} does no better ({compared})", **evidence
+            )
+        message = f"{problem}; rolled back to version {previous}, which does better ({compared})"
+        try:
+            self.registry.set_alias(policy.model, "champion", previous, reason=f"guard: {message}")
+        except ApprovalRequired as waiting:
+            return self._escalate(
+                policy, "escalated", f"{problem}; going back to version {previous} {waiting}"
+            )
+        return self._escalate(policy, "guarded", message, **evidence)
+
+    def _estimated_accuracy(self, deployment: str, since: int) -> float | None:
+        """The newest `est.accuracy` a monitor of the deployment measured since `since`."""
+        newest: tuple[int, float] | None = None
+        for monitor in self._store.monitors.list_all():
+            if monitor.deployment != deployment:
+                continue
+            for run in self._store.monitors.runs(monitor.name, limit=1):
+                value = run.values.get("est.accuracy")
+                if value is not None and run.at >= since and (newest is None or run.at > newest[0]):
+                    newest = (run.at, float(value))
+        return newest[1] if newest else None
+
     def advance_all(self) -> list[LoopEvent]:
         """Decide every canary that has seen enough, and reset loops abandoned mid-step (their
         worker died): one broken loop never stops the others."""
@@ -414,7 +526,7 @@ class LoopService:
                 stale = ABANDONED_AFTER_MS.get(loop.state)
                 if stale is not None and now_ms() - loop.updated_at > stale:
                     events.append(self.reset(loop.deployment, "no worker finished it in time"))
-                elif (event := self.advance(loop.deployment)) is not None:
+                elif (event := self.advance(loop.deployment) or self.guard(loop.deployment)) is not None:
                     events.append(event)
             except Exception:
                 log.exception("the retraining loop of %s could not advance", loop.deployment)

@@ -119,6 +119,18 @@ def difference_of_proportions(
     return Interval(estimate, estimate - half, estimate + half, alpha)
 
 
+def proportion(hits: int, n: int, *, tau: float, alpha: float = 0.05) -> Interval:
+    """A rate (errors, correct answers) with an always-valid interval, for watching one
+    arm against a fixed bound."""
+    _check(alpha, tau)
+    if n <= 0:
+        return Interval(math.nan, -math.inf, math.inf, alpha)
+    p = hits / n
+    clamped = min(max(p, 1 / (n + 1)), n / (n + 1))
+    half = _half_width(clamped * (1 - clamped) / n, tau, alpha)
+    return Interval(p, p - half, p + half, alpha)
+
+
 def difference_of_means(
     baseline: np.ndarray, candidate: np.ndarray, *, tau: float, alpha: float = 0.05, fixed: bool = False
 ) -> Interval:

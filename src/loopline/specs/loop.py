@@ -31,6 +31,22 @@ class RolloutSpec(Strict):
     min_labels: int = Field(50, gt=0)  # per arm, before accuracy is judged
 
 
+class GuardSpec(Strict):
+    """Bounds the live champion must keep while no challenger is out. Past one (by an
+    always-valid interval at `alpha`, so that watching every tick does not cry wolf), the
+    loop rolls @champion back to the previous champion if that one does better on the same
+    labelled requests, and otherwise asks a person; at most once per `every_minutes`."""
+
+    max_error_rate: float | None = Field(None, gt=0, lt=1)
+    min_accuracy: float | None = Field(None, gt=0, lt=1)  # realized, on labelled answers
+    min_estimated_accuracy: float | None = Field(None, gt=0, lt=1)  # a monitor's est.accuracy
+    window_minutes: float = Field(60.0, gt=0)  # the evidence: the champion's answers this recent
+    min_requests: int = Field(100, gt=0)
+    min_labels: int = Field(50, gt=0)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    every_minutes: float = Field(60.0, ge=0)
+
+
 class LoopPolicy(Document):
     """How a deployment retrains itself. The pipeline gets `dataset` (a dataset version: the
     reference data plus labelled production rows) and returns a version of `model`."""
@@ -49,4 +65,5 @@ class LoopPolicy(Document):
     )
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     cooldown_minutes: float = Field(60.0, ge=0)
+    guard: GuardSpec | None = None  # watch the champion between retrainings
     notify: list[NotifierSpec] = Field(default_factory=list)  # who hears what needs a person
