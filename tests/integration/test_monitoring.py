@@ -22,7 +22,7 @@ from loopline.specs.monitor import MonitorSpec
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
-from tests.conftest import Invoke
+from tests.conftest import Invoke, wait_until
 from tests.integration.serving_helpers import cancer_data, register_cancer_models, running_server
 
 PREDICT = "/v1/deployments/cancer/predict"
@@ -312,3 +312,63 @@ def test_a_failed_notification_shows_why(backends: Backends, cli: Invoke) -> Non
     assert alert.notifications[0]["ok"] is False
     code, out, _ = cli("monitor", "alerts")
     assert code == 0 and f"webhook:failed ({alert.notifications[0]['error']}" in out
+
+
+def stored_labels(backends: Backends) -> int:
+    """The labels of deployment cancer written to its log so far."""
+    from loopline.predictions.reader import LogReader
+
+    con = LogReader(backends.tables, "cancer").connect()
+    try:
+        return int(con.execute("SELECT count(*) FROM feedback").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_a_forecast_alert_opens_before_the_threshold_is_crossed(backends: Backends) -> None:
+    """Gradual concept drift, one window an hour: each hour 2% more labels disagree with
+    the model. The forecast rule must open hours before the threshold rule does."""
+    from loopline.core.clock import now_ms
+
+    monitors = backends.services(local_owner()).monitors
+    spec = MonitorSpec.parse(
+        {
+            "window": {"rows": 200},
+            "alerts": [
+                {"name": "accuracy low", "value": "perf.accuracy", "below": 0.8},
+                {"name": "accuracy heading low", "value": "perf.accuracy", "below": 0.8, "within": "6h"},
+                {"name": "accuracy shifted", "value": "perf.accuracy", "change": {"baseline_runs": 4}},
+            ],
+        }
+    )
+    monitors.create("cancer-trend", "cancer", "cancer-train", target="target", spec=spec)
+    features, target = cancer_data()
+    start, opened_at = now_ms(), {}
+    with running_server(backends, ("cancer",)) as server, server.client() as client:
+        for hour in range(16):
+            rows = features.sample(200, random_state=hour)
+            truth = target.loc[rows.index].to_numpy().copy()
+            flipped = pd.Series(range(200)).sample(frac=0.02 * hour, random_state=hour).to_numpy()
+            truth[flipped] = 1 - truth[flipped]
+            feedback = []
+            for first in range(0, 200, 20):
+                answer = client.post(
+                    PREDICT, json={"records": rows.iloc[first : first + 20].to_dict("records")}
+                )
+                feedback += [
+                    {"request_id": answer.json()["request_id"], "row": i, "label": int(truth[first + i])}
+                    for i in range(20)
+                ]
+            assert client.post(FEEDBACK, json={"labels": feedback}).status_code == 202
+            wait_until(lambda hour=hour: stored_labels(backends) == 200 * (hour + 1))
+            outcome = monitors.run("cancer-trend", at_ms=start + hour * 3_600_000)
+            for alert in outcome.opened:
+                opened_at.setdefault(alert.rule, hour)
+    assert {"accuracy low", "accuracy heading low"} <= set(opened_at), opened_at
+    assert opened_at["accuracy heading low"] < opened_at["accuracy low"]  # a positive lead time
+    (forecast_alert,) = [a for a in monitors.alerts("cancer-trend") if a.rule == "accuracy heading low"]
+    trend = forecast_alert.evidence["forecast"]
+    assert trend["slope_high"] < 0 and 0 <= trend["crossing_hours"] <= 6
+    assert "is forecast to cross 0.8" in forecast_alert.message
+    found = monitors.forecast("cancer-trend", "perf.accuracy", threshold=0.8)
+    assert found is not None and found.slope_per_hour < 0

@@ -291,9 +291,11 @@ class LoopService:
         if window.rows.empty or not set(features) <= set(window.rows.columns):
             return pd.DataFrame(columns=reference.columns)
         labelled = window.rows[window.rows["label"].notna()]
-        return labelled[features].assign(
-            **{policy.target: labels_as(labelled["label"], reference[policy.target].dtype)}
-        ).reset_index(drop=True)
+        return (
+            labelled[features]
+            .assign(**{policy.target: labels_as(labelled["label"], reference[policy.target].dtype)})
+            .reset_index(drop=True)
+        )
 
     # advance: decide the canary ---------------------------------------------------------------
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import difflib
 import gzip
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -29,8 +31,11 @@ from loopline.monitoring.notify import notifier_named, notify
 from loopline.monitoring.reference import REFERENCE_ROWS, Reference, build_reference
 from loopline.predictions.window import read_window
 from loopline.services import Datasets, Deployments, Registry
-from loopline.specs.monitor import MonitorSpec
+from loopline.specs.monitor import AlertRule, MonitorSpec
 from loopline.store import MetadataStore
+
+if TYPE_CHECKING:
+    from loopline.monitoring.forecast import Forecast
 
 
 class MonitorService:
@@ -174,45 +179,45 @@ class MonitorService:
         outcome = MonitorOutcome(run)
         if not spec.alerts:
             return outcome
-        history = self._store.monitors.runs(monitor.name, max(r.windows for r in spec.alerts))
+        needed = max(r.windows if r.kind == "threshold" else r.history for r in spec.alerts)
+        history = self._store.monitors.runs(monitor.name, needed)  # newest first
         for rule in spec.alerts:
-            recent = history[: rule.windows]
-            breached = len(recent) == rule.windows and all(
-                rule.breached(r.values.get(rule.value)) for r in recent
-            )
-            if not breached:
+            found = judge_rule(rule, history)
+            if found is None:
                 resolved = self._store.monitors.resolve_alert(monitor.name, rule.name, run.at)
                 if resolved is not None:
                     outcome.resolved.append(self._notify(monitor, spec, resolved, "resolved"))
                 continue
+            message, evidence = found
             value = run.values.get(rule.value)
-            evidence = {
-                "rule": rule.describe(),
-                "runs": [{"run": r.id, "at": r.at, "value": r.values.get(rule.value)} for r in recent],
-                "window": [run.window_start, run.window_end],
-                "drifted_columns": run.details.get("drifted_columns", []),
-            }
-            message = f"{rule.name}: {rule.value} = {value:.4g} ({rule.describe()})"
+            evidence.update(
+                rule=rule.describe(), kind=rule.kind, window=[run.window_start, run.window_end],
+                drifted_columns=run.details.get("drifted_columns", []),
+            )  # fmt: skip
             draft = Alert(
-                0,
-                monitor.name,
-                rule.name,
-                rule.severity,
-                "firing",
-                run.at,
-                run.at,
-                None,
-                1,
-                value,
-                message,
-                evidence,
-            )
+                0, monitor.name, rule.name, rule.severity, "firing", run.at, run.at, None, 1, value,
+                f"{rule.name}: {message}", evidence,
+            )  # fmt: skip
             alert, new = self._store.monitors.open_alert(monitor.name, draft)
             if new:
                 outcome.opened.append(self._notify(monitor, spec, alert, "firing"))
             else:
                 outcome.still_firing.append(alert)
         return outcome
+
+    def forecast(self, name: str, value: str, *, runs: int = 24, threshold: float | None = None,
+                 below: bool = True) -> Forecast | None:  # fmt: skip
+        """Where `value` of the monitor's runs is heading: a robust trend over its last `runs`
+        runs, and when it crosses `threshold` (going down if `below`); None with too few runs."""
+        from loopline.monitoring.forecast import forecast
+
+        history = self.runs(name, runs)
+        if history and value not in history[0].values:
+            raise InvalidInput(
+                f"monitor {name} has no value {value!r}; it has {', '.join(history[0].values)}"
+            )
+        return forecast([r.at for r in history], [r.values.get(value) for r in history], threshold=threshold,
+                        below=below)  # fmt: skip
 
     def _notify(self, monitor: Monitor, spec: MonitorSpec, alert: Alert, event: str) -> Alert:
         if not spec.notify:
@@ -248,3 +253,50 @@ def _check_alerts(spec: MonitorSpec, reference: Reference) -> None:
                 f"alert {rule.name!r} watches {rule.value!r}, which this monitor does not produce; "
                 f"{hint}it produces {', '.join(produced)}"
             )
+
+
+def judge_rule(rule: AlertRule, history: list[MonitorRun]) -> tuple[str, dict[str, Any]] | None:
+    """Whether `rule` fires on the monitor's runs (newest first): its message and evidence,
+    or None."""
+    from loopline.monitoring.forecast import cusum, forecast
+
+    newest = history[0].values.get(rule.value) if history else None
+    if rule.change is not None:
+        runs = history[: rule.history][::-1]
+        change = rule.change
+        found = cusum(
+            [r.values.get(rule.value) for r in runs], baseline_runs=change.baseline_runs, drift=change.drift,
+            threshold=change.threshold, direction=change.direction,
+        )  # fmt: skip
+        if found is None or not found.changed or found.since_run is None:
+            return None
+        since = runs[min(found.since_run, len(runs) - 1)]
+        message = (
+            f"{rule.value} shifted {found.direction} (CUSUM {found.statistic:.1f} > {found.threshold:g}) "
+            f"since run {since.id}; now {_shown(newest)}"
+        )
+        return message, {"cusum": asdict(found), "since_run": since.id}
+    if rule.within is not None:
+        runs = history[: rule.history]
+        below = rule.below is not None
+        trend = forecast(
+            [r.at for r in runs], [r.values.get(rule.value) for r in runs], threshold=rule.limit, below=below
+        )
+        significant = trend is not None and (trend.slope_high < 0 if below else trend.slope_low > 0)
+        if trend is None or not significant or trend.crossing_hours is None:
+            return None
+        if trend.crossing_hours > rule.horizon_hours:
+            return None
+        message = f"{rule.value} = {_shown(newest)} is forecast to cross {rule.limit:g}: " + trend.describe(
+            rule.limit
+        )
+        return message, {"forecast": asdict(trend), "horizon_hours": rule.horizon_hours}
+    recent = history[: rule.windows]
+    if len(recent) < rule.windows or not all(rule.breached(r.values.get(rule.value)) for r in recent):
+        return None
+    evidence = {"runs": [{"run": r.id, "at": r.at, "value": r.values.get(rule.value)} for r in recent]}
+    return f"{rule.value} = {_shown(newest)} ({rule.describe()})", evidence
+
+
+def _shown(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
