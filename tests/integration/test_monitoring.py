@@ -325,7 +325,7 @@ def stored_labels(backends: Backends) -> int:
         con.close()
 
 
-def test_a_forecast_alert_opens_before_the_threshold_is_crossed(backends: Backends) -> None:
+def test_a_forecast_alert_opens_before_the_threshold_is_crossed(backends: Backends, cli: Invoke) -> None:
     """Gradual concept drift, one window an hour: each hour 2% more labels disagree with
     the model. The forecast rule must open hours before the threshold rule does."""
     from loopline.core.clock import now_ms
@@ -372,3 +372,7 @@ def test_a_forecast_alert_opens_before_the_threshold_is_crossed(backends: Backen
     assert "is forecast to cross 0.8" in forecast_alert.message
     found = monitors.forecast("cancer-trend", "perf.accuracy", threshold=0.8)
     assert found is not None and found.slope_per_hour < 0
+    code, out, _ = cli("monitor", "forecast", "cancer-trend", "perf.accuracy", "--below", "0.8")
+    assert code == 0 and "perf.accuracy now about" in out and "/h [" in out and "crosses 0.8 in" in out
+    code, _, err = cli("monitor", "forecast", "cancer-trend", "perf.acuracy")
+    assert code == 1 and "has no value 'perf.acuracy'" in err

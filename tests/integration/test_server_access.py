@@ -98,6 +98,7 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/monitors/{name}/runs/{run_id}"): ("vera", None, None),
     ("POST", "/api/v1/monitors/{name}/run"): ("maya", None, None),
     ("GET", "/api/v1/monitors/{name}/report"): ("vera", None, None),
+    ("GET", "/api/v1/monitors/{name}/forecast"): ("vera", None, {"value": "rows"}),
     ("GET", "/api/v1/alerts"): ("vera", None, None),
     ("GET", "/api/v1/datasets"): (LIST, None, None),
     ("GET", "/api/v1/datasets/{name}/versions"): ("vera", None, None),

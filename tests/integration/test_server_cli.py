@@ -127,6 +127,8 @@ def test_monitors_through_the_server(cli: Cli, team: Team, tmp_path: Path) -> No
 
     code, out, _ = cli("monitor", "show", "cancer-watch", user="vera")
     assert code == 0 and "cancer-prod" in out
+    code, out, _ = cli("monitor", "forecast", "cancer-watch", "rows", "--below", "10", user="vera")
+    assert code == 0 and "too few runs for a trend" in out
     report = tmp_path / "report.html"
     assert (
         cli("monitor", "report", "cancer-watch", "--output", str(report), "--plotly", "cdn", user="vera")[0]

@@ -163,6 +163,30 @@ def show(
     console.print(table)
 
 
+@app.command()
+def forecast(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Monitor name."),
+    value: str = typer.Argument(..., help="A monitored value: est.accuracy, drift.share..."),
+    below: float | None = typer.Option(None, help="When it falls under this."),
+    above: float | None = typer.Option(None, help="When it rises over this."),
+    runs: int = typer.Option(24, min=6, help="How many recent runs the trend reads."),
+    json_: bool = JSON,
+) -> None:
+    """Where a monitored value is heading: its robust trend, and when it crosses a limit."""
+    if below is not None and above is not None:
+        raise InvalidInput("give --below or --above, not both")
+    limit = below if below is not None else above
+    found = _service(ctx).forecast(name, value, runs=runs, threshold=limit, below=above is None)
+    if json_:
+        print_json(found)
+        return
+    if found is None:
+        Console().print(f"{value}: too few runs for a trend (it needs 6)")
+        return
+    Console().print(f"{value} now about {found.level:.4g}; {found.describe(limit)}")
+
+
 def vars_of(monitor: object) -> dict[str, object]:
     return {k: getattr(monitor, k) for k in ("name", "deployment", "created_at", "created_by", "updated_at")}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from loopline.client.connection import ServerConnection, segment
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
-from loopline.core.monitoring import Alert, Monitor, MonitorOutcome, MonitorRun
+from loopline.core.monitoring import Alert, Forecast, Monitor, MonitorOutcome, MonitorRun
 from loopline.core.wire import decode
 from loopline.specs.monitor import MonitorSpec
 
@@ -77,6 +77,13 @@ class RemoteMonitorService:
     def report_html(self, name: str, run_id: int | None = None, *, inline_js: bool = True) -> str:
         params = {"run_id": run_id, "inline_js": inline_js}
         return self._connection.text(f"{_monitor(name)}/report", params)
+
+    def forecast(
+        self, name: str, value: str, *, runs: int = 24, threshold: float | None = None, below: bool = True
+    ) -> Forecast | None:
+        params = {"value": value, "runs": runs, "threshold": threshold, "below": below}
+        found = self._connection.call("GET", f"{_monitor(name)}/forecast", params=params)
+        return None if found is None else decode(Forecast, found)
 
     def run(self, name: str, at_ms: int | None = None) -> MonitorOutcome:
         found = self._connection.call("POST", f"{_monitor(name)}/run", params={"at_ms": at_ms})

@@ -25,37 +25,10 @@ from typing import Literal
 
 import numpy as np
 
+from loopline.core.monitoring import Forecast
+
 HOUR_MS = 3_600_000
 MIN_RUNS = 6  # fewer runs make no trend
-
-
-@dataclass(frozen=True)
-class Forecast:
-    """A value's trend, as of its newest run. Times are hours from that run."""
-
-    runs: int
-    slope_per_hour: float
-    slope_low: float
-    slope_high: float
-    level: float  # the trend's value now
-    holt_level: float
-    holt_slope_per_hour: float
-    crossing_hours: float | None = None  # when the trend meets the threshold (None: never)
-    crossing_low: float | None = None
-    crossing_high: float | None = None  # None: maybe never, within the interval
-
-    def at(self, hours: float) -> float:
-        """The trend's value `hours` from now."""
-        return self.level + self.slope_per_hour * hours
-
-    def describe(self, threshold: float | None = None) -> str:
-        slopes = f"{self.slope_per_hour:+.4g}/h [{self.slope_low:+.4g}, {self.slope_high:+.4g}]"
-        text = f"trend {slopes} over {self.runs} runs"
-        if threshold is not None and self.crossing_hours is not None:
-            late = "never" if self.crossing_high is None else f"{self.crossing_high:.1f} h"
-            early = f"{self.crossing_low:.1f} h" if self.crossing_low is not None else "now"
-            text += f"; crosses {threshold:g} in {self.crossing_hours:.1f} h ({early} to {late})"
-        return text
 
 
 def forecast(

@@ -13,7 +13,7 @@ import difflib
 import gzip
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -22,7 +22,7 @@ from loopline.artifacts.tables import TableArea
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
 from loopline.core.errors import AlreadyExists, InvalidInput
-from loopline.core.monitoring import Alert, Monitor, MonitorOutcome, MonitorRun
+from loopline.core.monitoring import Alert, Forecast, Monitor, MonitorOutcome, MonitorRun
 from loopline.core.names import model_name
 from loopline.core.traffic import TrafficPolicy
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
@@ -33,9 +33,6 @@ from loopline.predictions.window import read_window
 from loopline.services import Datasets, Deployments, Registry
 from loopline.specs.monitor import AlertRule, MonitorSpec
 from loopline.store import MetadataStore
-
-if TYPE_CHECKING:
-    from loopline.monitoring.forecast import Forecast
 
 
 class MonitorService:

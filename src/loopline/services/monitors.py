@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from loopline.core.entities import Principal
-from loopline.core.monitoring import Alert, Monitor, MonitorOutcome, MonitorRun
+from loopline.core.monitoring import Alert, Forecast, Monitor, MonitorOutcome, MonitorRun
 
 if TYPE_CHECKING:
     from loopline.specs.monitor import MonitorSpec
@@ -51,6 +51,12 @@ class Monitors(Protocol):
 
     def report_png(self, name: str, target: Path, run_id: int | None = None) -> None:
         """The same report's figures as one PNG image at `target`."""
+
+    def forecast(
+        self, name: str, value: str, *, runs: int = 24, threshold: float | None = None, below: bool = True
+    ) -> Forecast | None:
+        """Where `value` of the monitor's last `runs` runs is heading (a robust trend), and
+        when it crosses `threshold` going down (`below`) or up; None with too few runs."""
 
     def run(self, name: str, at_ms: int | None = None) -> MonitorOutcome:
         """Evaluate the monitor on its window as of now (or `at_ms`), store the run, and open,

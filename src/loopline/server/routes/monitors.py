@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from loopline.core.monitoring import Alert, Monitor, MonitorRun
+from loopline.core.monitoring import Alert, Forecast, Monitor, MonitorRun
 from loopline.server.deps import Backend, Caller, Id, Paging, page
 from loopline.server.encoding import json_response
 from loopline.server.schemas import (
@@ -41,6 +41,17 @@ def monitor_runs(b: Backend, who: Caller, name: str, paging: Paging, details: bo
 @router.get("/monitors/{name}/runs/{run_id}", response_model=MonitorRun, tags=["monitoring"])
 def monitor_run(b: Backend, who: Caller, name: str, run_id: Id) -> Response:
     return json_response(b.services(who).monitors.run_record(name, run_id))
+
+
+@router.get("/monitors/{name}/forecast", response_model=Forecast | None, tags=["monitoring"])
+def monitor_forecast(
+    b: Backend, who: Caller, name: str, value: Annotated[str, Query(min_length=1, max_length=200)],
+    runs: Annotated[int, Query(ge=6, le=1000)] = 24, threshold: float | None = None, below: bool = True,
+) -> Response:  # fmt: skip
+    """Where a monitored value is heading over the last `runs` runs, and when it crosses
+    `threshold` (going down if `below`); null with too few runs."""
+    found = b.services(who).monitors.forecast(name, value, runs=runs, threshold=threshold, below=below)
+    return json_response(found)
 
 
 @router.post("/monitors", response_model=Monitor, status_code=201, tags=["monitoring"])
