@@ -329,3 +329,54 @@ def test_a_champion_that_degrades_with_nothing_to_go_back_to_is_escalated(
     assert "there is no earlier champion to go back to" in event.message and champion_version() == 1
     sent = (tmp_path / "escalations.jsonl").read_text()
     assert "no earlier champion" in sent and event.evidence["notified"][0]["ok"]
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("on_invalid", ["stop", "last_good"])
+def test_fresh_data_that_fails_its_contract_is_quarantined(
+    world: World, tmp_path: Path, on_invalid: str
+) -> None:
+    contract = {"columns": {"a": {"type": "number", "min": -10, "max": 10}}}
+    notify = [{"type": "log", "path": str(tmp_path / "quarantine.jsonl")}]
+    world.loops.declare(policy(contract=contract, on_invalid_data=on_invalid, notify=notify))
+    broken = steps.concept(300, seed=1, sign=-1.0)
+    broken.loc[broken.index[::10], "a"] = 1e6  # a unit changed upstream in one row of ten
+    world.served_arms(broken)
+    event = world.loops.start("churn-prod", "drift")
+    quarantined = next(e for e in world.loops.events("churn-prod") if e.kind == "quarantined")
+    assert "300 labelled production rows failed the data contract (max a:" in quarantined.message
+    stored = ll.datasets.get("churn-prod-quarantine")
+    assert stored.info.tags["quarantined"] == "true" and quarantined.evidence["dataset"] == stored.uri
+    assert stored.to_pandas()["a"].max() == 1e6  # kept for a person to look at
+    assert "quarantined" in (tmp_path / "quarantine.jsonl").read_text()
+    if on_invalid == "stop":
+        assert event.kind == "quarantined" and "the loop stops until the data is fixed" in event.message
+        assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
+        assert world.loops.get("churn-prod").state is LoopState.IDLE and champion_version() == 1
+    else:
+        data = next(e for e in world.loops.events("churn-prod") if e.kind == "data")
+        assert data.evidence["production_train"] == 0  # trained on the reference alone
+        training = ll.datasets.get("churn-prod-training").to_pandas()
+        assert training["a"].max() < 10
+
+
+@SQLITE_ONLY
+def test_after_rollbacks_in_a_row_the_loop_asks_a_person_and_stops(world: World) -> None:
+    world.loops.declare(
+        policy(params={"integer_c": True}, gates={"gates": [{"better_than_current": {}}]}, max_rollbacks=2,
+               cooldown_minutes=0)
+    )  # fmt: skip
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))
+    for attempt in range(2):
+        started = world.loops.start("churn-prod", f"drift {attempt}")
+        assert started.kind == "canary", started.message
+        world.wait_for_arms({"stable", "canary"})
+        fractional = steps.concept(80, seed=3, sign=-1.0).assign(c=lambda f: f["c"] + 0.5)
+        world.served_arms(fractional, labels=False)  # unlabelled: the next retraining must not learn them
+        decided = world.loops.advance("churn-prod")
+        assert decided is not None and decided.kind == "rolled_back", decided
+        assert "next: a person" in decided.message
+    assert "2 challengers in a row were rolled back" in decided.message
+    assert kinds(world)[-2:] == ["rolled_back", "escalated"]
+    again = world.loops.start("churn-prod", "drift 3")
+    assert again.kind == "suppressed" and "waits for a person" in again.message

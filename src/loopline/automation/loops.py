@@ -27,6 +27,7 @@ from loopline.core.traffic import TrafficPolicy
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.services import Datasets, Deployments, Promotion, Registry
+from loopline.specs.contract import Contract
 from loopline.specs.loop import LoopPolicy
 from loopline.store import atomic
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
     from loopline.artifacts.tables import TableArea
     from loopline.automation.canary import Judgement
+    from loopline.core.datasets import ValidationReport
     from loopline.specs.monitor import WindowSpec
     from loopline.store import MetadataStore
 
@@ -103,6 +105,10 @@ class LoopService:
                 f"it has {', '.join(reference.schema)}"
             )
         Policy.from_dict(policy.gates)
+        if policy.contract is not None:
+            Contract.parse(
+                policy.contract, f"the data contract of the retraining policy of {policy.deployment}"
+            )
         loop = self._store.loops.declare(policy.deployment, policy.model_dump(), now_ms())
         self._event(policy.deployment, "declared", f"retraining policy for {policy.deployment} declared")
         return loop
@@ -143,6 +149,14 @@ class LoopService:
             return self._event(
                 deployment, "suppressed",
                 f"{reason}; cooling down for {minutes:.0f} more minutes (start --force overrides it)",
+            )  # fmt: skip
+        rollbacks = self._rollbacks_in_a_row(deployment)
+        limit = int(loop.policy.get("max_rollbacks", 3))
+        if rollbacks >= limit and not force:
+            return self._event(
+                deployment, "suppressed",
+                f"{reason}; the last {rollbacks} challengers were rolled back, so the loop waits for "
+                "a person (start --force retrains anyway)",
             )  # fmt: skip
         if cooling:
             self._event(deployment, "forced", f"{reason}; the cool-down overridden by {self._principal.name}")
@@ -185,7 +199,21 @@ class LoopService:
         if self._run_pipeline is None:
             raise InvalidInput("this loop service cannot run pipelines (give it run_pipeline)")
         champion = self.registry.resolve(f"models:/{policy.model}@champion")
-        training, holdout, counts = self._fresh_data(policy)
+        reference = self._reference(policy)
+        production = self._production(policy, reference)
+        if policy.contract is not None and len(production):
+            checked = self.datasets.validate(
+                production,
+                Contract.parse(policy.contract),
+                source=f"labelled production rows of {policy.deployment}",
+            )
+            if not checked.passed:
+                event = self._quarantine(policy, production, checked)
+                if policy.on_invalid_data == "stop":
+                    self._finish(policy, LoopState.RETRAINING)
+                    return event
+                reference, production = self._last_good(policy, reference), production.head(0)
+        training, holdout, counts = self._split(policy, reference, production)
         dataset, _ = self.datasets.register(
             f"{policy.deployment}-training", training, description=f"retraining data of {policy.deployment}"
         )
@@ -245,19 +273,30 @@ class LoopService:
         error_rate = live.error_rate if live is not None and live.error_rate == live.error_rate else 0.0
         return needed(policy.rollout, live.accuracy if live is not None else None, error_rate)
 
-    def _fresh_data(self, policy: LoopPolicy) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-        """Reference rows plus the older labelled production rows to train on; the newest
-        labelled production rows (or, without enough of them, part of the reference) to test on."""
-        import pandas as pd
-
-        from loopline.specs.monitor import WindowSpec
-
-        reference = self.datasets.read(self.datasets.get(policy.reference_dataset)).to_pandas()
+    def _reference(self, policy: LoopPolicy) -> pd.DataFrame:
+        reference: pd.DataFrame = self.datasets.read(self.datasets.get(policy.reference_dataset)).to_pandas()
         if policy.target not in reference.columns:
             raise InvalidInput(
                 f"reference dataset {policy.reference_dataset} has no column {policy.target!r}"
             )
-        production = self._labelled(policy, reference, WindowSpec(rows=policy.window_rows))
+        return reference
+
+    def _production(self, policy: LoopPolicy, reference: pd.DataFrame) -> pd.DataFrame:
+        """The labelled production rows to learn from: the policy's window, doubled after
+        each rollback in a row (up to 8 times: a longer window for a model that did not hold)."""
+        from loopline.specs.monitor import WindowSpec
+
+        rows = policy.window_rows * 2 ** min(self._rollbacks_in_a_row(policy.deployment), 3)
+        labelled: pd.DataFrame = self._labelled(policy, reference.head(0), WindowSpec(rows=rows))
+        return labelled
+
+    def _split(
+        self, policy: LoopPolicy, reference: pd.DataFrame, production: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+        """Reference rows plus the older labelled production rows to train on; the newest
+        labelled production rows (or, without enough of them, part of the reference) to test on."""
+        import pandas as pd
+
         held = int(len(production) * policy.holdout_share)
         if held >= 20:
             train_part, holdout = (
@@ -275,6 +314,49 @@ class LoopService:
         training = pd.concat([reference, train_part], ignore_index=True)
         counts = {"reference": len(reference), "production_train": len(train_part), "holdout": len(holdout)}
         return training, holdout.reset_index(drop=True), counts
+
+    def _quarantine(self, policy: LoopPolicy, rows: pd.DataFrame, report: ValidationReport) -> LoopEvent:
+        """Store a batch that failed the contract, flagged, so that it is kept for a person
+        to look at and never trained on; tell the notifiers."""
+        failed = "; ".join(
+            f"{f.check} {f.column or ''}: {f.detail}".replace("  ", " ") for f in report.failures[:5]
+        )
+        stored, _ = self.datasets.register(
+            f"{policy.deployment}-quarantine", rows,
+            description=f"labelled production rows of {policy.deployment} that failed its contract: {failed}",
+            tags={"quarantined": "true", "failed_checks": str(len(report.failures))},
+        )  # fmt: skip
+        then = (
+            "the loop stops until the data is fixed (on_invalid_data: stop)"
+            if policy.on_invalid_data == "stop"
+            else "retraining on the last good data instead (on_invalid_data: last_good)"
+        )
+        message = (
+            f"{len(rows)} labelled production rows failed the data contract ({failed}); stored as "
+            f"{stored.uri}, flagged quarantined and left out of training; {then}"
+        )
+        return self._escalate(policy, "quarantined", message, dataset=stored.uri, validation=report.to_dict())
+
+    def _last_good(self, policy: LoopPolicy, reference: pd.DataFrame) -> pd.DataFrame:
+        """The newest training data of this loop (reference and production rows that passed),
+        or the reference when there is none."""
+        from loopline.core.errors import NotFound
+
+        try:
+            last = self.datasets.get(f"{policy.deployment}-training")
+        except NotFound:
+            return reference
+        data: pd.DataFrame = self.datasets.read(last).to_pandas()
+        return data
+
+    def _rollbacks_in_a_row(self, deployment: str) -> int:
+        """Challengers rolled back since the last promotion (or ever)."""
+        count = 0
+        for event in reversed(self._store.loops.events(deployment)):
+            if event.kind in ("promoted", "awaiting_approval"):
+                break
+            count += event.kind == "rolled_back"
+        return count
 
     def _labelled(self, policy: LoopPolicy, reference: pd.DataFrame, span: WindowSpec) -> pd.DataFrame:
         """The labelled production rows of `span` as rows of the reference (features and
@@ -340,7 +422,11 @@ class LoopService:
         try:
             if outcome is Outcome.ROLLBACK:
                 self._serve_champion(policy, f"rollback of {uri}: {reason}")
-                event = self._event(deployment, "rolled_back", f"{uri} rolled back: {reason}", **evidence)
+                then, ask = self._after_rollback(policy, judgement)
+                message = f"{uri} rolled back: {reason}; next: {then}"
+                event = self._event(deployment, "rolled_back", message, next=then, **evidence)
+                if ask:
+                    self._escalate(policy, "escalated", f"{uri} rolled back; next: {then}")
             else:
                 event = self._promote(policy, loop.challenger, uri, judgement, evidence)
         except Exception as exc:
@@ -360,6 +446,29 @@ class LoopService:
         champion = samples[traffic.answering_arms[0].name]
         challenger = samples[(traffic.shadow_arm or traffic.arms[-1]).name]
         return judge(champion, challenger, policy.rollout, final=final)
+
+    def _after_rollback(self, policy: LoopPolicy, judgement: Judgement) -> tuple[str, bool]:
+        """What the loop does after this rollback, and whether a person must be asked; never
+        a storm of retries. A person looks once `max_rollbacks` challengers in a row failed,
+        or when the challenger itself broke (errors, latency: more data will not fix it); a
+        worse model retrains on a longer window; an undecided one waits for more labels."""
+        rollbacks = self._rollbacks_in_a_row(policy.deployment) + 1
+        harmful = {c.metric for c in judgement.harmful}
+        later = f"after the cool-down ({policy.cooldown_minutes:g} min)"
+        if rollbacks >= policy.max_rollbacks:
+            return (
+                f"a person: {rollbacks} challengers in a row were rolled back, so the loop retrains no more "
+                "until someone does (loopline loop start --force)"
+            ), True
+        if harmful & {"error_rate", "latency_ms"}:
+            return (
+                "a person: the challenger itself failed (errors or latency), which more data will not fix",
+                True,
+            )
+        if harmful:
+            rows = policy.window_rows * 2 ** min(rollbacks, 3)
+            return f"retrain on a longer window ({rows} production rows) {later}", False
+        return f"wait for more labels, then retrain {later}", False
 
     def _hold(self, policy: LoopPolicy, message: str, judgement: Judgement) -> LoopEvent | None:
         """Keep the challenger at its share and ask a person, once: the checks go on every tick."""

@@ -65,5 +65,8 @@ class LoopPolicy(Document):
     )
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     cooldown_minutes: float = Field(60.0, ge=0)
+    contract: dict[str, Any] | None = None  # a data contract the fresh labelled rows must pass
+    on_invalid_data: Literal["last_good", "stop"] = "stop"  # retrain without them, or not at all
+    max_rollbacks: int = Field(3, ge=1)  # in a row: then the loop stops and asks a person
     guard: GuardSpec | None = None  # watch the champion between retrainings
     notify: list[NotifierSpec] = Field(default_factory=list)  # who hears what needs a person
