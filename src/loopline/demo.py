@@ -151,7 +151,10 @@ def run_demo(settings: Settings, console: Console) -> Path:
         "deployment": DEPLOYMENT, "model": MODEL, "pipeline": "loopline.demo:training",
         "params": {"contract": str(contract_path), "trials": 6}, "reference_dataset": DATASET,
         "target": TARGET, "holdout_share": 0.25, "gates": PROMOTION, "cooldown_minutes": 30,
-        "rollout": {"percent": 50, "min_requests": 60, "max_minutes": 10},
+        "rollout": {
+            "percent": 50, "min_requests": 100, "max_minutes": 10, "max_error_rate_increase": 0.05,
+            "max_accuracy_drop": 0.05, "min_labels": 50,
+        },
     }  # fmt: skip
     services.loops.declare(LoopPolicy.parse(retraining))
     services.automation.create_trigger(
@@ -187,14 +190,16 @@ def run_demo(settings: Settings, console: Console) -> Path:
                 "worker", f"job {job.id} ({job.reason.split(':')[0]}): {job.result.get('message', job.error)}"
             )
         time.sleep(1.0)  # the server follows policy changes within its refresh interval (0.3 s)
-        for seed in range(3, 10):  # traffic until the worker has decided the canary
+        for seed in range(3, 23):  # traffic until the worker has decided the canary
             arms = _traffic(client, _jitter(shifted_late, 60, seed=seed))
             say.say("canary", f"60 requests: {_counts(arms)}")
             worker.tick()
             if services.loops.get(DEPLOYMENT).state.value == "idle":
                 break
         decision = services.loops.events(DEPLOYMENT)[-1]
-        say.say(decision.kind.replace("_", " "), decision.message)
+        say.say(decision.kind.replace("_", " "), decision.message.split(": ", 1)[0])
+        for check in decision.evidence.get("judgement", {}).get("checks", []):
+            say.say("evidence", _check_line(check))
         time.sleep(1.0)
         arms = _traffic(client, _jitter(shifted_late, 100, seed=20))
         say.say("traffic", f"100 more requests: {_counts(arms)}")
@@ -288,6 +293,17 @@ def _traffic(client: Any, frame: pd.DataFrame) -> list[str]:
         client.post(f"/v1/deployments/{DEPLOYMENT}/feedback", json={"labels": labels}).raise_for_status()
     time.sleep(0.5)  # the prediction log is written every 0.2 s
     return arms
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    """One check of the canary's verdict: the effect, its interval, the margin, the verdict."""
+    if check["estimate"] is None or check["low"] is None:
+        return f"{check['metric']}: no evidence yet -> {check['verdict']}"
+    return (
+        f"{check['metric']}: challenger - champion = {check['estimate']:+.3g}, interval "
+        f"[{check['low']:+.3g}, {check['high']:+.3g}], margin {check['margin']:g} -> "
+        f"{check['verdict'].replace('_', '-')} ({check['samples'][1]} vs {check['samples'][0]} samples)"
+    )
 
 
 def _counts(arms: list[str]) -> str:
