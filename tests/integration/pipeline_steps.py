@@ -265,19 +265,24 @@ def concept(rows: int, seed: int, sign: float) -> pd.DataFrame:
 
 
 @ll.step
-def fit_churn(dataset: str, c: float, integer_c: bool) -> ll.ModelVersion:
+def fit_churn(dataset: str, c: float, integer_c: bool, slow_trees: int = 0) -> ll.ModelVersion:
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
     frame = ll.datasets.get(dataset).to_pandas()
     features = frame[["a", "b", "c"]]
     if integer_c:  # a training/serving skew: the model now insists on whole numbers
         features = features.assign(c=features["c"].round().astype("int64"))
-    model = LogisticRegression(C=c).fit(features, frame["y"])
+    model = (  # a forest of hundreds of trees: as accurate, tens of milliseconds slower per request
+        RandomForestClassifier(n_estimators=slow_trees, max_depth=6, random_state=0)
+        if slow_trees
+        else LogisticRegression(C=c)
+    ).fit(features, frame["y"])
     run = ll.active_run()
     assert run is not None
     return run.log_model(model, "churn", input_example=features.head())
 
 
 @ll.pipeline
-def retrain_churn(dataset: str = "", c: float = 1.0, integer_c: bool = False):  # type: ignore[no-untyped-def]
-    return fit_churn(dataset, c, integer_c)
+def retrain_churn(dataset: str = "", c: float = 1.0, integer_c: bool = False, slow_trees: int = 0):  # type: ignore[no-untyped-def]
+    return fit_churn(dataset, c, integer_c, slow_trees)
