@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,7 +166,9 @@ def run_demo(settings: Settings, console: Console) -> Path:
         f"{DEPLOYMENT} serves models:/{MODEL}@champion; monitor, trigger and retraining loop declared",
     )
 
-    with _server(services, backends.tables) as client:
+    from loopline.serving.server import serving_in_thread
+
+    with serving_in_thread(services, backends.tables, (DEPLOYMENT,)) as client:
         say.say("serve", f"HTTP server up at {client.base_url}")
         arms = _traffic(client, _jitter(early, 150, seed=1))
         say.say("traffic", f"150 requests with labels: {_counts(arms)}")
@@ -240,41 +240,6 @@ def _jitter(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     drawn = frame.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
     values = drawn.drop(columns=TARGET)
     return values.mul(rng.uniform(0.98, 1.02, values.shape)).assign(**{TARGET: drawn[TARGET].to_numpy()})
-
-
-@contextlib.contextmanager
-def _server(services: Any, tables: Any) -> Iterator[Any]:
-    """The real HTTP server (uvicorn, the same app `loopline serve` runs) in a thread."""
-    import socket
-
-    import httpx
-    import uvicorn
-
-    from loopline.serving.runtime import ServingOptions
-    from loopline.serving.server import ServerConfig, build_app
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = ServerConfig(
-        (DEPLOYMENT,), port=port, serving=ServingOptions(refresh_interval=0.3), log_flush_interval=0.2
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(services, tables, config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the demo's HTTP server did not start on port {port}")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
 
 
 def _traffic(client: Any, frame: pd.DataFrame) -> list[str]:

@@ -3,8 +3,11 @@ runs it in one process per worker."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopline.artifacts.tables import TableArea
 from loopline.predictions.log import PredictionLog
@@ -12,6 +15,9 @@ from loopline.services import Services
 from loopline.serving.app import HttpOptions, ServingApp
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.runtime import DeploymentRuntime, ServingOptions
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -40,3 +46,45 @@ def build_app(
     }
     log = PredictionLog(tables, flush_interval=config.log_flush_interval)
     return ServingApp(runtimes, log, metrics, config.http)
+
+
+@contextlib.contextmanager
+def serving_in_thread(
+    services: Services, tables: TableArea, deployments: tuple[str, ...], *, refresh_interval: float = 0.3
+) -> Iterator[httpx.Client]:
+    """The real HTTP server (uvicorn, the app `loopline serve` runs) in a thread of this
+    process on a free loopback port, following policy changes every `refresh_interval`
+    seconds and writing its log every 0.2 s; yields a client of it. For the demo and the
+    loop's benchmark, where one process plays server, worker and clients."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = ServerConfig(
+        deployments,
+        port=port,
+        serving=ServingOptions(refresh_interval=refresh_interval),
+        log_flush_interval=0.2,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(build_app(services, tables, config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the HTTP server did not start on port {port}")
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
