@@ -78,8 +78,9 @@ def test_a_worse_challenger_is_refused_and_the_champion_keeps_serving(world: Wor
     assert "the cool-down overridden" in entry.reason
 
 
-def test_a_canary_whose_errors_rise_is_rolled_back(world: World) -> None:
-    world.loops.declare(policy(params={"integer_c": True}, gates={"gates": [{"better_than_current": {}}]}))
+def test_a_canary_whose_errors_rise_is_rolled_back_early(world: World) -> None:
+    gates = {"gates": [{"better_than_current": {}}]}
+    world.loops.declare(policy(params={"integer_c": True}, gates=gates, rollout={"min_requests": 500}))
     world.served_arms(steps.concept(500, seed=1, sign=-1.0))
     assert world.loops.start("churn-prod", "drift").kind == "canary"
     world.wait_for_arms({"stable", "canary"})
@@ -88,6 +89,7 @@ def test_a_canary_whose_errors_rise_is_rolled_back(world: World) -> None:
     assert "error 422" in answered and "stable" in answered
     decided = world.loops.advance("churn-prod")
     assert decided is not None and decided.kind == "rolled_back" and "error_rate: +" in decided.message
+    assert decided.evidence["judgement"]["requests"] < 500  # no need to wait for min_requests
     assert champion_version() == 1
     assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
 
@@ -149,6 +151,26 @@ def test_a_canary_that_never_gets_enough_traffic_is_rolled_back(world: World) ->
     assert "of 1000 requests" in decided.message or "not shown non-inferior" in decided.message
     assert "(on_inconclusive: rollback)" in decided.message
     assert champion_version() == 1
+
+
+@SQLITE_ONLY
+def test_an_undecided_canary_on_hold_keeps_its_share_and_asks_a_person_once(
+    world: World, tmp_path: Path
+) -> None:
+    rollout = {"min_requests": 1000, "max_minutes": 0.01, "on_inconclusive": "hold"}
+    world.loops.declare(
+        policy(rollout=rollout, notify=[{"type": "log", "path": str(tmp_path / "held.jsonl")}])
+    )
+    world.served_arms(steps.concept(500, seed=1, sign=-1.0))
+    assert world.loops.start("churn-prod", "drift").kind == "canary"
+    world.served_arms(steps.concept(20, seed=2, sign=-1.0))
+    held = world.loops.advance("churn-prod")
+    assert held is not None and held.kind == "held" and "is still undecided" in held.message
+    assert "keeps its share (on_inconclusive: hold)" in held.message
+    assert "held" in (tmp_path / "held.jsonl").read_text()
+    assert world.loops.advance("churn-prod") is None  # asked once; the checks go on
+    assert world.loops.get("churn-prod").state is LoopState.CANARY
+    assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "canary"
 
 
 @SQLITE_ONLY
@@ -235,6 +257,8 @@ def test_fresh_data_that_fails_its_contract_is_quarantined(
     assert stored.info.tags["quarantined"] == "true" and quarantined.evidence["dataset"] == stored.uri
     assert stored.to_pandas()["a"].max() == 1e6  # kept for a person to look at
     assert "quarantined" in (tmp_path / "quarantine.jsonl").read_text()
+    (entry,) = world.backends.services(local_owner()).audit.entries(action="loop.quarantined")
+    assert "failed the data contract" in entry.reason
     if on_invalid == "stop":
         assert event.kind == "quarantined" and "the loop stops until the data is fixed" in event.message
         assert world.backends.services(local_owner()).deployments.policy("churn-prod").kind == "single"
@@ -266,3 +290,15 @@ def test_after_rollbacks_in_a_row_the_loop_asks_a_person_and_stops(world: World)
     assert kinds(world)[-2:] == ["rolled_back", "escalated"]
     again = world.loops.start("churn-prod", "drift 3")
     assert again.kind == "suppressed" and "waits for a person" in again.message
+
+
+@SQLITE_ONLY
+def test_a_canary_ended_by_a_change_of_traffic_ends_the_loop(world: World) -> None:
+    world.loops.declare(policy())
+    world.served_arms(steps.concept(300, seed=1, sign=-1.0))
+    assert world.loops.start("churn-prod", "drift").kind == "canary"
+    deployments = world.backends.services(local_owner()).deployments
+    deployments.set_traffic("churn-prod", TrafficPolicy.single("models:/churn@champion"), "by hand")
+    event = world.loops.advance("churn-prod")
+    assert event is not None and event.kind == "failed" and "ended by a change of traffic" in event.message
+    assert world.loops.get("churn-prod").state is LoopState.IDLE and champion_version() == 1

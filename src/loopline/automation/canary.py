@@ -20,7 +20,7 @@ equal challenger is rolled back, at any number of looks, with probability at mos
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -164,13 +164,13 @@ def _latency(
         test = mannwhitneyu(new, base + margin, alternative="greater")
         extra = {"mann_whitney_p": float(test.pvalue)}
         if test.pvalue >= alpha:  # the ranks do not agree that it is slower by the margin
-            check = Check(**{**asdict(check), "verdict": Verdict.UNDECIDED})
+            check = replace(check, verdict=Verdict.UNDECIDED)
     rule = (
         f"{check.rule}; harmful only if also a Mann-Whitney U test finds it slower by the margin "
         f"(p < {alpha:.3g}); the first {rollout.warmup_requests} requests of each arm left out; "
         f"values winsorized at the pooled 99th percentile"
     )
-    return Check(**{**asdict(check), "rule": rule, "extra": extra})
+    return replace(check, rule=rule, extra=extra)
 
 
 def _quality(

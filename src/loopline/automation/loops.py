@@ -53,6 +53,7 @@ AUDITED = {
     "held",
     "guarded",
     "escalated",
+    "quarantined",
 }  # decisions, and a cool-down overridden by hand
 GUARD_ACTIONS = ("guarded", "escalated")  # rate-limited by the guard's every_minutes
 log = logging.getLogger("loopline.loop")
@@ -392,6 +393,8 @@ class LoopService:
             return None
         policy = self._policy(loop)
         rollout = policy.rollout
+        if self.deployments.policy(deployment).kind != rollout.mode:  # someone changed the traffic
+            return self._fail(loop, LoopState.CANARY, f"the {rollout.mode} was ended by a change of traffic")
         now = now_ms()
         judgement = self._judge(policy, loop)
         outcome = judgement.outcome(rollout)
@@ -411,6 +414,8 @@ class LoopService:
                 judgement = self._judge(policy, loop, final=True)
                 if not judgement.harmful and not judgement.undecided:
                     outcome = Outcome.PROMOTE
+                elif judgement.harmful:
+                    missing = "; ".join(c.describe() for c in judgement.harmful)
             if outcome is Outcome.WATCH:
                 outcome = Outcome.ROLLBACK
                 reason = f"undecided {late}: {missing} (on_inconclusive: {rollout.on_inconclusive})"

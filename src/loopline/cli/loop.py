@@ -17,7 +17,10 @@ from loopline.core.errors import InvalidInput
 from loopline.specs.loop import LoopPolicy
 
 app = typer.Typer(help="The closed loop: retrain, canary, promote or roll back.", no_args_is_help=True)
-STYLE = {"promoted": "green", "rolled_back": "red", "refused": "yellow", "failed": "red", "suppressed": "dim"}
+STYLE = {
+    "promoted": "green", "rolled_back": "red", "refused": "yellow", "failed": "red", "suppressed": "dim",
+    "guarded": "yellow", "escalated": "magenta", "held": "magenta", "quarantined": "yellow",
+}  # fmt: skip
 
 
 @app.command()
@@ -63,6 +66,19 @@ def advance(ctx: typer.Context, deployment: str = typer.Argument(...)) -> None:
     event = worker_services(context.settings, context.backends)[0].loops.advance(deployment)
     Console(soft_wrap=True).print(
         "nothing to decide yet" if event is None else f"{event.kind}: {event.message}"
+    )
+
+
+@app.command()
+def guard(ctx: typer.Context, deployment: str = typer.Argument(...)) -> None:
+    """Check the champion against the policy's guard now, and act (a worker does this on
+    every tick): roll back to the previous champion if it does better, or ask a person."""
+    context = cli_context(ctx)
+    event = worker_services(context.settings, context.backends)[0].loops.guard(deployment)
+    Console(soft_wrap=True).print(
+        "no action: the champion is within its bounds, a challenger is out, or it was acted on lately"
+        if event is None
+        else f"{event.kind}: {event.message}"
     )
 
 
