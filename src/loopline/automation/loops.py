@@ -393,10 +393,11 @@ class LoopService:
             return None
         policy = self._policy(loop)
         rollout = policy.rollout
-        if self.deployments.policy(deployment).kind != rollout.mode:  # someone changed the traffic
+        traffic = self.deployments.policy(deployment)
+        if traffic.kind != rollout.mode:  # someone changed the traffic
             return self._fail(loop, LoopState.CANARY, f"the {rollout.mode} was ended by a change of traffic")
         now = now_ms()
-        judgement = self._judge(policy, loop)
+        judgement = self._judge(policy, loop, traffic)
         outcome = judgement.outcome(rollout)
         elapsed_min = (now - (loop.stage_started_at or now)) / 60_000
         uri = f"models:/{policy.model}/{loop.challenger}"
@@ -411,7 +412,7 @@ class LoopService:
             if rollout.on_inconclusive == "hold":
                 return self._hold(policy, f"{uri} is still undecided {late}: {missing}", judgement)
             if rollout.on_inconclusive == "promote":  # one last look, at fixed-sample intervals
-                judgement = self._judge(policy, loop, final=True)
+                judgement = self._judge(policy, loop, traffic, final=True)
                 if not judgement.harmful and not judgement.undecided:
                     outcome = Outcome.PROMOTE
                 elif judgement.harmful:
@@ -439,11 +440,12 @@ class LoopService:
         self._finish(policy, LoopState.DECIDING)
         return event
 
-    def _judge(self, policy: LoopPolicy, loop: Loop, *, final: bool = False) -> Judgement:
+    def _judge(
+        self, policy: LoopPolicy, loop: Loop, traffic: TrafficPolicy, *, final: bool = False
+    ) -> Judgement:
         from loopline.automation.canary import judge
         from loopline.predictions.reports import arm_samples
 
-        traffic = self.deployments.policy(policy.deployment)
         samples = arm_samples(
             self._tables, policy.deployment, traffic, loop.stage_started_at,
             warmup=policy.rollout.warmup_requests,

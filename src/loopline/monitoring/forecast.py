@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -96,8 +96,6 @@ def _with_crossing(
 
 
 def _replace(found: Forecast, point: float, low: float, high: float | None) -> Forecast:
-    from dataclasses import replace
-
     return replace(found, crossing_hours=point, crossing_low=low, crossing_high=high)
 
 

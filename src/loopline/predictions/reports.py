@@ -162,14 +162,15 @@ def _number(value: Any) -> float:
     return float(value) if value is not None else math.nan
 
 
-def _scored(classification: bool) -> str:
-    """Per labelled row: 1/0 correct (classification) or the absolute error (regression)."""
+def _scored(classification: bool, side: str = "p") -> str:
+    """Per labelled row of the answers aliased `side`: 1/0 correct (classification) or the
+    absolute error (regression)."""
     if classification:
         return (
-            "CAST(coalesce(try_cast(p.prediction AS DOUBLE) = try_cast(l.label AS DOUBLE), "
-            "lower(CAST(p.prediction AS VARCHAR)) = lower(CAST(l.label AS VARCHAR))) AS DOUBLE)"
+            f"CAST(coalesce(try_cast({side}.prediction AS DOUBLE) = try_cast(l.label AS DOUBLE), "
+            f"lower(CAST({side}.prediction AS VARCHAR)) = lower(CAST(l.label AS VARCHAR))) AS DOUBLE)"
         )
-    return "abs(try_cast(p.prediction AS DOUBLE) - try_cast(l.label AS DOUBLE))"
+    return f"abs(try_cast({side}.prediction AS DOUBLE) - try_cast(l.label AS DOUBLE))"
 
 
 def _labelled(con: Any, arm: str, classification: bool) -> tuple[int, float, float]:
@@ -369,10 +370,7 @@ def arm_samples(
             )  # fmt: skip
         if policy.shadow_arm is not None:
             primary, shadow = policy.answering_arms[0].name, policy.shadow_arm.name
-            score_p, score_s = (
-                _scored(classification),
-                _scored(classification).replace("p.prediction", "s.prediction"),
-            )
+            score_p, score_s = _scored(classification), _scored(classification, "s")
             diffs = con.execute(
                 f"""SELECT ({score_s}) - ({score_p}) AS d FROM {PREDICTIONS} p
                     JOIN {PREDICTIONS} s ON p.request_id = s.request_id AND p."row" = s."row"
