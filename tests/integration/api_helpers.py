@@ -19,11 +19,11 @@ from loopline.core.entities import Principal
 from loopline.core.errors import ApprovalRequired
 from loopline.core.pipelines import PipelineRun
 from loopline.core.traffic import TrafficPolicy
-from loopline.server.app import create_app
 from loopline.server.options import ServerOptions, default_staging
 from loopline.specs.loop import LoopPolicy
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
+from loopline.ui.app import create_server_app
 from loopline.wiring.backends import Backends, bootstrap_admin, local_owner
 from tests.conftest import free_port
 from tests.integration.serving_helpers import cancer_data, register_cancer_models, uvicorn_in_thread
@@ -31,9 +31,9 @@ from tests.integration.serving_helpers import cancer_data, register_cancer_model
 
 @contextlib.contextmanager
 def running_api(backends: Backends, options: ServerOptions = ServerOptions()) -> Iterator[str]:
-    """uvicorn in a thread serving the API until the block ends; yields its base URL."""
+    """uvicorn in a thread serving the API and the UI until the block ends; yields its base URL."""
     port = free_port()
-    with uvicorn_in_thread(create_app(backends, options), port, lifespan="off"):
+    with uvicorn_in_thread(create_server_app(backends, options), port, lifespan="off"):
         yield f"http://127.0.0.1:{port}"
 
 

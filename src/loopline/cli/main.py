@@ -56,9 +56,10 @@ class Commands(LazyGroup):
         "serve": _group("serve", "Serve model predictions over HTTP.", "serve"),
         "server": _group(
             "server",
-            "Serve the REST API (/api/v1, OpenAPI at /openapi.json) for many users with tokens.",
+            "Serve the web UI (/) and the REST API (/api/v1) for many users with tokens.",
             "server",
         ),
+        "ui": _group("server", "Open the web UI over the local store: loopback only, no sign-in.", "ui"),
         "predict": _group(
             "serve", "Score a file with a model version, in chunks, with a progress bar.", "predict"
         ),

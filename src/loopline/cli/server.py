@@ -25,10 +25,10 @@ def server(
         None, help="Largest uploaded file, in MiB (larger: 413) [env: LOOPLINE_SERVER_MAX_UPLOAD_MB; 2048]."
     ),
 ) -> None:
-    """Serve the REST API (/api/v1, OpenAPI at /openapi.json) for many users with tokens."""
-    from loopline.server.app import create_app
+    """Serve the web UI (/) and the REST API (/api/v1) for many users with tokens."""
     from loopline.server.options import ServerOptions
     from loopline.serving.processes import serve
+    from loopline.ui.app import create_server_app
     from loopline.wiring.backends import bootstrap_admin, open_backends
 
     if workers < 1:
@@ -50,7 +50,32 @@ def server(
         max_upload_bytes=(max_upload_mb or settings.server_max_upload_mb) * 1024 * 1024,
         max_failed_logins=settings.server_max_failed_logins,
     )
-    serve(lambda _: create_app(open_backends(settings), options), Listen(host, port, workers))
+    serve(lambda _: create_server_app(open_backends(settings), options), Listen(host, port, workers))
+
+
+def ui(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", help="Loopback address to listen on."),
+    port: int = typer.Option(5050, help="Port to listen on."),
+) -> None:
+    """Open the web UI over the local store: loopback only, no sign-in."""
+    from loopline.server.options import ServerOptions
+    from loopline.serving.processes import serve
+    from loopline.ui.app import create_server_app
+    from loopline.wiring.backends import local_owner, open_backends
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise InvalidInput(
+            f"loopline ui acts as the store's owner without sign-in, so it listens on loopback only, "
+            f"not {host}; for a team, run loopline server"
+        )
+    settings = cli_context(ctx).settings
+    options = ServerOptions(embedded=local_owner())
+    backends = open_backends(settings)
+    Console(stderr=True, highlight=False).print(
+        f"the loopline UI is at http://{host}:{port}/ (Ctrl-C stops it)"
+    )
+    serve(lambda _: create_server_app(backends, options), Listen(host, port, 1))
 
 
 @dataclass(frozen=True)

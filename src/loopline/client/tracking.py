@@ -15,8 +15,10 @@ from loopline.core.entities import (
     DEFAULT_PROJECT,
     ArtifactEntry,
     Experiment,
+    ExperimentActivity,
     ExperimentRef,
     Metric,
+    MetricSeries,
     Principal,
     Project,
     Run,
@@ -77,6 +79,12 @@ class RemoteTrackingService:
 
     def list_experiments(self, project: str | None = None) -> list[Experiment]:
         return [decode(Experiment, e) for e in self._connection.pages("/experiments", {"project": project})]
+
+    def experiment_activity(self, project: str | None = None) -> list[ExperimentActivity]:
+        params = {} if project is None else {"project": project}
+        return [
+            decode(ExperimentActivity, a) for a in self._call("GET", "/experiments/activity", params=params)
+        ]
 
     def list_projects(self) -> list[Project]:
         return [decode(Project, p) for p in self._connection.pages("/projects")]
@@ -162,6 +170,20 @@ class RemoteTrackingService:
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         path = f"/runs/{segment(run_id)}/metrics/{segment(key)}"
         return [decode(Metric, m) for m in self._connection.pages(path, size=10_000)]
+
+    def metric_series(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        buckets: int = 300,
+        axis: str = "step",
+        start: int | None = None,
+        end: int | None = None,
+    ) -> MetricSeries:
+        query = {"key": key, "buckets": buckets, "axis": axis, "start": start, "end": end}
+        bounded = {name: value for name, value in query.items() if value is not None}
+        return decode(MetricSeries, self._call("GET", f"/runs/{segment(run_id)}/series", params=bounded))
 
     # artifacts -------------------------------------------------------------------------
 

@@ -55,6 +55,15 @@ class Experiment:
 
 
 @dataclass(frozen=True, slots=True)
+class ExperimentActivity:
+    """How many runs an experiment holds (deleted ones left out) and when the newest started."""
+
+    experiment_id: int
+    runs: int
+    last_run_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
     """Where a run's code came from."""
 
@@ -70,6 +79,38 @@ class Metric(NamedTuple):
     value: float
     step: int
     timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesBucket:
+    """Values of one stretch of a metric's history: their envelope and the newest of them.
+
+    `x_first` and `x_last` bound the stretch on the series' axis (step or wall time); `last`
+    is the value with the highest (step, timestamp) in it. NaN is None in `min`/`max`."""
+
+    x_first: int
+    x_last: int
+    count: int
+    min: float | None
+    max: float | None
+    last: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeries:
+    """A metric's history, downsampled to at most a few hundred buckets for drawing.
+
+    `points` is how many values lie in the range; when there are no more than the buckets
+    asked for, each bucket is one value."""
+
+    key: str
+    axis: str
+    points: int
+    buckets: list[SeriesBucket]
+
+
+SERIES_AXES = ("step", "time")
+"""What a series can be bucketed by: the step, or the wall time the value was logged at."""
 
 
 @dataclass(frozen=True, slots=True)

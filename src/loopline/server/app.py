@@ -6,6 +6,8 @@ encode what it returns. Every rule (who may do what included) lives in the servi
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
@@ -28,6 +30,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         monitors,
         promotion,
         registry,
+        sessions,
         tracking,
     )
 
@@ -43,6 +46,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
     app.state.backends = backends
     app.state.options = options
     app.state.failed_logins = FailedLogins(options.max_failed_logins)
+    app.state.csrf_secret = secrets.token_urlsafe(32)  # keys the embedded mode's CSRF tokens
     app.state.staging = options.staging_dir or default_staging(backends.blobs.url)
     for module in (
         tracking,
@@ -55,6 +59,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         loops,
         lineage,
         governance,
+        sessions,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
 

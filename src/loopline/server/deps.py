@@ -20,6 +20,7 @@ from loopline.governance.audit import AuditTrail
 from loopline.registry.service import RegistryService
 from loopline.server.logins import FailedLogins
 from loopline.server.schemas import MAX_PAGE
+from loopline.server.sessions import SESSION_COOKIE, check_csrf
 from loopline.serving.deployments import DeploymentService
 from loopline.tracking.service import TrackingService
 from loopline.wiring.backends import Backends
@@ -52,14 +53,22 @@ _BEARER = HTTPBearer(auto_error=False, description="a loopline API token (`loopl
 async def caller(
     request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 ) -> Principal:
-    """The token's owner: from `Authorization: Bearer <token>` or the `X-Loopline-Token` header.
+    """The token's owner: from `Authorization: Bearer <token>`, the `X-Loopline-Token` header
+    or a browser's session cookie (see `server.sessions`); the local owner in embedded mode.
 
     A token the store has just checked is known without a trip to the thread pool; any other
     is looked up there, as the lookup blocks."""
+    embedded: Principal | None = request.app.state.options.embedded
+    if embedded is not None:
+        check_csrf(request, request.app.state.csrf_secret)
+        return embedded
     token = request.headers.get(TOKEN_HEADER)
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if token is None and scheme.lower() == "bearer":
         token = value.strip()
+    if token is None and SESSION_COOKIE in request.cookies:
+        token = request.cookies[SESSION_COOKIE]
+        check_csrf(request, token)
     failed_logins: FailedLogins = request.app.state.failed_logins
     address = request.client.host if request.client else "unknown"
     failed_logins.check(address, token)

@@ -4,6 +4,7 @@ stable `code`; bad requests are 4xx, never 500."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -59,14 +60,27 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+ErrorPage = Callable[[Request, int, Exception], Response]
+"""Renders an error as a web page, for requests outside the API (the UI's pages)."""
+
+
+def _page(request: Request, status: int, exc: Exception) -> Response | None:
+    error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if error_page is None or request.url.path.startswith(("/api/", "/health", "/openapi.json", "/docs")):
+        return None
+    return error_page(request, status, exc)
+
+
 def handle_errors(app: FastAPI) -> None:
     """Install the handlers that turn every exception into a JSON error answer."""
 
     @app.exception_handler(LooplineError)
-    async def service_error(_request: Request, exc: LooplineError) -> Response:
+    async def service_error(request: Request, exc: LooplineError) -> Response:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
+        if (shown := _page(request, status, exc)) is not None:
+            return shown
         response = error_response(status, error_code(type(exc)), str(exc), error_details(exc))
         if isinstance(exc, TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after_s)
@@ -84,8 +98,10 @@ def handle_errors(app: FastAPI) -> None:
         return Response(orjson.dumps(body, default=str), 422, media_type="application/json")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if (shown := _page(request, exc.status_code, exc)) is not None:
+            return shown
         return error_response(exc.status_code, code, str(exc.detail))
 
     # Any other exception is answered by the RequestGuard middleware, which keeps the

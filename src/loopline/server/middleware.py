@@ -23,6 +23,16 @@ _UPLOAD_SUFFIXES = ("/artifacts/", "/files/")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def _loopback(host: bytes) -> bool:
+    name = host.decode("latin-1").lower()
+    if not name.startswith("[") or "]:" in name:
+        name = name.rsplit(":", 1)[0]
+    return name in _LOOPBACK_NAMES
+
+
 class RequestGuard:
     """Body size limits (413), counted as the body streams as well as from Content-Length, and
     no state change from a browser form (415): a cross-site form can send neither JSON nor
@@ -42,6 +52,14 @@ class RequestGuard:
         headers = dict(scope["headers"])
         method = scope["method"]
         path: str = scope["path"]
+        if self.options.embedded is not None and not _loopback(headers.get(b"host", b"")):
+            # Embedded mode acts as the owner for anyone: only a page served from a loopback
+            # name may talk to it, not one whose DNS name was rebound to 127.0.0.1.
+            response = error_response(
+                421, "misdirected", "this server answers only at 127.0.0.1 or localhost"
+            )
+            await response(scope, receive, send)
+            return
         is_upload = method == "PUT" and any(s in path for s in _UPLOAD_SUFFIXES)
         limit = self.options.max_upload_bytes if is_upload else self.options.max_json_bytes
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()

@@ -6,6 +6,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopline.core.entities import Principal
+
 
 @dataclass(frozen=True)
 class ServerOptions:
@@ -13,6 +15,10 @@ class ServerOptions:
     max_upload_bytes: int = 2 * 1024**3
     staging_dir: Path | None = None  # uploads in progress; default: a folder beside the artifacts
     max_failed_logins: int = 20  # per client address and minute; then 429 until the minute has passed
+    # `loopline ui`: every request acts as this principal, without a login; only requests
+    # addressed to a loopback host name are answered (a rebound DNS name is refused).
+    embedded: Principal | None = None
+    secure_cookies: bool = False  # behind TLS: the session cookie is sent over HTTPS only
 
 
 def default_staging(artifacts_url: str) -> Path:

@@ -12,8 +12,10 @@ from loopline.core.entities import (
     DEFAULT_PROJECT,
     ArtifactEntry,
     Experiment,
+    ExperimentActivity,
     ExperimentRef,
     Metric,
+    MetricSeries,
     Principal,
     Project,
     Run,
@@ -41,6 +43,9 @@ class Tracking(Protocol):
 
     def list_experiments(self, project: str | None = None) -> list[Experiment]:
         """The experiments of `project`, or of every project the principal sees."""
+
+    def experiment_activity(self, project: str | None = None) -> list[ExperimentActivity]:
+        """Run counts and the newest run's start, of each experiment visible to the caller."""
 
     def list_projects(self) -> list[Project]:
         """The projects the principal sees."""
@@ -98,6 +103,20 @@ class Tracking(Protocol):
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value of metric `key`, in step order."""
+
+    def metric_series(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        buckets: int = 300,
+        axis: str = "step",
+        start: int | None = None,
+        end: int | None = None,
+    ) -> MetricSeries:
+        """Metric `key` between `start` and `end` on `axis` ("step" or "time", in ms), reduced
+        by the store to at most `buckets` buckets of min, max and newest value: what a chart
+        draws, whatever the length of the history."""
 
     def log_artifact_bytes(
         self, run_id: str, name: str, data: bytes, content_type: str | None = None

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
 from loopline.core.clock import now_ms
-from loopline.core.entities import Experiment, Project
+from loopline.core.entities import Experiment, ExperimentActivity, Project
 from loopline.core.errors import AlreadyExists, NotFound
 from loopline.store.database import Database
-from loopline.store.schema import experiments, projects
+from loopline.store.schema import experiments, projects, runs
 
 
 def _project(row: Any) -> Project:
@@ -111,3 +112,12 @@ class SqlExperimentStore:
         if project is not None:
             stmt = stmt.where(projects.c.name == project)
         return [_experiment(row) for row in self._db.read(lambda conn: conn.execute(stmt).all())]
+
+    def activity(self, experiment_ids: Sequence[int]) -> list[ExperimentActivity]:
+        stmt = (
+            select(runs.c.experiment_id, func.count(), func.max(runs.c.start_time))
+            .where(runs.c.experiment_id.in_(list(experiment_ids)), runs.c.deleted_at.is_(None))
+            .group_by(runs.c.experiment_id)
+        )
+        rows = self._db.read(lambda conn: conn.execute(stmt).all())
+        return [ExperimentActivity(experiment_id, count, last) for experiment_id, count, last in rows]

@@ -12,7 +12,9 @@ from loopline.core.datasets import DatasetVersion, DataValidation
 from loopline.core.entities import (
     ArtifactEntry,
     Experiment,
+    ExperimentActivity,
     Metric,
+    MetricSeries,
     Project,
     Run,
     RunPage,
@@ -43,6 +45,8 @@ class ExperimentStore(Protocol):
     def find_experiment(self, project: str, name: str) -> Experiment | None: ...
 
     def list_experiments(self, project: str | None = None) -> list[Experiment]: ...
+
+    def activity(self, experiment_ids: Sequence[int]) -> list[ExperimentActivity]: ...
 
 
 class RunStore(Protocol):
@@ -97,6 +101,10 @@ class MetricStore(Protocol):
         ...
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+
+    def metric_series(
+        self, run_id: str, key: str, buckets: int, axis: str, start: int | None, end: int | None
+    ) -> MetricSeries: ...
 
 
 class ArtifactIndex(Protocol):

@@ -14,10 +14,13 @@ from loopline.core.datasets import VALIDATION_TAG
 from loopline.core.entities import (
     DEFAULT_EXPERIMENT,
     DEFAULT_PROJECT,
+    SERIES_AXES,
     ArtifactEntry,
     Experiment,
+    ExperimentActivity,
     ExperimentRef,
     Metric,
+    MetricSeries,
     Project,
     Run,
     RunPage,
@@ -42,6 +45,7 @@ from loopline.tracking.names import random_run_name
 
 MAX_ERROR_LENGTH = 16_000
 MAX_HEARTBEAT_RUNS = 1000
+MAX_SERIES_BUCKETS = 2000
 SILENT_AFTER_S = 300.0  # ten missed heartbeats (`loopline.tracking.heartbeat`)
 
 
@@ -100,6 +104,10 @@ class TrackingService:
         visible = self._access.visible_projects()
         found = self._store.experiments.list_experiments(project)
         return found if visible is None else [e for e in found if e.project in visible]
+
+    def experiment_activity(self, project: str | None = None) -> list[ExperimentActivity]:
+        ids = [e.id for e in self.list_experiments(project)]
+        return self._store.experiments.activity(ids) if ids else []
 
     def list_projects(self) -> list[Project]:
         """Projects group experiments; one is created with its first experiment."""
@@ -259,6 +267,27 @@ class TrackingService:
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         self._access.require_run(_check_run_id(run_id), Role.VIEWER)
         return self._store.metrics.metric_history(run_id, check_key("metric key", key))
+
+    def metric_series(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        buckets: int = 300,
+        axis: str = "step",
+        start: int | None = None,
+        end: int | None = None,
+    ) -> MetricSeries:
+        if not 1 <= buckets <= MAX_SERIES_BUCKETS:
+            raise InvalidInput(f"buckets must be between 1 and {MAX_SERIES_BUCKETS}, got {buckets}")
+        if axis not in SERIES_AXES:
+            raise InvalidInput(f"axis must be one of {', '.join(SERIES_AXES)}, not {axis!r}")
+        if start is not None and end is not None and start > end:
+            raise InvalidInput(f"the range's start ({start}) is after its end ({end})")
+        self._access.require_run(_check_run_id(run_id), Role.VIEWER)
+        return self._store.metrics.metric_series(
+            run_id, check_key("metric key", key), buckets, axis, start, end
+        )
 
     # artifacts -------------------------------------------------------------------------
 

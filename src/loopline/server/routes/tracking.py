@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from loopline.core.entities import ArtifactEntry, Experiment, Metric, Project, Run, Source
+from loopline.core.entities import (
+    ArtifactEntry,
+    Experiment,
+    ExperimentActivity,
+    Metric,
+    MetricSeries,
+    Project,
+    Run,
+    Source,
+)
 from loopline.core.errors import InvalidInput
 from loopline.core.wire import metric_to_wire
 from loopline.server.deps import Id, Paging, Tracking, page, staging
@@ -48,6 +57,12 @@ def list_experiments(tracking: Tracking, paging: Paging, project: str | None = N
 @router.post("/experiments", response_model=Experiment, status_code=201)
 def create_experiment(tracking: Tracking, body: NewExperiment) -> Response:
     return json_response(tracking.create_experiment(body.name, body.project, body.description), 201)
+
+
+@router.get("/experiments/activity", response_model=list[ExperimentActivity])
+def experiment_activity(tracking: Tracking, project: str | None = None) -> Response:
+    """Each visible experiment's run count and newest run start."""
+    return json_response(tracking.experiment_activity(project))
 
 
 @router.get("/experiments/{experiment_id}", response_model=Experiment)
@@ -162,6 +177,23 @@ def _number(value: Any) -> Any:
 def metric_history(tracking: Tracking, run_id: str, key: str, paging: Paging) -> Response:
     found = page(tracking.metric_history(run_id, key), paging)
     return json_response({**found, "items": [metric_to_wire(*m) for m in found["items"]]})
+
+
+@router.get("/runs/{run_id}/series", response_model=MetricSeries)
+def metric_series(
+    tracking: Tracking,
+    run_id: str,
+    key: Annotated[str, Query(max_length=250)],
+    buckets: Annotated[int, Query(ge=1, le=2000)] = 300,
+    axis: Annotated[str, Query(pattern="^(step|time)$")] = "step",
+    start: Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)] = None,
+    end: Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)] = None,
+) -> Response:
+    """Metric `key` downsampled by the store to at most `buckets` buckets (min, max, newest
+    value each) over `start`..`end` on `axis`: a chart's data, whatever the history's length."""
+    return json_response(
+        tracking.metric_series(run_id, key, buckets=buckets, axis=axis, start=start, end=end)
+    )
 
 
 @router.get("/runs/{run_id}/inputs", response_model=Page[DatasetInput])

@@ -1,0 +1,7 @@
+"""The datasets pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
