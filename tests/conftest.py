@@ -31,10 +31,19 @@ POSTGRES_URL = os.environ.get("LOOPLINE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 
 
-def pytest_report_header() -> str:
+def pytest_report_header() -> list[str]:
     if POSTGRES_URL:
-        return f"loopline: store tests run on sqlite and postgres ({POSTGRES_URL})"
-    return "loopline: store tests run on sqlite only; set LOOPLINE_TEST_POSTGRES_URL to add postgres"
+        stores = f"loopline: store tests run on sqlite and postgres ({POSTGRES_URL})"
+    else:
+        stores = "loopline: store tests run on sqlite only; set LOOPLINE_TEST_POSTGRES_URL to add postgres"
+    chromium = os.environ.get("LOOPLINE_CHROMIUM", "/usr/bin/chromium")
+    if Path(chromium).exists():
+        browser = f"loopline: browser tests run in {chromium}"
+    else:
+        browser = (
+            f"loopline: browser tests are skipped: no Chromium at {chromium} (apt-get install -y chromium)"
+        )
+    return [stores, browser]
 
 
 class Databases:

@@ -355,6 +355,7 @@ def _print_where_to_look(console: Console, home: Path) -> None:
         f"datasets show {DATASET}",
     ):
         console.print(f"  {cli} {command}")
+    console.print(f"see all of it in the browser:\n  {cli} ui   (then open http://127.0.0.1:5050/)")
 
 
 def _cli_command() -> str:

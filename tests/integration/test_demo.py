@@ -26,6 +26,7 @@ def test_the_demo_closes_the_loop_from_data_to_a_promoted_retrained_model(
     out = capsys.readouterr().out
     (home,) = (tmp_path / ".loopline" / "demo").iterdir()
     assert f"--home {home} loop status {DEPLOYMENT}" in out and "promoted" in out
+    assert f"--home {home} ui" in out
 
     backends = open_backends(Settings(home=home))
     owner = local_owner()

@@ -23,7 +23,7 @@ from loopline.core.errors import PermissionDenied
 SESSION_COOKIE = "loopline_session"
 CSRF_HEADER = "x-csrf-token"
 SESSION_DAYS = 0.5
-SESSION_TOKEN_NAME = "web session"
+SESSION_TOKEN_NAME = "web-session"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

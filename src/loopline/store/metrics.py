@@ -165,5 +165,5 @@ class SqlMetricStore:
                 .where(*where, metrics.c.step.in_(steps[chunk : chunk + 500]))
                 .order_by(metrics.c.step, metrics.c.timestamp)
             )
-            found.update(dict(conn.execute(stmt).tuples().all()))
+            found.update({step: value for step, value in conn.execute(stmt)})
         return found

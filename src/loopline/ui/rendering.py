@@ -109,6 +109,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 def error_page(request: Request, status: int, exc: Exception) -> Response:
     """An error as a page; a signed-out browser is sent to the sign-in page instead."""
     if isinstance(exc, Unauthenticated):
-        return RedirectResponse(query("/login", next=request.url.path), 303)
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(query("/login", next=wanted), 303)
     message = str(getattr(exc, "detail", exc))
     return render(request, "error.html", status, code=status, message=message)

@@ -180,7 +180,8 @@ async function drawSeries(element, range) {
       traces.push({ x: xs, y: series.buckets.map((b) => b.max), mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false });
       traces.push({ x: xs, y: series.buckets.map((b) => b.min), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(31,119,180,0.2)", name: "min–max", hoverinfo: "skip" });
     }
-    traces.push({ x: xs, y: smooth(series.buckets.map((b) => b.last), smoothing), mode: "lines", name: names[i], line: { width: 1.5 } });
+    const mode = series.buckets.length <= 60 ? "lines+markers" : "lines";
+    traces.push({ x: xs, y: smooth(series.buckets.map((b) => b.last), smoothing), mode, name: names[i], line: { width: 1.5 } });
   });
   const Plotly = await plotly();
   const layout = {
