@@ -28,7 +28,9 @@ CHROMIUM = os.environ.get("LOOPLINE_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("LOOPLINE_REQUIRE_BROWSER") == "1"
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's synchronous API runs an event loop in this
+# thread while it is open, which would break asyncio.run() in the next module on this worker.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         message = f"no Chromium at {CHROMIUM}; install it with `apt-get install -y chromium`"
@@ -69,7 +71,7 @@ def watched(browser: Browser) -> Iterator[Watched]:
     context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_ui(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[tuple[str, Backends]]:
     """`loopline ui` over a store made by the demo: (its URL, the store)."""
     try:
@@ -82,7 +84,7 @@ def demo_ui(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Itera
     backends.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Team]:
     """`loopline server` with sign-in, over the test fixtures' store (every kind of thing)."""
     home = tmp_path_factory.mktemp("team")

@@ -52,7 +52,8 @@ def test_every_page_of_the_demo_shows_the_store_without_errors(
         runs = services.tracking.search_runs(experiment.id, max_results=50).runs
         _visit(watched, f"{url}/runs?experiment={experiment.id}")
         expect(watched.page.locator("#runs tbody tr[data-href]")).to_have_count(len(runs))
-    run = services.tracking.search_runs(None, filter="metrics.accuracy > 0", max_results=2).runs
+    run = services.tracking.search_runs(None, filter="metrics.score > 0", max_results=2).runs  # trials
+    assert len(run) == 2
     for shown in run:
         _visit(watched, f"{url}/runs/{shown.id}")
         expect(watched.page.locator("#params tr")).to_have_count(max(len(shown.params), 1))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +11,12 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
+from loopline.core.entities import Metric
 from loopline.core.errors import AlreadyExists, SchemaTooNew
 from loopline.store import open_metadata_store
 from loopline.store.database import Database
 from loopline.store.engine import create_store_engine
+from loopline.store.metric_series import rollup_rows
 from loopline.store.migrate import _MIGRATIONS, HEAD_REVISION, VERSION_TABLE, schema_revision, upgrade
 from loopline.store.schema import metadata
 from tests.conftest import BACKENDS, Databases
@@ -188,5 +191,26 @@ def test_monitor_runs_stored_before_numbering_are_numbered_per_monitor(store_url
         assert [r.id for r in store.monitors.runs("new")] == [1]
         added = store.monitors.add_run("new", 10, (None, None), 0, {}, {})
         assert added.id == 2 and store.monitors.run("new", 2).at == 10
+    finally:
+        store.close()
+
+
+def test_histories_stored_before_rollups_are_summed_up_as_the_writer_would(store_url: str) -> None:
+    db = _migrated_to(store_url, "0010")
+    values = [(1, "loss", None if s == 5 else float(s % 97), s, 1000 + s) for s in range(-3, 3000)]
+    values.append((1, "loss", 42.0, 2999, 999))  # an older value at the last step
+    insert = text("INSERT INTO metrics (run_pk, key, value, step, timestamp) VALUES (:r, :k, :v, :s, :t)")
+    db.write(lambda conn: conn.execute(insert, [dict(zip("rkvst", row, strict=True)) for row in values]))
+    db.dispose()
+    store = open_metadata_store(store_url)  # 0010 -> head
+    try:
+        stored = store.db.read(
+            lambda conn: conn.execute(text("SELECT * FROM metric_rollups")).mappings().all()
+        )
+        batch = [Metric(k, math.nan if v is None else v, s, t) for _, k, v, s, t in values]
+        expected = rollup_rows(1, batch)
+        assert sorted((dict(r) for r in stored), key=lambda r: r["bucket"]) == sorted(
+            expected, key=lambda r: r["bucket"]
+        )
     finally:
         store.close()

@@ -22,6 +22,7 @@ FILE_NAME = re.compile(r"# ([\w.-]+\.(?:py|yaml))\b")
 NOT_RUN = {
     "make demo": "the setup itself: the suite is what `make test` runs",
     "loopline server --host 0.0.0.0": "a team server on a PostgreSQL host and an S3 bucket",
+    "loopline ui": "a server that runs until stopped: tests/browser drives it in Chromium",
 }
 
 

@@ -135,3 +135,27 @@ def test_deleted_runs_keep_their_data_but_leave_searches(service: TrackingServic
     assert service.get_run(run.id).metrics == {"auc": 0.8}
     assert len(service.search_runs("churn")) == 0
     assert [r.id for r in service.search_runs("churn", include_deleted=True)] == [run.id]
+
+
+def test_a_search_brings_only_the_columns_asked_for(service: TrackingService) -> None:
+    run = service.start_run("wide")
+    metrics = [Metric(f"m{i}", float(i), 0, 1) for i in range(50)]
+    service.log_batch(run.id, metrics, params={"lr": "0.1", "depth": "3"}, tags={"team": "a", "x": "y"})
+    page = service.search_runs("wide", columns=["metrics.m7", "params.lr", "tags.team", "metrics.absent"])
+    (found,) = page.runs
+    assert found.metrics == {"m7": 7.0} and found.params == {"lr": "0.1"} and found.tags == {"team": "a"}
+    (bare,) = service.search_runs("wide", columns=[]).runs
+    assert bare.metrics == bare.params == bare.tags == {} and bare.id == run.id
+    assert len(service.search_runs("wide").runs[0].metrics) == 50  # no projection: everything
+    with pytest.raises(InvalidInput, match=r"'auc' is not params\.KEY"):
+        service.search_runs("wide", columns=["auc"])
+
+
+def test_experiment_activity_counts_live_runs_and_the_newest_start(service: TrackingService) -> None:
+    kept = [service.start_run("busy") for _ in range(3)]
+    service.delete_run(service.start_run("busy").id)
+    service.start_run("quiet")
+    activity = {a.experiment_id: a for a in service.experiment_activity()}
+    busy = activity[service.get_experiment("busy").id]
+    assert busy.runs == 3 and busy.last_run_at == max(r.start_time for r in kept)
+    assert activity[service.get_experiment("quiet").id].runs == 1

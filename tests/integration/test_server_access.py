@@ -15,6 +15,8 @@ from loopline.wiring.backends import Backends, local_owner
 from tests.integration.api_helpers import LADDER, Team, team_server
 
 PUBLIC = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
+# A browser signs in with a token in the body and out with its cookie: tests/integration/test_ui_runs.py
+SESSIONS = {("POST", "/api/v1/session"), ("DELETE", "/api/v1/session")}
 LIST = "list"  # anyone authenticated; shows only what the caller may see
 SELF = "self"  # the user named in the path, or an administrator
 ADMIN = "admin"
@@ -28,6 +30,7 @@ LOOP = {"model": "cancer", "pipeline": "flows:train", "reference_dataset": "pati
 RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/projects"): (LIST, None, None),
     ("GET", "/api/v1/experiments"): (LIST, None, None),
+    ("GET", "/api/v1/experiments/activity"): (LIST, None, None),
     ("POST", "/api/v1/experiments"): ("alice", {"name": "new"}, None),
     ("GET", "/api/v1/experiments/{experiment_id}"): ("vera", None, None),
     ("GET", "/api/v1/projects/{project}/experiments/{name}"): ("vera", None, None),
@@ -40,6 +43,7 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("POST", "/api/v1/runs/search"): (LIST, {}, None),
     ("POST", "/api/v1/runs/{run_id}/log-batch"): ("alice", {"params": {"x": "1"}}, None),
     ("GET", "/api/v1/runs/{run_id}/metrics/{key}"): ("vera", None, None),
+    ("GET", "/api/v1/runs/{run_id}/series"): ("vera", None, {"key": "loss"}),
     ("GET", "/api/v1/runs/{run_id}/inputs"): ("vera", None, None),
     ("POST", "/api/v1/runs/{run_id}/inputs"): ("alice", {"name": "d", "digest": "0" * 64}, None),
     ("POST", "/api/v1/runs/{run_id}/model-files"): ("alice", {"model": "cancer", "version": 1}, None),
@@ -87,6 +91,7 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("POST", "/api/v1/deployments/{name}/rollback"): ("maya", None, None),
     ("DELETE", "/api/v1/deployments/{name}"): ("maya", None, None),
     ("GET", "/api/v1/deployments/{name}/report"): ("vera", None, None),
+    ("GET", "/api/v1/deployments/{name}/traffic"): ("vera", None, None),
     ("GET", "/api/v1/monitors"): (LIST, None, None),
     ("POST", "/api/v1/monitors"): (
         "maya",
@@ -207,7 +212,7 @@ def _allowed(rule: str, user: str) -> bool:
 
 
 def test_every_route_is_classified(store: MetadataStore, blobs: BlobStore) -> None:
-    routes = _app_routes(store, blobs) - PUBLIC
+    routes = _app_routes(store, blobs) - PUBLIC - SESSIONS
     assert routes - set(RULES) == set(), "classify the new routes in RULES"
     assert set(RULES) - routes == set(), "RULES names routes the app no longer has"
 

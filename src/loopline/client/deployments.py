@@ -7,6 +7,7 @@ from loopline.core.registry import Deployment, DeploymentRevision, ModelVersion
 from loopline.core.traffic import TrafficPolicy, serving_versions
 from loopline.core.wire import decode
 from loopline.predictions.reports import DeploymentReport
+from loopline.predictions.series import TrafficSeries
 from loopline.services import Registry
 
 
@@ -66,3 +67,9 @@ class RemoteDeploymentService:
     def report(self, name: str, since_ms: int | None = None) -> DeploymentReport:
         found = self._connection.call("GET", f"{_deployment(name)}/report", params={"since_ms": since_ms})
         return DeploymentReport.from_dict(found)
+
+    def traffic(self, name: str, since_ms: int | None = None, buckets: int = 120) -> TrafficSeries:
+        params = {"since_ms": since_ms, "buckets": buckets}
+        return decode(
+            TrafficSeries, self._connection.call("GET", f"{_deployment(name)}/traffic", params=params)
+        )

@@ -82,9 +82,8 @@ class RemoteTrackingService:
 
     def experiment_activity(self, project: str | None = None) -> list[ExperimentActivity]:
         params = {} if project is None else {"project": project}
-        return [
-            decode(ExperimentActivity, a) for a in self._call("GET", "/experiments/activity", params=params)
-        ]
+        found = self._connection.pages("/experiments/activity", params=params)
+        return [decode(ExperimentActivity, a) for a in found]
 
     def list_projects(self) -> list[Project]:
         return [decode(Project, p) for p in self._connection.pages("/projects")]
@@ -132,6 +131,7 @@ class RemoteTrackingService:
         max_results: int = 100,
         page_token: str | None = None,
         include_deleted: bool = False,
+        columns: Sequence[str] | None = None,
     ) -> RunPage:
         refs = None if experiments is None else (
             [experiments] if isinstance(experiments, str | int) else list(experiments)
@@ -140,6 +140,7 @@ class RemoteTrackingService:
             "experiments": refs, "project": project, "filter": filter,
             "order_by": [order_by] if isinstance(order_by, str) else list(order_by or []),
             "max_results": max_results, "page_token": page_token, "include_deleted": include_deleted,
+            "columns": None if columns is None else list(columns),
         }  # fmt: skip
         found = self._call("POST", "/runs/search", json=body)
         return RunPage([decode(Run, r) for r in found["items"]], found["next_page_token"])

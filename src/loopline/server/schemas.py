@@ -100,6 +100,7 @@ class RunSearch(Body):
     max_results: int = Field(default=100, ge=1, le=50_000)
     page_token: str | None = None
     include_deleted: bool = False
+    columns: list[str] | None = Field(default=None, max_length=2000)  # only these params, metrics, tags
 
 
 class DatasetInput(Body):

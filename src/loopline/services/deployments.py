@@ -10,6 +10,7 @@ from loopline.core.traffic import TrafficPolicy
 
 if TYPE_CHECKING:
     from loopline.predictions.reports import DeploymentReport
+    from loopline.predictions.series import TrafficSeries
 
 
 class Deployments(Protocol):
@@ -56,3 +57,7 @@ class Deployments(Protocol):
     def report(self, name: str, since_ms: int | None = None) -> DeploymentReport:
         """Its arms compared on its prediction log since `since_ms` (all of it by default):
         errors, latency and accuracy with confidence intervals, significance, sample ratio."""
+
+    def traffic(self, name: str, since_ms: int | None = None, buckets: int = 120) -> TrafficSeries:
+        """Its traffic over time since `since_ms` (all of its log by default): per time bucket,
+        arm and version, requests answered and refused and latency p50, p95 and p99."""

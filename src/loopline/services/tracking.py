@@ -85,8 +85,13 @@ class Tracking(Protocol):
         max_results: int = 100,
         page_token: str | None = None,
         include_deleted: bool = False,
+        columns: Sequence[str] | None = None,
     ) -> RunPage:
-        """One page of runs matching `filter` (see `loopline.core.search`), in `order_by` order."""
+        """One page of runs matching `filter` (see `loopline.core.search`), in `order_by` order.
+
+        With `columns` (`params.lr`, `metrics.auc`, `tags.team`), each run brings only those
+        params, metrics and tags: what a table of a few columns needs, however many keys the
+        runs hold."""
 
     def log_batch(
         self,

@@ -20,6 +20,7 @@ from loopline.store import MetadataStore, atomic
 
 if TYPE_CHECKING:
     from loopline.predictions.reports import DeploymentReport
+    from loopline.predictions.series import TrafficSeries
 
 
 def _check_extra_fields(value: str) -> None:
@@ -152,6 +153,12 @@ class DeploymentService:
         return deployment_report(
             self._tables, deployment.name, TrafficPolicy.from_dict(deployment.policy), since_ms
         )
+
+    def traffic(self, name: str, since_ms: int | None = None, buckets: int = 120) -> TrafficSeries:
+        """Its traffic over time since `since_ms`, in at most `buckets` buckets per arm and version."""
+        from loopline.predictions.series import traffic_series
+
+        return traffic_series(self._tables, self.get(name).name, since_ms, buckets)
 
     def for_model(self, uri: str, name: str | None = None, extra_fields: str | None = None) -> Deployment:
         """The deployment `loopline serve URI` serves: named after the model unless `name`

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from loopline.core.clock import now_ms
-from loopline.core.entities import Metric, MetricSeries, SeriesBucket
+from loopline.core.entities import Metric, MetricSeries
 from loopline.store.database import Database
+from loopline.store.metric_series import read_series, rollup_rows, rollup_upsert
 from loopline.store.runs import RunKeys
 from loopline.store.schema import latest_metrics, metric_batches, metrics
 
@@ -39,6 +39,7 @@ class SqlMetricStore:
             set_={"value": excluded.value, "step": excluded.step, "timestamp": excluded.timestamp},
             where=newer,
         )
+        self._upsert_rollups = rollup_upsert(db)
 
     def log_metrics(self, run_id: str, batch: Sequence[Metric], batch_id: str) -> bool:
         def work(conn: Connection) -> bool:
@@ -71,6 +72,7 @@ class SqlMetricStore:
                 for key, m in sorted(latest.items())
             ]
             conn.execute(self._upsert_latest, rows)
+            conn.execute(self._upsert_rollups, rollup_rows(pk, batch))
             return True
 
         return self._db.write(work)
@@ -88,6 +90,14 @@ class SqlMetricStore:
                 f"INSERT INTO {metrics.name} ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows
             )
 
+    def metric_series(
+        self, run_id: str, key: str, buckets: int, axis: str, start: int | None, end: int | None
+    ) -> MetricSeries:
+        def work(conn: Connection) -> MetricSeries:
+            return read_series(conn, self._keys.resolve(conn, run_id), key, buckets, axis, start, end)
+
+        return self._db.read(work)
+
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         def work(conn: Connection) -> list[Metric]:
             pk = self._keys.resolve(conn, run_id)
@@ -102,68 +112,3 @@ class SqlMetricStore:
             ]
 
         return self._db.read(work)
-
-    def metric_series(
-        self, run_id: str, key: str, buckets: int, axis: str, start: int | None, end: int | None
-    ) -> MetricSeries:
-        """The history of `key` between `start` and `end` on `axis` (step or time), cut into
-        at most `buckets` equal stretches, each reduced in the database to its min, max and
-        newest value: the rows never travel to Python."""
-
-        def work(conn: Connection) -> MetricSeries:
-            pk = self._keys.resolve(conn, run_id)
-            x = metrics.c.step if axis == "step" else metrics.c.timestamp
-            where = [metrics.c.run_pk == pk, metrics.c.key == key]
-            if start is not None:
-                where.append(x >= start)
-            if end is not None:
-                where.append(x <= end)
-            lo, hi, points = conn.execute(select(func.min(x), func.max(x), func.count()).where(*where)).one()
-            if not points:
-                return MetricSeries(key, axis, 0, [])
-            if points <= buckets:
-                rows = conn.execute(select(x, metrics.c.value).where(*where).order_by(x, metrics.c.step))
-                return MetricSeries(key, axis, points, [SeriesBucket(at, at, 1, v, v, v) for at, v in rows])
-            # Integer arithmetic on both databases: (x - lo) * buckets fits in 64 bits for any
-            # millisecond timestamp, and the division truncates towards zero as x >= lo.
-            bucket = ((x - lo) * buckets // (hi - lo + 1)).label("bucket")
-            stmt = (
-                select(
-                    bucket,
-                    func.min(x),
-                    func.max(x),
-                    func.count(),
-                    func.min(metrics.c.value),
-                    func.max(metrics.c.value),
-                    func.max(metrics.c.step),
-                )
-                .where(*where)
-                .group_by(bucket)
-                .order_by(bucket)
-            )
-            summary = conn.execute(stmt).all()
-            last = self._values_at_steps(conn, where, [row[6] for row in summary])
-            return MetricSeries(
-                key,
-                axis,
-                points,
-                [
-                    SeriesBucket(first, final, count, low, high, last.get(step))
-                    for _, first, final, count, low, high, step in summary
-                ],
-            )
-
-        return self._db.read(work)
-
-    @staticmethod
-    def _values_at_steps(conn: Connection, where: list[Any], steps: list[int]) -> dict[int, float | None]:
-        """The newest value logged at each of `steps` (through the (run, key, step) index)."""
-        found: dict[int, float | None] = {}
-        for chunk in range(0, len(steps), 500):
-            stmt = (
-                select(metrics.c.step, metrics.c.value)
-                .where(*where, metrics.c.step.in_(steps[chunk : chunk + 500]))
-                .order_by(metrics.c.step, metrics.c.timestamp)
-            )
-            found.update({step: value for step, value in conn.execute(stmt)})
-        return found

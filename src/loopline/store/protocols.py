@@ -92,6 +92,7 @@ class RunStore(Protocol):
         max_results: int,
         page_token: str | None,
         include_deleted: bool = False,
+        projection: Mapping[str, Collection[str]] | None = None,
     ) -> RunPage: ...
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -91,9 +91,38 @@ _INLINE_VALUES = tuple(
 )
 
 
-def run_columns(conn: Connection) -> tuple[ColumnElement[Any], ...]:
+Projection = Mapping[str, Collection[str]]
+"""The params, tags and metrics a search brings with each run: keys per entity ("param",
+"tag", "metric"); an entity not named brings none."""
+_ENTITIES = ("param", "tag", "metric")  # in the order of _VALUE_TABLES
+
+
+def run_columns(conn: Connection, projection: Projection | None = None) -> tuple[ColumnElement[Any], ...]:
     """What a run's row holds: `_RUN_FIELDS`, then its key/values where the backend can."""
-    return _RUN_FIELDS + _INLINE_VALUES if conn.dialect.name == "postgresql" else _RUN_FIELDS
+    if conn.dialect.name != "postgresql":
+        return _RUN_FIELDS
+    if projection is None:
+        return _RUN_FIELDS + _INLINE_VALUES
+    return _RUN_FIELDS + tuple(
+        select(cast(func.json_object_agg(table.c.key, table.c.value), Text))
+        .where(table.c.run_pk == runs.c.pk, table.c.key.in_(list(projection.get(entity, ()))))
+        .scalar_subquery()
+        for entity, table in zip(_ENTITIES, (params, tags, latest_metrics), strict=True)
+    )
+
+
+def _sqlite_value_rows(projection: Projection | None) -> Any:
+    if projection is None:
+        return _SQLITE_VALUE_ROWS
+    return union_all(
+        *(
+            select(literal_column(str(kind)), table.c.run_pk, table.c.key, text, number).where(
+                among_listed("sqlite", table.c.run_pk, _RUN_KEYS),
+                table.c.key.in_(list(projection.get(entity, ()))),
+            )
+            for kind, (entity, (table, text, number)) in enumerate(zip(_ENTITIES, _VALUE_TABLES, strict=True))
+        )
+    )
 
 
 def load_runs(conn: Connection, pks: Sequence[int]) -> list[Run]:
@@ -103,8 +132,11 @@ def load_runs(conn: Connection, pks: Sequence[int]) -> list[Run]:
     return build_runs(conn, [by_key[pk] for pk in pks if pk in by_key])
 
 
-def build_runs(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
-    """Runs from their rows (`run_columns`, then anything else).
+def build_runs(
+    conn: Connection, rows: Sequence[tuple[Any, ...]], projection: Projection | None = None
+) -> list[Run]:
+    """Runs from their rows (`run_columns`, then anything else), with the values of `projection`
+    (all of them when None).
 
     A search page builds hundreds of runs from thousands of values, so the rows are the
     driver's tuples unpacked by position, and the repeated parts (status, source) are shared."""
@@ -114,7 +146,7 @@ def build_runs(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
         row[0]: ({}, {}, {}) for row in rows
     }
     listed = {"run_keys": key_values("sqlite", list(values))}
-    for kind, run_pk, key, text, number in plain_rows(conn.execute(_SQLITE_VALUE_ROWS, listed)):
+    for kind, run_pk, key, text, number in plain_rows(conn.execute(_sqlite_value_rows(projection), listed)):
         if kind < 2:
             values[run_pk][kind][key] = text
         else:  # NULL holds NaN on both backends
@@ -338,6 +370,7 @@ class SqlRunStore:
         max_results: int,
         page_token: str | None,
         include_deleted: bool = False,
+        projection: Projection | None = None,
     ) -> RunPage:
         self._statistics.refresh()
 
@@ -350,9 +383,9 @@ class SqlRunStore:
                 max_results,
                 page_token,
                 include_deleted,
-                columns=run_columns(conn),
+                columns=run_columns(conn, projection),
                 source=_RUN_SOURCE,
             )
-            return RunPage(build_runs(conn, rows), token)
+            return RunPage(build_runs(conn, rows, projection), token)
 
         return self._db.read(work)

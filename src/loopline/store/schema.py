@@ -143,6 +143,26 @@ latest_metrics = Table(
     Index(None, "key", "value"),
 )
 
+# Each metric's history summed up per ROLLUP_STEPS steps (bucket = step // ROLLUP_STEPS): what
+# a chart of a long history reads instead of the history. Written with the history, in the
+# same transaction; `last_*` is the value with the highest (step, timestamp) of the bucket.
+ROLLUP_STEPS = 1024
+metric_rollups = Table(
+    "metric_rollups",
+    metadata,
+    Column("run_pk", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False),
+    Column("min", Float),  # NULL when every value of the bucket is NaN
+    Column("max", Float),
+    Column("first_step", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("first_timestamp", BigInteger, nullable=False),
+    Column("last_timestamp", BigInteger, nullable=False),
+    Column("last_value", Float),
+)
+
 # Idempotency keys of metric batches: a retried batch is recognised and not stored twice.
 metric_batches = Table(
     "metric_batches",

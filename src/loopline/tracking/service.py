@@ -46,6 +46,20 @@ from loopline.tracking.names import random_run_name
 MAX_ERROR_LENGTH = 16_000
 MAX_HEARTBEAT_RUNS = 1000
 MAX_SERIES_BUCKETS = 2000
+_PROJECTED = {"params": "param", "metrics": "metric", "tags": "tag"}
+
+
+def _projection(columns: Sequence[str]) -> dict[str, list[str]]:
+    """`params.lr`-style column names as keys per entity; says which name is not one."""
+    keys: dict[str, list[str]] = {}
+    for column in columns:
+        prefix, _, key = column.partition(".")
+        if prefix not in _PROJECTED or not key:
+            raise InvalidInput(f"column {column!r} is not params.KEY, metrics.KEY or tags.KEY")
+        keys.setdefault(_PROJECTED[prefix], []).append(key)
+    return keys
+
+
 SILENT_AFTER_S = 300.0  # ten missed heartbeats (`loopline.tracking.heartbeat`)
 
 
@@ -218,6 +232,7 @@ class TrackingService:
         max_results: int = 100,
         page_token: str | None = None,
         include_deleted: bool = False,
+        columns: Sequence[str] | None = None,
     ) -> RunPage:
         """One page of runs matching `filter` (see `loopline.core.search`), in `order_by` order."""
         filter_expr = parse_filter(filter)
@@ -230,7 +245,10 @@ class TrackingService:
             ids = [self.get_experiment(ref, project).id for ref in refs]
         if not ids:
             return RunPage([], None)
-        return self._store.runs.search_runs(ids, filter_expr, order, max_results, page_token, include_deleted)
+        projection = None if columns is None else _projection(columns)
+        return self._store.runs.search_runs(
+            ids, filter_expr, order, max_results, page_token, include_deleted, projection
+        )
 
     # params, metrics, tags -------------------------------------------------------------
 

@@ -55,6 +55,11 @@ class Column:
         return f"{_ENTITIES[self.entity]}.{key}"
 
     @property
+    def projected(self) -> str | None:
+        """This column as a search brings it (`metrics.auc`), or None for a run attribute."""
+        return None if self.entity == "attribute" else f"{_ENTITIES[self.entity]}.{self.key}"
+
+    @property
     def numeric(self) -> bool:
         return self.entity == "metric"
 

@@ -10,12 +10,14 @@ from starlette.concurrency import run_in_threadpool
 
 from loopline.core.registry import Deployment, DeploymentRevision
 from loopline.core.traffic import TrafficPolicy
+from loopline.predictions.series import TrafficSeries
 from loopline.server.deps import Deployments, Paging, page
 from loopline.server.encoding import json_response
 from loopline.server.schemas import (
     ExtraFieldsChange,
     NewDeployment,
     Page,
+    Reason,
     TrafficChange,
 )
 
@@ -56,8 +58,9 @@ def deployment_revisions(deployments: Deployments, name: str, paging: Paging) ->
 
 
 @router.post("/deployments/{name}/rollback", response_model=Deployment, tags=["deployments"])
-def rollback(deployments: Deployments, name: str, reason: str = "") -> Response:
-    return json_response(deployments.rollback(name, reason))
+def rollback(deployments: Deployments, name: str, reason: str = "", body: Reason | None = None) -> Response:
+    """Back to the previous policy; the reason comes as a query parameter or in a JSON body."""
+    return json_response(deployments.rollback(name, body.reason if body and body.reason else reason))
 
 
 @router.delete("/deployments/{name}", status_code=204, tags=["deployments"])
@@ -71,3 +74,14 @@ async def report(deployments: Deployments, name: str, since_ms: Timestamp = None
     """The arms compared on the prediction log since `since_ms` (all of it by default)."""
     found = await run_in_threadpool(deployments.report, name, since_ms)
     return json_response(found.to_dict())
+
+
+@router.get("/deployments/{name}/traffic", response_model=TrafficSeries, tags=["deployments"])
+async def traffic(
+    deployments: Deployments,
+    name: str,
+    since_ms: Timestamp = None,
+    buckets: Annotated[int, Query(ge=1, le=1000)] = 120,
+) -> Response:
+    """Requests answered and refused and latency quantiles per time bucket, arm and version."""
+    return json_response(await run_in_threadpool(deployments.traffic, name, since_ms, buckets))

@@ -59,10 +59,10 @@ def create_experiment(tracking: Tracking, body: NewExperiment) -> Response:
     return json_response(tracking.create_experiment(body.name, body.project, body.description), 201)
 
 
-@router.get("/experiments/activity", response_model=list[ExperimentActivity])
-def experiment_activity(tracking: Tracking, project: str | None = None) -> Response:
+@router.get("/experiments/activity", response_model=Page[ExperimentActivity])
+def experiment_activity(tracking: Tracking, paging: Paging, project: str | None = None) -> Response:
     """Each visible experiment's run count and newest run start."""
-    return json_response(tracking.experiment_activity(project))
+    return json_response(page(tracking.experiment_activity(project), paging))
 
 
 @router.get("/experiments/{experiment_id}", response_model=Experiment)
@@ -123,6 +123,7 @@ def search_runs(tracking: Tracking, body: RunSearch) -> Response:
         max_results=body.max_results,
         page_token=body.page_token,
         include_deleted=body.include_deleted,
+        columns=body.columns,
     )
     return json_response({"items": found.runs, "next_page_token": found.next_page_token})
 

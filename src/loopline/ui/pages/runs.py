@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 
 from loopline.core.access import Role
 from loopline.core.entities import Experiment, Run
-from loopline.core.errors import FilterSyntaxError, InvalidInput, PermissionDenied
+from loopline.core.errors import InvalidInput, PermissionDenied
 from loopline.ui.artifacts import artifact_listing, artifact_preview, framed_artifact
 from loopline.ui.columns import ATTRIBUTE_COLUMNS, Column, default_columns, offered_columns
 from loopline.ui.deps import Viewer
@@ -19,6 +20,7 @@ from loopline.wiring.local import LocalServices
 
 router = APIRouter()
 MAX_COMPARED = 200
+SAMPLED_RUNS = 5
 
 
 @router.get("/runs")
@@ -35,24 +37,27 @@ def runs_table(
     """One page of runs, sorted and filtered by the store; children listed under their parent."""
     tracking = services.tracking
     shown = [tracking.get_experiment(e) for e in experiment] or tracking.list_experiments()
+    ids, project = [e.id for e in shown], shown[0].project if shown else "default"
+    # The keys offered as columns come from the newest few runs (any key can be typed):
+    # the page itself brings only the values of the columns it shows.
+    sample = tracking.search_runs(ids, project=project, max_results=SAMPLED_RUNS).runs if ids else []
+    columns = [Column.parse(name) for name in column] or default_columns(sample)
     problem: str | None = None
     runs: list[Run] = []
     next_page: str | None = None
     try:
         found = tracking.search_runs(
-            [e.id for e in shown],
-            project=shown[0].project if shown else "default",
+            ids,
+            project=project,
             filter=filter or None,
             order_by=order or None,
             max_results=size,
             page_token=page,
+            columns=[c.projected for c in columns if c.projected],
         )
         runs, next_page = found.runs, found.next_page_token
-    except FilterSyntaxError as exc:
+    except InvalidInput as exc:  # a filter, an order-by or a page token that does not fit
         problem = str(exc)
-    except InvalidInput as exc:  # an order-by or a page token that does not fit
-        problem = str(exc)
-    columns = [Column.parse(name) for name in column] or default_columns(runs)
     return render(
         request,
         "runs.html",
@@ -60,7 +65,7 @@ def runs_table(
         rows=_grouped(runs),
         columns=columns,
         attributes=[Column("attribute", key) for key in ATTRIBUTE_COLUMNS],
-        offered=offered_columns(runs),
+        offered=offered_columns(sample),
         filter=filter,
         order=order,
         problem=problem,
@@ -191,12 +196,13 @@ def compare(
 
 def _parallel_figure(runs: list[Run], params: list[str], metrics: list[str]) -> dict[str, object]:
     """Parallel coordinates over numeric params and metrics (at most 30 axes); a text param
-    becomes an axis of its distinct values."""
+    becomes an axis of its distinct values. plotly reads a few HTML tags in text, so labels
+    are escaped and show as typed."""
     dimensions = []
     for entity, keys in (("params", params), ("metrics", metrics)):
         for key in keys:
             values = [(r.params if entity == "params" else r.metrics).get(key) for r in runs]
-            dimension = _dimension(f"{entity}.{key}", values)
+            dimension = _dimension(html.escape(f"{entity}.{key}"), values)
             if dimension is not None:
                 dimensions.append(dimension)
     return {
@@ -219,5 +225,5 @@ def _dimension(label: str, values: Sequence[object]) -> dict[str, object] | None
             "label": label,
             "values": [index.get(str(v)) if v is not None else None for v in values],
             "tickvals": list(range(len(levels))),
-            "ticktext": levels,
+            "ticktext": [html.escape(level) for level in levels],
         }

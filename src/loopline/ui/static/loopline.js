@@ -2,6 +2,9 @@
 // table's keyboard, live refresh and lazily drawn charts. No framework; plotly.js draws.
 "use strict";
 
+// plotly reads a few HTML tags in the text it draws: names and titles are escaped to show as typed.
+const plain = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
 const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 
 async function api(method, url, body) {
@@ -115,6 +118,8 @@ function liveRegion(region) {
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
     const fresh = page.getElementById(region.id);
     if (fresh) { region.replaceChildren(...fresh.childNodes); setUp(region); }
+    // charts outside the region follow the run as it logs (drawn ones only: the rest wait)
+    document.querySelectorAll(".chart[data-drawn]:not([data-zoomed])").forEach((chart) => drawSeries(chart));
   };
   window.setInterval(tick, seconds * 1000);
 }
@@ -181,11 +186,11 @@ async function drawSeries(element, range) {
       traces.push({ x: xs, y: series.buckets.map((b) => b.min), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(31,119,180,0.2)", name: "min–max", hoverinfo: "skip" });
     }
     const mode = series.buckets.length <= 60 ? "lines+markers" : "lines";
-    traces.push({ x: xs, y: smooth(series.buckets.map((b) => b.last), smoothing), mode, name: names[i], line: { width: 1.5 } });
+    traces.push({ x: xs, y: smooth(series.buckets.map((b) => b.last), smoothing), mode, name: plain(names[i]), line: { width: 1.5 } });
   });
   const Plotly = await plotly();
   const layout = {
-    title: { text: element.dataset.key, font: { size: 13 } },
+    title: { text: plain(element.dataset.key), font: { size: 13 } },
     margin: { l: 50, r: 10, t: 30, b: 35 }, height: 260, showlegend: runs.length > 1 && runs.length <= 20,
     xaxis: { title: { text: axis === "relative" ? "seconds" : axis }, type: axis === "time" ? "date" : "linear" },
     yaxis: { type: log ? "log" : "linear" },
@@ -197,8 +202,8 @@ async function drawSeries(element, range) {
     element.on("plotly_relayout", (change) => {
       const lo = change["xaxis.range[0]"], hi = change["xaxis.range[1]"];
       if (chartOptions().axis !== "step") return; // finer data on zoom: by step
-      if (lo !== undefined && hi !== undefined) drawSeries(element, [lo, hi]);
-      else if (change["xaxis.autorange"]) drawSeries(element);
+      if (lo !== undefined && hi !== undefined) { element.dataset.zoomed = "1"; drawSeries(element, [lo, hi]); }
+      else if (change["xaxis.autorange"]) { delete element.dataset.zoomed; drawSeries(element); }
     });
   }
 }
