@@ -19,9 +19,10 @@ Measured, one server at a time (`loopline ui`, `mlflow server --workers 1`), eac
   min, max, last) and a zoom into 1% of it; MLflow's `metrics/get-history` (the whole history,
   every page) and `metrics/get-history-bulk-interval` (its charts' sampled call, 320 points).
 * in Chromium (Debian's, if installed), loopline only, median of 5 after a warm-up: the runs
-  table visible after navigation; the 1M-point chart drawn after navigation and after it is
-  scrolled into view; the comparison of 100 runs (curves and parallel coordinates drawn);
-  the page of the run with 2,000 metric keys interactive (heading and first charts drawn).
+  table visible after navigation; the 1M-point chart drawn after navigation (its page loaded,
+  the chart scrolled into view, its data fetched and drawn); the comparison of 100 runs
+  (curves and parallel coordinates drawn); the page of the run with 2,000 metric keys
+  interactive (heading and first charts drawn).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ from benchmarks.ui_workload import (
     series,
 )
 from benchmarks.workload import free_port
+from loopline.core.entities import Metric
+from loopline.store.metric_series import rollup_rows
 from loopline.store.schema import runs as runs_table
 from loopline.wiring.backends import local_owner, open_backends
 from loopline.wiring.settings import Settings
@@ -81,7 +84,9 @@ class Inserter:
         db = self.tracking._store.db  # the benchmark fills the tables below the service, once
         self.engine = db.engine
         self.next_pk = (db.read(lambda c: c.execute(select(func.max(runs_table.c.pk))).scalar()) or 0) + 1
-        self.rows: dict[str, list[tuple[Any, ...]]] = {"runs": [], "params": [], "metrics": [], "latest": []}
+        self.rows: dict[str, list[tuple[Any, ...]]] = {
+            "runs": [], "params": [], "metrics": [], "latest": [], "rollups": [],
+        }  # fmt: skip
 
     def run(self, experiment_id: int, name: str, start_ms: int) -> tuple[int, str]:
         pk, run_id = self.next_pk, f"{self.next_pk:032x}"
@@ -95,6 +100,9 @@ class Inserter:
         self.rows["metrics"] += [(pk, key, value, step, ts) for step, value, ts in points]
         step, value, ts = points[-1]
         self.rows["latest"].append((pk, key, value, step, ts))
+        if len(points) > 1:  # the summary the writer keeps of a history (one value needs none)
+            batch = [Metric(key, value, step, ts) for step, value, ts in points]
+            self.rows["rollups"] += [tuple(row.values()) for row in rollup_rows(pk, batch)]
 
     def commit(self) -> None:
         values = "(run_pk, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)"
@@ -104,6 +112,9 @@ class Inserter:
             "params": "INSERT INTO params (run_pk, key, value) VALUES (?, ?, ?)",
             "metrics": f"INSERT INTO metrics {values}",
             "latest": f"INSERT INTO latest_metrics {values}",
+            "rollups": "INSERT INTO metric_rollups (run_pk, key, bucket, count, min, max, first_step, "
+            "last_step, first_timestamp, last_timestamp, last_value) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         }
         with self.engine.begin() as conn:
             for table, statement in statements.items():
@@ -220,13 +231,10 @@ def measure_chromium(url: str, data: dict[str, Any]) -> dict[str, Any]:
             page.goto(page_url, wait_until="commit")
             page.wait_for_selector("#runs tbody tr[data-href]")
 
-        def chart(after_scroll: dict[str, float]) -> None:
+        def chart() -> None:
             page.goto(f"{url}/runs/{data['series_run']}", wait_until="commit")
-            chart = page.locator(".chart").first
-            chart.scroll_into_view_if_needed()
-            scrolled = time.perf_counter()
+            page.locator(".chart").first.scroll_into_view_if_needed()
             page.wait_for_selector(".chart[data-drawn]", state="attached")
-            after_scroll.setdefault("ms", []).append((time.perf_counter() - scrolled) * 1000)  # type: ignore[attr-defined]
 
         def compare() -> None:
             page.goto(compare_url, wait_until="commit")
@@ -241,9 +249,7 @@ def measure_chromium(url: str, data: dict[str, Any]) -> dict[str, Any]:
             page.wait_for_selector(".chart[data-drawn]", state="attached")
 
         figures["table_visible_ms"] = timed(table)
-        scroll: dict[str, Any] = {}
-        figures["chart_navigation_ms"] = timed(lambda: chart(scroll))
-        figures["chart_drawn_after_scroll_ms"] = statistics.median(scroll["ms"][1:])
+        figures["chart_navigation_ms"] = timed(chart)
         figures["compare_100_interactive_ms"] = timed(compare)
         figures["wide_run_interactive_ms"] = timed(wide)
         browser.close()
@@ -334,6 +340,8 @@ def report(loopline: dict[str, Any], mlflow: dict[str, Any], runs: int, points: 
         "ms",
         "",
     )
+    row("runs table, 2,000 metric keys per run (10 shown)", loopline["wide_page_ms"], None, "ms", "")
+    row("  the same page through the API, every key", loopline["wide_api_all_keys_ms"], None, "ms", "")
     row(
         "series: chart data (vs MLflow get-history, all)",
         loopline["series_ms"],
@@ -346,8 +354,7 @@ def report(loopline: dict[str, Any], mlflow: dict[str, Any], runs: int, points: 
     row("series: zoom re-fetch (1% of the range)", loopline["zoom_ms"], None, "ms", "<= 100 ms")
     for key, label, target in (
         ("table_visible_ms", "Chromium: runs table visible after navigation", "<= 1000 ms"),
-        ("chart_navigation_ms", "Chromium: 1M-point chart drawn after navigation", ""),
-        ("chart_drawn_after_scroll_ms", "Chromium: 1M-point chart drawn once in view", "<= 500 ms"),
+        ("chart_navigation_ms", "Chromium: 1M-point chart drawn after navigation", "<= 500 ms"),
         ("compare_100_interactive_ms", "Chromium: compare 100 runs x 5 x 10k interactive", "<= 2000 ms"),
         ("wide_run_interactive_ms", "Chromium: run with 2,000 metric keys interactive", "<= 1000 ms"),
     ):
