@@ -255,3 +255,17 @@ def test_every_route_answers_exactly_who_may_call_it(store: MetadataStore, blobs
                     status, body = call(user, method, path)
                     assert status in (403, 404), (method, path, user, status, body)
         assert len(audit.entries(limit=1_000_000)) == entries_before
+
+
+def test_the_lineage_graph_names_only_runs_and_models_the_caller_may_see(
+    store: MetadataStore, blobs: BlobStore
+) -> None:
+    with team_server(store, blobs) as team:
+        hidden = team.ids["hidden_run_id"]  # a run of project "secret", which logged secret-model
+        query = {"kind": "run", "key": hidden}
+        with team.client("vera") as vera, team.client("admin") as admin:
+            seen_by_vera = vera.get("/api/v1/lineage", params=query).json()
+            seen_by_admin = admin.get("/api/v1/lineage", params=query).json()
+        name = team.backends.services(local_owner()).tracking.get_run(hidden).name
+        assert "secret-model" in str(seen_by_admin) and name in str(seen_by_admin)
+        assert "secret-model" not in str(seen_by_vera) and name not in str(seen_by_vera)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
-from loopline.core.errors import InvalidInput, NotFound
+from loopline.core.errors import InvalidInput, NotFound, PermissionDenied
 from loopline.core.lineage import CONTENT_KINDS, NODE_KINDS, LineageGraph, LineageNode, Node
 from loopline.core.registry import LineageEdge
 from loopline.governance.authorization import Authorizer
@@ -102,6 +102,8 @@ class LineageService:
         return sorted(set(found))
 
     def _labels(self, root: Node, edges: Iterable[LineageEdge]) -> dict[Node, str]:
+        """Names of the nodes for people: only those of runs and models the caller may see
+        (the graph itself is the operations project's; their projects may be others)."""
         labels: dict[Node, str] = {root: ""}
         for e in edges:
             labels[(e.src_kind, e.src_key)] = e.label or labels.get((e.src_kind, e.src_key), "")
@@ -109,9 +111,24 @@ class LineageService:
         for node in labels:
             kind, key = node
             if kind == "model_version":
-                versions = self._store.registry.find_by_digest(key)
-                labels[node] = ", ".join(f"{n}/{v}" for n, v in versions) or labels[node]
-            elif kind == "run" and not labels[node]:
-                with contextlib.suppress(NotFound):
-                    labels[node] = self._store.runs.get_run(key).name
+                versions = [
+                    (n, v) for n, v in self._store.registry.find_by_digest(key) if self._sees_model(n)
+                ]
+                labels[node] = ", ".join(f"{n}/{v}" for n, v in versions)
+            elif kind == "run":
+                labels[node] = self._run_name(key)
         return labels
+
+    def _sees_model(self, name: str) -> bool:
+        try:
+            self._access.model(name, Role.VIEWER)
+        except (PermissionDenied, NotFound):
+            return False
+        return True
+
+    def _run_name(self, run_id: str) -> str:
+        """The run's name, or "" when it is gone or the caller may not see it."""
+        with contextlib.suppress(PermissionDenied, NotFound):
+            self._access.require_run(run_id, Role.VIEWER)
+            return self._store.runs.get_run(run_id).name
+        return ""
