@@ -16,13 +16,11 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from rich.console import Console
 
 from loopline import _sdk
-from loopline.artifacts import BlobStore
 from loopline.demo import run_demo
 from loopline.server.options import ServerOptions
-from loopline.store import open_metadata_store
 from loopline.wiring.backends import Backends, local_owner, open_backends
 from loopline.wiring.settings import Settings
-from tests.integration.api_helpers import Team, running_api, team_server
+from tests.integration.api_helpers import Team, running_api, sqlite_team
 
 CHROMIUM = os.environ.get("LOOPLINE_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("LOOPLINE_REQUIRE_BROWSER") == "1"
@@ -87,8 +85,5 @@ def demo_ui(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Itera
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Team]:
     """`loopline server` with sign-in, over the test fixtures' store (every kind of thing)."""
-    home = tmp_path_factory.mktemp("team")
-    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
-    with team_server(store, BlobStore(str(home / "artifacts"))) as running:
+    with sqlite_team(tmp_path_factory.mktemp("team")) as running:
         yield running
-    store.close()

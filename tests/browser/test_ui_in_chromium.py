@@ -81,6 +81,33 @@ def test_every_page_of_the_demo_shows_the_store_without_errors(
     assert watched.errors == []
 
 
+def test_every_page_of_the_fixture_store_shows_without_errors(team: Team, watched: Watched) -> None:
+    """The test fixtures' store holds what the demo does not: a pending approval, another
+    project, an evaluation, a schedule and a trigger."""
+    _sign_in(watched, team, "admin")
+    ids = team.ids
+    for path in (
+        "/experiments",
+        f"/runs?experiment={ids['experiment_id']}",
+        f"/runs/{ids['run_id']}",
+        f"/runs/{ids['run_id']}/artifacts?path=notes",
+        f"/runs/{ids['run_id']}/artifacts?name=notes%2Fa.txt",
+        "/models",
+        "/models/cancer",
+        "/models/cancer/versions/1",
+        "/models/secret-model",
+        "/deployments/cancer-prod",
+        "/monitors/cancer-watch",
+        "/datasets/patients",
+        "/pipelines",
+        "/audit",
+    ):
+        _visit(watched, f"{team.url}{path}")
+        _draw_every_chart(watched)
+    expect(watched.page.locator("h1")).to_be_visible()
+    assert watched.errors == []
+
+
 def test_the_runs_table_works_from_the_keyboard(demo_ui: tuple[str, Backends], watched: Watched) -> None:
     url, backends = demo_ui
     experiment = backends.services(local_owner()).tracking.list_experiments()[0]

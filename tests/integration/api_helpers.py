@@ -21,7 +21,7 @@ from loopline.core.pipelines import PipelineRun
 from loopline.core.traffic import TrafficPolicy
 from loopline.server.options import ServerOptions, default_staging
 from loopline.specs.loop import LoopPolicy
-from loopline.store import MetadataStore
+from loopline.store import MetadataStore, open_metadata_store
 from loopline.tracking.tracker import Tracker
 from loopline.ui.app import create_server_app
 from loopline.wiring.backends import Backends, bootstrap_admin, local_owner
@@ -78,6 +78,17 @@ def team_server(
     ids = _fill(backends)
     with running_api(backends, options) as url:
         yield Team(url, backends, tokens, ids, options.staging_dir or default_staging(blobs.url))
+
+
+@contextlib.contextmanager
+def sqlite_team(home: Path, options: ServerOptions = ServerOptions()) -> Iterator[Team]:
+    """`team_server` over a new SQLite store and artifact folder in `home`."""
+    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
+    try:
+        with team_server(store, BlobStore(str(home / "artifacts")), options) as running:
+            yield running
+    finally:
+        store.close()
 
 
 def _fill(backends: Backends) -> dict[str, str]:

@@ -16,21 +16,16 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from loopline.artifacts import BlobStore
 from loopline.server.app import create_app
-from loopline.store import open_metadata_store
-from tests.integration.api_helpers import Team, team_server
+from tests.integration.api_helpers import Team, sqlite_team
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
-    home = tmp_path_factory.mktemp("schema")
-    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
-    with team_server(store, BlobStore(str(home / "artifacts"))) as running:
+    with sqlite_team(tmp_path_factory.mktemp("schema")) as running:
         yield running
-    store.close()
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from loopline.models.package import METADATA_FILE
 from loopline.server.options import ServerOptions
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.wiring.backends import Backends, bootstrap_admin, local_owner
-from tests.integration.api_helpers import Team, running_api, team_server
+from tests.integration.api_helpers import Team, running_api, sqlite_team, team_server
 
 LIMITS = ServerOptions(max_json_bytes=64 * 1024, max_upload_bytes=1024 * 1024)
 
@@ -35,11 +35,8 @@ LIMITS = ServerOptions(max_json_bytes=64 * 1024, max_upload_bytes=1024 * 1024)
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     """One world for the module, on SQLite: these attacks do not depend on the database
     (the SQL injection test below runs on every backend)."""
-    home = tmp_path_factory.mktemp("team")
-    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
-    with team_server(store, BlobStore(str(home / "artifacts")), LIMITS) as running:
+    with sqlite_team(tmp_path_factory.mktemp("team"), LIMITS) as running:
         yield running
-    store.close()
 
 
 def raw(team: Team, method: str, path: str, user: str = "admin", body: bytes = b"", **headers: str) -> int:

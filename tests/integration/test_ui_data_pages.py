@@ -12,16 +12,14 @@ import pandas as pd
 import pytest
 
 import loopline as ll
-from loopline.artifacts import BlobStore
 from loopline.core.clock import now_ms
 from loopline.core.pipelines import PipelineRun, StepRun, StepStatus
 from loopline.pipelines.execution import StepEnvironment
 from loopline.pipelines.runner import PipelineFailed, PipelineRunner
 from loopline.specs.contract import Contract
-from loopline.store import open_metadata_store
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import local_owner
-from tests.integration.api_helpers import Team, team_server
+from tests.integration.api_helpers import Team, sqlite_team
 from tests.integration.ui_helpers import csrf_of, signed_in
 
 PAYLOAD = "<script>alert(1)</script>"
@@ -59,11 +57,8 @@ def flow(rows: int = 20):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
-    home = tmp_path_factory.mktemp("ui-data")
-    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
-    with team_server(store, BlobStore(str(home / "artifacts"))) as running:
+    with sqlite_team(tmp_path_factory.mktemp("ui-data")) as running:
         yield running
-    store.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,10 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from loopline.artifacts import BlobStore
 from loopline.core.errors import ApprovalRequired
-from loopline.store import open_metadata_store
 from loopline.ui.rendering import number
 from loopline.wiring.local import LocalServices
-from tests.integration.api_helpers import Team, team_server
+from tests.integration.api_helpers import Team, sqlite_team
 from tests.integration.serving_helpers import cancer_data
 from tests.integration.ui_helpers import csrf_of, signed_in
 
@@ -31,9 +29,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     """The usual world on SQLite, plus: a model whose description is a script, the evaluation
     data registered as dataset `held-out`, cancer v2 evaluated in slices on data named by a
     script, and promoted to @challenger (a gate report)."""
-    home = tmp_path_factory.mktemp("ui-models")
-    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
-    with team_server(store, BlobStore(str(home / "artifacts"))) as running:
+    with sqlite_team(tmp_path_factory.mktemp("ui-models")) as running:
         owner = _owner(running)
         owner.registry.create_model("xss", description=PAYLOAD)
         owner.registry.update_version("cancer", 2, description=PAYLOAD)
@@ -45,7 +41,6 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
         )
         owner.promotion.promote("cancer", 2, "challenger")
         yield running
-    store.close()
 
 
 def _owner(team: Team) -> LocalServices:

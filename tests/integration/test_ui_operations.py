@@ -19,14 +19,12 @@ import markupsafe
 import pandas as pd
 import pytest
 
-from loopline.artifacts import BlobStore
 from loopline.client.services import RemoteServices
 from loopline.core.traffic import TrafficPolicy
 from loopline.specs.monitor import MonitorSpec
-from loopline.store import open_metadata_store
 from loopline.wiring.backends import Backends, local_owner
 from loopline.wiring.local import LocalServices
-from tests.integration.api_helpers import Team, team_server
+from tests.integration.api_helpers import Team, sqlite_team
 from tests.integration.serving_helpers import cancer_data, running_server
 from tests.integration.ui_helpers import csrf_of, signed_in
 
@@ -52,12 +50,9 @@ def team(tmp_path_factory: pytest.TempPathFactory, sent: Sent) -> Iterator[Team]
     """The team server's world, then operated: a loop that failed to retrain, a canary of v2
     with real traffic (some refused, most labelled), a monitor that saw the inputs drift
     and recover and drift again, and a second deployment with a policy to roll back."""
-    home = tmp_path_factory.mktemp("ui-operations")
-    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
-    with team_server(store, BlobStore(str(home / "artifacts"))) as running:
+    with sqlite_team(tmp_path_factory.mktemp("ui-operations")) as running:
         _operate(running.backends, sent)
         yield running
-    store.close()
 
 
 def owner(team: Team) -> LocalServices:

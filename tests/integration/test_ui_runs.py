@@ -8,12 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from loopline.artifacts import BlobStore
 from loopline.core.entities import Metric
 from loopline.server.options import ServerOptions
-from loopline.store import open_metadata_store
 from loopline.wiring.backends import Backends, local_owner
-from tests.integration.api_helpers import Team, running_api, team_server
+from tests.integration.api_helpers import Team, running_api, sqlite_team
 from tests.integration.ui_helpers import csrf_of, signed_in
 
 PAYLOAD = "<script>alert(1)</script>"
@@ -21,11 +19,8 @@ PAYLOAD = "<script>alert(1)</script>"
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
-    home = tmp_path_factory.mktemp("ui")
-    store = open_metadata_store(f"sqlite:///{home / 'loopline.db'}")
-    with team_server(store, BlobStore(str(home / "artifacts"))) as running:
+    with sqlite_team(tmp_path_factory.mktemp("ui")) as running:
         yield running
-    store.close()
 
 
 @pytest.fixture(scope="module")
