@@ -32,11 +32,20 @@ class Heartbeat:
         self._open_runs = open_runs
         self._interval = interval
         self._lock = threading.Lock()
+        self._sending = threading.Lock()  # held while a beat is sent
         self._wake = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
         # A forked child inherits the runs but not the thread: the parent keeps beating for them.
-        os.register_at_fork(after_in_child=functools.partial(_forget_thread, weakref.ref(self)))
+        # A fork waits for a beat in flight: forked in the middle of one, the child would inherit
+        # the database driver's locks held by a thread it does not have, and hang on its first
+        # write.
+        ref = weakref.ref(self)
+        os.register_at_fork(
+            before=functools.partial(_lock_sending, ref, True),
+            after_in_parent=functools.partial(_lock_sending, ref, False),
+            after_in_child=functools.partial(_forget_thread, ref),
+        )
 
     def beat_now(self) -> None:
         """Send a beat at once (a run just started), starting the thread if need be."""
@@ -61,16 +70,24 @@ class Heartbeat:
             ids = self._open_runs()
             if not ids:
                 continue
-            try:
-                self._send(ids)
-            except Exception as exc:  # a beat missed is no error; the next one may get through
-                log.debug("heartbeat for runs %s not sent: %s", ids, exc)
+            with self._sending:
+                try:
+                    self._send(ids)
+                except Exception as exc:  # a beat missed is no error; the next one may get through
+                    log.debug("heartbeat for runs %s not sent: %s", ids, exc)
+
+
+def _lock_sending(ref: weakref.ref[Heartbeat], acquire: bool) -> None:
+    heartbeat = ref()
+    if heartbeat is not None:
+        (heartbeat._sending.acquire if acquire else heartbeat._sending.release)()
 
 
 def _forget_thread(ref: weakref.ref[Heartbeat]) -> None:
     heartbeat = ref()
     if heartbeat is not None:
         heartbeat._lock = threading.Lock()
+        heartbeat._sending = threading.Lock()
         heartbeat._wake = threading.Event()
         heartbeat._thread = None
         heartbeat._stopped = True

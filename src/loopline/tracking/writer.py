@@ -37,10 +37,20 @@ class MetricWriter:
         self._stopped = False
         self._thread: threading.Thread | None = None
         # A forked child (multiprocessing, data-loader workers) inherits the buffer and the
-        # locks but not the thread: it starts empty, so the parent's values are sent once.
+        # locks but not the thread: it starts empty, so the parent's values are sent once. A
+        # fork waits for a batch in flight: forked in the middle of one, the child would inherit
+        # the database driver's locks held by a thread it does not have, and hang.
         os.register_at_fork(
-            after_in_child=functools.partial(_call_if_alive, weakref.WeakMethod(self._after_fork))
+            before=functools.partial(_call_if_alive, weakref.WeakMethod(self._before_fork)),
+            after_in_parent=functools.partial(_call_if_alive, weakref.WeakMethod(self._after_fork_in_parent)),
+            after_in_child=functools.partial(_call_if_alive, weakref.WeakMethod(self._after_fork)),
         )
+
+    def _before_fork(self) -> None:
+        self._send_lock.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._send_lock.release()
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
