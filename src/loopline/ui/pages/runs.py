@@ -76,18 +76,18 @@ def runs_table(
     )
 
 
-def _grouped(runs: list[Run]) -> list[tuple[Run, bool]]:
+def _grouped(runs: list[Run]) -> list[tuple[Run, int]]:
     """Runs in page order, each child right under its parent when both are on the page:
-    (run, is_child)."""
+    (run, depth below the page's top-level runs)."""
     on_page = {run.id for run in runs}
     children: dict[str, list[Run]] = {}
     for run in runs:
         if run.parent_id in on_page:
             children.setdefault(run.parent_id, []).append(run)
-    rows: list[tuple[Run, bool]] = []
+    rows: list[tuple[Run, int]] = []
 
     def add(run: Run, depth: int) -> None:
-        rows.append((run, depth > 0))
+        rows.append((run, depth))
         for child in children.get(run.id, []):
             add(child, depth + 1)
 
