@@ -109,6 +109,7 @@ def test_runs_show_compare_and_delete(cli: Invoke, filled: TrackingService, tmp_
         (["runs", "list", "-f", "metrics.auc >"], "expected a value for metrics.auc"),
         (["runs", "list", "-e", "missing"], "experiment 'missing' does not exist"),
         (["runs", "delete", "0" * 32], "does not exist"),
+        (["ui", "--host", "0.0.0.0"], "listens on loopback only, not 0.0.0.0"),
     ],
 )
 def test_errors_are_one_clear_line_without_traceback(cli: Invoke, args: list[str], message: str) -> None:
