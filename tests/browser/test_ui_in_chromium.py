@@ -218,6 +218,24 @@ def test_an_editor_tags_and_deletes_selected_runs(team: Team, watched: Watched) 
     assert tracking.get_run(runs[2].id).deleted
 
 
+def test_requesting_a_protected_alias_files_a_request_for_a_second_person(
+    team: Team, watched: Watched
+) -> None:
+    registry = team.backends.services(local_owner()).registry
+    before = {r.id for r in registry.alias_requests("cancer", "pending")}
+    _sign_in(watched, team, "maya", "/models/cancer")
+    page = watched.page
+    page.remove_listener("dialog", watched._dialog)
+    page.once("dialog", lambda dialog: dialog.accept("ready for gold"))
+    page.locator('tr[data-version="1"] button', has_text="Request @gold here").click()
+    expect(page.locator("#pending-requests tr", has_text="ready for gold")).to_have_count(
+        1
+    )  # the page reloaded
+    (filed,) = [r for r in registry.alias_requests("cancer", "pending") if r.id not in before]
+    assert (filed.alias, filed.version, filed.requested_by) == ("gold", 1, "maya")
+    assert registry.get_model("cancer").aliases.get("gold") != 1  # nothing moved: it waits
+
+
 def test_a_hundred_runs_compare_with_curves_and_parallel_coordinates(team: Team, watched: Watched) -> None:
     tracking = team.backends.services(local_owner()).tracking
     ids = []

@@ -64,10 +64,12 @@ def guarded(store: MetadataStore, blobs: BlobStore, tracker: Tracker) -> tuple[R
 
 def test_a_protected_alias_is_not_removed_on_one_persons_say(guarded: tuple[Registry, Registry]) -> None:
     alice, bob = guarded
+    assert bob.protected_aliases("cancer") == ["champion"]
     with pytest.raises(PermissionDenied, match="is protected"):
         bob.remove_alias("cancer", "champion", reason="tidying up")
     assert bob.get_model("cancer").aliases == {"champion": 1}  # a server following it still starts
     alice.unprotect_alias("cancer", "champion")  # an owner's act, on the record
+    assert bob.protected_aliases("cancer") == []
     assert bob.remove_alias("cancer", "champion").from_version == 1
 
 
@@ -82,3 +84,12 @@ def test_an_approval_never_moves_an_alias_onto_a_version_deleted_since_the_reque
         alice.approve(waiting.value.request_id)
     assert alice.get_model("cancer").aliases == {"champion": 1}
     assert [r.status for r in alice.alias_requests("cancer")] == ["pending"]  # undecided: it can be rejected
+
+
+def test_protected_aliases_are_listed_locally_and_through_a_server(
+    registry: Registry, tracker: Tracker
+) -> None:
+    register_cancer_models(tracker)
+    registry.protect_alias("cancer", "gold")
+    registry.protect_alias("cancer", "champion")
+    assert registry.protected_aliases("cancer") == ["champion", "gold"]

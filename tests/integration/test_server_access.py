@@ -56,6 +56,7 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("PATCH", "/api/v1/models/{name}"): ("alice", {"description": "changed"}, None),
     ("DELETE", "/api/v1/models/{name}"): ("maya", None, None),
     ("GET", "/api/v1/models/{name}/versions"): ("vera", None, None),
+    ("GET", "/api/v1/models/{name}/protected-aliases"): ("vera", None, None),
     ("POST", "/api/v1/uploads"): (ANY_EDITOR, None, None),
     ("PUT", "/api/v1/uploads/{upload_id}/files/{path}"): (ANY_EDITOR, b"file", None),
     ("POST", "/api/v1/models/{name}/versions"): ("alice", {"upload_id": "0" * 32}, None),

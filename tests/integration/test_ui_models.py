@@ -384,3 +384,9 @@ def test_a_model_or_version_that_does_not_exist_is_a_404_page(team: Team) -> Non
     for path in ("/models/nope", "/models/cancer/versions/99"):
         answer = browser.get(path)
         assert answer.status_code == 404 and "text/html" in answer.headers["content-type"], path
+
+
+def test_a_protected_alias_is_offered_as_a_request(team: Team) -> None:
+    page = signed_in(team, "maya").get("/models/cancer").text
+    assert "Request @gold here" in page and 'data-reload-on="409"' in page
+    assert "Request @champion here" not in page and "@champion here" in page

@@ -188,6 +188,10 @@ class RemoteRegistryService:
     def unprotect_alias(self, name: str, alias: str) -> None:
         self._call("DELETE", f"{_model(name)}/aliases/{segment(alias)}/protection")
 
+    def protected_aliases(self, name: str) -> list[str]:
+        found: list[str] = self._call("GET", f"{_model(name)}/protected-aliases")
+        return found
+
     def alias_requests(self, name: str | None = None, status: str | None = None) -> list[AliasRequest]:
         found = self._connection.pages("/alias-requests", {"model": name, "status": status})
         return [decode(AliasRequest, r) for r in found]

@@ -439,6 +439,10 @@ class RegistryService:
         self._store.approvals.unprotect(model, alias)
         self.audit.record("alias.unprotect", f"models:/{model}@{alias}")
 
+    def protected_aliases(self, name: str) -> list[str]:
+        self._access.model(name, Role.VIEWER)
+        return self._store.approvals.protected(model_name(name))
+
     def alias_requests(self, name: str | None = None, status: str | None = None) -> list[AliasRequest]:
         """Requests to move protected aliases: of model `name`, or of every model visible."""
         if name is not None:

@@ -119,6 +119,9 @@ class Registry(Protocol):
     def unprotect_alias(self, name: str, alias: str) -> None:
         """Moves of `alias` no longer need approval."""
 
+    def protected_aliases(self, name: str) -> list[str]:
+        """The aliases of `name` whose moves need a second person's approval."""
+
     def alias_requests(self, name: str | None = None, status: str | None = None) -> list[AliasRequest]:
         """Requests to move protected aliases, of one model or all, by status."""
 

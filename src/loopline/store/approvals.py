@@ -39,6 +39,14 @@ class SqlApprovalStore:
         )
         return self._db.read(lambda conn: conn.execute(stmt).first() is not None)
 
+    def protected(self, model: str) -> list[str]:
+        stmt = (
+            select(protected_aliases.c.alias)
+            .where(protected_aliases.c.model == model)
+            .order_by(protected_aliases.c.alias)
+        )
+        return self._db.read(lambda conn: list(conn.execute(stmt).scalars()))
+
     def add_request(
         self, model: str, alias: str, version: int, by: str, at: int, reason: str
     ) -> AliasRequest:

@@ -155,6 +155,12 @@ def unprotect_alias(registry: Registry, name: str, alias: str) -> Response:
     return Response(status_code=204)
 
 
+@router.get("/models/{name}/protected-aliases", response_model=list[str])
+def protected_aliases(registry: Registry, name: str) -> Response:
+    """The aliases of the model whose moves need a second person's approval."""
+    return json_response(registry.protected_aliases(name))
+
+
 @router.get("/alias-requests", response_model=Page[AliasRequest])
 def alias_requests(
     registry: Registry, paging: Paging, model: str | None = None, status: str | None = None

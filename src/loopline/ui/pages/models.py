@@ -118,6 +118,7 @@ def model_page(request: Request, services: Viewer, name: str) -> Response:
         can_decide=maintainer,
         can_move=maintainer,
         quoted=_segment(model.name),
+        protected=registry.protected_aliases(model.name),
     )
 
 
@@ -149,6 +150,7 @@ def version_page(request: Request, services: Viewer, name: str, version: int) ->
         nodes=_shown_nodes(services, graph) if graph is not None else [],
         figure=lineage_figure(graph) if graph is not None and graph.edges else None,
         lineage_problem=lineage_problem,
+        protected=registry.protected_aliases(model.name),
         can_move=found.status is VersionStatus.READY
         and not found.deleted
         and _holds(services, model.name, Role.MAINTAINER),

@@ -17,7 +17,9 @@ async function api(method, url, body) {
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
     try { message = (await response.json()).error.message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
   }
   return response.status === 204 ? null : response.json();
 }
@@ -39,8 +41,9 @@ function signIn(form) {
   });
 }
 
-// Buttons that call the API: data-method, data-url, optional data-body (JSON), data-confirm
-// and data-reason (asks for a reason, sent as the body's "reason").
+// Buttons that call the API: data-method, data-url, optional data-body (JSON), data-confirm,
+// data-reason (asks for a reason, sent as the body's "reason") and data-reload-on (a status
+// that also means done: 409 for the move of a protected alias, which files a request).
 function actionButton(button) {
   button.addEventListener("click", async () => {
     if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
@@ -59,7 +62,10 @@ function actionButton(button) {
       } else {
         window.location.reload();
       }
-    } catch (error) { say(button.closest("section, form, main"), error.message); }
+    } catch (error) {
+      if (String(error.status) === button.dataset.reloadOn) window.location.reload();
+      else say(button.closest("section, form, main"), error.message);
+    }
   });
 }
 
