@@ -18,6 +18,7 @@ from loopline.core.errors import InvalidInput
 from loopline.core.monitoring import Monitor
 from loopline.core.traffic import TrafficPolicy
 from loopline.governance.audit import AuditTrail
+from loopline.services import Services
 from loopline.store import MetadataStore
 from loopline.tracking.tracker import Tracker
 from loopline.wiring.backends import Backends, local_owner
@@ -333,3 +334,17 @@ def test_the_cli_seals_with_the_configured_key(cli: Any, monkeypatch: pytest.Mon
     monkeypatch.setenv("LOOPLINE_AUDIT_KEYS", "k1:short")
     code, _, err = cli("audit", "verify")
     assert code != 0 and "at least 32" in err and "short" not in err.replace("at least", "")
+
+
+def test_entries_are_read_within_a_time_range_and_paged_by_key(services: Services) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        services.tracking.create_experiment(f"audited-{name}")
+    trail = services.audit
+    everything = trail.entries(action="experiment.")
+    assert len(everything) == 5
+    first_page = trail.entries(action="experiment.", limit=2)
+    older = trail.entries(action="experiment.", limit=2, before_id=first_page[-1].id)
+    assert [e.id for e in first_page + older] == [e.id for e in everything[:4]]
+    cut = everything[2].at
+    assert all(e.at <= cut for e in trail.entries(action="experiment.", until_ms=cut))
+    assert everything[2] in trail.entries(action="experiment.", until_ms=cut, since_ms=cut)

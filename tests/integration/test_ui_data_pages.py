@@ -6,6 +6,7 @@ import html
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -303,19 +304,26 @@ def test_the_audit_trail_is_filtered_and_paged(team: Team, world: dict[str, Any]
     assert "No entries match." in by_owner
     assert "No entries match." in page(team, "admin", "/audit?since=2999-01-01")
     assert "write a time as YYYY-MM-DD" in page(team, "admin", "/audit?since=yesterday")
+    assert "No entries match." in page(team, "admin", "/audit?until=1970-01-02")
+    everything = trail.entries(limit=10_000)
+    middle = everything[len(everything) // 2]
+    until = datetime.fromtimestamp(middle.at / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    shown = table(page(team, "admin", f"/audit?size=200&until={until}"), "audit-entries")
+    shown_ids = [int(i) for i in re.findall(r'<tr>\s*<td class="num">(\d+)</td>', shown)]
+    assert shown_ids == [e.id for e in everything if e.at <= middle.at][:200] and middle.id in shown_ids
 
     browser = signed_in(team, "admin")  # signing in is audited: one session for the pages
     try:
         first = browser.get("/audit?size=3").text
         newest = [e.id for e in trail.entries(limit=6)]
         link = re.search(r'id="next-page" href="([^"]+)"', first)
-        assert link is not None and "offset=3" in link.group(1)
+        assert link is not None and f"before={newest[2]}" in link.group(1)  # by key
         second = browser.get(html.unescape(link.group(1))).text
     finally:
         browser.close()
     ids = lambda text: [int(i) for i in re.findall(r'<tr>\s*<td class="num">(\d+)</td>', text)]  # noqa: E731
     assert ids(first) == newest[:3]
-    assert ids(second) == newest[3:6] and 'id="previous-page"' in second
+    assert ids(second) == newest[3:6] and 'id="newest-page"' in second
 
 
 def test_verify_reports_an_intact_chain(team: Team, world: dict[str, Any]) -> None:

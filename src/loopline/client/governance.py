@@ -71,6 +71,8 @@ class RemoteAuditTrail:
         action: str | None = None,
         target: str | None = None,
         since_ms: int | None = None,
+        until_ms: int | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
         params = {
@@ -78,6 +80,8 @@ class RemoteAuditTrail:
             "action": action,
             "target": target,
             "since_ms": since_ms,
+            "until_ms": until_ms,
+            "before_id": before_id,
             "max_results": limit,
         }
         found = self._connection.call("GET", "/audit", params=params)

@@ -57,12 +57,20 @@ class AuditTrail:
         action: str | None = None,
         target: str | None = None,
         since_ms: int | None = None,
+        until_ms: int | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
         """Entries, newest first, filtered by who, what (an action prefix), on what, since when."""
         self._require_admin()
         return self._store.audit.entries(
-            actor=actor, action=action, target=target, since_ms=since_ms, limit=limit
+            actor=actor,
+            action=action,
+            target=target,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            before_id=before_id,
+            limit=limit,
         )
 
     def verify(self, max_problems: int = 20, anchor: str | None = None) -> Verification:

@@ -57,9 +57,12 @@ class Audit(Protocol):
         action: str | None = None,
         target: str | None = None,
         since_ms: int | None = None,
+        until_ms: int | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        """Entries, newest first, filtered by who, what (an action prefix), on what, since when."""
+        """Entries, newest first, filtered by who, what (an action prefix), on what, from and
+        until when; `before_id` pages: the entries older than the last one seen."""
 
     def verify(self, max_problems: int = 20, anchor: str | None = None) -> Verification:
         """Walk the hash chain; with `anchor` (a head noted earlier) catch entries cut from the end."""

@@ -76,6 +76,8 @@ class SqlAuditLog:
         action: str | None = None,
         target: str | None = None,
         since_ms: int | None = None,
+        until_ms: int | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
         """The newest entries first, filtered; `action` and `target` match as prefixes."""
@@ -88,6 +90,10 @@ class SqlAuditLog:
             stmt = stmt.where(audit_log.c.target.startswith(target, autoescape=True))
         if since_ms is not None:
             stmt = stmt.where(audit_log.c.at >= since_ms)
+        if until_ms is not None:
+            stmt = stmt.where(audit_log.c.at <= until_ms)
+        if before_id is not None:
+            stmt = stmt.where(audit_log.c.id < before_id)
         return self._db.read(lambda conn: [_entry(r) for r in conn.execute(stmt)])
 
     def chain(self, batch: int = 5000) -> Iterator[AuditEntry]:

@@ -376,6 +376,8 @@ class AuditLogStore(Protocol):
         action: str | None = None,
         target: str | None = None,
         since_ms: int | None = None,
+        until_ms: int | None = None,
+        before_id: int | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]: ...
 

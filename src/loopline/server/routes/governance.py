@@ -83,9 +83,21 @@ def audit_entries(
     action: Annotated[str | None, Query(description="an action, or a prefix ending in '.'")] = None,
     target: str | None = None,
     since_ms: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    until_ms: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    before_id: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="entries older than this one")
+    ] = None,
 ) -> Response:
     limit = paging.end + 1
-    entries = audit.entries(actor=actor, action=action, target=target, since_ms=since_ms, limit=limit)
+    entries = audit.entries(
+        actor=actor,
+        action=action,
+        target=target,
+        since_ms=since_ms,
+        until_ms=until_ms,
+        before_id=before_id,
+        limit=limit,
+    )
     return json_response(page(entries, paging))
 
 

@@ -1,5 +1,5 @@
-"""The audit trail: entries filtered by who, what, on what and since when, a page at a time,
-and a button that verifies the hash chain through the REST API."""
+"""The audit trail: entries filtered by who, what, on what and from and until when, a page at
+a time (older pages by key), and a button that verifies the hash chain through the REST API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from loopline.ui.rendering import render
 
 router = APIRouter()
 SIZES = (25, 50, 100, 200)
-MAX_OFFSET = 10_000  # the trail is read newest first from the start: deeper pages cost more
 
 
 @router.get("/audit")
@@ -25,38 +24,51 @@ def audit_page(
     action: Annotated[str, Query(max_length=200)] = "",
     target: Annotated[str, Query(max_length=1000)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    until: Annotated[str, Query(max_length=40)] = "",
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     size: Annotated[int, Query(ge=1, le=max(SIZES))] = 50,
 ) -> Response:
-    """One page of the audit trail, newest first. `action` and `target` match as prefixes;
-    `since` is a UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM). Who may read it is the audit
-    service's decision: others get its refusal as the error page."""
-    since_ms, problem = _since(since)
+    """One page of the audit trail, newest first: with `before`, the entries older than that
+    id. `action` and `target` match as prefixes; `since` and `until` are UTC times
+    (YYYY-MM-DD or YYYY-MM-DDTHH:MM). Who may read it is the audit service's decision: others
+    get its refusal as the error page."""
+    since_ms, since_problem = _moment("since", since)
+    until_ms, until_problem = _moment("until", until)
+    problem = since_problem or until_problem
     found = services.audit.entries(
         actor=actor or None,
         action=action or None,
         target=target or None,
         since_ms=since_ms,
-        limit=offset + size + 1,  # one more than shown: is there a next page?
+        until_ms=until_ms,
+        before_id=before,
+        limit=size + 1,  # one more than shown: is there an older page?
     )
     if problem:  # asked all the same: the service decides who may read the trail
         found = []
-    filters = {"actor": actor, "action": action, "target": target, "since": since, "size": size}
+    shown = found[:size]
+    filters = {
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "since": since,
+        "until": until,
+        "size": size,
+    }
     return render(
         request,
         "audit.html",
-        entries=found[offset : offset + size],
+        entries=shown,
         filters=filters,
-        offset=offset,
         size=size,
         sizes=SIZES,
-        previous=max(0, offset - size) if offset else None,
-        next=offset + size if len(found) > offset + size and offset + size <= MAX_OFFSET else None,
+        newest=before is not None,
+        older=shown[-1].id if len(found) > size else None,
         problem=problem,
     )
 
 
-def _since(text: str) -> tuple[int | None, str | None]:
+def _moment(name: str, text: str) -> tuple[int | None, str | None]:
     """`text` (an ISO date or time, UTC unless it says otherwise) in ms since the epoch, or
     the problem with it."""
     if not text.strip():
@@ -64,7 +76,7 @@ def _since(text: str) -> tuple[int | None, str | None]:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        return None, f"since {text!r}: write a time as YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"
+        return None, f"{name} {text!r}: write a time as YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000), None
