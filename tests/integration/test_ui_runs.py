@@ -114,6 +114,12 @@ def test_keyset_pages_cover_every_run_once(team: Team, ranked: dict[str, str]) -
     assert len(seen) == 20 == len(set(seen))
 
 
+def test_a_bad_page_address_is_an_error_page_not_json(team: Team) -> None:
+    answer = signed_in(team, "vera").get("/runs", params={"size": "3"})
+    assert answer.status_code == 422 and answer.headers["content-type"].startswith("text/html")
+    assert "size" in answer.text and "content-security-policy" in answer.headers
+
+
 def test_a_filter_error_is_shown_at_its_column(team: Team) -> None:
     browser = signed_in(team, "vera")
     page = browser.get("/runs", params={"filter": "metrics.auc >"}).text

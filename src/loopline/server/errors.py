@@ -87,10 +87,12 @@ def handle_errors(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(_request: Request, exc: RequestValidationError) -> Response:
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
         problems = [
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors() if isinstance(e, dict)
         ]
+        if (shown := _page(request, 422, InvalidInput("; ".join(problems) or "invalid request"))) is not None:
+            return shown
         body = {
             "error": {"code": "invalid_input", "message": "; ".join(problems) or "invalid request"},
             "detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()],
