@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from loopline.core.entities import ArtifactEntry
 from loopline.core.errors import InvalidInput
 from loopline.services.tracking import Tracking
+from loopline.ui.rendering import SANDBOXED_HEADERS
 
 TEXT_SUFFIXES = frozenset(
     [
@@ -131,9 +132,5 @@ def framed_artifact(tracking: Tracking, run_id: str, name: str) -> Response:
         raise InvalidInput(
             f"artifact {name!r} is {entry.size:,} bytes, too large to show; download it instead"
         )
-    headers = {
-        "content-security-policy": "sandbox allow-scripts; frame-ancestors 'self'",
-        "x-content-type-options": "nosniff",
-        "cache-control": "private, max-age=3600",
-    }
+    headers = {**SANDBOXED_HEADERS, "cache-control": "private, max-age=3600"}
     return Response(path.read_bytes(), media_type=media_type, headers=headers)

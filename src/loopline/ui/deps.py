@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from loopline.core.errors import NotFound, PermissionDenied
 from loopline.server.deps import backends, caller
 from loopline.wiring.local import LocalServices
 
@@ -18,3 +20,12 @@ async def _viewer(request: Request) -> LocalServices:
 
 
 Viewer = Annotated[LocalServices, Depends(_viewer)]
+
+
+def permits(check: Callable[[], object]) -> bool:
+    """Whether the service's own access `check` passes: a page offers an action only then."""
+    try:
+        check()
+    except (PermissionDenied, NotFound):
+        return False
+    return True

@@ -29,6 +29,12 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
+# What a frame of user content (an HTML artifact, a monitor report) is served with: its own
+# policy sandboxes it, so even opened directly its scripts run in an opaque origin.
+SANDBOXED_HEADERS = {
+    "content-security-policy": "sandbox allow-scripts; frame-ancestors 'self'",
+    "x-content-type-options": "nosniff",
+}
 
 
 def when(ms: int | None) -> str:

@@ -12,13 +12,13 @@ from fastapi.responses import Response
 
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
-from loopline.core.errors import LooplineError, NotFound, PermissionDenied
+from loopline.core.errors import LooplineError, NotFound
 from loopline.core.loops import Loop, LoopEvent
 from loopline.core.registry import DeploymentRevision
 from loopline.core.traffic import TrafficPolicy
 from loopline.governance.authorization import OPERATIONS_PROJECT
 from loopline.predictions.series import TrafficPoint, TrafficSeries
-from loopline.ui.deps import Viewer
+from loopline.ui.deps import Viewer, permits
 from loopline.ui.rendering import render, when
 from loopline.wiring.local import LocalServices
 
@@ -113,11 +113,7 @@ def _previous(revisions: Sequence[DeploymentRevision]) -> DeploymentRevision | N
 def _may_change_traffic(services: LocalServices) -> bool:
     """Whether the user may roll back: what `Deployments.rollback` will check (maintainer on
     the operations project, which deployments belong to)."""
-    try:
-        services.access.require(OPERATIONS_PROJECT, Role.MAINTAINER)
-    except (PermissionDenied, NotFound):
-        return False
-    return True
+    return permits(lambda: services.access.require(OPERATIONS_PROJECT, Role.MAINTAINER))
 
 
 def _loop(services: LocalServices, deployment: str) -> tuple[Loop | None, list[LoopEvent]]:

@@ -16,7 +16,7 @@ from loopline.core.access import Role
 from loopline.core.errors import NotFound, PermissionDenied
 from loopline.core.lineage import NODE_KINDS, LineageGraph, LineageNode, Node
 from loopline.core.registry import AliasEvent, ModelVersion, RegisteredModel, VersionStatus
-from loopline.ui.deps import Viewer
+from loopline.ui.deps import Viewer, permits
 from loopline.ui.rendering import render
 from loopline.wiring.local import LocalServices
 
@@ -66,11 +66,7 @@ def _segment(value: object) -> str:
 
 def _holds(services: LocalServices, model: str, role: Role) -> bool:
     """Whether the user holds `role` on the project of `model` (the service decides)."""
-    try:
-        services.registry.require_model_role(model, role)
-    except (PermissionDenied, NotFound):
-        return False
-    return True
+    return permits(lambda: services.registry.require_model_role(model, role))
 
 
 # the list of models -----------------------------------------------------------------------

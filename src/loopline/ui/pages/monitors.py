@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from loopline.core.monitoring import MonitorRun
 from loopline.profiling.drift import P_VALUE_TESTS
 from loopline.ui.deps import Viewer
-from loopline.ui.rendering import render, when
+from loopline.ui.rendering import SANDBOXED_HEADERS, render, when
 
 router = APIRouter()
 # Legends under the plot, below the date axis's second line of labels.
@@ -29,11 +29,7 @@ OVERALL = ("drift.share", "drift.prediction", "drift.label", "errors.rate")
 MAX_SCORE = 3.0  # drift scores above this are drawn as this (the hover says the real statistic)
 # White below the threshold (score 1), orange to dark red above it.
 SCORE_COLOURS = [[0.0, "#f7fbff"], [0.33, "#c6dbef"], [0.334, "#fdae6b"], [1.0, "#a50f15"]]
-REPORT_HEADERS = {
-    "content-security-policy": "sandbox allow-scripts; frame-ancestors 'self'",
-    "x-content-type-options": "nosniff",
-    "cache-control": "private, no-store",
-}
+REPORT_HEADERS = {**SANDBOXED_HEADERS, "cache-control": "private, no-store"}
 
 
 @router.get("/monitors")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Sequence
 from typing import Annotated
@@ -11,10 +12,10 @@ from fastapi.responses import Response
 
 from loopline.core.access import Role
 from loopline.core.entities import Experiment, Run
-from loopline.core.errors import InvalidInput, PermissionDenied
+from loopline.core.errors import InvalidInput
 from loopline.ui.artifacts import artifact_listing, artifact_preview, framed_artifact
 from loopline.ui.columns import ATTRIBUTE_COLUMNS, Column, default_columns, offered_columns
-from loopline.ui.deps import Viewer
+from loopline.ui.deps import Viewer, permits
 from loopline.ui.rendering import render
 from loopline.wiring.local import LocalServices
 
@@ -99,12 +100,9 @@ def _grouped(runs: list[Run]) -> list[tuple[Run, int]]:
 
 def _can_edit(services: LocalServices, experiments: list[Experiment]) -> bool:
     """Whether the user may tag and delete runs of every experiment shown."""
-    try:
-        for project in {e.project for e in experiments}:
-            services.access.require(project, Role.EDITOR)
-    except PermissionDenied:
-        return False
-    return bool(experiments)
+    projects = {e.project for e in experiments}
+    require = services.access.require
+    return bool(projects) and all(permits(functools.partial(require, p, Role.EDITOR)) for p in projects)
 
 
 @router.get("/runs/{run_id}")
