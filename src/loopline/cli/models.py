@@ -252,10 +252,22 @@ def trust(
     name: str = typer.Argument(..., help="Model name."),
     version: int = typer.Argument(..., help="Version."),
     types: list[str] | None = typer.Argument(None, help="Types it needs (module.Class); none: withdraw."),
+    code: bool = typer.Option(
+        False, "--code", help="Trust the code its files run (a pickle, an MLflow model)."
+    ),
+    off: bool = typer.Option(False, "--off", help="With --code: withdraw that trust."),
 ) -> None:
-    """Vouch for the types a version needs beyond the reviewed list (a custom transformer):
-    serving, batch scoring and the retraining loop then load it. Maintainers; audited."""
-    trusted = cli_context(ctx).services.registry.trust_types(name, version, types or [])
+    """Vouch for the types a version needs beyond the reviewed list (a custom transformer), or
+    with --code for the code a pickled or MLflow-format model runs: serving, batch scoring
+    and the retraining loop then load it. Maintainers; audited."""
+    registry = cli_context(ctx).services.registry
+    if code:
+        if types:
+            raise typer.BadParameter("--code trusts the whole version; name no types with it")
+        marked = registry.trust_code(name, version, not off)
+        Console().print(f"{marked.uri} {'no longer runs' if off else 'runs'} the code its files carry")
+        return
+    trusted = registry.trust_types(name, version, types or [])
     listed = trusted.tags.get(TRUSTED_TYPES_TAG) or "none"
     Console().print(f"{trusted.uri} loads trusting: {listed}")
 

@@ -133,6 +133,10 @@ class RemoteRegistryService:
     def list_versions(self, name: str) -> list[ModelVersion]:
         return [decode(ModelVersion, v) for v in self._connection.pages(f"{_model(name)}/versions")]
 
+    def trust_code(self, name: str, version: int, trusted: bool = True) -> ModelVersion:
+        body = {"trusted": trusted}
+        return decode(ModelVersion, self._call("PUT", f"{_version(name, version)}/trusted-code", json=body))
+
     def trust_types(self, name: str, version: int, types: Sequence[str]) -> ModelVersion:
         body = {"types": list(types)}
         return decode(ModelVersion, self._call("PUT", f"{_version(name, version)}/trusted-types", json=body))

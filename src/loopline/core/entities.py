@@ -164,6 +164,29 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggedModel:
+    """A model a run logged in MLflow's format (MLflow 3's LoggedModel), apart from the
+    registry: its files are the run's artifacts under `artifact_prefix`. Registering it makes
+    a model version of it."""
+
+    id: str
+    experiment_id: int
+    run_id: str
+    name: str
+    model_type: str
+    status: str  # PENDING until its files are uploaded, then READY (or FAILED)
+    created_at: int
+    updated_at: int
+    created_by: str
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def artifact_prefix(self) -> str:
+        return f"logged-models/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
 class RunPage:
     """One page of search results; pass `next_page_token` back to get the next one."""
 

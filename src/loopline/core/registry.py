@@ -140,6 +140,15 @@ def loadable(version: ModelVersion) -> ModelVersion:
 TRUSTED_TYPES_TAG = "loopline.trusted_types"  # set by a maintainer (`models trust`), never by hand
 
 
+TRUSTED_CODE_TAG = "loopline.trusted_code"  # "true": a maintainer trusts the code its files run
+
+
+def version_trusts_code(version: ModelVersion) -> bool:
+    """Whether a maintainer trusted this version to run the code its files carry (a pickle,
+    a model in MLflow's format), for every loader."""
+    return version.tags.get(TRUSTED_CODE_TAG) == "true"
+
+
 def version_trusted_types(version: ModelVersion) -> tuple[str, ...]:
     """The types a maintainer vouched for when loading this version (comma-separated tag)."""
     return tuple(t for t in version.tags.get(TRUSTED_TYPES_TAG, "").split(",") if t)

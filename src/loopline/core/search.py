@@ -30,6 +30,8 @@ _ENTITY_PREFIXES: dict[str, Entity] = {
 NUMERIC_ATTRIBUTES = frozenset({"start_time", "end_time"})
 STRING_ATTRIBUTES = frozenset({"run_id", "run_name", "status", "created_by", "parent_run_id"})
 ATTRIBUTES = NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES
+# MLflow's names for the same attributes, so that its clients' filters work unchanged.
+_ATTRIBUTE_ALIASES = {"user_id": "created_by", "created": "start_time", "run_uuid": "run_id"}
 
 NUMERIC_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 STRING_OPS = frozenset({"=", "!=", "like", "not like", "ilike", "not ilike", "in", "not in"})
@@ -209,6 +211,7 @@ class _Parser:
         return Field(entity, rest)
 
     def _attribute(self, name: str, token: _Token) -> Field:
+        name = _ATTRIBUTE_ALIASES.get(name, name)
         if name not in ATTRIBUTES:
             known = ", ".join(sorted(ATTRIBUTES))
             raise FilterSyntaxError(

@@ -20,7 +20,8 @@ MAX_STEP = 2**63 - 1
 _KEY = re.compile(r"[\w\-./: ]+")
 
 
-def _check_text(kind: str, text: object, max_length: int) -> str:
+def check_text(kind: str, text: object, max_length: int) -> str:
+    """A string of at most `max_length` characters, valid UTF-8 and without NUL."""
     if not isinstance(text, str):
         raise InvalidInput(f"{kind} must be a string, got {type(text).__name__}: {text!r:.80}")
     try:
@@ -38,7 +39,7 @@ def _check_text(kind: str, text: object, max_length: int) -> str:
 
 def check_key(kind: str, key: object) -> str:
     """A param, metric or tag key; `kind` names it in the message ("metric key")."""
-    key = _check_text(kind, key, MAX_KEY_LENGTH)
+    key = check_text(kind, key, MAX_KEY_LENGTH)
     if not key or key != key.strip():
         raise InvalidInput(f"{kind} {key!r} must be non-empty without leading or trailing spaces")
     if not _KEY.fullmatch(key):
@@ -51,7 +52,7 @@ def check_key(kind: str, key: object) -> str:
 
 def check_name(kind: str, name: object) -> str:
     """A human-facing name: experiment, run, project. Printable text, trimmed."""
-    name = _check_text(kind, name, MAX_NAME_LENGTH)
+    name = check_text(kind, name, MAX_NAME_LENGTH)
     if not name.strip():
         raise InvalidInput(f"{kind} must not be empty")
     if any(not ch.isprintable() for ch in name):
@@ -61,12 +62,12 @@ def check_name(kind: str, name: object) -> str:
 
 def check_param_value(key: str, value: object) -> str:
     text = value if isinstance(value, str) else str(value)
-    return _check_text(f"value of param {key!r}", text, MAX_PARAM_VALUE_LENGTH)
+    return check_text(f"value of param {key!r}", text, MAX_PARAM_VALUE_LENGTH)
 
 
 def check_tag_value(key: str, value: object) -> str:
     text = value if isinstance(value, str) else str(value)
-    return _check_text(f"value of tag {key!r}", text, MAX_TAG_VALUE_LENGTH)
+    return check_text(f"value of tag {key!r}", text, MAX_TAG_VALUE_LENGTH)
 
 
 def check_metric_value(key: str, value: Any) -> float:

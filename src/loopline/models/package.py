@@ -26,7 +26,7 @@ import pandas as pd
 
 from loopline.artifacts.names import check_artifact_name
 from loopline.core.errors import ArtifactCorrupted, InvalidInput, LooplineError, NotFound
-from loopline.core.registry import ModelVersion, version_trusted_types
+from loopline.core.registry import ModelVersion, version_trusted_types, version_trusts_code
 from loopline.models.flavors import Flavor, LoadOptions, flavor_for, flavor_named
 from loopline.models.loaded import LoadedModel
 from loopline.models.onnx_export import export_sklearn_to_onnx
@@ -313,6 +313,8 @@ def load_version(download: Callable[[Path], ModelVersion], load: LoadOptions = L
         vouched = version_trusted_types(version)  # a maintainer's `models trust`, for every loader
         if vouched:
             load = dataclasses.replace(load, trusted_types=(*load.trusted_types, *vouched))
+        if version_trusts_code(version):
+            load = dataclasses.replace(load, trust=True)
         loaded = load_model_dir(Path(tmp), load)
     loaded.uri = version.uri
     return loaded

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.artifacts import BlobStore, destination
+from loopline.artifacts import BlobStore, check_artifact_name, destination
 from loopline.core.access import AliasRequest, Role
 from loopline.core.clock import now_ms
 from loopline.core.entities import DEFAULT_PROJECT
@@ -25,6 +26,7 @@ from loopline.core.errors import (
 from loopline.core.ids import is_id
 from loopline.core.names import alias_name, display_model_name, model_name
 from loopline.core.registry import (
+    TRUSTED_CODE_TAG,
     TRUSTED_TYPES_TAG,
     AliasEvent,
     ModelVersion,
@@ -49,8 +51,9 @@ _TYPE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
-    if TRUSTED_TYPES_TAG in (tags or {}):
-        raise InvalidInput(f"tag {TRUSTED_TYPES_TAG!r} is set by `models trust` (a maintainer), not by hand")
+    for reserved in (TRUSTED_TYPES_TAG, TRUSTED_CODE_TAG):
+        if reserved in (tags or {}):
+            raise InvalidInput(f"tag {reserved!r} is set by `models trust` (a maintainer), not by hand")
     return {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
 
 
@@ -197,6 +200,34 @@ class RegistryService:
                 self._store.registry.fail_version(model.name, version)
             raise
 
+    def register_run_files(
+        self,
+        name: str,
+        run_id: str,
+        path: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register as the next version of `name` the model that run `run_id` logged as its
+        artifacts under `path`: saved by loopline, or in MLflow's format (an `MLmodel` file,
+        described by `loopline.models.mlflow_format`). Its blobs are stored once."""
+        from loopline.models.mlflow_format import describe_mlflow_model
+        from loopline.models.package import METADATA_FILE
+
+        self._access.require_run(run_id, Role.EDITOR)
+        prefix = check_artifact_name(path.strip("/")) + "/"
+        entries = self._store.artifacts.list_artifacts(run_id, prefix)
+        if not entries:
+            raise NotFound(f"run {run_id} has no artifacts under {path!r}")
+        with tempfile.TemporaryDirectory(prefix="loopline-register-") as tmp:
+            folder = Path(tmp)
+            for entry in entries:
+                self._blobs.download(entry.digest, entry.name, destination(folder, entry.name[len(prefix) :]))
+            if not (folder / METADATA_FILE).is_file():
+                describe_mlflow_model(folder)
+            return self.register(name, folder, run_id=run_id, description=description, tags=tags)
+
     def _finish(
         self, model: str, version: int, files: dict[str, tuple[str, int]], run_id: str | None,
         run_metrics: Mapping[str, float],
@@ -272,6 +303,19 @@ class RegistryService:
         )
         target = f"models:/{current.model}/{version}"
         self.audit.record("model.trust", target, before=list(version_trusted_types(current)), after=chosen)
+        return self.get_version(name, version)
+
+    @atomic
+    def trust_code(self, name: str, version: int, trusted: bool = True) -> ModelVersion:
+        """Trust a version to run the code its files carry (a pickle, a model in MLflow's
+        format), so that serving, batch scoring and the loop load it. A maintainer's decision,
+        on the audit trail; `trusted=False` withdraws it."""
+        self._access.model(name, Role.MAINTAINER)
+        current = self.get_version(name, version)
+        before = current.tags.get(TRUSTED_CODE_TAG) == "true"
+        value = "true" if trusted else ""
+        self._store.registry.update_version(current.model, version, None, {TRUSTED_CODE_TAG: value})
+        self.audit.record("model.trust_code", current.uri, before=before, after=trusted)
         return self.get_version(name, version)
 
     @atomic

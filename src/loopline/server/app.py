@@ -15,6 +15,7 @@ from loopline.core.version import __version__
 from loopline.server.errors import ERROR_RESPONSES, handle_errors
 from loopline.server.logins import FailedLogins
 from loopline.server.middleware import RequestGuard
+from loopline.server.mlflow.api import include_mlflow_api
 from loopline.server.options import ServerOptions, default_staging
 from loopline.wiring.backends import Backends
 
@@ -62,6 +63,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         sessions,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    include_mlflow_api(app)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:

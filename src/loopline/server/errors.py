@@ -29,6 +29,7 @@ from loopline.core.errors import (
     error_details,
 )
 from loopline.server.encoding import error_response
+from loopline.server.mlflow import errors as mlflow
 from loopline.server.schemas import ErrorBody
 
 log = logging.getLogger("loopline.server")
@@ -79,6 +80,8 @@ def handle_errors(app: FastAPI) -> None:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
+        if mlflow.is_mlflow_path(request.url.path):
+            return mlflow.service_error(exc)
         if (shown := _page(request, status, exc)) is not None:
             return shown
         response = error_response(status, error_code(type(exc)), str(exc), error_details(exc))
@@ -91,6 +94,10 @@ def handle_errors(app: FastAPI) -> None:
         problems = [
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors() if isinstance(e, dict)
         ]
+        if mlflow.is_mlflow_path(request.url.path):
+            return mlflow.mlflow_error(
+                400, "INVALID_PARAMETER_VALUE", "; ".join(problems) or "invalid request"
+            )
         if (shown := _page(request, 422, InvalidInput("; ".join(problems) or "invalid request"))) is not None:
             return shown
         body = {
@@ -102,6 +109,8 @@ def handle_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if mlflow.is_mlflow_path(request.url.path):
+            return mlflow.http_error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
         if (shown := _page(request, exc.status_code, exc)) is not None:
             return shown
         return error_response(exc.status_code, code, str(exc.detail))

@@ -63,7 +63,9 @@ class RequestGuard:
         is_upload = method == "PUT" and any(s in path for s in _UPLOAD_SUFFIXES)
         limit = self.options.max_upload_bytes if is_upload else self.options.max_json_bytes
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
-        if method in ("POST", "PUT", "PATCH", "DELETE") and content_type in _FORM_TYPES:
+        # An upload may be text/plain (MLflow's client sends each file's own type): a browser
+        # sends no cross-site PUT without asking first, so only forms' methods are refused.
+        if method in ("POST", "PUT", "PATCH", "DELETE") and content_type in _FORM_TYPES and not is_upload:
             response = error_response(
                 415, "unsupported_media_type", f"{method} {path} takes application/json, not {content_type}"
             )

@@ -179,6 +179,10 @@ class NewValidation(Body):
     source: str | None = Field(None, max_length=1000)
 
 
+class TrustedCode(Body):
+    trusted: bool = Field(description="true trusts the code the version's files carry; false withdraws")
+
+
 class TrustedTypes(Body):
     types: list[str] = Field(max_length=100, description="dotted names, module.Class; [] withdraws")
 

@@ -80,6 +80,10 @@ class Registry(Protocol):
         """Vouch for the types a version needs loaded beyond the reviewed list (a maintainer's
         decision, on the audit trail); every loader of the version then trusts them."""
 
+    def trust_code(self, name: str, version: int, trusted: bool = True) -> ModelVersion:
+        """Trust a version to run the code its files carry (a pickle, a model in MLflow's
+        format) for every loader (a maintainer's decision, on the audit trail)."""
+
     def delete_version(self, name: str, version: int) -> None:
         """Hide a version; refused while an alias points at it."""
 

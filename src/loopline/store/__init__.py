@@ -19,6 +19,7 @@ from loopline.store.engine import create_store_engine
 from loopline.store.evaluations import SqlEvaluationStore
 from loopline.store.experiments import SqlExperimentStore
 from loopline.store.lineage import SqlLineageStore
+from loopline.store.logged_models import SqlLoggedModelStore
 from loopline.store.loops import SqlLoopStore
 from loopline.store.metrics import SqlMetricStore
 from loopline.store.migrate import ensure_schema
@@ -36,6 +37,7 @@ from loopline.store.protocols import (
     EvaluationStore,
     ExperimentStore,
     LineageStore,
+    LoggedModelStore,
     LoopStore,
     MetricStore,
     MonitorStore,
@@ -58,6 +60,7 @@ __all__ = [
     "EvaluationStore",
     "ExperimentStore",
     "LineageStore",
+    "LoggedModelStore",
     "LoopStore",
     "MetadataStore",
     "MetricStore",
@@ -83,6 +86,7 @@ class MetadataStore:
         self.runs: RunStore = SqlRunStore(db, keys)
         self.metrics: MetricStore = SqlMetricStore(db, keys)
         self.artifacts: ArtifactIndex = SqlArtifactIndex(db, keys)
+        self.logged_models: LoggedModelStore = SqlLoggedModelStore(db, keys)
         self.registry: RegistryStore = SqlRegistryStore(db, keys)
         self.aliases: AliasStore = SqlAliasStore(db)
         self.evaluations: EvaluationStore = SqlEvaluationStore(db)

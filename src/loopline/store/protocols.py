@@ -13,6 +13,7 @@ from loopline.core.entities import (
     ArtifactEntry,
     Experiment,
     ExperimentActivity,
+    LoggedModel,
     Metric,
     MetricSeries,
     Project,
@@ -434,3 +435,22 @@ class ApprovalStore(Protocol):
     def requests(self, model: str | None = None, status: str | None = None) -> list[AliasRequest]: ...
 
     def decide(self, request_id: int, status: str, by: str, at: int, decision: str) -> bool: ...
+
+
+class LoggedModelStore(Protocol):
+    def create(self, model: LoggedModel) -> LoggedModel: ...
+
+    def get(self, model_id: str) -> LoggedModel: ...
+
+    def update(
+        self,
+        model_id: str,
+        at: int,
+        *,
+        status: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        removed_tags: Sequence[str] = (),
+        params: Mapping[str, str] | None = None,
+    ) -> LoggedModel: ...
+
+    def search(self, experiment_ids: Sequence[int], limit: int, offset: int) -> list[LoggedModel]: ...

@@ -183,6 +183,23 @@ artifacts = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+# Models logged in MLflow's format before registration; their files are run artifacts.
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.pk"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("model_type", String(250), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Index(None, "run_pk"),
+)
+
 # --- model registry -------------------------------------------------------------------
 
 registered_models = Table(

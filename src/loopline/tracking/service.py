@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from loopline.core.entities import (
     Experiment,
     ExperimentActivity,
     ExperimentRef,
+    LoggedModel,
     Metric,
     MetricSeries,
     Project,
@@ -37,6 +39,7 @@ from loopline.core.validation import (
     check_name,
     check_param_value,
     check_tag_value,
+    check_text,
 )
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
@@ -394,6 +397,98 @@ class TrackingService:
         self._access.require_run(_check_run_id(run_id), Role.VIEWER)
         return self._store.artifacts.get_artifact(run_id, check_artifact_name(name))
 
+    # models logged in MLflow's format -------------------------------------------------
+
+    @atomic
+    def create_logged_model(
+        self,
+        experiment: ExperimentRef,
+        name: str,
+        *,
+        run_id: str | None = None,
+        model_type: str = "",
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> LoggedModel:
+        """Begin a model logged in MLflow's format: PENDING while its files are uploaded as
+        the run's artifacts under `artifact_prefix`, then `finalize_logged_model`. A model
+        logged outside a run gets a run of its own, named after it, to hold its files."""
+        exp = self.get_experiment(experiment)
+        name = check_name("model name", name)
+        if run_id is None:
+            run_id = self.start_run(exp.id, run_name=name).id
+        run = self.get_run(run_id)
+        self._access.require_run(run_id, Role.EDITOR)
+        if run.experiment_id != exp.id:
+            raise InvalidInput(f"run {run_id} is in experiment {run.experiment_id}, not in {exp.id}")
+        at = now_ms()
+        model = LoggedModel(
+            id=f"m-{new_id()}",
+            experiment_id=exp.id,
+            run_id=run_id,
+            name=name,
+            model_type=check_text("model type", model_type, 250),
+            status="PENDING",
+            created_at=at,
+            updated_at=at,
+            created_by=self.principal.name,
+            tags=_checked_tags(tags or {}),
+            params={check_key("param key", k): check_param_value(k, v) for k, v in (params or {}).items()},
+        )
+        created = self._store.logged_models.create(model)
+        self._audit.record("logged_model.create", f"run:{run_id}", after={"id": model.id, "name": name})
+        return created
+
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        found = self._store.logged_models.get(_check_logged_model_id(model_id))
+        self._access.require_run(found.run_id, Role.VIEWER)
+        return found
+
+    @atomic
+    def finalize_logged_model(self, model_id: str, status: str) -> LoggedModel:
+        """Mark a logged model READY once its files are uploaded (or FAILED)."""
+        if status not in LOGGED_MODEL_STATUSES[1:]:
+            raise InvalidInput(f"a logged model is finalized as READY or FAILED, not {status!r:.40}")
+        model = self._logged_model_to_change(model_id)
+        changed = self._store.logged_models.update(model.id, now_ms(), status=status)
+        self._audit.record(
+            "logged_model.finalize",
+            f"run:{model.run_id}",
+            before=model.status,
+            after={"id": model.id, "status": status},
+        )
+        return changed
+
+    def update_logged_model(
+        self,
+        model_id: str,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        removed_tags: Sequence[str] = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> LoggedModel:
+        """Set or remove a logged model's tags, or add params."""
+        model = self._logged_model_to_change(model_id)
+        checked_params = {
+            check_key("param key", k): check_param_value(k, v) for k, v in (params or {}).items()
+        }
+        removed = [check_key("tag key", k) for k in removed_tags]
+        return self._store.logged_models.update(
+            model.id, now_ms(), tags=_checked_tags(tags or {}), removed_tags=removed, params=checked_params
+        )
+
+    def _logged_model_to_change(self, model_id: str) -> LoggedModel:
+        model = self.get_logged_model(model_id)
+        self._access.require_run(model.run_id, Role.EDITOR)
+        return model
+
+    def search_logged_models(
+        self, experiments: Sequence[ExperimentRef], *, max_results: int = 100, offset: int = 0
+    ) -> list[LoggedModel]:
+        """The logged models of the experiments, newest first."""
+        ids = [self.get_experiment(ref).id for ref in experiments]
+        return self._store.logged_models.search(ids, max_results, offset) if ids else []
+
     def download_artifacts(self, run_id: str, target: str | os.PathLike[str], prefix: str = "") -> list[Path]:
         """Write the run's artifacts (those under `prefix`) below directory `target`."""
         root = Path(target)
@@ -404,6 +499,16 @@ class TrackingService:
             self._blobs.download(entry.digest, entry.name, path)
             written.append(path)
         return written
+
+
+_LOGGED_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
+LOGGED_MODEL_STATUSES = ("PENDING", "READY", "FAILED")
+
+
+def _check_logged_model_id(model_id: object) -> str:
+    if not isinstance(model_id, str) or not _LOGGED_MODEL_ID.fullmatch(model_id):
+        raise InvalidInput(f"{model_id!r:.80} is not a logged model id (m- and 32 lowercase hex digits)")
+    return model_id
 
 
 def _check_run_id(run_id: object) -> str:

@@ -13,6 +13,7 @@ from loopline.core.errors import InvalidInput
 from loopline.core.plugins import installed_plugins
 from loopline.models.flavors.base import Flavor, LoadOptions, Predictor, SavedModel
 from loopline.models.flavors.lightgbm import LightGBMFlavor
+from loopline.models.flavors.mlflow import MlflowFlavor
 from loopline.models.flavors.onnx import OnnxFlavor
 from loopline.models.flavors.pyfunc import PythonFunctionFlavor
 from loopline.models.flavors.pytorch import PyTorchFlavor
@@ -27,6 +28,7 @@ BUILT_IN: tuple[Flavor, ...] = (
     SklearnFlavor(),
     OnnxFlavor(),
     PyTorchFlavor(),
+    MlflowFlavor(),
 )
 FALLBACK: Flavor = PythonFunctionFlavor()
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from loopline.artifacts.names import check_artifact_name
 from loopline.core.errors import InvalidInput, UntrustedModel
 from loopline.models.flavors.base import LoadOptions, Predictor, SavedModel, module_is_loaded
 
@@ -156,10 +157,11 @@ class SklearnFlavor:
         from skops.io.exceptions import UntrustedTypesFoundException
 
         trusted = [*TRUSTED_TYPES, *load.trusted_types]
+        path = directory / check_artifact_name(options.get("file", FILE))  # MLflow's may differ
         try:
-            model = skops_io.load(directory / FILE, trusted=trusted)
+            model = skops_io.load(path, trusted=trusted)
         except UntrustedTypesFoundException as exc:
-            found = sorted(set(skops_io.get_untrusted_types(file=directory / FILE)) - set(trusted))
+            found = sorted(set(skops_io.get_untrusted_types(file=path)) - set(trusted))
             raise UntrustedModel(
                 f"the scikit-learn model contains types loopline does not trust: {found}. Review them, then "
                 "vouch for them once for every loader (`loopline models trust NAME VERSION TYPE...`), or "

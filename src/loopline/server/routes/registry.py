@@ -26,6 +26,7 @@ from loopline.server.schemas import (
     NewModel,
     NewVersion,
     Page,
+    TrustedCode,
     TrustedTypes,
     Upload,
 )
@@ -102,6 +103,12 @@ def get_version(registry: Registry, name: str, version: Id) -> Response:
 @router.patch("/models/{name}/versions/{version}", response_model=ModelVersion)
 def update_version(registry: Registry, name: str, version: Id, body: ModelUpdate) -> Response:
     return json_response(registry.update_version(name, version, body.description, body.tags))
+
+
+@router.put("/models/{name}/versions/{version}/trusted-code", response_model=ModelVersion)
+def trust_code(registry: Registry, name: str, version: Id, body: TrustedCode) -> Response:
+    """Trust the version to run the code its files carry, for every loader (maintainers)."""
+    return json_response(registry.trust_code(name, version, body.trusted))
 
 
 @router.put("/models/{name}/versions/{version}/trusted-types", response_model=ModelVersion)
