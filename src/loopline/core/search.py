@@ -32,6 +32,12 @@ STRING_ATTRIBUTES = frozenset({"run_id", "run_name", "status", "created_by", "pa
 ATTRIBUTES = NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES
 # MLflow's names for the same attributes, so that its clients' filters work unchanged.
 _ATTRIBUTE_ALIASES = {"user_id": "created_by", "created": "start_time", "run_uuid": "run_id"}
+# MLflow's tags that loopline keeps as attributes.
+_TAG_ATTRIBUTES = {
+    "mlflow.parentRunId": "parent_run_id",
+    "mlflow.runName": "run_name",
+    "mlflow.user": "created_by",
+}
 
 NUMERIC_OPS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 STRING_OPS = frozenset({"=", "!=", "like", "not like", "ilike", "not ilike", "in", "not in"})
@@ -208,6 +214,8 @@ class _Parser:
             rest = _unquote(quoted)
         if entity == "attribute":
             return self._attribute(rest, token)
+        if entity == "tag" and rest in _TAG_ATTRIBUTES:
+            return Field("attribute", _TAG_ATTRIBUTES[rest])
         return Field(entity, rest)
 
     def _attribute(self, name: str, token: _Token) -> Field:

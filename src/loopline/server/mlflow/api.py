@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
 from loopline.server.mlflow import artifacts, models, tracking, wire
+from loopline.server.mlflow.errors import RESPONSES
 
 _server_info = APIRouter()
 
@@ -28,6 +29,10 @@ def include_mlflow_api(app: FastAPI) -> None:
     own web app calls it), its artifact proxy and its server information."""
     for prefix, shown in (("/api/2.0/mlflow", True), ("/ajax-api/2.0/mlflow", False)):
         for module in (tracking, models):
-            app.include_router(module.router, prefix=prefix, tags=["mlflow"], include_in_schema=shown)
-    app.include_router(artifacts.router, prefix="/api/2.0/mlflow-artifacts", tags=["mlflow"])
+            app.include_router(
+                module.router, prefix=prefix, tags=["mlflow"], responses=RESPONSES, include_in_schema=shown
+            )
+    app.include_router(
+        artifacts.router, prefix="/api/2.0/mlflow-artifacts", tags=["mlflow"], responses=RESPONSES
+    )
     app.include_router(_server_info, prefix="/api/3.0/mlflow", tags=["mlflow"])

@@ -3,8 +3,11 @@ MLflow server gives: the client's create-if-missing logic reads RESOURCE_DOES_NO
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from loopline.core.errors import (
     AlreadyExists,
@@ -33,6 +36,28 @@ _CODES: list[tuple[type[LooplineError], int, str]] = [
     (StoreError, 503, "TEMPORARILY_UNAVAILABLE"),
 ]
 _HTTP_CODES = {404: "ENDPOINT_NOT_FOUND", 405: "ENDPOINT_NOT_FOUND", 401: "UNAUTHENTICATED"}
+
+
+class MlflowError(BaseModel):
+    """The body of every error of MLflow's API."""
+
+    error_code: str
+    message: str
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": MlflowError, "description": description}
+    for status, description in [
+        (400, "bad input (INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, INVALID_STATE)"),
+        (401, "no valid token (UNAUTHENTICATED)"),
+        (403, "the role held is not enough (PERMISSION_DENIED)"),
+        (404, "does not exist, or is not visible to the caller (RESOURCE_DOES_NOT_EXIST)"),
+        (413, "the body is larger than the server accepts"),
+        (415, "state-changing requests must not be forms"),
+        (429, "too many failed logins from this address (REQUEST_LIMIT_EXCEEDED)"),
+        (503, "the store is busy or unreachable (TEMPORARILY_UNAVAILABLE)"),
+    ]
+}
 
 
 def is_mlflow_path(path: str) -> bool:
