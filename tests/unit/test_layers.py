@@ -18,7 +18,7 @@ import loopline
 PACKAGE = Path(loopline.__file__).parent
 FACADE = "__init__"
 SERVICES = {"governance", "lineage", "tracking", "data", "features", "registry", "serving", "monitoring"}
-SERVICES |= {"pipelines", "automation", "client"}  # the client: the service interfaces over HTTP
+SERVICES |= {"pipelines", "automation", "client", "imports"}  # the client: the service interfaces over HTTP
 INTERFACES = {FACADE, "__main__", "_sdk", "_pipelines", "datasets", "progress", "cli", "server", "ui", "demo"}
 LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"core"}),

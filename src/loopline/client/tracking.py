@@ -108,6 +108,10 @@ class RemoteTrackingService:
         }  # fmt: skip
         return decode(Run, self._call("POST", "/runs", json=body))
 
+    def import_run(self, run: Run, experiment: ExperimentRef, project: str = DEFAULT_PROJECT) -> Run:
+        body = {"run": to_wire(run), "experiment": experiment, "project": project}
+        return decode(Run, self._call("POST", "/runs/import", json=body))
+
     def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> Run:
         body = {"status": RunStatus(status).value, "error": error}
         return decode(Run, self._call("POST", f"/runs/{segment(run_id)}/end", json=body))

@@ -65,6 +65,12 @@ class NewRun(Body):
     environment: dict[str, Any] = {}
 
 
+class RunImport(Body):
+    run: dict[str, Any] = Field(description="the run as GET /runs/{id} returns it; its id is kept")
+    experiment: Int64 | str
+    project: str = "default"
+
+
 class RunEnd(Body):
     status: RunStatus = RunStatus.FINISHED
     error: str | None = None

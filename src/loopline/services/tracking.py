@@ -66,6 +66,10 @@ class Tracking(Protocol):
     def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> Run:
         """Record how a run ended. Ending it again the same way changes nothing."""
 
+    def import_run(self, run: Run, experiment: ExperimentRef, project: str = DEFAULT_PROJECT) -> Run:
+        """Recreate a run kept by another tracking system, with its id, author, times and
+        status (maintainers); a run imported before is returned as it is."""
+
     def heartbeat(self, run_ids: Sequence[str]) -> None:
         """Note that the process running these runs is alive."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -171,6 +172,47 @@ class TrackingService:
         )
         self._audit.record("run.start", f"run:{run.id}", after={"experiment": exp.id, "name": run.name})
         return run
+
+    @atomic
+    def import_run(self, run: Run, experiment: ExperimentRef, project: str = DEFAULT_PROJECT) -> Run:
+        """Recreate `run`, kept by another tracking system, in `experiment`: with its id, name,
+        author, times, status, params and tags (metrics and artifacts follow through
+        `log_batch` and the artifact calls). A run imported before is returned as it is, so an
+        import can be re-run. Maintainers only: the author and times are taken as given."""
+        exp = self.get_or_create_experiment(experiment, project)
+        self._access.require(exp.project, Role.MAINTAINER)
+        _check_run_id(run.id)
+        with contextlib.suppress(NotFound):
+            existing = self._store.runs.get_run(run.id)
+            if existing.experiment_id != exp.id:
+                raise Conflict(f"run {run.id} exists already, in experiment {existing.experiment_id}")
+            return existing
+        if run.parent_id is not None:
+            _check_run_id(run.parent_id)
+        self._store.runs.create_run(
+            run_id=run.id,
+            experiment_id=exp.id,
+            name=check_name("run name", run.name),
+            created_by=check_name("run author", run.created_by),
+            start_time=run.start_time,
+            parent_id=run.parent_id,
+            source=run.source,
+            environment=run.environment,
+            tags=_checked_tags(run.tags),
+        )
+        self._store.runs.log_params(
+            run.id, {check_key("param key", k): check_param_value(k, v) for k, v in run.params.items()}
+        )
+        status = RunStatus(run.status)
+        if status.is_terminal:
+            error = None if run.error is None else run.error[-MAX_ERROR_LENGTH:]
+            self._store.runs.end_run(run.id, status, run.end_time or run.start_time, error)
+        if run.deleted:
+            self._store.runs.delete_run(run.id, now_ms())
+        self._audit.record(
+            "run.import", f"run:{run.id}", after={"experiment": exp.id, "author": run.created_by}
+        )
+        return self._store.runs.get_run(run.id)
 
     @atomic
     def end_run(self, run_id: str, status: RunStatus = RunStatus.FINISHED, error: str | None = None) -> Run:

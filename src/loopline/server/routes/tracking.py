@@ -21,7 +21,7 @@ from loopline.core.entities import (
     Source,
 )
 from loopline.core.errors import InvalidInput
-from loopline.core.wire import metric_to_wire
+from loopline.core.wire import decode, metric_to_wire
 from loopline.server.deps import Id, Paging, Tracking, page, staging
 from loopline.server.encoding import json_response
 from loopline.server.routes.uploads import stream_to, temporary_file
@@ -37,6 +37,7 @@ from loopline.server.schemas import (
     NewRun,
     Page,
     RunEnd,
+    RunImport,
     RunSearch,
 )
 
@@ -88,6 +89,12 @@ def start_run(tracking: Tracking, body: NewRun) -> Response:
         environment=body.environment,
     )
     return json_response(run, 201)
+
+
+@router.post("/runs/import", response_model=Run)
+def import_run(tracking: Tracking, body: RunImport) -> Response:
+    """Recreate a run kept by another tracking system (maintainers); idempotent."""
+    return json_response(tracking.import_run(decode(Run, body.run), body.experiment, body.project))
 
 
 @router.get("/runs/{run_id}", response_model=Run)

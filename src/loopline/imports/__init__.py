@@ -1,0 +1,1 @@
+"""Bringing history kept by other systems into loopline."""
