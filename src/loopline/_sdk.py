@@ -201,9 +201,24 @@ def start_run(
     run_name: str | None = None,
     tags: Mapping[str, Any] | None = None,
     nested: bool = True,
+    system_metrics: bool | None = None,
+    system_metrics_interval_s: float | None = None,
 ) -> ActiveRun:
-    """Start a tracked run; use it as a context manager so that it always ends."""
-    return _current().start_run(experiment, project=project, run_name=run_name, tags=tags, nested=nested)
+    """Start a tracked run; use it as a context manager so that it always ends.
+
+    `system_metrics=True` logs CPU, memory, disk, network and NVIDIA GPU use as the run's
+    `system/...` metrics every `system_metrics_interval_s` seconds (needs
+    `pip install 'loopline[system]'`); None reads LOOPLINE_SYSTEM_METRICS (off by default)
+    and LOOPLINE_SYSTEM_METRICS_INTERVAL (10 s by default)."""
+    return _current().start_run(
+        experiment,
+        project=project,
+        run_name=run_name,
+        tags=tags,
+        nested=nested,
+        system_metrics=system_metrics,
+        system_metrics_interval_s=system_metrics_interval_s,
+    )
 
 
 def active_run() -> ActiveRun | None:

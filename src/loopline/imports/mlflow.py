@@ -17,6 +17,7 @@ loopline at the end, and anything not brought over is listed with the reason.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -96,6 +97,8 @@ class MlflowImport:
         self._progress = progress or (lambda what, done, total: None)
         self.report = ImportReport()
         self._source_runs: set[str] = set()
+        database = self.uri.split(":", 1)[0].split("+", 1)[0]
+        self._database = _MlflowDatabase(self.uri) if database in ("sqlite", "postgresql") else None
 
     def run(self) -> ImportReport:
         """Import everything; the report's counts are read back from loopline."""
@@ -110,9 +113,13 @@ class MlflowImport:
         runs = [(name, run) for exp_id, name in experiments.items() for run in self._runs(exp_id)]
         self._source_runs = {run.info.run_id for _, run in runs}
         imported: set[str] = set()
-        for done, (experiment, run) in enumerate(_parents_first(runs), 1):
-            self._import_run(experiment, run, imported)
-            self._progress("runs", done, len(runs))
+        try:
+            for done, (experiment, run) in enumerate(_parents_first(runs), 1):
+                self._import_run(experiment, run, imported)
+                self._progress("runs", done, len(runs))
+        finally:
+            if self._database is not None:
+                self._database.close()
         self._import_models(imported)
         return self.report
 
@@ -148,8 +155,8 @@ class MlflowImport:
     def _import_run(self, experiment: str, source: Any, imported: set[str]) -> None:
         info, data = source.info, source.data
         run_id = info.run_id
-        histories = {key: self._history(run_id, key) for key in data.metrics}
-        artifacts = list(self._artifact_files(run_id))
+        histories = self._histories(run_id, list(data.metrics))
+        artifacts = list(self._artifact_files(run_id, info.artifact_uri))
         self._count_source(source, histories, artifacts)
         parent = data.tags.get(_PARENT)
         if parent is not None and parent not in imported:
@@ -186,24 +193,40 @@ class MlflowImport:
             report.count(report.imported, "metric values", len(self._tracking.metric_history(run_id, key)))
         report.count(report.imported, "artifacts", len(self._tracking.list_artifacts(run_id)))
 
-    def _history(self, run_id: str, key: str) -> list[Metric]:
-        return [
-            Metric(m.key, float(m.value), int(m.step), int(m.timestamp))
-            for m in self._client.get_metric_history(run_id, key)
-        ]
+    def _histories(self, run_id: str, keys: list[str]) -> dict[str, list[Metric]]:
+        """Every value of each metric of the run: one query of MLflow's database when the
+        source is one, else one call of its client per key."""
+        if self._database is not None:
+            return self._database.histories(run_id)
+        return {
+            key: [
+                Metric(m.key, float(m.value), int(m.step), int(m.timestamp))
+                for m in self._client.get_metric_history(run_id, key)
+            ]
+            for key in keys
+        }
 
     def _import_metrics(self, run_id: str, histories: dict[str, list[Metric]]) -> None:
-        for key, history in histories.items():
-            for start in range(0, len(history), _BATCH):
-                batch_id = _batch_id(run_id, key, start)
-                self._tracking.log_batch(run_id, history[start : start + _BATCH], batch_id=batch_id)
+        values = [m for key in sorted(histories) for m in histories[key]]
+        for start in range(0, len(values), _BATCH):
+            batch_id = _batch_id(run_id, start)
+            self._tracking.log_batch(run_id, values[start : start + _BATCH], batch_id=batch_id)
 
-    def _artifact_files(self, run_id: str, path: str | None = None) -> Iterator[str]:
-        for entry in self._client.list_artifacts(run_id, path):
-            if entry.is_dir:
-                yield from self._artifact_files(run_id, entry.path)
-            else:
-                yield entry.path
+    def _artifact_files(self, run_id: str, artifact_uri: str | None) -> Iterator[str]:
+        """The run's artifact files: walked on disk when MLflow keeps them in a local folder
+        (its default), else listed by its client."""
+        folder = _local_folder(artifact_uri)
+        if folder is not None:
+            if folder.is_dir():
+                yield from sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+            return
+        pending: list[str | None] = [None]
+        while pending:
+            for entry in self._client.list_artifacts(run_id, pending.pop()):
+                if entry.is_dir:
+                    pending.append(entry.path)
+                else:
+                    yield entry.path
 
     def _import_artifacts(self, run_id: str, names: list[str]) -> None:
         with tempfile.TemporaryDirectory(prefix="loopline-import-") as tmp:
@@ -336,8 +359,43 @@ def _as_run(source: Any, parent: str | None) -> Run:
     )
 
 
-def _batch_id(run_id: str, key: str, start: int) -> str:
-    return "mlflow-" + hashlib.sha256(f"{run_id}\0{key}\0{start}".encode()).hexdigest()[:48]
+def _batch_id(run_id: str, start: int) -> str:
+    return "mlflow-" + hashlib.sha256(f"{run_id}\0{start}".encode()).hexdigest()[:48]
+
+
+def _local_folder(artifact_uri: str | None) -> Path | None:
+    if not artifact_uri:
+        return None
+    if artifact_uri.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        return Path(unquote(urlsplit(artifact_uri).path))
+    return Path(artifact_uri) if artifact_uri.startswith("/") else None
+
+
+class _MlflowDatabase:
+    """MLflow's SQL store read directly, where its client would take a query per metric key."""
+
+    def __init__(self, uri: str) -> None:
+        import sqlalchemy as sa
+
+        self._engine = sa.create_engine(uri.replace("postgresql://", "postgresql+psycopg://", 1))
+        self._query = sa.text(
+            "SELECT key, value, step, timestamp, is_nan FROM metrics WHERE run_uuid = :run "
+            "ORDER BY key, step, timestamp"
+        )
+
+    def histories(self, run_id: str) -> dict[str, list[Metric]]:
+        found: dict[str, list[Metric]] = {}
+        with self._engine.connect() as conn:
+            for key, value, step, timestamp, is_nan in conn.execute(self._query, {"run": run_id}):
+                found.setdefault(key, []).append(
+                    Metric(key, math.nan if is_nan else float(value), int(step), int(timestamp))
+                )
+        return found
+
+    def close(self) -> None:
+        self._engine.dispose()
 
 
 def _parents_first(runs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:

@@ -18,6 +18,7 @@ from loopline.core.entities import ArtifactEntry, Metric, Run, RunStatus
 from loopline.core.errors import InvalidInput, RunTerminated
 from loopline.core.registry import ModelVersion
 from loopline.core.validation import check_key, check_metric_value, check_step
+from loopline.tracking.system_metrics import SystemMetricsSampler
 
 if TYPE_CHECKING:
     from loopline.tracking.tracker import Tracker
@@ -29,7 +30,7 @@ class ActiveRun:
     """A run in progress: log its params, metrics, tags, artifacts, inputs and models; use it as a
     context manager so that it always ends."""
 
-    def __init__(self, tracker: Tracker, run: Run) -> None:
+    def __init__(self, tracker: Tracker, run: Run, *, system_metrics_interval_s: float | None = None) -> None:
         self._tracker = tracker
         self._service = tracker.service
         self._writer = tracker.writer
@@ -38,6 +39,11 @@ class ActiveRun:
         self.experiment_id = run.experiment_id
         self._metric_keys: set[str] = set()
         self._ended = False
+        self._system_metrics = (
+            None
+            if system_metrics_interval_s is None
+            else SystemMetricsSampler(self, system_metrics_interval_s).start()
+        )
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.name} id={self.id}>"
@@ -203,6 +209,8 @@ class ActiveRun:
             return
         self._ended = True
         try:
+            if self._system_metrics is not None:
+                self._system_metrics.stop()  # before the flush, which then stores its last sample
             self._writer.flush()
         finally:
             self._tracker.forget(self)

@@ -24,6 +24,7 @@ from loopline.services import Registry, Tracking
 from loopline.tracking.active_run import ActiveRun
 from loopline.tracking.environment import capture_environment, capture_source
 from loopline.tracking.heartbeat import Heartbeat
+from loopline.tracking.system_metrics import system_metrics_interval
 from loopline.tracking.writer import MetricWriter
 
 
@@ -60,9 +61,16 @@ class Tracker:
         tags: Mapping[str, Any] | None = None,
         nested: bool = True,
         parent_id: str | None = None,
+        system_metrics: bool | None = None,
+        system_metrics_interval_s: float | None = None,
     ) -> ActiveRun:
         """Start a run; inside another active run it becomes its child unless `nested=False`.
-        `parent_id` names a parent run started elsewhere (another process, say)."""
+        `parent_id` names a parent run started elsewhere (another process, say).
+        `system_metrics` logs CPU, memory, disk, network and GPU use as `system/...` metrics
+        every `system_metrics_interval_s` seconds; None reads LOOPLINE_SYSTEM_METRICS (off
+        by default) and LOOPLINE_SYSTEM_METRICS_INTERVAL (10 by default)."""
+        # checked before the run exists, so that a bad value leaves no run behind
+        interval_s = system_metrics_interval(system_metrics, system_metrics_interval_s)
         parent = self.active_run() if nested and parent_id is None else None
         if experiment is None and parent_id is not None:
             experiment = self.service.get_run(parent_id).experiment_id
@@ -77,7 +85,7 @@ class Tracker:
             source=capture_source() if self._capture_context else None,
             environment=capture_environment() if self._capture_context else None,
         )
-        active = ActiveRun(self, run)
+        active = ActiveRun(self, run, system_metrics_interval_s=interval_s)
         self._open[active.id] = active
         self._heartbeat.beat_now()
         self._stack.set((*self._stack.get(), active))

@@ -181,7 +181,7 @@ def _number(value: Any) -> Any:
     return _SPECIAL.get(value, value) if isinstance(value, str) else value
 
 
-@router.get("/runs/{run_id}/metrics/{key}", response_model=Page[MetricBody])
+@router.get("/runs/{run_id}/metrics/{key:path}", response_model=Page[MetricBody])
 def metric_history(tracking: Tracking, run_id: str, key: str, paging: Paging) -> Response:
     found = page(tracking.metric_history(run_id, key), paging)
     return json_response({**found, "items": [metric_to_wire(*m) for m in found["items"]]})
