@@ -66,7 +66,16 @@ def loopline_store(workdir: Path) -> list[str]:
 
 def measure_import(source: str, workdir: Path, runs: int, values: int) -> dict[str, Any]:
     """`loopline import mlflow SOURCE` in its own process: wall time and its peak RSS."""
-    command = [sys.executable, "-m", "loopline", *loopline_store(workdir), "import", "mlflow", source, "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "loopline",
+        *loopline_store(workdir),
+        "import",
+        "mlflow",
+        source,
+        "--json",
+    ]
     print(f"$ {' '.join(command)}", file=sys.stderr)
     output = workdir / "import.json"
     start = time.perf_counter()
@@ -109,14 +118,17 @@ def measure_loopline(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         return measure(server.url, {**clean_env(), "MLFLOW_TRACKING_TOKEN": found.group(0)}, args)
 
 
-def report(mlflow: dict[str, Any], ours: dict[str, Any], imported: dict[str, Any], populated: dict[str, Any]) -> None:
+def report(
+    mlflow: dict[str, Any], ours: dict[str, Any], imported: dict[str, Any], populated: dict[str, Any]
+) -> None:
     rows = [
         ("search_runs p50 (ms)", "search_runs_p50_ms", False),
         ("log_batch (values/s)", "log_batch_values_per_s", True),
         ("log_metric per call (calls/s)", "log_metric_calls_per_s", True),
         ("log_model + register to READY (s)", "log_model_to_ready_s", False),
     ]
-    print(f"MLflow client {mlflow['version']}; {populated['runs']:,} runs, {populated['metric_values']:,} values")
+    runs, values = populated["runs"], populated["metric_values"]
+    print(f"MLflow client {mlflow['version']}; {runs:,} runs, {values:,} values")
     print(f"{'':34} {'mlflow server':>14} {'loopline server':>16} {'ratio':>7} {'target':>7}")
     for label, key, higher in rows:
         ratio = ours[key] / mlflow[key] if higher else mlflow[key] / ours[key]

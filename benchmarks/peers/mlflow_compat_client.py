@@ -78,7 +78,10 @@ def bench_search(client: MlflowClient, runs: int) -> dict[str, Any]:
 
     def search() -> list[float]:
         found = client.search_runs(
-            [experiment_id], filter_string=SEARCH_FILTER, order_by=SEARCH_ORDER_BY, max_results=SEARCH_MAX_RESULTS
+            [experiment_id],
+            filter_string=SEARCH_FILTER,
+            order_by=SEARCH_ORDER_BY,
+            max_results=SEARCH_MAX_RESULTS,
         )
         return [r.data.metrics["m0"] for r in found]
 
