@@ -34,6 +34,7 @@ from loopline._sdk import (
     start_run,
     tracking_service,
 )
+from loopline.autolog import autolog, torch_logger
 from loopline.core.entities import ArtifactEntry, Experiment, Metric, Run, RunPage, RunStatus
 from loopline.core.errors import LooplineError
 from loopline.core.registry import ModelVersion, RegisteredModel
@@ -85,6 +86,7 @@ __all__ = [
     "RunStatus",
     "__version__",
     "active_run",
+    "autolog",
     "configure",
     "create_experiment",
     "datasets",
@@ -108,6 +110,7 @@ __all__ = [
     "set_tags",
     "start_run",
     "step",
+    "torch_logger",
     "tracking_service",
     "tune",
 ]
