@@ -50,7 +50,7 @@ class Commands(LazyGroup):
         "tokens": _group("access", "API tokens: shown once, stored only as a hash.", "tokens"),
         "members": _group("access", "Roles per project: viewer, editor, maintainer, owner.", "members"),
         "db": _group("db", "Manage the metadata database."),
-        "import": _group("imports", "Bring history kept by other systems (MLflow) into loopline."),
+        "import": _group("imports", "Bring history kept by other systems into loopline."),
         "lineage": _group(
             "lineage", "Where a model version, run or dataset came from and what was made from it.", "lineage"
         ),

@@ -94,7 +94,11 @@ def start_run(tracking: Tracking, body: NewRun) -> Response:
 @router.post("/runs/import", response_model=Run)
 def import_run(tracking: Tracking, body: RunImport) -> Response:
     """Recreate a run kept by another tracking system (maintainers); idempotent."""
-    return json_response(tracking.import_run(decode(Run, body.run), body.experiment, body.project))
+    try:
+        run = decode(Run, body.run)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InvalidInput(f"run: not a run as GET /runs/{{id}} gives it ({exc})") from None
+    return json_response(tracking.import_run(run, body.experiment, body.project))
 
 
 @router.get("/runs/{run_id}", response_model=Run)
