@@ -23,7 +23,7 @@ NOT_RUN = {
     "make demo": "the setup itself: the suite is what `make test` runs",
     "loopline server --host 0.0.0.0": "a team server on a PostgreSQL host and an S3 bucket",
     "loopline ui": "a server that runs until stopped: tests/browser drives it in Chromium",
-    "loopline server --port 5050 &": "an MLflow client against a server: tests/integration/test_mlflow_api.py",
+    "loopline server --port 5050 &": "an MLflow client and a server: tests/integration/test_mlflow_api.py",
 }
 
 
