@@ -9,7 +9,7 @@ with ll.start_run(experiment="churn") as run:
 
 import typing
 
-from loopline import datasets
+from loopline import datasets, features
 from loopline._sdk import (
     active_run,
     configure,
@@ -92,6 +92,7 @@ __all__ = [
     "datasets",
     "end_run",
     "evaluate",
+    "features",
     "flush",
     "get_metric_history",
     "get_run",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import loopline
 
-NAMESPACES = {"datasets"}  # SDK modules: loopline.datasets.register(...)
+NAMESPACES = {"datasets", "features"}  # SDK modules: loopline.datasets.register(...)
 
 
 def test_all_names_every_public_attribute_and_nothing_missing() -> None:

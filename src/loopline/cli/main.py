@@ -49,6 +49,7 @@ class Commands(LazyGroup):
         "users": _group("access", "Users of a shared loopline.", "users"),
         "tokens": _group("access", "API tokens: shown once, stored only as a hash.", "tokens"),
         "members": _group("access", "Roles per project: viewer, editor, maintainer, owner.", "members"),
+        "features": _group("features", "The feature store: entities, feature views, training sets."),
         "db": _group("db", "Manage the metadata database."),
         "import": _group("imports", "Bring history kept by other systems into loopline."),
         "lineage": _group(

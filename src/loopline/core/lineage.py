@@ -8,7 +8,7 @@ from typing import Any
 
 from loopline.core.registry import LineageEdge
 
-NODE_KINDS = ("dataset", "run", "model_version", "deployment", "monitor")
+NODE_KINDS = ("dataset", "run", "model_version", "deployment", "monitor", "feature_view")
 CONTENT_KINDS = ("dataset", "model_version")  # keyed by sha256; the others by id or name
 
 

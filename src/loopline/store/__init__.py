@@ -18,6 +18,7 @@ from loopline.store.deployments import SqlDeploymentStore
 from loopline.store.engine import create_store_engine
 from loopline.store.evaluations import SqlEvaluationStore
 from loopline.store.experiments import SqlExperimentStore
+from loopline.store.features import SqlFeatureRegistry
 from loopline.store.lineage import SqlLineageStore
 from loopline.store.logged_models import SqlLoggedModelStore
 from loopline.store.loops import SqlLoopStore
@@ -36,6 +37,7 @@ from loopline.store.protocols import (
     DeploymentStore,
     EvaluationStore,
     ExperimentStore,
+    FeatureRegistry,
     LineageStore,
     LoggedModelStore,
     LoopStore,
@@ -59,6 +61,7 @@ __all__ = [
     "DeploymentStore",
     "EvaluationStore",
     "ExperimentStore",
+    "FeatureRegistry",
     "LineageStore",
     "LoggedModelStore",
     "LoopStore",
@@ -100,6 +103,7 @@ class MetadataStore:
         self.audit: AuditLogStore = SqlAuditLog(db)
         self.access: AccessStore = SqlAccessStore(db)
         self.approvals: ApprovalStore = SqlApprovalStore(db)
+        self.features: FeatureRegistry = SqlFeatureRegistry(db)
 
     def atomically(self, work: Callable[[], T]) -> T:
         """Run `work` as one transaction: every role store it writes through commits with

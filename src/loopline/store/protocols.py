@@ -22,6 +22,7 @@ from loopline.core.entities import (
     RunStatus,
     Source,
 )
+from loopline.core.features import Entity, FeatureView, RegisteredView
 from loopline.core.loops import Loop, LoopEvent, LoopState
 from loopline.core.monitoring import Alert, Monitor, MonitorRun
 from loopline.core.pipelines import PipelineRun, StepRun
@@ -454,3 +455,21 @@ class LoggedModelStore(Protocol):
     ) -> LoggedModel: ...
 
     def search(self, experiment_ids: Sequence[int], limit: int, offset: int) -> list[LoggedModel]: ...
+
+
+class FeatureRegistry(Protocol):
+    def put_entity(self, entity: Entity, at: int, by: str) -> bool: ...
+
+    def entity(self, name: str) -> Entity: ...
+
+    def entities(self) -> list[Entity]: ...
+
+    def add_version(
+        self, view: FeatureView, join_keys: tuple[str, ...], at: int, by: str
+    ) -> RegisteredView: ...
+
+    def view(self, name: str, version: int | None = None) -> RegisteredView: ...
+
+    def versions(self, name: str) -> list[RegisteredView]: ...
+
+    def views(self) -> list[RegisteredView]: ...

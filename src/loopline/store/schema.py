@@ -200,6 +200,33 @@ logged_models = Table(
     Index(None, "run_pk"),
 )
 
+# --- feature store --------------------------------------------------------------------
+
+feature_entities = Table(
+    "feature_entities",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("join_keys", Text, nullable=False),  # JSON list
+    Column("description", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+)
+
+# Each version of a view, its definition as JSON: a new version when the definition changes.
+feature_views = Table(
+    "feature_views",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("join_keys", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(250), nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
 # --- model registry -------------------------------------------------------------------
 
 registered_models = Table(

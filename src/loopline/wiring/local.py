@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from loopline.automation.loops import LoopService, RunPipeline
     from loopline.automation.service import AutomationService
     from loopline.data.datasets import DatasetService
+    from loopline.feature_store.service import FeatureService
     from loopline.monitoring.service import MonitorService
     from loopline.registry.evaluation import EvaluationService
     from loopline.registry.promotion import PromotionService
@@ -111,6 +112,18 @@ class LocalServices(Services):
         from loopline.data.datasets import DatasetService
 
         return DatasetService(self._store, self._blobs, authorizer=self.authorizer, audit=self.audit)
+
+    @cached_property
+    def features(self) -> FeatureService:
+        from loopline.feature_store.service import FeatureService
+
+        return FeatureService(
+            self._store,
+            authorizer=self.authorizer,
+            audit=self.audit,
+            lineage=self.lineage,
+            datasets=self.datasets,
+        )
 
     @cached_property
     def monitors(self) -> MonitorService:

@@ -29,6 +29,7 @@ KIND_COLOURS = {
     "model_version": "#7a5af8",
     "deployment": "#f79009",
     "monitor": "#f04438",
+    "feature_view": "#0ba5ec",
 }
 
 STAGGER = 0.3  # how far every other column of the lineage figure sits above the rest

@@ -1,0 +1,190 @@
+"""The feature store's registry and offline retrieval: the one place their rules live.
+
+Entities and feature views belong to the `default` project, as datasets do: editors apply
+definitions, viewers read them and build training sets. Applying a view whose definition
+(schema, source, transform, TTL...) changed makes a new version; `name@N` pins one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pandas as pd
+import pyarrow as pa
+
+from loopline.core.access import Role
+from loopline.core.clock import now_ms
+from loopline.core.datasets import DatasetVersion
+from loopline.core.entities import DEFAULT_PROJECT
+from loopline.core.errors import InvalidInput, NotFound
+from loopline.core.features import Entity, FeatureRef, FeatureView, RegisteredView, unique_names
+from loopline.feature_store.offline import ENTITY_TIME, ViewRequest, historical_features
+from loopline.feature_store.sources import source_opener
+from loopline.governance.audit import AuditTrail
+from loopline.governance.authorization import Authorizer
+from loopline.lineage import LineageService
+from loopline.services import Datasets
+from loopline.store import MetadataStore, atomic
+
+EntityRows: TypeAlias = pd.DataFrame | pa.Table | Path
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `apply` did to each definition: `created`, `new version` or `unchanged`."""
+
+    entities: dict[str, str]
+    views: dict[str, str]  # view@version -> what happened
+
+
+class FeatureService:
+    """Entities, feature views and training sets, acting as `authorizer.principal`."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        *,
+        authorizer: Authorizer,
+        audit: AuditTrail,
+        lineage: LineageService,
+        datasets: Datasets,
+    ) -> None:
+        self._store = store
+        self._access = authorizer
+        self._audit = audit
+        self._lineage = lineage
+        self._datasets = datasets
+
+    # definitions -----------------------------------------------------------------------
+
+    @atomic
+    def apply(self, entities: Sequence[Entity] = (), views: Sequence[FeatureView] = ()) -> Applied:
+        """Register entities and feature views; a view whose definition changed gets a new
+        version, one that did not is left as it is."""
+        self._access.require(DEFAULT_PROJECT, Role.EDITOR)
+        unique_names(entities, "entity")
+        unique_names(views, "feature view")
+        at, by = now_ms(), self._access.principal.name
+        registry = self._store.features
+        done_entities = {}
+        for entity in entities:
+            changed = registry.put_entity(entity, at, by)
+            done_entities[entity.name] = "applied" if changed else "unchanged"
+            if changed:
+                self._audit.record("feature_entity.apply", f"entity:{entity.name}", after=entity.to_dict())
+        done_views = {}
+        for view in views:
+            join_keys = self._join_keys(view)
+            try:
+                current: RegisteredView | None = registry.view(view.name)
+            except NotFound:
+                current = None
+            if current is not None and current.digest == view.digest and current.join_keys == join_keys:
+                done_views[current.ref] = "unchanged"
+                continue
+            added = registry.add_version(view, join_keys, at, by)
+            done_views[added.ref] = "created" if current is None else "new version"
+            self._audit.record("feature_view.apply", f"feature_view:{added.ref}", after=view.to_dict())
+        return Applied(done_entities, done_views)
+
+    def _join_keys(self, view: FeatureView) -> tuple[str, ...]:
+        keys: list[str] = []
+        for name in view.entities:
+            keys.extend(k for k in self._store.features.entity(name).join_keys if k not in keys)
+        return tuple(keys)
+
+    def entities(self) -> list[Entity]:
+        self._access.require(DEFAULT_PROJECT, Role.VIEWER)
+        return self._store.features.entities()
+
+    def views(self) -> list[RegisteredView]:
+        """The newest version of every feature view."""
+        self._access.require(DEFAULT_PROJECT, Role.VIEWER)
+        return self._store.features.views()
+
+    def view(self, ref: str) -> RegisteredView:
+        """A view by `name` (its newest version) or `name@N`."""
+        self._access.require(DEFAULT_PROJECT, Role.VIEWER)
+        name, at, version = ref.partition("@")
+        if at and not version.isdigit():
+            raise InvalidInput(f"feature view {ref!r:.80}: the version after @ is a number")
+        return self._store.features.view(name, int(version) if at else None)
+
+    def versions(self, name: str) -> list[RegisteredView]:
+        self._access.require(DEFAULT_PROJECT, Role.VIEWER)
+        found = self._store.features.versions(name)
+        if not found:
+            raise NotFound(f"feature view {name!r} does not exist")
+        return found
+
+    # training sets ---------------------------------------------------------------------
+
+    def get_historical(
+        self,
+        entity_rows: EntityRows,
+        features: Sequence[str],
+        *,
+        timestamp_column: str = ENTITY_TIME,
+        full_names: bool = False,
+        output: Path | None = None,
+    ) -> pa.Table | None:
+        """The entity rows with each requested feature (`view:feature`, `view@3:feature`,
+        `view:*`) as it was known at the row's time (see `loopline.features.offline`)."""
+        requests = self._requests(features)
+        return historical_features(
+            entity_rows, requests, source_opener(self._datasets),
+            timestamp_column=timestamp_column, full_names=full_names, output=output,
+        )  # fmt: skip
+
+    def register_training_set(
+        self,
+        name: str,
+        entity_rows: EntityRows,
+        features: Sequence[str],
+        *,
+        timestamp_column: str = ENTITY_TIME,
+        full_names: bool = False,
+        description: str = "",
+    ) -> DatasetVersion:
+        """Build a training set and store it as the next version of dataset `name`, its
+        lineage naming the feature view versions it was made from."""
+        requests = self._requests(features)
+        with tempfile.TemporaryDirectory(prefix="loopline-training-set-") as tmp:
+            path = Path(tmp) / "training.parquet"
+            historical_features(
+                entity_rows, requests, source_opener(self._datasets),
+                timestamp_column=timestamp_column, full_names=full_names, output=path,
+            )  # fmt: skip
+            version, _ = self._datasets.register(name, path, description=description)
+        for request in requests:
+            self._lineage.link(("feature_view", request.view.ref), "feeds", ("dataset", version.digest))
+        return version
+
+    def _requests(self, features: Sequence[str]) -> list[ViewRequest]:
+        self._access.require(DEFAULT_PROJECT, Role.VIEWER)
+        if isinstance(features, str):
+            features = [features]
+        grouped: dict[str, tuple[RegisteredView, list[str]]] = {}
+        for text in features:
+            ref = FeatureRef.parse(text)
+            view = self._store.features.view(ref.view, ref.version)
+            declared = [f.name for f in view.view.features]
+            wanted = declared if ref.feature == "*" else [ref.feature]
+            if ref.feature != "*" and ref.feature not in declared:
+                raise NotFound(
+                    f"feature view {view.ref} has no feature {ref.feature!r} (it has {', '.join(declared)})"
+                )
+            chosen = grouped.setdefault(view.ref, (view, []))[1]
+            chosen.extend(f for f in wanted if f not in chosen)
+        return [ViewRequest(view, chosen) for view, chosen in grouped.values()]
+
+
+def describe(applied: Applied) -> list[dict[str, Any]]:
+    """One row per definition applied, for people and --json."""
+    return [{"kind": "entity", "name": n, "result": r} for n, r in applied.entities.items()] + [
+        {"kind": "feature view", "name": n, "result": r} for n, r in applied.views.items()
+    ]

@@ -1,0 +1,106 @@
+"""The feature store from the SDK: `loopline.features.apply(...)`, `get_historical(...)`.
+
+import loopline as ll
+ll.features.apply("features.yaml")                         # entities and feature views
+training = ll.features.get_historical(rows, ["customer_stats:spend", "customer_stats:orders"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loopline.core.features import Entity, Feature, FeatureView, RegisteredView
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from loopline.core.datasets import DatasetVersion
+    from loopline.feature_store.service import Applied, FeatureService
+
+__all__ = [
+    "Entity",
+    "Feature",
+    "FeatureView",
+    "apply",
+    "get_historical",
+    "register_training_set",
+    "view",
+    "views",
+]
+
+
+def _service() -> FeatureService:
+    from loopline._sdk import feature_service
+
+    return feature_service()
+
+
+def apply(*definitions: Entity | FeatureView | str | Path) -> Applied:
+    """Register entities and feature views, given as objects or as a YAML or Python file
+    that defines them; a view whose definition changed gets a new version."""
+    from loopline.feature_store.definitions import load_definitions
+
+    entities: list[Entity] = []
+    views: list[FeatureView] = []
+    for item in definitions:
+        if isinstance(item, Entity):
+            entities.append(item)
+        elif isinstance(item, FeatureView):
+            views.append(item)
+        else:
+            found_entities, found_views = load_definitions(Path(item))
+            entities += found_entities
+            views += found_views
+    return _service().apply(entities, views)
+
+
+def get_historical(
+    entity_rows: pd.DataFrame | pa.Table | str | Path,
+    features: Sequence[str],
+    *,
+    timestamp_column: str = "event_timestamp",
+    full_names: bool = False,
+) -> pd.DataFrame:
+    """The entity rows with each feature (`view:feature`, `view@3:feature`, `view:*`) as it
+    was known at the row's time: event and created time at or before it, within the TTL."""
+    rows = Path(entity_rows) if isinstance(entity_rows, str | Path) else entity_rows
+    table = _service().get_historical(
+        rows, features, timestamp_column=timestamp_column, full_names=full_names
+    )
+    assert table is not None
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
+
+
+def register_training_set(
+    name: str,
+    entity_rows: pd.DataFrame | pa.Table | str | Path,
+    features: Sequence[str],
+    *,
+    timestamp_column: str = "event_timestamp",
+    full_names: bool = False,
+    description: str = "",
+) -> DatasetVersion:
+    """Build a training set and store it as dataset `name`, its lineage naming the views."""
+    rows = Path(entity_rows) if isinstance(entity_rows, str | Path) else entity_rows
+    return _service().register_training_set(
+        name,
+        rows,
+        features,
+        timestamp_column=timestamp_column,
+        full_names=full_names,
+        description=description,
+    )
+
+
+def views() -> list[RegisteredView]:
+    """The newest version of every feature view."""
+    return _service().views()
+
+
+def view(ref: str) -> RegisteredView:
+    """A feature view by `name` (its newest version) or `name@N`."""
+    return _service().view(ref)
