@@ -29,6 +29,7 @@ __all__ = [
     "register_training_set",
     "view",
     "views",
+    "write_historical",
 ]
 
 
@@ -73,6 +74,24 @@ def get_historical(
     assert table is not None
     frame: pd.DataFrame = table.to_pandas()
     return frame
+
+
+def write_historical(
+    entity_rows: pd.DataFrame | pa.Table | str | Path,
+    features: Sequence[str],
+    output: str | Path,
+    *,
+    timestamp_column: str = "event_timestamp",
+    full_names: bool = False,
+) -> Path:
+    """`get_historical`, written to the Parquet file `output` out of core: for entity rows
+    and feature rows larger than memory."""
+    rows = Path(entity_rows) if isinstance(entity_rows, str | Path) else entity_rows
+    target = Path(output).resolve()
+    _service().get_historical(
+        rows, features, timestamp_column=timestamp_column, full_names=full_names, output=target
+    )
+    return target
 
 
 def register_training_set(
