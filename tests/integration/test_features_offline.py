@@ -289,3 +289,13 @@ def test_the_command_line_applies_lists_and_builds_a_training_set(
         run([*home, "features", "historical", "--entities", str(rows), "-f", "nope:x", "-o", str(out)]) == 1
     )
     assert "feature view 'nope' does not exist" in capsys.readouterr().err
+
+
+def test_a_glob_of_files_is_one_source(features: FeatureService, tmp_path: Path) -> None:
+    rows = pd.read_parquet(_stats(tmp_path))
+    rows.iloc[:2].to_parquet(tmp_path / "part-0.parquet")
+    rows.iloc[2:].to_parquet(tmp_path / "part-1.parquet")
+    features.apply([CUSTOMER], [_view(tmp_path / "part-*.parquet")])
+    asked = pd.DataFrame({"customer_id": [1, 2], "event_timestamp": [_t("2024-01-11"), _t("2024-01-03")]})
+    table = features.get_historical(asked, ["customer_stats:spend"])
+    assert table is not None and table.column("spend").to_pylist() == [55.0, 20.0]

@@ -3,6 +3,7 @@ a stored dataset version, or the rows of a SQL query through SQLAlchemy."""
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,11 @@ def source_opener(datasets: Datasets | None) -> OpenSource:
             raise InvalidInput(
                 f"{where}: source {source!r:.120} is neither a file, a dataset version nor a database"
             )
-        paths = sorted(Path().glob(source)) if any(c in source for c in "*?[") else [Path(source)]
+        paths = (
+            [Path(p) for p in sorted(glob.glob(source))]
+            if any(c in source for c in "*?[")
+            else [Path(source)]
+        )
         if not paths or not all(p.is_file() for p in paths):
             raise InvalidInput(f"{where}: source file {source!r:.200} does not exist")
         csv = all(p.suffix.lower() in (".csv", ".gz") for p in paths)
