@@ -7,9 +7,9 @@ training = ll.features.get_historical(rows, ["customer_stats:spend", "customer_s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loopline.core.features import Entity, Feature, FeatureView, RegisteredView
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from loopline.core.datasets import DatasetVersion
+    from loopline.feature_store.materialize import Materialized
     from loopline.feature_store.service import Applied, FeatureService
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "FeatureView",
     "apply",
     "get_historical",
+    "get_online",
+    "materialize",
     "register_training_set",
     "view",
     "views",
@@ -113,6 +116,20 @@ def register_training_set(
         full_names=full_names,
         description=description,
     )
+
+
+def materialize(view: str) -> Materialized:
+    """Write `view`'s newest values known since its last materialization to the online store
+    (LOOPLINE_ONLINE_STORE: SQLite beside the local store by default, or redis://...)."""
+    return _service().materialize(view)
+
+
+def get_online(
+    entities: Mapping[str, Sequence[Any]], features: Sequence[str], *, full_names: bool = False
+) -> dict[str, list[Any]]:
+    """The newest materialized values, as columns beside the entity key columns:
+    `get_online({"customer_id": [1, 2]}, ["customer_stats:spend"])`."""
+    return _service().get_online(entities, features, full_names=full_names)
 
 
 def views() -> list[RegisteredView]:

@@ -73,3 +73,33 @@ def historical(
         entities, features, timestamp_column=timestamp_column, full_names=full_names, output=output.resolve()
     )
     Console().print(f"wrote {output}")
+
+
+@app.command()
+def materialize(
+    ctx: typer.Context,
+    view: str = typer.Argument(..., help="A feature view, or view@VERSION."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Write the view's newest values known since its last run to the online store."""
+    done = _service(ctx).materialize(view)
+    if json_:
+        print_json(done)
+    else:
+        Console().print(f"{done.view}: {done.keys_written:,} keys written")
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    entity: list[str] = typer.Option(..., "--entity", "-e", help="KEY=VALUE, repeated for each entity."),
+    features: list[str] = typer.Option(..., "--features", "-f", help="view:feature or view:*."),
+) -> None:
+    """Print the online values of entities, as JSON: `-e customer_id=1 -e customer_id=2`."""
+    columns: dict[str, list[object]] = {}
+    for item in entity:
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE")
+        columns.setdefault(key, []).append(int(value) if value.lstrip("-").isdigit() else value)
+    print_json(_service(ctx).get_online(columns, features))

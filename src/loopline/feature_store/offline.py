@@ -87,7 +87,7 @@ def historical_features(
     `output` (Parquet) instead of returned when given."""
     if not requests:
         raise InvalidInput("ask for at least one feature (view:feature)")
-    with _connection() as con:
+    with connection() as con:
         files = _register_entities(con, entity_rows)
         columns = _describe(con, "entity_input")
         _check_entity_rows(con, columns, requests, timestamp_column)
@@ -136,12 +136,12 @@ def historical_features(
                 return None
             table: pa.Table = con.sql(query).to_arrow_table()
             return table
-        except _duckdb_error() as exc:
+        except duckdb_error() as exc:
             raise InvalidInput(f"joining the features failed: {_short(exc)}") from None
 
 
 @contextlib.contextmanager
-def _connection() -> Iterator[Any]:
+def connection() -> Iterator[Any]:
     import duckdb
 
     con = duckdb.connect()
@@ -152,7 +152,7 @@ def _connection() -> Iterator[Any]:
         con.close()
 
 
-def _duckdb_error() -> type[Exception]:
+def duckdb_error() -> type[Exception]:
     import duckdb
 
     return duckdb.Error
@@ -210,8 +210,22 @@ def _check_entity_rows(
             raise InvalidInput(f"entity rows: column {column!r} is null at row {row[0]}; every row needs it")
 
 
-def _prepare_view(con: Any, index: int, request: ViewRequest) -> None:
-    """states_{index}: per key, the best row visible at each visible time."""
+@dataclass(frozen=True)
+class Shaped:
+    """A view's rows in DuckDB, checked, and the SQL expressions its queries are built from."""
+
+    relation: str
+    keys: str  # the join keys, quoted, comma-separated
+    event: str
+    created: str
+    visible: str  # when a row became known: max(event time, created time)
+    values: str  # struct fields of the requested features, cast to their declared types
+    not_null: str
+
+
+def shape(con: Any, index: int, request: ViewRequest) -> Shaped:
+    """Relation raw_{index} through the view's transform, its columns and types checked
+    against the view's definition."""
     registered, view = request.view, request.view.view
     where = f"feature view {registered.ref}"
     relation = f"raw_{index}"
@@ -219,7 +233,7 @@ def _prepare_view(con: Any, index: int, request: ViewRequest) -> None:
         try:
             con.execute(f"CREATE OR REPLACE TEMP VIEW source AS SELECT * FROM {relation}")
             con.execute(f"CREATE TEMP TABLE shaped_{index} AS {view.transform}")  # bound now, to this source
-        except _duckdb_error() as exc:
+        except duckdb_error() as exc:
             raise InvalidInput(f"{where}: its transform failed: {_short(exc)}") from None
         relation = f"shaped_{index}"
     columns = _describe(con, relation)
@@ -245,18 +259,34 @@ def _prepare_view(con: Any, index: int, request: ViewRequest) -> None:
                 f"{declared[feature]}: the source changed type under this version; apply the definition "
                 "again (a new version) or fix the source"
             )
-    keys = ", ".join(f'"{k}"' for k in registered.join_keys)
     event = f'CAST("{view.event_time}" AS TIMESTAMPTZ)'
     created = f'CAST("{view.created_time}" AS TIMESTAMPTZ)' if view.created_time else event
-    visible = f"greatest({event}, {created})"
-    values = ", ".join(f'"{f}" := CAST("{f}" AS {_SQL_TYPES[declared[f]]})' for f in request.features)
-    not_null = " AND ".join([*(f'"{k}" IS NOT NULL' for k in registered.join_keys), f"{event} IS NOT NULL"])
-    # The best row: newest event time, then newest created time, then last in the source.
+    return Shaped(
+        relation=relation,
+        keys=", ".join(f'"{k}"' for k in registered.join_keys),
+        event=event,
+        created=created,
+        visible=f"greatest({event}, {created})",
+        values=", ".join(f'"{f}" := CAST("{f}" AS {_SQL_TYPES[declared[f]]})' for f in request.features),
+        not_null=" AND ".join(
+            [*(f'"{k}" IS NOT NULL' for k in registered.join_keys), f"{event} IS NOT NULL"]
+        ),
+    )
+
+
+# The best row: newest event time, then newest created time, then last in the source.
+BEST = "struct_pack(e := {event}, c := {created}, n := __source_row)"
+NUMBERED = "(SELECT *, row_number() OVER () AS __source_row FROM {relation})"
+
+
+def _prepare_view(con: Any, index: int, request: ViewRequest) -> None:
+    """states_{index}: per key, the best row visible at each visible time."""
+    v = shape(con, index, request)
+    order = BEST.format(event=v.event, created=v.created)
     # RANGE: rows that become visible at the same time share one state, all of them in it.
     con.execute(
-        f"CREATE TEMP VIEW states_{index} AS SELECT {keys}, {visible} AS __visible, "
-        f"arg_max(struct_pack(__event := {event}, {values}), "
-        f"struct_pack(e := {event}, c := {created}, n := __source_row)) "
-        f"OVER (PARTITION BY {keys} ORDER BY {visible} RANGE UNBOUNDED PRECEDING) AS best "
-        f"FROM (SELECT *, row_number() OVER () AS __source_row FROM {relation}) WHERE {not_null}"
+        f"CREATE TEMP VIEW states_{index} AS SELECT {v.keys}, {v.visible} AS __visible, "
+        f"arg_max(struct_pack(__event := {v.event}, {v.values}), {order}) "
+        f"OVER (PARTITION BY {v.keys} ORDER BY {v.visible} RANGE UNBOUNDED PRECEDING) AS best "
+        f"FROM {NUMBERED.format(relation=v.relation)} WHERE {v.not_null}"
     )

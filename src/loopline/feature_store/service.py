@@ -8,8 +8,9 @@ definitions, viewers read them and build training sets. Applying a view whose de
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -22,7 +23,9 @@ from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import DEFAULT_PROJECT
 from loopline.core.errors import InvalidInput, NotFound
 from loopline.core.features import Entity, FeatureRef, FeatureView, RegisteredView, unique_names
+from loopline.feature_store.materialize import Materialized, materialize, namespace
 from loopline.feature_store.offline import ENTITY_TIME, ViewRequest, historical_features
+from loopline.feature_store.online import OnlineStore
 from loopline.feature_store.sources import source_opener
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
@@ -52,12 +55,14 @@ class FeatureService:
         audit: AuditTrail,
         lineage: LineageService,
         datasets: Datasets,
+        online: Callable[[], OnlineStore],
     ) -> None:
         self._store = store
         self._access = authorizer
         self._audit = audit
         self._lineage = lineage
         self._datasets = datasets
+        self._online = online  # opened on first use: most callers never need it
 
     # definitions -----------------------------------------------------------------------
 
@@ -163,6 +168,64 @@ class FeatureService:
         for request in requests:
             self._lineage.link(("feature_view", request.view.ref), "feeds", ("dataset", version.digest))
         return version
+
+    # online values -------------------------------------------------------------------
+
+    def materialize(self, ref: str, *, end: datetime | None = None) -> Materialized:
+        """Write view `ref`'s newest values known since its last run (up to `end`, default now)
+        to the online store; an editor's action, on the audit trail."""
+        self._access.require(DEFAULT_PROJECT, Role.EDITOR)
+        view = self.view(ref)
+        store = self._online()
+        try:
+            done = materialize(view, source_opener(self._datasets), store, end=end)
+        finally:
+            store.close()
+        after = {"until_us": done.until_us, "keys": done.keys_written}
+        self._store.atomically(
+            lambda: self._audit.record("feature_view.materialize", f"feature_view:{view.ref}", after=after)
+        )
+        return done
+
+    def get_online(
+        self, entities: Mapping[str, Sequence[Any]], features: Sequence[str], *, full_names: bool = False
+    ) -> dict[str, list[Any]]:
+        """The newest materialized values for each entity (columns of join keys, equal
+        lengths), as columns beside them; None where an entity has no value or it is older
+        than the view's TTL."""
+        requests = self._requests(features)
+        lengths = {len(values) for values in entities.values()}
+        if len(lengths) != 1:
+            raise InvalidInput("the entity columns must all have the same length")
+        found: dict[str, list[Any]] = {name: list(values) for name, values in entities.items()}
+        now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+        store = self._online()
+        try:
+            for request in requests:
+                view = request.view
+                for key in view.join_keys:
+                    if key not in entities:
+                        raise InvalidInput(
+                            f"feature view {view.ref} is looked up by {key!r}: give that column"
+                        )
+                    if (row := next((i for i, v in enumerate(entities[key]) if v is None), None)) is not None:
+                        raise InvalidInput(f"entity {key!r} is null at position {row}")
+                keys = list(zip(*(entities[k] for k in view.join_keys), strict=True))
+                held = store.read(namespace(view), keys)
+                ttl_us = None if view.view.ttl_s is None else view.view.ttl_s * 1_000_000
+                for feature in request.features:
+                    shown = f"{view.view.name}__{feature}" if full_names else feature
+                    if shown in found:
+                        raise InvalidInput(f"{shown!r} is asked twice: ask with full_names=True")
+                    found[shown] = [
+                        None
+                        if hit is None or (ttl_us is not None and now_us - hit[0] > ttl_us)
+                        else hit[1][feature]
+                        for hit in held
+                    ]
+        finally:
+            store.close()
+        return found
 
     def _requests(self, features: Sequence[str]) -> list[ViewRequest]:
         self._access.require(DEFAULT_PROJECT, Role.VIEWER)

@@ -28,6 +28,7 @@ class Backends:
     store: MetadataStore
     blobs: BlobStore
     audit_keys: AuditKeys = field(default_factory=AuditKeys)
+    online_store: str | None = None  # the feature store's online values (see Settings.online_store)
 
     def services(self, principal: Principal, run_pipeline: RunPipeline | None = None) -> LocalServices:
         """Every service over this store, acting as `principal`; a retraining loop runs its
@@ -80,7 +81,8 @@ def open_backends(settings: Settings) -> Backends:
     """The store (migrated on open), the blob store and the audit keys the settings name."""
     blobs = open_blob_store(settings)
     keys = AuditKeys.parse(None if settings.audit_keys is None else settings.audit_keys.get_secret_value())
-    return Backends(open_metadata_store(settings.resolved_store_uri), blobs, keys)
+    online = settings.online_store or f"sqlite:///{settings.home_path / 'online-features.db'}"
+    return Backends(open_metadata_store(settings.resolved_store_uri), blobs, keys, online)
 
 
 def bootstrap_admin(backends: Backends, name: str = "admin") -> str | None:

@@ -5,6 +5,7 @@ principal, and the other services it works with. No service builds another."""
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loopline.core.entities import Principal
@@ -115,15 +116,15 @@ class LocalServices(Services):
 
     @cached_property
     def features(self) -> FeatureService:
+        from loopline.feature_store.online import open_online_store
         from loopline.feature_store.service import FeatureService
 
+        blobs = self.backends.blobs.url
+        folder = None if "://" in blobs else Path(blobs).parent  # beside a local artifact folder
         return FeatureService(
-            self._store,
-            authorizer=self.authorizer,
-            audit=self.audit,
-            lineage=self.lineage,
-            datasets=self.datasets,
-        )
+            self._store, authorizer=self.authorizer, audit=self.audit, lineage=self.lineage,
+            datasets=self.datasets, online=lambda: open_online_store(self.backends.online_store, folder),
+        )  # fmt: skip
 
     @cached_property
     def monitors(self) -> MonitorService:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     """An S3-compatible server instead of AWS (MinIO, Ceph...)."""
     experiment: str = "Default"
     """The experiment of runs started without naming one."""
+    online_store: str | None = None
+    """The feature store's online values: sqlite:///PATH or redis://HOST:PORT; default: SQLite
+    at `<home>/online-features.db`."""
     uri: str | None = None
     """A loopline server (http://host:port): the SDK and CLI then work through it."""
     token: str | None = None
