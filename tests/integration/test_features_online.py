@@ -1,6 +1,6 @@
 """Online features: materialization writes each entity's newest values (incrementally, from
-its watermark; a killed run resumes with no gap and no duplicate) to SQLite or to the real
-Redis at 127.0.0.1:6379, and lookups read them back, None past the TTL."""
+its watermark; a killed run resumes with no gap and no duplicate) to SQLite, to the real Redis
+at 127.0.0.1:6379 or to PostgreSQL, and lookups read them back, None past the TTL."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from loopline.feature_store.online import RedisOnlineStore
 from loopline.feature_store.service import FeatureService
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.wiring.backends import Backends, local_owner
-from tests.conftest import wait_until
+from tests.conftest import BACKENDS, Databases, wait_until
 
 CUSTOMER = Entity("customer", ("customer_id",))
 REDIS = "redis://127.0.0.1:6379/0"
@@ -33,10 +33,14 @@ def _t(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def online(request: pytest.FixtureRequest) -> Iterator[str | None]:
+@pytest.fixture(params=["sqlite", "redis", *(["postgres"] if "postgres" in BACKENDS else [])])
+def online(request: pytest.FixtureRequest, databases: Databases, tmp_path: Path) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None  # the default: SQLite beside the artifact folder
+        return
+    if request.param == "postgres":
+        with databases.new("postgres", tmp_path, migrated=False) as url:
+            yield url
         return
     prefix = f"loopline-test-{uuid.uuid4().hex[:8]}"
     yield f"{REDIS}#{prefix}"

@@ -1,5 +1,5 @@
 """Online feature values: each entity's newest values per view, for serving, in SQLite (the
-embedded default) or Redis (scale-out).
+embedded default), Redis or PostgreSQL (scale-out).
 
 A value is written only if it is newer (event time, then created time) than the one held, so
 writing the same rows twice, or an older batch after a newer one, changes nothing: that makes
@@ -115,6 +115,81 @@ class SqliteOnlineStore:
             self._local.conn = None
 
 
+class PostgresOnlineStore:
+    """The same table as SQLite's, in PostgreSQL (psycopg 3): for several serving replicas."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self._engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        self._text = sa.text
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE IF NOT EXISTS online_values (view TEXT NOT NULL, entity_key TEXT NOT NULL, "
+                    "event_us BIGINT NOT NULL, created_us BIGINT NOT NULL, feature_values TEXT NOT NULL, "
+                    "PRIMARY KEY (view, entity_key))"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE IF NOT EXISTS online_watermarks "
+                    "(view TEXT PRIMARY KEY, at_us BIGINT NOT NULL)"
+                )
+            )
+
+    def write(self, view: str, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        statement = self._text(
+            "INSERT INTO online_values VALUES (:view, :key, :event, :created, :values) "
+            "ON CONFLICT (view, entity_key) DO UPDATE SET event_us = excluded.event_us, "
+            "created_us = excluded.created_us, feature_values = excluded.feature_values "
+            "WHERE (excluded.event_us, excluded.created_us) "
+            "> (online_values.event_us, online_values.created_us)"
+        )
+        params = [
+            {
+                "view": view,
+                "key": encode_key(k),
+                "event": e,
+                "created": c,
+                "values": json.dumps(v, default=str),
+            }
+            for k, e, c, v in rows
+        ]
+        with self._engine.begin() as conn:
+            conn.execute(statement, params)
+
+    def read(self, view: str, keys: Sequence[Key]) -> list[tuple[int, dict[str, Any]] | None]:
+        encoded = [encode_key(k) for k in keys]
+        statement = self._text(
+            "SELECT entity_key, event_us, feature_values FROM online_values "
+            "WHERE view = :view AND entity_key = ANY(:keys)"
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(statement, {"view": view, "keys": encoded}).all()
+        found = {key: (int(event), json.loads(values)) for key, event, values in rows}
+        return [found.get(k) for k in encoded]
+
+    def watermark(self, view: str) -> int | None:
+        statement = self._text("SELECT at_us FROM online_watermarks WHERE view = :view")
+        with self._engine.connect() as conn:
+            held = conn.execute(statement, {"view": view}).scalar()
+        return None if held is None else int(held)
+
+    def set_watermark(self, view: str, at_us: int) -> None:
+        statement = self._text(
+            "INSERT INTO online_watermarks VALUES (:view, :at) "
+            "ON CONFLICT (view) DO UPDATE SET at_us = excluded.at_us"
+        )
+        with self._engine.begin() as conn:
+            conn.execute(statement, {"view": view, "at": at_us})
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
 # Writes a value only if newer than the one held: KEYS[1] the hash; ARGV: event, created, values.
 _NEWER = """
 local held = redis.call('HMGET', KEYS[1], 'e', 'c')
@@ -184,4 +259,6 @@ def open_online_store(url: str | None, default_folder: Path | None) -> OnlineSto
         return SqliteOnlineStore(Path(url.removeprefix("sqlite:///")))
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisOnlineStore(url)
-    raise InvalidInput(f"online store {url!r:.80} is neither sqlite:///PATH nor redis://HOST")
+    if url.startswith(("postgresql://", "postgresql+psycopg://")):
+        return PostgresOnlineStore(url)
+    raise InvalidInput(f"online store {url!r:.80} is none of sqlite:///PATH, redis://HOST, postgresql://...")
