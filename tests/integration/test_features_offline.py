@@ -299,3 +299,28 @@ def test_a_glob_of_files_is_one_source(features: FeatureService, tmp_path: Path)
     asked = pd.DataFrame({"customer_id": [1, 2], "event_timestamp": [_t("2024-01-11"), _t("2024-01-03")]})
     table = features.get_historical(asked, ["customer_stats:spend"])
     assert table is not None and table.column("spend").to_pylist() == [55.0, 20.0]
+
+
+def test_a_sql_source_is_read_through_its_query(features: FeatureService, tmp_path: Path) -> None:
+    import sqlite3
+
+    database = tmp_path / "warehouse.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE stats (customer_id INTEGER, event_ts TEXT, spend REAL)")
+        conn.executemany(
+            "INSERT INTO stats VALUES (?, ?, ?)",
+            [
+                (1, "2024-01-01 00:00:00", 10.0),
+                (1, "2024-01-05 00:00:00", 50.0),
+                (2, "2024-01-02 00:00:00", 20.0),
+            ],
+        )
+    view = FeatureView(
+        "warehouse", ("customer",), f"sqlite:///{database}", "event_ts", (Feature("spend", "float64"),),
+        query="SELECT customer_id, event_ts, spend FROM stats",  # text times: the transform types them
+        transform="SELECT * REPLACE (CAST(event_ts AS TIMESTAMP) AS event_ts) FROM source",
+    )  # fmt: skip
+    features.apply([CUSTOMER], [view])
+    rows = pd.DataFrame({"customer_id": [1, 2], "event_timestamp": [_t("2024-01-04"), _t("2024-01-04")]})
+    table = features.get_historical(rows, ["warehouse:spend"])
+    assert table is not None and table.column("spend").to_pylist() == [10.0, 20.0]

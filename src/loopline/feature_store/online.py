@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from loopline.core.errors import InvalidInput
+from loopline.store.engine import parse_store_url
 
 Key = tuple[Any, ...]
 Row = tuple[Key, int, int, dict[str, Any]]  # (entity key, event time µs, created time µs, values)
@@ -121,7 +122,7 @@ class PostgresOnlineStore:
     def __init__(self, url: str) -> None:
         import sqlalchemy as sa
 
-        self._engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        self._engine = sa.create_engine(parse_store_url(url))  # postgresql:// through psycopg 3
         self._text = sa.text
         with self._engine.begin() as conn:
             conn.execute(

@@ -140,10 +140,11 @@ class FeatureService:
         """The entity rows with each requested feature (`view:feature`, `view@3:feature`,
         `view:*`) as it was known at the row's time (see `loopline.features.offline`)."""
         requests = self._requests(features)
-        return historical_features(
-            entity_rows, requests, source_opener(self._datasets),
-            timestamp_column=timestamp_column, full_names=full_names, output=output,
-        )  # fmt: skip
+        with source_opener(self._datasets) as open_source:
+            return historical_features(
+                entity_rows, requests, open_source,
+                timestamp_column=timestamp_column, full_names=full_names, output=output,
+            )  # fmt: skip
 
     def register_training_set(
         self,
@@ -160,10 +161,11 @@ class FeatureService:
         requests = self._requests(features)
         with tempfile.TemporaryDirectory(prefix="loopline-training-set-") as tmp:
             path = Path(tmp) / "training.parquet"
-            historical_features(
-                entity_rows, requests, source_opener(self._datasets),
-                timestamp_column=timestamp_column, full_names=full_names, output=path,
-            )  # fmt: skip
+            with source_opener(self._datasets) as open_source:
+                historical_features(
+                    entity_rows, requests, open_source,
+                    timestamp_column=timestamp_column, full_names=full_names, output=path,
+                )  # fmt: skip
             version, _ = self._datasets.register(name, path, description=description)
         for request in requests:
             self._lineage.link(("feature_view", request.view.ref), "feeds", ("dataset", version.digest))
@@ -178,7 +180,8 @@ class FeatureService:
         view = self.view(ref)
         store = self._online()
         try:
-            done = materialize(view, source_opener(self._datasets), store, end=end)
+            with source_opener(self._datasets) as open_source:
+                done = materialize(view, open_source, store, end=end)
         finally:
             store.close()
         after = {"until_us": done.until_us, "keys": done.keys_written}

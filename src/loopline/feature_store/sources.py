@@ -1,22 +1,30 @@
 """A feature view's source as a DuckDB relation: a Parquet or CSV file (or a glob of them),
-a stored dataset version, or the rows of a SQL query through SQLAlchemy."""
+a stored dataset version, or the rows of a SQL query through SQLAlchemy (staged as Parquet)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from loopline.core.errors import InvalidInput
 from loopline.core.features import RegisteredView, is_sql_source
+from loopline.data.ingest import stage_query
 from loopline.feature_store.offline import OpenSource
 from loopline.services import Datasets
 
 DATASET_PREFIX = "datasets:/"
 
 
-def source_opener(datasets: Datasets | None) -> OpenSource:
-    """Opens sources with `datasets` resolving `datasets:/NAME@VERSION`."""
+@contextlib.contextmanager
+def source_opener(datasets: Datasets | None) -> Iterator[OpenSource]:
+    """Opens sources with `datasets` resolving `datasets:/NAME@VERSION`; a SQL source's rows
+    are staged as Parquet (in chunks, as dataset ingestion does) until the block ends."""
+    staging = Path(tempfile.mkdtemp(prefix="loopline-feature-sources-"))
 
     def open_source(con: Any, registered: RegisteredView, name: str) -> list[str]:
         view = registered.view
@@ -28,8 +36,11 @@ def source_opener(datasets: Datasets | None) -> OpenSource:
             version = datasets.get(source.removeprefix(DATASET_PREFIX))
             return _files(con, name, [datasets.local_path(version)], "read_parquet")
         if is_sql_source(source):
-            con.register(name, _query(source, view.query or "", where))
-            return []
+            try:
+                staged = stage_query(view.query or "", source, staging / f"{name}.parquet")
+            except InvalidInput as exc:
+                raise InvalidInput(f"{where}: {exc}") from None
+            return _files(con, name, [staged.path], "read_parquet")
         if "://" in source:
             raise InvalidInput(
                 f"{where}: source {source!r:.120} is neither a file, a dataset version nor a database"
@@ -44,7 +55,10 @@ def source_opener(datasets: Datasets | None) -> OpenSource:
         csv = all(p.suffix.lower() in (".csv", ".gz") for p in paths)
         return _files(con, name, paths, "read_csv_auto" if csv else "read_parquet")
 
-    return open_source
+    try:
+        yield open_source
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _files(con: Any, name: str, paths: list[Path], reader: str) -> list[str]:
@@ -52,20 +66,3 @@ def _files(con: Any, name: str, paths: list[Path], reader: str) -> list[str]:
     listed = ", ".join("'" + p.replace("'", "''") + "'" for p in resolved)
     con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {reader}([{listed}])")
     return resolved
-
-
-def _query(url: str, query: str, where: str) -> Any:
-    """The query's rows as an Arrow table (read whole: a database is read where it lives)."""
-    import pandas as pd
-    import pyarrow as pa
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            frame = pd.read_sql_query(sa.text(query), conn)
-    except sa.exc.SQLAlchemyError as exc:
-        raise InvalidInput(f"{where}: its query failed: {' '.join(str(exc).split())[:300]}") from None
-    finally:
-        engine.dispose()
-    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -29,6 +29,7 @@ from loopline.core.entities import DEFAULT_PROJECT, Metric, Run, RunStatus, Sour
 from loopline.core.errors import InvalidInput, LooplineError, NotFound
 from loopline.models.mlflow_format import describe_mlflow_model
 from loopline.services import Registry, Tracking
+from loopline.store.engine import parse_store_url
 
 COMPLETE_TAG = "loopline.imported_from"  # set last: the run is whole
 VERSION_TAG = "mlflow.import.version"  # the MLflow version a loopline version was made from
@@ -379,7 +380,7 @@ class _MlflowDatabase:
     def __init__(self, uri: str) -> None:
         import sqlalchemy as sa
 
-        self._engine = sa.create_engine(uri.replace("postgresql://", "postgresql+psycopg://", 1))
+        self._engine = sa.create_engine(parse_store_url(uri))  # postgresql:// through psycopg 3
         self._query = sa.text(
             "SELECT key, value, step, timestamp, is_nan FROM metrics WHERE run_uuid = :run "
             "ORDER BY key, step, timestamp"

@@ -21,7 +21,6 @@ from loopline.server.mlflow.requests import (
     KeyValue,
     experiment_of,
     name_filter,
-    offset,
     page,
     pairs,
     with_tags,
@@ -81,13 +80,12 @@ def create_logged_model(tracking: Tracking, body: NewLoggedModel) -> Response:
 def search_logged_models(tracking: Tracking, body: LoggedModelSearch) -> Response:
     matches = name_filter(body.filter, ("name", "source_run_id"))
     experiments = [experiment_of(tracking, e).id for e in body.experiment_ids]
-    start = offset(body.page_token)
     found = [
         m
         for m in tracking.search_logged_models(experiments, max_results=10_000)
         if matches(with_tags({"name": m.name, "source_run_id": m.run_id}, m.tags))
     ]
-    shown, token = page(found, start, body.max_results)
+    shown, token = page(found, body.page_token, body.max_results)
     return wire.answer({"models": [wire.logged_model(m) for m in shown], "next_page_token": token})
 
 
@@ -181,7 +179,7 @@ def search_models(
 ) -> Response:
     matches = name_filter(filter)
     found = [m for m in registry.list_models() if matches(with_tags({"name": m.display_name}, m.tags))]
-    shown, token = page(found, offset(page_token), max_results)
+    shown, token = page(found, page_token, max_results)
     return wire.answer(
         {"registered_models": [_registered(registry, m) for m in shown], "next_page_token": token}
     )
@@ -262,20 +260,21 @@ def _version_number(version: str) -> int:
     return int(version)
 
 
-def _model_files(tracking: TrackingService, body: NewVersion) -> tuple[str, str]:
-    """The run and artifact folder holding the model a version is created from. loopline
-    registers only files it holds already, never a location the caller chooses."""
+def _model_files(tracking: TrackingService, body: NewVersion) -> tuple[str, str, str | None]:
+    """The run and artifact folder holding the model a version is created from, and the
+    logged model's id if it is one. loopline registers only files it holds already, never a
+    location the caller chooses."""
     source = body.source.strip()
     model_id = body.model_id or (source.removeprefix("models:/") if source.startswith("models:/m-") else None)
     if model_id:
         logged = tracking.get_logged_model(model_id)
-        return logged.run_id, logged.artifact_prefix
+        return logged.run_id, logged.artifact_prefix, model_id
     if source.startswith("runs:/"):
         run_id, _, path = source.removeprefix("runs:/").partition("/")
-        return run_id, path
+        return run_id, path, None
     if source.startswith("mlflow-artifacts:"):
         run_id, path = _run_path(tracking, source.removeprefix("mlflow-artifacts:").lstrip("/"))
-        return run_id, path
+        return run_id, path, None
     raise InvalidInput(
         f"source {source!r:.200} is not a model this server holds: use models:/MODEL_ID, runs:/RUN_ID/PATH "
         "or an mlflow-artifacts: URI of a run's artifacts"
@@ -284,12 +283,12 @@ def _model_files(tracking: TrackingService, body: NewVersion) -> tuple[str, str]
 
 @router.post("/model-versions/create")
 def create_version(tracking: Tracking, registry: Registry, body: NewVersion) -> Response:
-    run_id, path = _model_files(tracking, body)
+    run_id, path, model_id = _model_files(tracking, body)
     if body.run_id and body.run_id != run_id:
         raise InvalidInput(f"the model's files belong to run {run_id}, not to run {body.run_id}")
     tags = pairs(body.tags) | {wire.SOURCE_TAG: body.source or f"runs:/{run_id}/{path}"}
-    if body.model_id or body.source.startswith("models:/m-"):
-        tags[wire.MODEL_ID_TAG] = body.model_id or body.source.removeprefix("models:/")
+    if model_id:
+        tags[wire.MODEL_ID_TAG] = model_id
     version = registry.register_run_files(body.name, run_id, path, description=body.description, tags=tags)
     return wire.answer({"model_version": wire.model_version(version, body.name)})
 
@@ -338,7 +337,7 @@ def search_versions(
         if not version.deleted
         and matches(with_tags({"name": model.display_name, "run_id": version.run_id or ""}, version.tags))
     ]
-    shown, token = page(found, offset(page_token), max_results)
+    shown, token = page(found, page_token, max_results)
     return wire.answer(
         {"model_versions": [wire.model_version(v, n) for v, n in shown], "next_page_token": token}
     )

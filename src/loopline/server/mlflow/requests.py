@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loopline.core.entities import DEFAULT_EXPERIMENT, Experiment, Metric
 from loopline.core.errors import InvalidInput
+from loopline.server.deps import offset
 from loopline.tracking.service import TrackingService
 
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -68,15 +69,9 @@ def experiment_of(tracking: TrackingService, experiment_id: str | None) -> Exper
     return tracking.get_experiment(int(experiment_id))
 
 
-def offset(page_token: str | None) -> int:
-    if not page_token:
-        return 0
-    if page_token.isdigit() and len(page_token) < 19:
-        return int(page_token)
-    raise InvalidInput(f"page_token {page_token!r:.40} is not one this server gave out")
-
-
-def page(items: list[Any], start: int, size: int) -> tuple[list[Any], str | None]:
+def page(items: list[Any], page_token: str | None, size: int) -> tuple[list[Any], str | None]:
+    """One page of `items` and the token of the next, as the server's other listings give them."""
+    start = offset(page_token)
     end = start + size
     return items[start:end], (str(end) if end < len(items) else None)
 

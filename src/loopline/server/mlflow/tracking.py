@@ -22,7 +22,6 @@ from loopline.server.mlflow.requests import (
     RunRef,
     experiment_of,
     name_filter,
-    offset,
     page,
     pairs,
 )
@@ -74,7 +73,7 @@ def search_experiments(tracking: Tracking, body: ExperimentSearch) -> Response:
         return wire.answer({"experiments": []})
     matches = name_filter(body.filter)
     found = [e for e in tracking.list_experiments() if matches({"name": e.name})]
-    shown, token = page(sorted(found, key=lambda e: e.id), offset(body.page_token), body.max_results)
+    shown, token = page(sorted(found, key=lambda e: e.id), body.page_token, body.max_results)
     return wire.answer({"experiments": [wire.experiment(e) for e in shown], "next_page_token": token})
 
 
@@ -285,5 +284,5 @@ def metric_history(
     page_token: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     history = tracking.metric_history(RunRef(run_id=run_id, run_uuid=run_uuid).id, metric_key)
-    shown, token = page(history, offset(page_token), max_results)
+    shown, token = page(history, page_token, max_results)
     return wire.answer({"metrics": [wire.metric(m) for m in shown], "next_page_token": token})

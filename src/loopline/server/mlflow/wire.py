@@ -53,9 +53,8 @@ def experiment(exp: Experiment) -> dict[str, Any]:
         "creation_time": exp.created_at,
         "last_update_time": exp.created_at,
         "tags": key_values(
-            {"mlflow.note.content": exp.description, "loopline.project": exp.project}
-            if exp.description
-            else {"loopline.project": exp.project}
+            {"loopline.project": exp.project}
+            | ({"mlflow.note.content": exp.description} if exp.description else {})
         ),
     }
 
