@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,33 +21,13 @@ from loopline.feature_store.online import RedisOnlineStore
 from loopline.feature_store.service import FeatureService
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.wiring.backends import Backends, local_owner
-from tests.conftest import BACKENDS, Databases, wait_until
+from tests.conftest import wait_until
 
 CUSTOMER = Entity("customer", ("customer_id",))
-REDIS = "redis://127.0.0.1:6379/0"
 
 
 def _t(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
-
-
-@pytest.fixture(params=["sqlite", "redis", *(["postgres"] if "postgres" in BACKENDS else [])])
-def online(request: pytest.FixtureRequest, databases: Databases, tmp_path: Path) -> Iterator[str | None]:
-    if request.param == "sqlite":
-        yield None  # the default: SQLite beside the artifact folder
-        return
-    if request.param == "postgres":
-        with databases.new("postgres", tmp_path, migrated=False) as url:
-            yield url
-        return
-    prefix = f"loopline-test-{uuid.uuid4().hex[:8]}"
-    yield f"{REDIS}#{prefix}"
-    import redis
-
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
-    client.close()
 
 
 def _service(store: MetadataStore, tmp_path: Path, online: str | None) -> FeatureService:

@@ -37,6 +37,9 @@ class OnlineStore(Protocol):
 
     def watermark(self, view: str) -> int | None: ...
 
+    def newest(self, view: str) -> int | None:
+        """The newest event time (µs) written for `view`, None before its first write."""
+
     def set_watermark(self, view: str, at_us: int) -> None: ...
 
     def close(self) -> None: ...
@@ -58,6 +61,7 @@ class SqliteOnlineStore:
                     created_us INTEGER NOT NULL, feature_values TEXT NOT NULL,
                     PRIMARY KEY (view, entity_key)) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS online_watermarks (view TEXT PRIMARY KEY, at_us INTEGER NOT NULL);
+                CREATE TABLE IF NOT EXISTS online_newest (view TEXT PRIMARY KEY, event_us INTEGER NOT NULL);
                 """
             )
 
@@ -80,6 +84,12 @@ class SqliteOnlineStore:
                    WHERE (excluded.event_us, excluded.created_us) > (event_us, created_us)""",
                 [(view, encode_key(k), e, c, json.dumps(v, default=str)) for k, e, c, v in rows],
             )
+            if rows:
+                conn.execute(
+                    "INSERT INTO online_newest VALUES (?, ?) "
+                    "ON CONFLICT (view) DO UPDATE SET event_us = max(event_us, excluded.event_us)",
+                    [view, max(event for _, event, _, _ in rows)],
+                )
 
     def read(self, view: str, keys: Sequence[Key]) -> list[tuple[int, dict[str, Any]] | None]:
         encoded = [encode_key(k) for k in keys]
@@ -99,6 +109,11 @@ class SqliteOnlineStore:
     def watermark(self, view: str) -> int | None:
         with self._connection() as conn:
             row = conn.execute("SELECT at_us FROM online_watermarks WHERE view = ?", [view]).fetchone()
+        return None if row is None else int(row[0])
+
+    def newest(self, view: str) -> int | None:
+        with self._connection() as conn:
+            row = conn.execute("SELECT event_us FROM online_newest WHERE view = ?", [view]).fetchone()
         return None if row is None else int(row[0])
 
     def set_watermark(self, view: str, at_us: int) -> None:
@@ -138,6 +153,12 @@ class PostgresOnlineStore:
                     "(view TEXT PRIMARY KEY, at_us BIGINT NOT NULL)"
                 )
             )
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE IF NOT EXISTS online_newest "
+                    "(view TEXT PRIMARY KEY, event_us BIGINT NOT NULL)"
+                )
+            )
 
     def write(self, view: str, rows: Sequence[Row]) -> None:
         if not rows:
@@ -159,8 +180,13 @@ class PostgresOnlineStore:
             }
             for k, e, c, v in rows
         ]
+        newest = self._text(
+            "INSERT INTO online_newest VALUES (:view, :event) ON CONFLICT (view) "
+            "DO UPDATE SET event_us = GREATEST(online_newest.event_us, excluded.event_us)"
+        )
         with self._engine.begin() as conn:
             conn.execute(statement, params)
+            conn.execute(newest, {"view": view, "event": max(event for _, event, _, _ in rows)})
 
     def read(self, view: str, keys: Sequence[Key]) -> list[tuple[int, dict[str, Any]] | None]:
         encoded = [encode_key(k) for k in keys]
@@ -175,6 +201,12 @@ class PostgresOnlineStore:
 
     def watermark(self, view: str) -> int | None:
         statement = self._text("SELECT at_us FROM online_watermarks WHERE view = :view")
+        with self._engine.connect() as conn:
+            held = conn.execute(statement, {"view": view}).scalar()
+        return None if held is None else int(held)
+
+    def newest(self, view: str) -> int | None:
+        statement = self._text("SELECT event_us FROM online_newest WHERE view = :view")
         with self._engine.connect() as conn:
             held = conn.execute(statement, {"view": view}).scalar()
         return None if held is None else int(held)
@@ -201,6 +233,11 @@ end
 redis.call('HSET', KEYS[1], 'e', ARGV[1], 'c', ARGV[2], 'v', ARGV[3])
 return 1
 """
+# Raises the view's newest event time: KEYS[1] its key; ARGV[1] a batch's newest.
+_RAISE = """
+local held = redis.call('GET', KEYS[1])
+if not held or tonumber(held) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+"""
 
 
 class RedisOnlineStore:
@@ -214,6 +251,7 @@ class RedisOnlineStore:
         self._client = redis.Redis.from_url(url)
         self._prefix = prefix
         self._newer = self._client.register_script(_NEWER)
+        self._raise = self._client.register_script(_RAISE)
 
     def _key(self, view: str, key: Key) -> str:
         return f"{self._prefix}:{view}:{encode_key(key)}"
@@ -226,6 +264,9 @@ class RedisOnlineStore:
                 args=[event, created, json.dumps(values, default=str)],
                 client=pipe,
             )
+        if rows:
+            newest = max(event for _, event, _, _ in rows)
+            self._raise(keys=[f"{self._prefix}:{view}:__newest"], args=[newest], client=pipe)
         pipe.execute()
 
     def read(self, view: str, keys: Sequence[Key]) -> list[tuple[int, dict[str, Any]] | None]:
@@ -239,6 +280,10 @@ class RedisOnlineStore:
 
     def watermark(self, view: str) -> int | None:
         held = self._client.get(f"{self._prefix}:{view}:__watermark")
+        return None if held is None else int(held)
+
+    def newest(self, view: str) -> int | None:
+        held = self._client.get(f"{self._prefix}:{view}:__newest")
         return None if held is None else int(held)
 
     def set_watermark(self, view: str, at_us: int) -> None:

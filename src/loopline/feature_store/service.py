@@ -8,9 +8,10 @@ definitions, viewers read them and build training sets. Applying a view whose de
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -23,6 +24,8 @@ from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import DEFAULT_PROJECT
 from loopline.core.errors import InvalidInput, NotFound
 from loopline.core.features import Entity, FeatureRef, FeatureView, RegisteredView, unique_names
+from loopline.feature_store.health import Freshness, Skew, compare
+from loopline.feature_store.lookup import OnlineLookup, feature_columns
 from loopline.feature_store.materialize import Materialized, materialize, namespace
 from loopline.feature_store.offline import ENTITY_TIME, ViewRequest, historical_features
 from loopline.feature_store.online import OnlineStore
@@ -63,6 +66,7 @@ class FeatureService:
         self._lineage = lineage
         self._datasets = datasets
         self._online = online  # opened on first use: most callers never need it
+        self._shared_store: OnlineStore | None = None
 
     # definitions -----------------------------------------------------------------------
 
@@ -196,39 +200,75 @@ class FeatureService:
         """The newest materialized values for each entity (columns of join keys, equal
         lengths), as columns beside them; None where an entity has no value or it is older
         than the view's TTL."""
+        if self._shared_store is None:
+            self._shared_store = self._online()
+        found = OnlineLookup(self._requests(features), self._shared_store, full_names=full_names).lookup(
+            entities
+        )
+        shown = {name: list(values) for name, values in entities.items()}
+        if clash := sorted(shown.keys() & found.keys()):
+            raise InvalidInput(
+                f"feature {clash[0]!r} has the name of an entity column: ask with full_names=True"
+            )
+        return shown | found
+
+    def online_lookup(self, features: Sequence[str], *, full_names: bool = False) -> OnlineLookup:
+        """A lookup of these features that resolves them now and keeps its own connection to
+        the online store (for a server answering many requests); the caller closes it."""
+        return OnlineLookup(self._requests(features), self._online(), full_names=full_names)
+
+    # health --------------------------------------------------------------------------
+
+    def freshness(self, refs: Sequence[str] = ()) -> list[Freshness]:
+        """How old each view's newest online value is against its TTL (every view's newest
+        version by default)."""
+        views = [self.view(ref) for ref in refs] if refs else self.views()
+        store = self._shared()
+        now_us = time.time_ns() // 1_000
+        return [
+            Freshness(v.ref, v.view.ttl_s, store.newest(namespace(v)), store.watermark(namespace(v)), now_us)
+            for v in views
+        ]
+
+    def skew(
+        self,
+        served: pd.DataFrame,
+        features: Sequence[str],
+        *,
+        timestamp_column: str = ENTITY_TIME,
+        defaults: Mapping[str, Any] | None = None,
+        full_names: bool = False,
+        sample: int | None = 1_000,
+    ) -> Skew:
+        """Training/serving skew: for (a sample of) `served` rows, holding the join keys, the
+        time they were served at and the feature columns as served, compare each value with
+        what offline retrieval gives for the same entity and time."""
         requests = self._requests(features)
-        lengths = {len(values) for values in entities.values()}
-        if len(lengths) != 1:
-            raise InvalidInput("the entity columns must all have the same length")
-        found: dict[str, list[Any]] = {name: list(values) for name, values in entities.items()}
-        now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
-        store = self._online()
-        try:
-            for request in requests:
-                view = request.view
-                for key in view.join_keys:
-                    if key not in entities:
-                        raise InvalidInput(
-                            f"feature view {view.ref} is looked up by {key!r}: give that column"
-                        )
-                    if (row := next((i for i, v in enumerate(entities[key]) if v is None), None)) is not None:
-                        raise InvalidInput(f"entity {key!r} is null at position {row}")
-                keys = list(zip(*(entities[k] for k in view.join_keys), strict=True))
-                held = store.read(namespace(view), keys)
-                ttl_us = None if view.view.ttl_s is None else view.view.ttl_s * 1_000_000
-                for feature in request.features:
-                    shown = f"{view.view.name}__{feature}" if full_names else feature
-                    if shown in found:
-                        raise InvalidInput(f"{shown!r} is asked twice: ask with full_names=True")
-                    found[shown] = [
-                        None
-                        if hit is None or (ttl_us is not None and now_us - hit[0] > ttl_us)
-                        else hit[1][feature]
-                        for hit in held
-                    ]
-        finally:
-            store.close()
-        return found
+        columns = [name for found in feature_columns(requests, full_names) for _, name in found]
+        keys = list(dict.fromkeys(k for r in requests for k in r.view.join_keys))
+        if missing := [c for c in [*keys, timestamp_column, *columns] if c not in served.columns]:
+            raise InvalidInput(f"the served rows lack column(s) {', '.join(missing)}")
+        if sample is not None and len(served) > sample:
+            served = served.sample(sample, random_state=0)
+        served = served.reset_index(drop=True)
+        entity_rows = served[[*keys, timestamp_column]]
+        with source_opener(self._datasets) as open_source:
+            offline = historical_features(
+                entity_rows, requests, open_source, timestamp_column=timestamp_column, full_names=full_names
+            )
+        assert offline is not None
+        return compare(served, offline.to_pandas(), columns, keys, defaults)
+
+    def _shared(self) -> OnlineStore:
+        if self._shared_store is None:
+            self._shared_store = self._online()
+        return self._shared_store
+
+    def close(self) -> None:
+        """Close the online store connection `get_online` keeps."""
+        if self._shared_store is not None:
+            self._shared_store.close()
+            self._shared_store = None
 
     def _requests(self, features: Sequence[str]) -> list[ViewRequest]:
         self._access.require(DEFAULT_PROJECT, Role.VIEWER)
