@@ -1,7 +1,10 @@
 """Point-in-time training sets at two shapes: loopline's retrieval (DuckDB: a running arg-max
 over visible time, then ASOF joins) against Feast's file offline store, same data, same run.
 
-    .venv/bin/python -m benchmarks.features [--shape shallow|deep|both] [--quick] [--no-feast]
+    .venv/bin/python -m benchmarks.features [--part historical|online|materialize|all]
+        [--shape shallow|deep|both] [--quick] [--no-feast]
+
+Historical retrieval (the default part):
 
 * shallow: 10,000,000 feature rows and 1,000,000 entity rows, 100 rows per entity
   (100,000 entities);
@@ -16,6 +19,10 @@ first 100,000 rows) where Feast ran. Feast runs in its own virtualenv
 (benchmarks/.feast-venv, made on first use from peers/feast-requirements.txt); Feast's
 point-in-time join ignores the created time when choosing a row (it only breaks ties with
 it), so rows whose answer depends on a backfill are left out of the comparison.
+
+Online (`--part online`, benchmarks/features_online.py): lookups of 1 and 100 entities, 10
+features, through `ll.features.get_online` and Feast's `get_online_features`, on SQLite and
+Redis. Materialization (`--part materialize`): peak RSS at 1M and at 10M rows.
 """
 
 from __future__ import annotations
@@ -153,17 +160,39 @@ def compare(workdir: Path, rows: int = 100_000) -> dict[str, Any]:
 
 
 def main() -> None:
+    from benchmarks import features_online
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parts = ["historical", "online", "materialize", "all"]
+    parser.add_argument("--part", choices=parts, default="historical")
     parser.add_argument("--shape", choices=["shallow", "deep", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="a tenth of each shape")
     parser.add_argument("--no-feast", action="store_true", help="loopline alone")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        loopline_side(Path(args.child[1]))
+        kind, workdir = args.child[0], Path(args.child[1])
+        if kind == "loopline":
+            loopline_side(workdir)
+        elif kind == "materialize":
+            print(json.dumps(features_online.loopline_materialize(workdir)))
+        else:
+            print(json.dumps(features_online.loopline_online(workdir, kind.removeprefix("online-"))))
         return
     if not args.no_feast:
         ensure_feast_venv()
+    lines = []
+    if args.part in ("historical", "all"):
+        lines += historical(args)
+    if args.part in ("online", "all"):
+        lines += features_online.main_online(run_measured, None if args.no_feast else FEAST_PYTHON)
+    if args.part in ("materialize", "all"):
+        lines += features_online.main_materialize(run_measured, args.quick)
+    print("\n".join(lines))
+
+
+def historical(args: argparse.Namespace) -> list[str]:
+    """Both shapes (or one), loopline then Feast; one line each."""
     shapes = ["shallow", "deep"] if args.shape == "both" else [args.shape]
     lines = []
     for shape in shapes:
@@ -200,7 +229,7 @@ def main() -> None:
                 line += f" | {feast} | {speed:5.1f}x faster, RSS {memory:.2f} of Feast's | {differ}"
             print(line, flush=True)
             lines.append(line)
-    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":
