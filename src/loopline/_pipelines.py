@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
 from loopline import _sdk
@@ -25,6 +26,8 @@ from loopline.pipelines.tuning import Objective, TuningResult
 
 if TYPE_CHECKING:
     from loopline.core.automation import Job
+    from loopline.core.entities import Principal
+    from loopline.services import Materialized
     from loopline.wiring.backends import Backends
     from loopline.wiring.local import LocalServices
     from loopline.wiring.settings import Settings
@@ -91,7 +94,40 @@ def worker_services(settings: Settings, backends: Backends) -> tuple[LocalServic
         return {"pipeline_run": result.id, "status": result.run.status}
 
     services = backends.services(local_owner(), lambda target, params: run(target, params).output())
-    return services, job_runner(services.monitors, services.loops, pipeline_job)
+    online = {} if backends.online_store is None else {"online_store": backends.online_store}
+    # the Ray task writes to the online store this worker would write to
+    on_ray = RayMaterialization(settings.model_copy(update=online), services.principal)
+    return services, job_runner(services.monitors, services.loops, pipeline_job, services.features, on_ray)
+
+
+@dataclass(frozen=True)
+class RayMaterialization:
+    """Materializes a feature view as a Ray task acting as `principal`. Only `settings` go to
+    the task, which opens the store and the online store from them in its Ray worker: open
+    connections are never pickled."""
+
+    settings: Settings
+    principal: Principal
+
+    def __call__(self, ref: str, end: datetime | None, address: str) -> Materialized:
+        from loopline.compute.ray_cluster import run_task
+
+        return run_task(
+            address, "materializing features", _materialize_here, self.settings, self.principal, ref, end
+        )
+
+
+def _materialize_here(
+    settings: Settings, principal: Principal, ref: str, end: datetime | None
+) -> Materialized:
+    """Runs in the Ray worker: the feature service over stores opened from `settings`."""
+    from loopline.wiring.backends import open_backends
+
+    backends = open_backends(settings)
+    try:
+        return backends.services(principal).features.materialize(ref, end=end)
+    finally:
+        backends.close()
 
 
 def runner() -> PipelineRunner:

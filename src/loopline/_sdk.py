@@ -19,10 +19,9 @@ if TYPE_CHECKING:
 
     from loopline.core.promotion import PromotionReport
     from loopline.core.registry import Evaluation
-    from loopline.feature_store.service import FeatureService
     from loopline.models import LoadedModel
     from loopline.registry.policy import Policy
-    from loopline.services import Datasets, Registry, Services, Tracking
+    from loopline.services import Datasets, Features, Registry, Services, Tracking
     from loopline.tracking.active_run import ActiveRun
     from loopline.tracking.tracker import Tracker
     from loopline.wiring.backends import Backends
@@ -131,17 +130,9 @@ def dataset_service() -> Datasets:
     return services().datasets
 
 
-def feature_service() -> FeatureService:
-    """The feature store behind the SDK: on the local store (not yet through a server)."""
-    from loopline.wiring.local import LocalServices
-
-    found = services()
-    if not isinstance(found, LocalServices):
-        raise InvalidInput(
-            "the feature store works on a local store in this version; the SDK is pointed at a server "
-            "(LOOPLINE_URI): unset it, or run this where the store is"
-        )
-    return found.features
+def feature_service() -> Features:
+    """The feature store behind the SDK: the store's, or the server's."""
+    return services().features
 
 
 def _backends_in_use() -> Backends:

@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from loopline.core.datasets import DatasetVersion
-    from loopline.feature_store.materialize import Materialized
-    from loopline.feature_store.service import Applied, FeatureService
+    from loopline.services import Applied, Features, Materialized
 
 __all__ = [
     "Entity",
@@ -36,7 +35,7 @@ __all__ = [
 ]
 
 
-def _service() -> FeatureService:
+def _service() -> Features:
     from loopline._sdk import feature_service
 
     return feature_service()

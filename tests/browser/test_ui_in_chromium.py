@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from loopline.core.entities import Metric
+from loopline.core.features import Entity, Feature, FeatureView
 from loopline.demo import DATASET, DEPLOYMENT, MODEL, MONITOR
 from loopline.wiring.backends import Backends, local_owner
 from tests.browser.conftest import Watched
@@ -99,6 +100,7 @@ def test_every_page_of_the_fixture_store_shows_without_errors(team: Team, watche
         "/deployments/cancer-prod",
         "/monitors/cancer-watch",
         "/datasets/patients",
+        "/features",
         "/pipelines",
         "/audit",
     ):
@@ -156,6 +158,12 @@ def test_hostile_strings_are_shown_as_text_and_never_run(team: Team, watched: Wa
         tracking.log_batch(run.id, [Metric("m", 1.0, 0, 1)], params={"p": payload}, tags={"t": payload})
         ids.append(run.id)
     services.registry.update_model("cancer", description=PAYLOADS[0])
+    hostile_view = FeatureView(
+        name="hostile_view", entities=("customer",), source=f"/nowhere/{PAYLOADS[1]}.parquet",
+        event_time="event_ts", features=(Feature("spend", "float64"),), description=PAYLOADS[0],
+        transform=f"SELECT * FROM source -- {PAYLOADS[2]}", tags={"note": PAYLOADS[0]},
+    )  # fmt: skip
+    services.features.apply([Entity("customer", ("customer_id",), PAYLOADS[2])], [hostile_view])
     _sign_in(watched, team, "admin")
     experiments = [tracking.get_experiment(p).id for p in PAYLOADS]
     pages = [
@@ -165,6 +173,8 @@ def test_hostile_strings_are_shown_as_text_and_never_run(team: Team, watched: Wa
         f"/compare?{urlencode({'run': ids}, doseq=True)}",
         "/models",
         "/models/cancer",
+        "/features",
+        "/features/hostile_view",
         "/audit",
     ]
     for path in pages:
@@ -173,6 +183,9 @@ def test_hostile_strings_are_shown_as_text_and_never_run(team: Team, watched: Wa
         assert watched.page.evaluate("window.__owned") is None, path
     _visit(watched, f"{team.url}/runs/{ids[1]}")
     expect(watched.page.locator("h1")).to_contain_text(PAYLOADS[1])  # shown, as text
+    _visit(watched, f"{team.url}/features/hostile_view")
+    expect(watched.page.locator("#transform")).to_contain_text(PAYLOADS[2])
+    expect(watched.page.locator("#definition")).to_contain_text(PAYLOADS[1])  # the source path
     assert watched.dialogs == [] and watched.errors == []
 
 

@@ -144,3 +144,18 @@ def test_a_killed_materialization_resumes_without_gap_or_duplicate(tmp_path: Pat
 
     with sqlite3.connect(online_db) as conn:
         assert conn.execute("SELECT count(*) FROM online_values").fetchone()[0] == 100_000
+
+
+def test_a_view_applied_anew_is_looked_up_at_its_new_version_at_once(
+    store: MetadataStore, tmp_path: Path
+) -> None:
+    """get_online keeps resolved views for a few seconds; applying through the service drops them."""
+    features = _service(store, tmp_path, None)
+    source = tmp_path / "stats.parquet"
+    _write(source, [(1, "2024-01-01", "2024-01-01", 10.0)])
+    features.apply([CUSTOMER], [_view(source)])
+    features.materialize("stats")
+    assert features.get_online({"customer_id": [1]}, ["stats:spend"])["spend"] == [10.0]
+    features.apply([CUSTOMER], [_view(source, ttl_s="1d")])  # version 2, not materialized yet
+    assert features.get_online({"customer_id": [1]}, ["stats:spend"])["spend"] == [None]
+    assert features.get_online({"customer_id": [1]}, ["stats@1:spend"])["spend"] == [10.0]

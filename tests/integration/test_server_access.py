@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from loopline.artifacts import BlobStore
+from loopline.core.features import Entity, FeatureView
 from loopline.server.app import create_app
 from loopline.server.mlflow.errors import is_mlflow_path
 from loopline.store import MetadataStore
@@ -23,12 +24,17 @@ LIST = "list"  # anyone authenticated; shows only what the caller may see
 SELF = "self"  # the user named in the path, or an administrator
 ADMIN = "admin"
 ANY_EDITOR = "any editor"  # an editor or more on some project: staging files precedes naming a model
+NOBODY = "nobody"  # what only its creator may fetch: the id here is nobody's
 POLICY = {"kind": "single", "arms": [{"name": "main", "target": "models:/cancer/2"}]}
 JOB = {"kind": "monitor", "target": "cancer-watch"}
 UPLOADED = {"upload_id": "0" * 32, "target": "target"}  # an upload that does not exist
 IMPORTED = {"id": "ab" * 16, "experiment_id": 0, "name": "from-elsewhere", "status": "FINISHED",
             "start_time": 1, "end_time": 2, "created_by": "someone"}  # fmt: skip
 LOOP = {"model": "cancer", "pipeline": "flows:train", "reference_dataset": "patients", "target": "target"}
+CUSTOMER = {"name": "customer", "join_keys": ["customer_id"]}
+STATS = {"name": "stats", "entities": ["customer"], "source": "datasets:/patients@1", "event_time": "at",
+         "features": {"spend": "float64"}}  # fmt: skip
+HISTORICAL = {"upload_id": "0" * 32, "features": ["stats:spend"]}
 
 # (method, path): (who may call it, JSON body or raw bytes, query)
 RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
@@ -134,6 +140,21 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("GET", "/api/v1/loops/{deployment}"): ("vera", None, None),
     ("GET", "/api/v1/loops/{deployment}/events"): ("vera", None, None),
     ("POST", "/api/v1/loops/{deployment}/reset"): ("maya", {"reason": "stuck"}, None),
+    ("GET", "/api/v1/features/entities"): ("vera", None, None),
+    ("GET", "/api/v1/features/views"): ("vera", None, None),
+    ("GET", "/api/v1/features/views/{ref}"): ("vera", None, None),
+    ("GET", "/api/v1/features/views/{name}/versions"): ("vera", None, None),
+    ("GET", "/api/v1/features/freshness"): ("vera", None, None),
+    ("POST", "/api/v1/features/apply"): ("alice", {"entities": [CUSTOMER], "feature_views": [STATS]}, None),
+    ("POST", "/api/v1/features/historical"): ("vera", HISTORICAL, None),
+    ("GET", "/api/v1/features/historical/{result_id}"): (NOBODY, None, None),
+    ("POST", "/api/v1/features/training-sets"): ("alice", {**HISTORICAL, "name": "training"}, None),
+    ("POST", "/api/v1/features/views/{ref}/materialize"): ("alice", {}, None),
+    ("POST", "/api/v1/features/online"): (
+        "vera",
+        {"entities": {"customer_id": [1]}, "features": ["stats:spend"]},
+        None,
+    ),
     ("GET", "/api/v1/lineage"): ("vera", None, {"kind": "deployment", "key": "cancer-prod"}),
     ("GET", "/api/v1/lineage/downstream"): (
         "vera",
@@ -176,14 +197,15 @@ def _fill_path(path: str, team: Team) -> str:
     resource = path.split("/")[3]
     names = {"models": "cancer", "deployments": "cancer-prod", "monitors": "cancer-watch",
              "datasets": "patients", "projects": "exp", "schedules": "nightly",
-             "triggers": "on-alert"}  # fmt: skip
+             "triggers": "on-alert", "features": "stats"}  # fmt: skip
     values = {
         "{experiment_id}": team.ids["experiment_id"], "{run_id}": team.ids["run_id"], "{project}": "default",
         "{name}": names.get(resource, "notes/a.txt"), "{version}": "1", "{alias}": "champion",
         "{key}": "loss", "{request_id}": team.ids["request_id"], "{token_id}": team.ids["token_id"],
         "{user}": "alice", "{upload_id}": "0" * 32, "{deployment}": "cancer-prod",
         "{evaluation_id}": team.ids["evaluation_id"], "{plot}": "roc.png",
-        "{path}": "model.skops" if resource == "models" else "file.bin",
+        "{path}": "model.skops" if resource == "models" else "file.bin", "{ref}": "stats@1",
+        "{result_id}": "0" * 32,
     }  # fmt: skip
     if resource == "monitors":
         values["{run_id}"] = team.ids["monitor_run_id"]
@@ -209,6 +231,8 @@ def _call(
 def _allowed(rule: str, user: str) -> bool:
     if rule == ADMIN:
         return user == "admin"
+    if rule == NOBODY:
+        return False
     if rule == SELF:
         return user in ("alice", "admin")
     if rule == LIST:
@@ -247,6 +271,8 @@ def test_every_mlflow_route_needs_a_token(store: MetadataStore, blobs: BlobStore
 
 def test_every_route_answers_exactly_who_may_call_it(store: MetadataStore, blobs: BlobStore) -> None:
     with team_server(store, blobs) as team, contextlib.ExitStack() as stack:
+        features = team.backends.services(local_owner()).features  # a view to read, over a dataset
+        features.apply([Entity.from_dict(CUSTOMER)], [FeatureView.from_dict(STATS)])
         clients = {user: stack.enter_context(team.client(user)) for user in [None, *LADDER]}
 
         def call(user: str | None, method: str, path: str) -> tuple[int, Any]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from loopline.core.access import Role
 from loopline.core.automation import Job, JobKind, Schedule, Trigger
 from loopline.core.clock import now_ms
-from loopline.core.errors import InvalidInput, PermissionDenied
+from loopline.core.errors import InvalidInput, NotFound, PermissionDenied
+from loopline.core.features import check_identifier
 from loopline.core.pipelines import PipelineRun
 from loopline.core.validation import check_name
 from loopline.governance.audit import AuditTrail
@@ -43,13 +45,64 @@ def check_cron(cron: str) -> str:
 
 
 def check_target(kind: JobKind, target: str) -> str:
+    """`target` if it is well formed for a job of `kind` (whether it exists is checked apart)."""
     if kind is JobKind.PIPELINE:
         module, _, attribute = target.partition(":")
         if not module or not attribute or not all(p.isidentifier() for p in [*module.split("."), attribute]):
             raise InvalidInput(f"pipeline {target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
+    elif kind is JobKind.MATERIALIZE:
+        feature_view_target(target)
     else:
         _name(f"{kind.value} target", target)
     return target
+
+
+def feature_view_target(target: str) -> tuple[str, int | None]:
+    """The name and version (None: the newest when the job runs) of a materialize target."""
+    name, at, version = target.partition("@")
+    if at and not version.isdigit():
+        raise InvalidInput(f"feature view {target!r:.80} is not NAME or NAME@VERSION (e.g. customer_stats@2)")
+    check_identifier("feature view name", name)
+    return name, int(version) if at else None
+
+
+RUN_ON = ("local", "ray")
+"""Where a materialize job may run: in the worker's process, or as a Ray task."""
+
+
+@dataclass(frozen=True)
+class MaterializeOptions:
+    """A materialize job's params, checked."""
+
+    end: datetime | None  # up to when; None: the time the job runs
+    ray_address: str | None  # None: in the worker's process; "local": a Ray the worker starts
+
+
+def materialize_options(params: Mapping[str, Any]) -> MaterializeOptions:
+    """Check a materialize job's params: `end` (an ISO time, UTC unless it names a zone),
+    `on` ("local" or "ray") and `ray_address` (with on=ray; default "local")."""
+    unknown = sorted(set(params) - {"end", "on", "ray_address"})
+    if unknown:
+        raise InvalidInput(
+            f"a materialize job takes the params end, on and ray_address, not {', '.join(unknown)}"
+        )
+    end, on, address = params.get("end"), params.get("on", "local"), params.get("ray_address")
+    at: datetime | None = None
+    if end is not None:
+        try:
+            at = datetime.fromisoformat(end) if isinstance(end, str) else None
+        except ValueError:
+            at = None
+        if at is None:
+            raise InvalidInput(f"end {end!r:.60} is not an ISO time, e.g. 2024-03-01T00:00:00+00:00")
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # UTC, as schedules are
+    if on not in RUN_ON:
+        raise InvalidInput(f"on {on!r:.40} is not one of {', '.join(RUN_ON)}")
+    if address is not None and (on != "ray" or not isinstance(address, str) or not address.strip()):
+        raise InvalidInput(
+            "ray_address goes with on=ray: a Ray cluster's address, or 'local' to start Ray in the worker"
+        )
+    return MaterializeOptions(at, (address or "local") if on == "ray" else None)
 
 
 def check_pipeline_allowed(target: str, allowed: Sequence[str] | None) -> None:
@@ -65,6 +118,9 @@ def check_pipeline_allowed(target: str, allowed: Sequence[str] | None) -> None:
 
 
 class AutomationService:
+    """Schedules, triggers and queued jobs, acting as `authorizer.principal` (a maintainer
+    declares them, a viewer reads them)."""
+
     def __init__(self, store: MetadataStore, *, authorizer: Authorizer, audit: AuditTrail) -> None:
         self._store = store
         self._principal = authorizer.principal
@@ -76,7 +132,24 @@ class AutomationService:
         check_target(kind, target)
         if kind is JobKind.RETRAIN:
             self._store.loops.get(target)  # NotFound names `loopline loop declare`
+        if kind is JobKind.MATERIALIZE:
+            try:
+                self._store.features.view(*feature_view_target(target))
+            except NotFound as exc:
+                raise NotFound(
+                    f"cannot materialize {target!r}: {exc}; apply its definition first "
+                    "(`loopline features apply FILE`), or see `loopline features list`"
+                ) from None
         return target
+
+    @staticmethod
+    def _params(kind: JobKind, params: dict[str, Any] | None) -> dict[str, Any]:
+        """A copy of the params, checked where the kind defines them (a pipeline's are
+        checked against its signature by whoever can import it)."""
+        given = dict(params or {})
+        if kind is JobKind.MATERIALIZE:
+            materialize_options(given)
+        return given
 
     @atomic
     def create_schedule(
@@ -85,7 +158,7 @@ class AutomationService:
         now = now_ms()
         schedule = Schedule(
             _name("schedule name", name), check_cron(cron), kind, self._target(kind, target),
-            dict(params or {}), True, next_due(cron, now), None, now, self._principal.name,
+            self._params(kind, params), True, next_due(cron, now), None, now, self._principal.name,
         )  # fmt: skip
         added = self._store.automation.add_schedule(schedule)
         self._audit.record(
@@ -111,8 +184,8 @@ class AutomationService:
         self._store.monitors.get(monitor)  # it must exist
         seen = max((a.id for a in self._store.monitors.alerts(monitor, limit=1_000_000)), default=0)
         trigger = Trigger(
-            _name("trigger name", name), monitor, rule, kind, self._target(kind, target), dict(params or {}),
-            cooldown_s, True, seen, None, now_ms(), self._principal.name,
+            _name("trigger name", name), monitor, rule, kind, self._target(kind, target),
+            self._params(kind, params), cooldown_s, True, seen, None, now_ms(), self._principal.name,
         )  # fmt: skip
         added = self._store.automation.add_trigger(trigger)
         self._audit.record(
@@ -126,7 +199,7 @@ class AutomationService:
         job = self._store.automation.enqueue(
             kind,
             self._target(kind, target),
-            dict(params or {}),
+            self._params(kind, params),
             f"queued by {self._principal.name}",
             now_ms(),
         )

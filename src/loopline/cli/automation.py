@@ -20,11 +20,18 @@ from loopline.core.automation import JobKind
 from loopline.pipelines.definition import load_pipeline
 from loopline.services import Automation
 
-schedules = typer.Typer(help="Cron schedules (UTC) of pipelines and monitors.", no_args_is_help=True)
-triggers = typer.Typer(help="Triggers: run a pipeline when a monitor opens an alert.", no_args_is_help=True)
+schedules = typer.Typer(
+    help="Cron schedules (UTC) of pipelines, monitors and materializations.", no_args_is_help=True
+)
+triggers = typer.Typer(help="Triggers: run a job when a monitor opens an alert.", no_args_is_help=True)
 jobs = typer.Typer(help="Jobs that workers ran, run or will run.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print JSON.")
-PARAMS = typer.Option([], "--param", "-p", help="Pipeline parameter NAME=VALUE, repeatable.")
+PARAMS = typer.Option(
+    [], "--param", "-p",
+    help="NAME=VALUE, repeatable: a pipeline's parameter, or a materialization's end=ISO-TIME, on=ray, "
+    "ray_address=ADDRESS.",
+)  # fmt: skip
+MATERIALIZE = typer.Option(None, help="Materialize this feature view (NAME or NAME@VERSION).")
 
 
 def _service(ctx: typer.Context) -> Automation:
@@ -32,7 +39,7 @@ def _service(ctx: typer.Context) -> Automation:
 
 
 OPTIONS = {JobKind.PIPELINE: "--pipeline MODULE:PIPELINE", JobKind.MONITOR: "--monitor NAME",
-           JobKind.RETRAIN: "--retrain DEPLOYMENT"}  # fmt: skip
+           JobKind.RETRAIN: "--retrain DEPLOYMENT", JobKind.MATERIALIZE: "--materialize VIEW"}  # fmt: skip
 
 
 def _what(choices: dict[JobKind, str | None], params: list[str]) -> tuple[JobKind, str, dict[str, Any]]:
@@ -43,8 +50,16 @@ def _what(choices: dict[JobKind, str | None], params: list[str]) -> tuple[JobKin
     kind, target = given[0]
     if kind is JobKind.PIPELINE:
         return kind, target, parse_params(load_pipeline(target), params)
+    if kind is JobKind.MATERIALIZE:  # as text: the automation service checks them
+        found: dict[str, Any] = {}
+        for item in params:
+            name, equals, value = item.partition("=")
+            if not equals:
+                raise typer.BadParameter(f"{item!r} is not NAME=VALUE")
+            found[name] = value
+        return kind, target, found
     if params:
-        raise typer.BadParameter("-p parameters are for pipelines")
+        raise typer.BadParameter("-p parameters are for pipelines and materializations")
     return kind, target, {}
 
 
@@ -55,10 +70,13 @@ def create_schedule(
     cron: str = typer.Option(..., help="Five cron fields in UTC, e.g. '0 3 * * *'."),
     pipeline: str | None = typer.Option(None, help="Run this pipeline (MODULE:PIPELINE)."),
     monitor: str | None = typer.Option(None, help="Run this monitor."),
+    materialize: str | None = MATERIALIZE,
     param: list[str] = PARAMS,
 ) -> None:
-    """Run a pipeline or a monitor on a cron schedule (a worker runs it)."""
-    kind, target, params = _what({JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor}, param)
+    """Run a pipeline or a monitor, or materialize a feature view, on a cron schedule (a
+    worker runs it)."""
+    choices = {JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.MATERIALIZE: materialize}
+    kind, target, params = _what(choices, param)
     schedule = _service(ctx).create_schedule(name, cron, kind, target, params)
     Console().print(f"schedule {schedule.name}: {kind.value} {target}, next due {when(schedule.next_at)}")
 
@@ -88,11 +106,14 @@ def create_trigger(
     rule: str | None = typer.Option(None, help="Only alerts of this rule (default: any)."),
     pipeline: str | None = typer.Option(None, help="Run this pipeline (MODULE:PIPELINE)."),
     retrain: str | None = typer.Option(None, help="Start the retraining loop of this deployment."),
+    materialize: str | None = MATERIALIZE,
     param: list[str] = PARAMS,
     cooldown: int = typer.Option(3600, help="Seconds after firing during which alerts are only recorded."),
 ) -> None:
-    """Run a pipeline, or a deployment's retraining loop, when a monitor opens an alert."""
-    kind, target, params = _what({JobKind.PIPELINE: pipeline, JobKind.RETRAIN: retrain}, param)
+    """Run a pipeline, a deployment's retraining loop or a feature view's materialization
+    when a monitor opens an alert."""
+    choices = {JobKind.PIPELINE: pipeline, JobKind.RETRAIN: retrain, JobKind.MATERIALIZE: materialize}
+    kind, target, params = _what(choices, param)
     trigger = _service(ctx).create_trigger(
         name, monitor, kind, target, params, rule=rule, cooldown_s=cooldown
     )
@@ -138,10 +159,14 @@ def enqueue(
     pipeline: str | None = typer.Option(None, help="Run this pipeline (MODULE:PIPELINE)."),
     monitor: str | None = typer.Option(None, help="Run this monitor."),
     retrain: str | None = typer.Option(None, help="Start the retraining loop of this deployment."),
+    materialize: str | None = MATERIALIZE,
     param: list[str] = PARAMS,
 ) -> None:
     """Queue a job for the next free worker."""
-    choices = {JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.RETRAIN: retrain}
+    choices = {
+        JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.RETRAIN: retrain,
+        JobKind.MATERIALIZE: materialize,
+    }  # fmt: skip
     kind, target, params = _what(choices, param)
     Console().print(f"job {_service(ctx).enqueue(kind, target, params).id} queued")
 

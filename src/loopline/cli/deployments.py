@@ -11,7 +11,7 @@ from rich.table import Table
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.core.errors import InvalidInput
-from loopline.core.traffic import TrafficPolicy
+from loopline.core.traffic import FeatureDeclaration, TrafficPolicy
 
 app = typer.Typer(
     help="Deployments: named endpoints with traffic policies over model versions.", no_args_is_help=True
@@ -27,6 +27,49 @@ REASON = typer.Option("", "--reason", help="Why; recorded with the revision.")
 EXTRA_FIELDS = typer.Option(
     "refuse", "--extra-fields", help="Request fields the model does not take: refuse (422) or ignore."
 )
+FEATURE = typer.Option(
+    None,
+    "--feature",
+    help="An online feature joined to every request by its entity keys: view:feature, view@N:feature "
+    "or view:* (repeatable).",
+)
+FEATURE_DEFAULT = typer.Option(
+    None,
+    "--feature-default",
+    help="NAME=VALUE: the value of feature NAME for an entity without one (repeatable; "
+    "without a default such a request is refused).",
+)
+FULL_FEATURE_NAMES = typer.Option(
+    False, "--full-feature-names", help="Name the feature columns view__feature (as training sets do)."
+)
+
+
+def features_from_options(
+    refs: list[str] | None, defaults: list[str] | None, full_names: bool
+) -> FeatureDeclaration | None:
+    """The declaration the options give, None when they give no feature."""
+    if not refs:
+        if defaults or full_names:
+            raise InvalidInput("--feature-default and --full-feature-names go with --feature view:feature")
+        return None
+    values = {}
+    for spec in defaults or []:
+        name, equals, text = spec.partition("=")
+        if not equals or not name:
+            raise InvalidInput(f"--feature-default {spec!r}: write NAME=VALUE")
+        values[name.strip()] = _scalar(text)
+    return FeatureDeclaration.of(refs, values, full_names=full_names)
+
+
+def _scalar(text: str) -> object:
+    """A JSON number or boolean as one (0.5, 3, true), anything else as text."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, bool | int | float | str) else text
 
 
 def policy_from_options(
@@ -78,11 +121,16 @@ def create(
     key: str | None = KEY,
     reason: str = REASON,
     extra_fields: str = EXTRA_FIELDS,
+    feature: list[str] | None = FEATURE,
+    feature_default: list[str] | None = FEATURE_DEFAULT,
+    full_feature_names: bool = FULL_FEATURE_NAMES,
     json_: bool = JSON,
 ) -> None:
     """Create a deployment."""
     service = cli_context(ctx).services.deployments
-    policy = policy_from_options(model, canary, percent, shadow, arm, key)
+    policy = policy_from_options(model, canary, percent, shadow, arm, key).with_features(
+        features_from_options(feature, feature_default, full_feature_names)
+    )
     deployment = service.create(name, policy, reason, extra_fields)
     if json_:
         print_json(deployment)
@@ -137,6 +185,11 @@ def show(
     console = Console()
     console.print(f"[bold]{deployment.name}[/bold] revision {deployment.revision}: {policy.describe()}")
     console.print(f"  fields its model does not take: {deployment.extra_fields}d")
+    if policy.declared_features is not None:
+        declared = policy.declared_features
+        console.print(f"  online features: {', '.join(declared.refs)}")
+        for column, value in declared.defaults:
+            console.print(f"    default {column} = {value!r}")
     for arm, uri in serving.items():
         console.print(f"  {arm} -> {uri}")
     table = Table("revision", "when (UTC)", "by", "policy", "reason", title="history")
@@ -162,10 +215,21 @@ def set_traffic(
     arm: list[str] | None = ARM,
     key: str | None = KEY,
     reason: str = REASON,
+    feature: list[str] | None = FEATURE,
+    feature_default: list[str] | None = FEATURE_DEFAULT,
+    full_feature_names: bool = FULL_FEATURE_NAMES,
+    no_features: bool = typer.Option(False, "--no-features", help="Stop joining online features."),
 ) -> None:
-    """Change the traffic policy; running servers follow within seconds."""
+    """Change the traffic policy; running servers follow within seconds. Without --feature the
+    online features declared now stay; --no-features removes them."""
     service = cli_context(ctx).services.deployments
-    changed = service.set_traffic(name, policy_from_options(model, canary, percent, shadow, arm, key), reason)
+    declared = features_from_options(feature, feature_default, full_feature_names)
+    if no_features:
+        if declared is not None:
+            raise InvalidInput("choose --feature or --no-features, not both")
+        declared = FeatureDeclaration(())
+    policy = policy_from_options(model, canary, percent, shadow, arm, key).with_features(declared)
+    changed = service.set_traffic(name, policy, reason)
     Console().print(f"{changed.name} revision {changed.revision}: {service.policy(name).describe()}")
 
 

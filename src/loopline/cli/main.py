@@ -39,17 +39,17 @@ class Commands(LazyGroup):
             "monitor", "Monitors: drift, performance, latency and errors of deployments; alerts."
         ),
         "pipelines": _group("pipelines", "Pipelines: steps with caching, retries and timeouts; their runs."),
-        "schedules": _group("automation", "Cron schedules (UTC) of pipelines and monitors.", "schedules"),
-        "triggers": _group(
-            "automation", "Triggers: run a pipeline when a monitor opens an alert.", "triggers"
+        "schedules": _group(
+            "automation", "Cron schedules (UTC) of pipelines, monitors and materializations.", "schedules"
         ),
+        "triggers": _group("automation", "Triggers: run a job when a monitor opens an alert.", "triggers"),
         "jobs": _group("automation", "Jobs that workers ran, run or will run.", "jobs"),
         "loop": _group("loop", "The closed loop: retrain, canary, promote or roll back."),
         "audit": _group("audit", "The tamper-evident audit trail of every change."),
         "users": _group("access", "Users of a shared loopline.", "users"),
         "tokens": _group("access", "API tokens: shown once, stored only as a hash.", "tokens"),
         "members": _group("access", "Roles per project: viewer, editor, maintainer, owner.", "members"),
-        "features": _group("features", "The feature store: entities, feature views, training sets."),
+        "features": _group("features", "The feature store: feature views, training sets, online values."),
         "db": _group("db", "Manage the metadata database."),
         "import": _group("imports", "Bring history kept by other systems into loopline."),
         "lineage": _group(

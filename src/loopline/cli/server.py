@@ -49,6 +49,7 @@ def server(
         max_json_bytes=(max_json_mb or settings.server_max_json_mb) * 1024 * 1024,
         max_upload_bytes=(max_upload_mb or settings.server_max_upload_mb) * 1024 * 1024,
         max_failed_logins=settings.server_max_failed_logins,
+        data_roots=settings.server_data_root_paths,
     )
     serve(lambda _: create_server_app(open_backends(settings), options), Listen(host, port, workers))
 

@@ -9,6 +9,7 @@ from loopline.client.automation import RemoteAutomationService
 from loopline.client.connection import ServerConnection
 from loopline.client.datasets import RemoteDatasetService
 from loopline.client.deployments import RemoteDeploymentService
+from loopline.client.features import RemoteFeatureService
 from loopline.client.governance import RemoteAccessService, RemoteAuditTrail
 from loopline.client.lineage import RemoteLineageService
 from loopline.client.loops import RemoteLoopService
@@ -50,6 +51,10 @@ class RemoteServices(Services):
     @cached_property
     def deployments(self) -> RemoteDeploymentService:
         return RemoteDeploymentService(self.connection, self.registry)
+
+    @cached_property
+    def features(self) -> RemoteFeatureService:
+        return RemoteFeatureService(self.connection)
 
     @cached_property
     def monitors(self) -> RemoteMonitorService:

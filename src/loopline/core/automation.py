@@ -8,9 +8,12 @@ from typing import Any
 
 
 class JobKind(enum.StrEnum):
+    """What a job does; stored as its value (a plain string column, so a new kind needs no migration)."""
+
     PIPELINE = "pipeline"  # target: MODULE:PIPELINE, params: its parameters
     MONITOR = "monitor"  # target: a monitor's name
     RETRAIN = "retrain"  # target: a deployment with a retraining loop
+    MATERIALIZE = "materialize"  # target: a feature view NAME or NAME@N; params: end, on, ray_address
 
 
 class JobStatus(enum.StrEnum):

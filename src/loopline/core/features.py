@@ -70,7 +70,18 @@ class Entity:
         object.__setattr__(self, "join_keys", tuple(check_identifier("join key", k) for k in self.join_keys))
 
     def to_dict(self) -> dict[str, Any]:
+        """The entity as a definitions file (or the server's JSON) writes it."""
         return {"name": self.name, "join_keys": list(self.join_keys), "description": self.description}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Entity:
+        """The entity `to_dict` (or a definitions file) describes; any other field is refused."""
+        if not isinstance(data, Mapping) or set(data) - {"name", "join_keys", "description"}:
+            raise InvalidInput(f"entity {data!r:.80} takes name, join_keys and description")
+        keys = data.get("join_keys") or ()
+        if not isinstance(keys, list | tuple):
+            raise InvalidInput(f"entity {data.get('name')!r:.80}: join_keys is a list of column names")
+        return cls(data.get("name"), tuple(keys), str(data.get("description") or ""))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,26 +163,35 @@ class FeatureView:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureView:
+        """The view `to_dict` (or a definitions file) describes: `features` maps each name to
+        its type, or lists `[name, type]` pairs or `{name, dtype}` objects."""
         known = {"name", "entities", "source", "query", "event_time", "created_time", "ttl", "ttl_s",
                  "features", "transform", "description", "tags"}  # fmt: skip
-        where = f"feature view {data.get('name')!r}"
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"a feature view is a mapping of its fields, not {data!r:.80}")
+        where = f"feature view {data.get('name')!r:.80}"
         if unknown := sorted(set(data) - known):
             raise InvalidInput(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
         features = data.get("features")
         if isinstance(features, Mapping):
             features = [Feature(str(k), str(v)) for k, v in features.items()]
         elif isinstance(features, list):
-            features = [
-                Feature(str(f["name"]), str(f["dtype"])) if isinstance(f, Mapping) else Feature(*f)
-                for f in features
-            ]
+            features = [_feature(f, where) for f in features]
         else:
             raise InvalidInput(
                 f"{where}: features must map each name to its type (int64, float64, string...)"
             )
+        entities, tags = data.get("entities") or (), data.get("tags") or {}
+        if not isinstance(entities, list | tuple):
+            raise InvalidInput(f"{where}: entities is a list of entity names")
+        if not isinstance(tags, Mapping):
+            raise InvalidInput(f"{where}: tags map names to values")
+        for text in ("query", "transform"):
+            if not isinstance(data.get(text), str | None):
+                raise InvalidInput(f"{where}: {text} is SQL text")
         return cls(
             name=data.get("name"),  # type: ignore[arg-type]
-            entities=tuple(data.get("entities") or ()),
+            entities=tuple(entities),
             source=data.get("source"),  # type: ignore[arg-type]
             event_time=data.get("event_time"),  # type: ignore[arg-type]
             features=tuple(features),
@@ -180,8 +200,17 @@ class FeatureView:
             query=data.get("query"),
             transform=data.get("transform"),
             description=str(data.get("description") or ""),
-            tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
+            tags={str(k): str(v) for k, v in tags.items()},
         )
+
+
+def _feature(item: object, where: str) -> Feature:
+    """One feature of a list: `[name, type]` or `{name, dtype}`."""
+    if isinstance(item, Mapping) and set(item) == {"name", "dtype"}:
+        return Feature(item["name"], item["dtype"])
+    if isinstance(item, list | tuple) and len(item) == 2:
+        return Feature(*item)
+    raise InvalidInput(f"{where}: feature {item!r:.80} is neither [name, type] nor {{name, dtype}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,12 +259,7 @@ def parse_definitions(document: Mapping[str, Any]) -> tuple[list[Entity], list[F
     """The entities and feature views of a YAML definitions file's content."""
     if not isinstance(document, Mapping) or not set(document) <= {"entities", "feature_views"}:
         raise InvalidInput("a definitions file holds `entities:` and `feature_views:` lists, nothing else")
-    entities = []
-    for item in document.get("entities") or []:
-        if not isinstance(item, Mapping) or set(item) - {"name", "join_keys", "description"}:
-            raise InvalidInput(f"entity {item!r:.80} takes name, join_keys and description")
-        keys, description = tuple(item.get("join_keys") or ()), str(item.get("description") or "")
-        entities.append(Entity(str(item.get("name")), keys, description))
+    entities = [Entity.from_dict(item) for item in document.get("entities") or []]
     views = [FeatureView.from_dict(item) for item in document.get("feature_views") or []]
     return entities, views
 

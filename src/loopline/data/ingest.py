@@ -269,7 +269,8 @@ def _write(batches: Iterator[pa.RecordBatch], schema: pa.Schema, target: Path, s
     with pq.ParquetWriter(target, schema, compression="zstd", use_dictionary=text) as writer:
         pending: list[pa.RecordBatch] = []  # small batches gathered into full row groups
         for batch in batches:
-            batch = batch.cast(schema) if batch.schema.types != schema.types else batch
+            # types or nullability: a file DuckDB wrote marks some columns not null
+            batch = batch.cast(schema) if batch.schema != schema else batch
             hasher.update(batch)
             pending.append(batch)
             if sum(b.num_rows for b in pending) >= BATCH_ROWS:

@@ -1,6 +1,5 @@
-"""Is the feature store serving what training saw? Freshness of each view's online values
-against its TTL, and training/serving skew: served values compared with the offline values
-of the same entity at the same time.
+"""Training/serving skew: feature values as served compared with the offline values of the
+same entity at the same time. (Freshness, the other health measure, is `services.Freshness`.)
 """
 
 from __future__ import annotations
@@ -14,42 +13,6 @@ from typing import Any
 import pandas as pd
 
 SKEW_EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """How old a view's newest materialized value is, against its TTL."""
-
-    view: str  # name@version
-    ttl_s: float | None
-    newest_us: int | None  # the newest event time materialized; None before the first run
-    watermark_us: int | None  # materialized up to this time
-    now_us: int
-
-    @property
-    def age_s(self) -> float | None:
-        """Seconds since the newest materialized event."""
-        return None if self.newest_us is None else (self.now_us - self.newest_us) / 1e6
-
-    @property
-    def age_ratio(self) -> float | None:
-        """age / TTL: above 1, even the newest value has expired; None without a TTL."""
-        age = self.age_s
-        return None if age is None or self.ttl_s is None else age / self.ttl_s
-
-    @property
-    def stale(self) -> bool:
-        """Nothing materialized yet, or the newest value is older than the TTL."""
-        ratio = self.age_ratio
-        return self.newest_us is None or (ratio is not None and ratio > 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """For --json and the REST API."""
-        return {
-            "view": self.view, "ttl_s": self.ttl_s, "newest_us": self.newest_us,
-            "watermark_us": self.watermark_us, "age_s": self.age_s, "age_ratio": self.age_ratio,
-            "stale": self.stale,
-        }  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -11,24 +11,16 @@ it holds, nothing is lost and nothing is counted twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from loopline.core.features import RegisteredView
 from loopline.feature_store.offline import BEST, NUMBERED, OpenSource, ViewRequest, connection, shape
 from loopline.feature_store.online import OnlineStore, Row
 
+# Declared with the service interface (a remote client returns it too); re-exported here.
+from loopline.services.features import Materialized as Materialized
+
 CHUNK_ROWS = 50_000
-
-
-@dataclass(frozen=True)
-class Materialized:
-    """What one materialization run did."""
-
-    view: str
-    since_us: int | None  # the watermark it started from
-    until_us: int  # its new watermark
-    keys_written: int
 
 
 def namespace(view: RegisteredView) -> str:

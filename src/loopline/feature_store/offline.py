@@ -96,8 +96,9 @@ def historical_features(
         con.execute("SET allowed_paths = ?", [[*files, *([str(output)] if output is not None else [])]])
         con.execute("SET enable_external_access = false")  # a transform reads its source, nothing else
         con.execute("SET lock_configuration = true")
+        at = quoted(timestamp_column)
         con.execute(
-            f'CREATE TEMP VIEW entities AS SELECT *, CAST("{timestamp_column}" AS TIMESTAMPTZ) AS __ts, '
+            f"CREATE TEMP VIEW entities AS SELECT *, CAST({at} AS TIMESTAMPTZ) AS __ts, "
             "row_number() OVER () AS __row FROM entity_input"
         )
         selected, joins = [], []
@@ -178,6 +179,12 @@ def _register_entities(con: Any, rows: pd.DataFrame | pa.Table | Path) -> list[s
     return [str(path)]
 
 
+def quoted(name: str) -> str:
+    """A column name as a SQL identifier. The time column is named by the caller (a remote one
+    too) and the entity rows' columns are theirs: a quote in it must not end the identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _describe(con: Any, relation: str) -> dict[str, str]:
     return {name: str(kind) for name, kind, *_ in con.execute(f"DESCRIBE {relation}").fetchall()}
 
@@ -203,7 +210,7 @@ def _check_entity_rows(
     checked = sorted({k for r in requests for k in r.view.join_keys} | {timestamp_column})
     for column in checked:
         row = con.execute(
-            f'SELECT n FROM (SELECT row_number() OVER () - 1 AS n, "{column}" AS v FROM entity_input) '
+            f"SELECT n FROM (SELECT row_number() OVER () - 1 AS n, {quoted(column)} AS v FROM entity_input) "
             "WHERE v IS NULL LIMIT 1"
         ).fetchone()
         if row is not None:

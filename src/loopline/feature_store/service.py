@@ -10,10 +10,9 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -24,27 +23,22 @@ from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import DEFAULT_PROJECT
 from loopline.core.errors import InvalidInput, NotFound
 from loopline.core.features import Entity, FeatureRef, FeatureView, RegisteredView, unique_names
-from loopline.feature_store.health import Freshness, Skew, compare
+from loopline.feature_store.health import Skew, compare
 from loopline.feature_store.lookup import OnlineLookup, feature_columns
 from loopline.feature_store.materialize import Materialized, materialize, namespace
 from loopline.feature_store.offline import ENTITY_TIME, ViewRequest, historical_features
 from loopline.feature_store.online import OnlineStore
-from loopline.feature_store.sources import source_opener
+from loopline.feature_store.sources import check_source_location, source_opener
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.lineage import LineageService
 from loopline.services import Datasets
+from loopline.services.features import Applied, EntityRows, Freshness
 from loopline.store import MetadataStore, atomic
 
-EntityRows: TypeAlias = pd.DataFrame | pa.Table | Path
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What `apply` did to each definition: `created`, `new version` or `unchanged`."""
-
-    entities: dict[str, str]
-    views: dict[str, str]  # view@version -> what happened
+RESOLVED_FOR_S = 10.0
+"""How long `get_online` reuses a resolved `view:feature` list: a version applied by another
+process is seen within this time (one applied through this service at once)."""
 
 
 class FeatureService:
@@ -59,14 +53,19 @@ class FeatureService:
         lineage: LineageService,
         datasets: Datasets,
         online: Callable[[], OnlineStore],
+        file_roots: Sequence[Path] | None = None,
     ) -> None:
+        """`file_roots`: the folders views may read files from (a server's data roots), or
+        None for anywhere, as on one's own machine."""
         self._store = store
         self._access = authorizer
         self._audit = audit
         self._lineage = lineage
         self._datasets = datasets
         self._online = online  # opened on first use: most callers never need it
+        self._file_roots = None if file_roots is None else tuple(file_roots)
         self._shared_store: OnlineStore | None = None
+        self._resolved: dict[tuple[str, ...], tuple[list[ViewRequest], float | None]] = {}
 
     # definitions -----------------------------------------------------------------------
 
@@ -77,6 +76,7 @@ class FeatureService:
         self._access.require(DEFAULT_PROJECT, Role.EDITOR)
         unique_names(entities, "entity")
         unique_names(views, "feature view")
+        self._resolved.clear()
         at, by = now_ms(), self._access.principal.name
         registry = self._store.features
         done_entities = {}
@@ -87,6 +87,7 @@ class FeatureService:
                 self._audit.record("feature_entity.apply", f"entity:{entity.name}", after=entity.to_dict())
         done_views = {}
         for view in views:
+            check_source_location(f"feature view {view.name!r}", view.source, self._file_roots)
             join_keys = self._join_keys(view)
             try:
                 current: RegisteredView | None = registry.view(view.name)
@@ -144,7 +145,7 @@ class FeatureService:
         """The entity rows with each requested feature (`view:feature`, `view@3:feature`,
         `view:*`) as it was known at the row's time (see `loopline.features.offline`)."""
         requests = self._requests(features)
-        with source_opener(self._datasets) as open_source:
+        with source_opener(self._datasets, self._file_roots) as open_source:
             return historical_features(
                 entity_rows, requests, open_source,
                 timestamp_column=timestamp_column, full_names=full_names, output=output,
@@ -165,7 +166,7 @@ class FeatureService:
         requests = self._requests(features)
         with tempfile.TemporaryDirectory(prefix="loopline-training-set-") as tmp:
             path = Path(tmp) / "training.parquet"
-            with source_opener(self._datasets) as open_source:
+            with source_opener(self._datasets, self._file_roots) as open_source:
                 historical_features(
                     entity_rows, requests, open_source,
                     timestamp_column=timestamp_column, full_names=full_names, output=path,
@@ -184,7 +185,7 @@ class FeatureService:
         view = self.view(ref)
         store = self._online()
         try:
-            with source_opener(self._datasets) as open_source:
+            with source_opener(self._datasets, self._file_roots) as open_source:
                 done = materialize(view, open_source, store, end=end)
         finally:
             store.close()
@@ -200,11 +201,8 @@ class FeatureService:
         """The newest materialized values for each entity (columns of join keys, equal
         lengths), as columns beside them; None where an entity has no value or it is older
         than the view's TTL."""
-        if self._shared_store is None:
-            self._shared_store = self._online()
-        found = OnlineLookup(self._requests(features), self._shared_store, full_names=full_names).lookup(
-            entities
-        )
+        lookup = OnlineLookup(self._requests(features, cached=True), self._shared(), full_names=full_names)
+        found = lookup.lookup(entities)
         shown = {name: list(values) for name, values in entities.items()}
         if clash := sorted(shown.keys() & found.keys()):
             raise InvalidInput(
@@ -216,6 +214,11 @@ class FeatureService:
         """A lookup of these features that resolves them now and keeps its own connection to
         the online store (for a server answering many requests); the caller closes it."""
         return OnlineLookup(self._requests(features), self._online(), full_names=full_names)
+
+    def columns(self, features: Sequence[str], *, full_names: bool = False) -> list[str]:
+        """The columns these features come back as (a `view:*` expanded), in order."""
+        requests = self._requests(features, cached=True)
+        return [name for found in feature_columns(requests, full_names) for _, name in found]
 
     # health --------------------------------------------------------------------------
 
@@ -244,7 +247,7 @@ class FeatureService:
         time they were served at and the feature columns as served, compare each value with
         what offline retrieval gives for the same entity and time."""
         requests = self._requests(features)
-        columns = [name for found in feature_columns(requests, full_names) for _, name in found]
+        columns = self.columns(features, full_names=full_names)
         keys = list(dict.fromkeys(k for r in requests for k in r.view.join_keys))
         if missing := [c for c in [*keys, timestamp_column, *columns] if c not in served.columns]:
             raise InvalidInput(f"the served rows lack column(s) {', '.join(missing)}")
@@ -252,7 +255,7 @@ class FeatureService:
             served = served.sample(sample, random_state=0)
         served = served.reset_index(drop=True)
         entity_rows = served[[*keys, timestamp_column]]
-        with source_opener(self._datasets) as open_source:
+        with source_opener(self._datasets, self._file_roots) as open_source:
             offline = historical_features(
                 entity_rows, requests, open_source, timestamp_column=timestamp_column, full_names=full_names
             )
@@ -270,14 +273,33 @@ class FeatureService:
             self._shared_store.close()
             self._shared_store = None
 
-    def _requests(self, features: Sequence[str]) -> list[ViewRequest]:
+    def _requests(self, features: Sequence[str], *, cached: bool = False) -> list[ViewRequest]:
+        """The views and features asked for, grouped by view. `cached` (online lookups): a
+        list resolved in the last RESOLVED_FOR_S seconds is reused; pinned (`@N`) ones always
+        are, as a version never changes."""
         self._access.require(DEFAULT_PROJECT, Role.VIEWER)
         if isinstance(features, str):
             features = [features]
+        key = tuple(features)
+        held = self._resolved.get(key) if cached else None
+        if held is not None and (held[1] is None or time.monotonic() < held[1]):
+            return held[0]
+        requests = self._resolve(key)
+        if cached:
+            if len(self._resolved) >= 1_024:
+                self._resolved.clear()
+            pinned = all(FeatureRef.parse(text).version is not None for text in key)
+            self._resolved[key] = (requests, None if pinned else time.monotonic() + RESOLVED_FOR_S)
+        return requests
+
+    def _resolve(self, features: Sequence[str]) -> list[ViewRequest]:
         grouped: dict[str, tuple[RegisteredView, list[str]]] = {}
+        resolved: dict[tuple[str, int | None], RegisteredView] = {}  # one query per view asked
         for text in features:
             ref = FeatureRef.parse(text)
-            view = self._store.features.view(ref.view, ref.version)
+            if (ref.view, ref.version) not in resolved:
+                resolved[ref.view, ref.version] = self._store.features.view(ref.view, ref.version)
+            view = resolved[ref.view, ref.version]
             declared = [f.name for f in view.view.features]
             wanted = declared if ref.feature == "*" else [ref.feature]
             if ref.feature != "*" and ref.feature not in declared:

@@ -24,9 +24,10 @@ from loopline.core.clock import now_ms
 from loopline.core.errors import AlreadyExists, InvalidInput
 from loopline.core.monitoring import Alert, Forecast, Monitor, MonitorOutcome, MonitorRun
 from loopline.core.names import model_name
-from loopline.core.traffic import TrafficPolicy
+from loopline.core.traffic import FeatureDeclaration, TrafficPolicy
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.monitoring.evaluation import evaluate_window, monitored_values
+from loopline.monitoring.features import FEATURE_VALUES, FeatureHealth, feature_values
 from loopline.monitoring.notify import notifier_named, notify
 from loopline.monitoring.reference import REFERENCE_ROWS, Reference, build_reference
 from loopline.predictions.window import read_window
@@ -46,7 +47,9 @@ class MonitorService:
         deployments: Deployments,
         registry: Registry,
         authorizer: Authorizer,
+        features: FeatureHealth | None = None,
     ) -> None:
+        """`features`: the feature store, for deployments that declare online features."""
         self._store = store
         self._blobs = blobs
         self._tables = tables
@@ -55,6 +58,7 @@ class MonitorService:
         self._deployments = deployments
         self._registry = registry
         self._access = authorizer
+        self._features = features
 
     # definition ------------------------------------------------------------------------
 
@@ -77,7 +81,7 @@ class MonitorService:
         for notifier in spec.notify:
             notifier_named(notifier.type).check(notifier)
         built = self._reference(deployment, reference, target, trust)
-        _check_alerts(spec, built)
+        _check_alerts(spec, built, self._declared(deployment) is not None)
         blob = self._blobs.put_bytes(gzip.compress(orjson.dumps(built.to_dict()), 1, mtime=0))
         at = now_ms()
         monitor = Monitor(
@@ -167,10 +171,21 @@ class MonitorService:
         shadows = TrafficPolicy.shadow_arms(self._deployments.revisions(monitor.deployment), policy)
         window = read_window(self._tables, monitor.deployment, spec.window, at, shadows)
         values, details = evaluate_window(window, reference, spec)
+        if (declared := self._declared(monitor.deployment, policy)) is not None:
+            assert self._features is not None
+            found, details["features"] = feature_values(self._features, declared, window)
+            values.update(found)
         run = self._store.monitors.add_run(
             monitor.name, at, (window.start_ms, window.end_ms), len(window.rows), values, details
         )
         return self._alerts(monitor, spec, run)
+
+    def _declared(self, deployment: str, policy: TrafficPolicy | None = None) -> FeatureDeclaration | None:
+        """The online features the deployment declares, when there are any to watch."""
+        policy = policy or self._deployments.policy(deployment)
+        if self._features is None or policy.features is None or not policy.features.refs:
+            return None
+        return policy.features
 
     def _alerts(self, monitor: Monitor, spec: MonitorSpec, run: MonitorRun) -> MonitorOutcome:
         outcome = MonitorOutcome(run)
@@ -238,10 +253,10 @@ class MonitorService:
 # --- the values of one window -----------------------------------------------------------------
 
 
-def _check_alerts(spec: MonitorSpec, reference: Reference) -> None:
+def _check_alerts(spec: MonitorSpec, reference: Reference, with_features: bool) -> None:
     """An alert on a value the monitor never produces would never fire: refused, with the
     nearest names."""
-    produced = monitored_values(reference, spec.columns or ())
+    produced = monitored_values(reference, spec.columns or ()) + (FEATURE_VALUES if with_features else [])
     for rule in spec.alerts:
         if rule.value not in produced:
             near = difflib.get_close_matches(rule.value, produced, n=3, cutoff=0.6)

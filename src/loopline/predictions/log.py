@@ -24,10 +24,12 @@ import pyarrow as pa
 from loopline.artifacts.tables import TableArea
 
 PREDICTIONS = "predictions"  # one row per answered row: request_id, row, at_ms, arm, model, version,
-# latency_ms, prediction, input.<column> per input, proba.<class> per class of a classifier
+# latency_ms, prediction, input.<column> per input, proba.<class> per class of a classifier,
+# entity.<key> per join key of a deployment's online features (what they were looked up by)
 FEEDBACK = "feedback"  # labels as they arrive: request_id, row, label, at_ms
 ERRORS = "errors"  # refused requests: request_id, arm, version, at_ms, status, error
 INPUT_PREFIX = "input."
+ENTITY_PREFIX = "entity."
 PROBA_PREFIX = "proba."
 
 
@@ -47,6 +49,7 @@ class PredictionChunk:
     predictions: np.ndarray
     proba: np.ndarray | None
     classes: list[Any] | None
+    entities: dict[str, list[Any]] | None = None  # join key -> its value in each row
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -113,9 +116,20 @@ class _PredictionRows:
         self.inputs: list[Any] = []
         self.predictions: list[np.ndarray] = []
         self.proba: list[np.ndarray] = []
+        self.entities: dict[str, list[Any]] = {}  # join key -> a value per row (None: not given)
+
+    def _add_entities(self, entities: dict[str, list[Any]] | None, n: int) -> None:
+        """Append n rows' join keys; a key some rows lack is None in those rows."""
+        before = len(self.request_ids)
+        given = entities or {}
+        for key in given.keys() - self.entities.keys():
+            self.entities[key] = [None] * before
+        for key, held in self.entities.items():
+            held.extend(given.get(key, [None] * n))
 
     def merge(self, later: _PredictionRows) -> None:
         """Take in the rows of `later` (buffered after these were taken to be written)."""
+        self._add_entities(later.entities, len(later))
         self.request_ids += later.request_ids
         self.rows += later.rows
         self.at_ms += later.at_ms
@@ -129,6 +143,8 @@ class _PredictionRows:
 
     def add(self, chunk: PredictionChunk) -> None:
         n = len(chunk)
+        if chunk.entities is not None or self.entities:
+            self._add_entities(chunk.entities, n)
         if n == 1:
             self.request_ids.append(chunk.request_id)
             self.rows.append(0)
@@ -172,6 +188,11 @@ class _PredictionRows:
             proba = np.concatenate(self.proba)
             for i, label in enumerate(self.classes):
                 data[f"{PROBA_PREFIX}{label}"] = pa.array(proba[:, i])
+        for key, values in self.entities.items():
+            try:
+                data[f"{ENTITY_PREFIX}{key}"] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types across requests: as text
+                data[f"{ENTITY_PREFIX}{key}"] = pa.array([None if v is None else str(v) for v in values])
         return pa.table(data)
 
 

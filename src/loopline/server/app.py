@@ -6,6 +6,7 @@ encode what it returns. Every rule (who may do what included) lives in the servi
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 from fastapi import FastAPI
@@ -25,6 +26,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         automation,
         datasets,
         deployments,
+        features,
         governance,
         lineage,
         loops,
@@ -44,6 +46,9 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         redoc_url=None,
     )
     _offline_docs(app)
+    if options.embedded is None:
+        # Definitions come from remote users: their file paths must not reach the server's own files.
+        backends = dataclasses.replace(backends, file_roots=options.data_roots)
     app.state.backends = backends
     app.state.options = options
     app.state.failed_logins = FailedLogins(options.max_failed_logins)
@@ -56,6 +61,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         deployments,
         monitors,
         datasets,
+        features,
         automation,
         loops,
         lineage,

@@ -19,6 +19,8 @@ class ServerOptions:
     # addressed to a loopback host name are answered (a rebound DNS name is refused).
     embedded: Principal | None = None
     secure_cookies: bool = False  # behind TLS: the session cookie is sent over HTTPS only
+    # The folders feature views may read files from; none: dataset versions and databases only.
+    data_roots: tuple[Path, ...] = ()
 
 
 def default_staging(artifacts_url: str) -> Path:

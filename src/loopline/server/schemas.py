@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from loopline.core.access import Role
+from loopline.core.automation import JobKind
 from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import RunStatus
 from loopline.core.monitoring import Alert, MonitorRun
@@ -230,7 +231,11 @@ class RegisteredDataset(BaseModel):
 
 
 class NewJob(Body):
-    kind: str = Field(description="pipeline, monitor or retrain")
+    """A job to queue: its kind, its target (MODULE:PIPELINE, a monitor, a deployment, a
+    feature view NAME or NAME@N) and its params (a pipeline's; end, on, ray_address to
+    materialize)."""
+
+    kind: str = Field(description=" or ".join(k.value for k in JobKind))
     target: str
     params: dict[str, Any] = {}
 
@@ -308,3 +313,46 @@ class AuditCheck(BaseModel):
     intact: bool
     problems: list[str]
     unsealed: int = Field(0, description="entries no key sealed (written before one was configured)")
+
+
+# features ------------------------------------------------------------------------------
+
+FeatureNames = Annotated[
+    list[Annotated[str, Field(max_length=300)]],
+    Field(min_length=1, max_length=10_000, description="view:feature, view@3:feature or view:*"),
+]
+
+
+class FeatureDefinitions(Body):
+    """Entities and feature views, as a definitions file lists them (`to_dict` of each)."""
+
+    entities: list[dict[str, Any]] = []
+    feature_views: list[dict[str, Any]] = []
+
+
+class HistoricalRequest(Body):
+    upload_id: str = Field(description="an upload holding the entity rows as data.parquet")
+    features: FeatureNames
+    timestamp_column: str = Field("event_timestamp", max_length=200)
+    full_names: bool = Field(False, description="name the feature columns view__feature")
+
+
+class HistoricalResult(BaseModel):
+    result_id: str = Field(description="GET /features/historical/{result_id} sends it, once")
+    sha256: str
+    rows: int
+
+
+class NewTrainingSet(HistoricalRequest):
+    name: str = Field(description="the dataset the training set becomes the next version of")
+    description: str = ""
+
+
+class MaterializeRequest(Body):
+    end: AwareDatetime | None = Field(None, description="values known up to this time; now if null")
+
+
+class OnlineRequest(Body):
+    entities: dict[str, list[Any]] = Field(description="a column of values per join key, equal lengths")
+    features: FeatureNames
+    full_names: bool = False

@@ -9,6 +9,7 @@ from loopline.services.automation import Automation
 from loopline.services.bundle import Services
 from loopline.services.datasets import Datasets, DataSource, Progress
 from loopline.services.deployments import Deployments
+from loopline.services.features import Applied, EntityRows, Features, Materialized
 from loopline.services.lineage import Lineage
 from loopline.services.loops import Loops
 from loopline.services.monitors import Monitors
@@ -18,13 +19,17 @@ from loopline.services.tracking import Tracking
 
 __all__ = [
     "Access",
+    "Applied",
     "Audit",
     "Automation",
     "DataSource",
     "Datasets",
     "Deployments",
+    "EntityRows",
+    "Features",
     "Lineage",
     "Loops",
+    "Materialized",
     "Monitors",
     "Progress",
     "Promotion",

@@ -9,6 +9,7 @@ from loopline.services.access import Access, Audit
 from loopline.services.automation import Automation
 from loopline.services.datasets import Datasets
 from loopline.services.deployments import Deployments
+from loopline.services.features import Features
 from loopline.services.lineage import Lineage
 from loopline.services.loops import Loops
 from loopline.services.monitors import Monitors
@@ -45,6 +46,11 @@ class Services(ABC):
     @property
     @abstractmethod
     def deployments(self) -> Deployments: ...
+
+    @property
+    @abstractmethod
+    def features(self) -> Features:
+        """The feature store: entities, feature views, training sets, online values."""
 
     @property
     @abstractmethod

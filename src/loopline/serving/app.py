@@ -6,6 +6,10 @@ of requests a second, measured in benchmarks/).
     GET  /v1/deployments                   what this server serves
     POST /invocations                      MLflow's scoring protocol (a server of one deployment)
     GET  /health   /ready   /metrics
+
+A deployment that declares online features has them looked up by each request's entity keys
+and joined to its rows before routing (`serving.features`: a row's own value of a feature
+wins; a missing key, or a missing value without a default, is a 422 naming it).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from loopline.predictions.log import (
     label_text,
 )
 from loopline.serving import payloads
+from loopline.serving.features import DeploymentFeatures
 from loopline.serving.http import (
     HttpError,
     Receive,
@@ -152,12 +157,37 @@ class ServingApp:
         state = runtime.state
         if state is None:
             raise HttpError(503, f"deployment {runtime.name!r} is still loading")
+        features = state.features
+        if features is None:
+            await self._answer(runtime, state, scope, receive, send, started)
+            return
+        # Held from the moment the state is read (no await in between): a refresh that
+        # replaces it closes its lookup only once this request is done with it.
+        features.acquire()
+        try:
+            await self._answer(runtime, state, scope, receive, send, started)
+        finally:
+            features.release()
+
+    async def _answer(
+        self,
+        runtime: DeploymentRuntime,
+        state: RoutingState,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        started: float,
+    ) -> None:
         body = await read_body(scope, receive, self.options.max_body_bytes)
         content_type = header(scope, b"content-type")
         if payloads.is_json(content_type) and len(body) <= INLINE_PARSE_BYTES:
             payload = payloads.parse(content_type, body, self.options.limits)
         else:
             payload = await asyncio.to_thread(payloads.parse, content_type, body, self.options.limits)
+        entities = None
+        if state.features is not None:  # before routing: the features are the deployment's, not an arm's
+            payload = await self._join_features(state.features, payload)
+            entities = state.features.entities(payload)  # logged: what the features were looked up by
         key, payload = self._sticky_key(state, scope, payload)
         served = state.answering(key)
         payload = self._declared_fields(runtime.name, state, served, payload)
@@ -194,7 +224,9 @@ class ServingApp:
             answer["classes"] = served.model.classes
         # Logged before it is answered: every answer a client sees is in the log (and a full
         # log buffer slows answers down rather than losing rows).
-        chunk = self._chunk(request_id, runtime.name, served, seconds, inputs, predicted, proba)
+        chunk = self._chunk(
+            request_id, runtime.name, served, seconds, inputs, predicted, proba, entities=entities
+        )
         await self.log.append(chunk)
         await respond(send, 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY))
         self.metrics.observe(runtime.name, version.version, served.arm.name, seconds, predicted, proba)
@@ -205,6 +237,18 @@ class ServingApp:
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _join_features(
+        self, features: DeploymentFeatures, payload: payloads.Payload
+    ) -> payloads.Payload:
+        """The rows with the deployment's online features joined (`serving.features` has the
+        rules: missing keys or values without a default are 422s naming them)."""
+        try:
+            return await asyncio.wait_for(features.join(payload), self.options.timeout)
+        except TimeoutError:
+            raise HttpError(
+                504, f"the online feature store did not answer within {self.options.timeout} s"
+            ) from None
 
     def _as_http_error(self, exc: Exception, deployment: str, served: ServedArm) -> HttpError:
         if isinstance(exc, SignatureMismatch):
@@ -243,6 +287,7 @@ class ServingApp:
         predicted: Any,
         proba: Any,
         at_ms: int | None = None,
+        entities: dict[str, list[Any]] | None = None,
     ) -> PredictionChunk:
         return PredictionChunk(
             request_id=request_id,
@@ -257,6 +302,7 @@ class ServingApp:
             predictions=np.asarray(predicted),
             proba=proba,
             classes=served.model.classes,
+            entities=entities,
         )
 
     async def _shadow(
@@ -298,15 +344,19 @@ class ServingApp:
         self, deployment: str, state: RoutingState, served: ServedArm, payload: payloads.Payload
     ) -> payloads.Payload:
         """The payload without the fields the model does not take, or a 422 naming them:
-        the deployment's rule, whatever its traffic policy."""
+        the deployment's rule, whatever its traffic policy. The join keys and features of the
+        deployment's online features are its own, never extra: dropped when the model does
+        not take them."""
         if not served.fields:  # a model without a signature takes what it is given
             return payload
         given = payload.fields()
         extra = [name for name in given if name not in served.fields]
         if not extra:
             return payload
-        if state.extra_fields == "ignore":
+        consumed = frozenset() if state.features is None else state.features.consumed
+        if state.extra_fields == "ignore" or all(name in consumed for name in extra):
             return payload.without(*extra)
+        extra = [name for name in extra if name not in consumed]  # refused below: these alone
         problems = [
             f"fields {extra[:20]} are not inputs of {served.version.uri}, and deployment {deployment!r} "
             f"refuses such fields (`loopline deployments extra-fields {deployment} ignore` drops them)"

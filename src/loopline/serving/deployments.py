@@ -1,4 +1,8 @@
-"""Deployments: named endpoints whose traffic policy is stored, versioned and audited."""
+"""Deployments: named endpoints whose traffic policy is stored, versioned and audited.
+
+A policy may declare online features (`FeatureDeclaration`); each ref must resolve to a
+registered view and feature when the policy is set, or the change is refused naming it.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ from typing import TYPE_CHECKING
 from loopline.artifacts.tables import TableArea
 from loopline.core.access import Role
 from loopline.core.clock import now_ms
+from loopline.core.entities import DEFAULT_PROJECT
 from loopline.core.errors import Conflict, InvalidInput, NotFound
 from loopline.core.names import model_name
 from loopline.core.registry import EXTRA_FIELDS, Deployment, DeploymentRevision, ModelVersion
-from loopline.core.traffic import TrafficPolicy, serving_versions
+from loopline.core.traffic import FeatureDeclaration, TrafficPolicy, serving_versions
 from loopline.core.uris import parse_model_uri
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.lineage import LineageService
 from loopline.services import Registry
+from loopline.serving.features import resolve_features
 from loopline.store import MetadataStore, atomic
 
 if TYPE_CHECKING:
@@ -51,6 +57,16 @@ class DeploymentService:
         """The version each arm serves now (aliases resolved); every one must be READY."""
         return serving_versions(policy, self._registry.resolve)
 
+    def _checked(self, policy: TrafficPolicy) -> TrafficPolicy:
+        """`policy` as stored: its arms servable, its features resolving (NotFound names an
+        unknown view or feature), an empty declaration of features dropped."""
+        self.resolve(policy)
+        declared = policy.declared_features
+        if declared is not None:
+            self._access.require(DEFAULT_PROJECT, Role.VIEWER)  # the feature registry's rule
+            resolve_features(declared, self._store.features.view)
+        return policy.with_features(declared)
+
     def _record_lineage(self, name: str, policy: TrafficPolicy) -> None:
         for arm, version in self.resolve(policy).items():
             if version.digest is not None:
@@ -62,10 +78,12 @@ class DeploymentService:
     def create(
         self, name: str, policy: TrafficPolicy, reason: str = "", extra_fields: str = "refuse"
     ) -> Deployment:
+        """A new deployment serving `policy` (with the online features it declares, each ref
+        resolving now); fields its models do not take are refused or ignored."""
         name = model_name(name)
         self._access.operations(Role.MAINTAINER)
         _check_extra_fields(extra_fields)
-        self.resolve(policy)
+        policy = self._checked(policy)
         created = self._store.deployments.create(
             name, policy.to_dict(), self.principal.name, now_ms(), reason, extra_fields
         )
@@ -106,11 +124,16 @@ class DeploymentService:
     def set_traffic(
         self, name: str, policy: TrafficPolicy, reason: str = "", expected_revision: int | None = None
     ) -> Deployment:
-        """Change the policy; running servers pick it up within seconds."""
+        """Change the policy; running servers pick it up within seconds. A policy that
+        declares no features (`features` None) keeps the current declaration, so a rollout that
+        only moves traffic never drops the features its models need; an empty declaration
+        (`FeatureDeclaration(())`) removes them."""
         name = model_name(name)
         self._access.operations(Role.MAINTAINER)
-        self.resolve(policy)
         before = self.get(name).policy
+        if policy.features is None:
+            policy = policy.with_features(TrafficPolicy.from_dict(before).features)
+        policy = self._checked(policy)
         changed = self._store.deployments.set_policy(
             name, policy.to_dict(), self.principal.name, now_ms(), reason, expected_revision
         )
@@ -132,9 +155,12 @@ class DeploymentService:
         if len(history) < 2:
             raise Conflict(f"deployment {name!r} has no earlier policy to roll back to")
         current, previous = history[-1], history[-2]
+        earlier = TrafficPolicy.from_dict(previous.policy)
+        if earlier.features is None:  # it had none: back to none, not the current ones kept
+            earlier = earlier.with_features(FeatureDeclaration(()))
         return self.set_traffic(
             name,
-            TrafficPolicy.from_dict(previous.policy),
+            earlier,
             reason or f"rollback from revision {current.revision} to {previous.revision}",
             expected_revision=current.revision,
         )
@@ -176,7 +202,8 @@ class DeploymentService:
                 reason=f"created to serve {ref}",
                 extra_fields=extra_fields or "refuse",
             )
-        if TrafficPolicy.from_dict(existing.policy) != wanted:
+        # its features are not the model's: a deployment that declares some still serves it
+        if TrafficPolicy.from_dict(existing.policy).with_features(None) != wanted:
             raise InvalidInput(
                 f"deployment {deployment_name!r} exists with another policy "
                 f"({TrafficPolicy.from_dict(existing.policy).describe()}); serve it with --deployment "

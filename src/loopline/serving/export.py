@@ -4,7 +4,9 @@ The container runs `loopline serve --deployment NAME`; where the store and artif
 comes from a Secret (`loopline-store`), so the same image serves any environment. The
 probes use /ready (models loaded and warmed) and /health (the process answers); the
 grace period outlasts the server's own graceful shutdown, so in-flight requests finish
-and the prediction log is written when a pod stops.
+and the prediction log is written when a pod stops. A deployment that declares online
+features also needs its online store (`LOOPLINE_ONLINE_STORE`, from the same Secret): the
+replicas share it, so it is Redis or PostgreSQL, never a file in a pod.
 """
 
 from __future__ import annotations
@@ -15,18 +17,30 @@ from typing import Any
 import yaml
 
 from loopline.core.registry import Deployment
+from loopline.core.traffic import TrafficPolicy
 from loopline.core.version import __version__
 from loopline.serving.processes import GRACEFUL_SHUTDOWN_S
 
 PORT = 8000
 STORE_SECRET = "loopline-store"
 SETTINGS = ("LOOPLINE_STORE_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_S3_ENDPOINT_URL")
+ONLINE_STORE = "LOOPLINE_ONLINE_STORE"
+
+
+def _has_features(deployment: Deployment) -> bool:
+    return TrafficPolicy.from_dict(deployment.policy).declared_features is not None
+
+
+def _settings(deployment: Deployment) -> tuple[str, ...]:
+    """The settings its pods read from the Secret."""
+    return (*SETTINGS, ONLINE_STORE) if _has_features(deployment) else SETTINGS
 
 
 def dockerfile(deployment: Deployment) -> str:
+    extras = "postgres,s3,redis" if _has_features(deployment) else "postgres,s3"
     return f"""# Serves loopline deployment {deployment.name!r}. Build: docker build -t IMAGE .
 FROM python:3.11-slim
-RUN pip install --no-cache-dir "loopline[postgres,s3]=={__version__}" \\
+RUN pip install --no-cache-dir "loopline[{extras}]=={__version__}" \\
     && useradd --uid 10001 --no-create-home loopline
 USER 10001
 EXPOSE {PORT}
@@ -55,7 +69,7 @@ def manifests(
                     }
                 },
             }
-            for key in SETTINGS
+            for key in _settings(deployment)
         ],
         "readinessProbe": probe,
         "startupProbe": {**probe, "failureThreshold": 60},

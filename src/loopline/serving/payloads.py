@@ -67,6 +67,44 @@ class Payload:
         assert self.frame is not None
         return [str(name) for name in self.frame.columns]
 
+    def rows_without(self, field: str) -> list[int]:
+        """The rows that do not give `field` (every row, when it is not a column)."""
+        if self.records is not None:
+            return [i for i, r in enumerate(self.records) if field not in r]
+        return [] if field in self.fields() else list(range(len(self)))
+
+    def column(self, field: str) -> list[Any]:
+        """The field's value in every row (None in a record that lacks it)."""
+        if self.records is not None:
+            return [r.get(field) for r in self.records]
+        if self.columns is not None and self.data is not None:
+            at = self.columns.index(field)
+            return [r[at] for r in self.data]
+        assert self.frame is not None
+        return list(self.frame[field].tolist())
+
+    def with_columns(self, values: dict[str, list[Any]]) -> Payload:
+        """The rows with each column of `values` added where a row does not give it: what a
+        row gives wins."""
+        if not values:
+            return self
+        if self.records is not None:
+            names = list(values)
+            return Payload(
+                records=[
+                    {**record, **{n: values[n][i] for n in names if n not in record}}
+                    for i, record in enumerate(self.records)
+                ]
+            )
+        added = [n for n in values if n not in self.fields()]
+        if self.columns is not None and self.data is not None:
+            return Payload(
+                columns=[*self.columns, *added],
+                data=[[*row, *(values[n][i] for n in added)] for i, row in enumerate(self.data)],
+            )
+        assert self.frame is not None
+        return Payload(frame=self.frame.assign(**{n: values[n] for n in added}))
+
     def without(self, *fields: str) -> Payload:
         """The rows without `fields`."""
         if self.records is not None:

@@ -5,6 +5,10 @@ Every `refresh_interval` the deployment's revision and the versions its targets 
 to are read. When either changed, the versions not yet loaded are loaded and warmed off
 the event loop, then the routing state is replaced in one assignment: requests already
 running finish on the state they started with, new ones get the new state.
+
+A policy that declares online features gets a `DeploymentFeatures` per build, resolved then;
+a rebuild keeps the old one when the resolved features did not change, and otherwise retires
+it (it closes once the requests using it are done).
 """
 
 from __future__ import annotations
@@ -18,12 +22,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from loopline.core.errors import InvalidInput
 from loopline.core.registry import ModelVersion
 from loopline.core.traffic import Arm, ArmChooser, TrafficPolicy
 from loopline.models import LoadedModel
 from loopline.models.loaded import ArrayScorer
 from loopline.services import Deployments, Registry
 from loopline.serving.batching import MicroBatcher
+from loopline.serving.features import (
+    DeploymentFeatures,
+    FeatureCatalog,
+    catalog_views,
+    resolve_features,
+)
 
 log = logging.getLogger("loopline.serving")
 
@@ -63,6 +74,7 @@ class RoutingState:
     arms: dict[str, ServedArm]
     chooser: ArmChooser
     extra_fields: str = "refuse"  # the deployment's rule for fields a model does not take
+    features: DeploymentFeatures | None = None  # the online features joined to every request
 
     def answering(self, key: str | None) -> ServedArm:
         return self.arms[self.chooser.choose(key).name]
@@ -78,6 +90,10 @@ class RoutingState:
 
 
 class DeploymentRuntime:
+    """One deployment on a server: its routing state, built and kept current. `features`
+    gives the feature store, for a deployment that declares online features (opened only
+    then)."""
+
     def __init__(
         self,
         name: str,
@@ -85,12 +101,14 @@ class DeploymentRuntime:
         registry: Registry,
         options: ServingOptions,
         batch_observer: Callable[[str, int, int], None] | None = None,
+        features: Callable[[], FeatureCatalog] | None = None,
     ) -> None:
         self.name = name
         self._deployments = deployments
         self._registry = registry
         self._options = options
         self._batch_observer = batch_observer  # (deployment, version, rows) of each model call
+        self._features = features
         self.state: RoutingState | None = None
         self._refresher: asyncio.Task[None] | None = None
         self.swaps = 0
@@ -119,6 +137,9 @@ class DeploymentRuntime:
             return False
         self.state = await asyncio.to_thread(self._build, current)
         self.swaps += 1
+        old = None if current is None else current.features
+        if old is not None and old is not self.state.features:
+            old.retire()  # requests on the old state keep it until they are done
         log.info("deployment %s now serves %s", self.name, policy.describe())
         return True
 
@@ -137,7 +158,30 @@ class DeploymentRuntime:
                 arms[arm.name] = ServedArm(arm, version, reuse.model, reuse.scorer, reuse.batcher)
             else:
                 arms[arm.name] = self._load(arm, version)
-        return RoutingState(deployment.revision, policy, arms, ArmChooser(policy), deployment.extra_fields)
+        features = self._open_features(policy, previous)  # last: nothing after it can fail
+        return RoutingState(
+            deployment.revision, policy, arms, ArmChooser(policy), deployment.extra_fields, features
+        )
+
+    def _open_features(
+        self, policy: TrafficPolicy, previous: RoutingState | None
+    ) -> DeploymentFeatures | None:
+        """The build's features: resolved now (unpinned refs take the newest view version),
+        the previous build's lookup when they resolve to the same."""
+        declared = policy.declared_features
+        if declared is None:
+            return None
+        if self._features is None:
+            raise InvalidInput(
+                f"deployment {self.name!r} declares online features, and this server has no feature "
+                "store to look them up in: serve it over a local store"
+            )
+        catalog = self._features()
+        resolved = resolve_features(declared, catalog_views(catalog))
+        kept = None if previous is None else previous.features
+        if kept is not None and kept.identity == DeploymentFeatures.identity_of(declared, resolved):
+            return kept
+        return DeploymentFeatures.open(self.name, declared, resolved, catalog)
 
     def _load(self, arm: Arm, version: ModelVersion) -> ServedArm:
         model = self._registry.load(version.uri, trust=self._options.trust)
@@ -165,3 +209,5 @@ class DeploymentRuntime:
             for arm in self.state.arms.values():
                 if arm.batcher is not None:
                     await arm.batcher.close()
+            if self.state.features is not None:
+                self.state.features.retire()

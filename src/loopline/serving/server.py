@@ -4,15 +4,17 @@ runs it in one process per worker."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loopline.artifacts.tables import TableArea
+from loopline.core.errors import InvalidInput
 from loopline.predictions.log import PredictionLog
 from loopline.services import Services
 from loopline.serving.app import HttpOptions, ServingApp
+from loopline.serving.features import FeatureCatalog
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.runtime import DeploymentRuntime, ServingOptions
 
@@ -32,15 +34,38 @@ class ServerConfig:
     access_log: bool = False
 
 
+def bundle_features(services: Services) -> Callable[[], FeatureCatalog] | None:
+    """The feature store of `services`, built on first use (only a deployment declaring online
+    features needs it); None for a bundle without one."""
+    if not hasattr(type(services), "features"):  # the class: asking the bundle would build it
+        return None
+
+    def catalog() -> FeatureCatalog:
+        found = getattr(services, "features", None)
+        if not isinstance(found, FeatureCatalog):  # a remote bundle's: no lookups of its own
+            raise InvalidInput(
+                "this server's feature store cannot look up online values: serve over a local store"
+            )
+        return found
+
+    return catalog
+
+
 def build_app(
-    services: Services, tables: TableArea, config: ServerConfig, metrics_dir: Path | None = None
+    services: Services,
+    tables: TableArea,
+    config: ServerConfig,
+    metrics_dir: Path | None = None,
+    features: Callable[[], FeatureCatalog] | None = None,
 ) -> ServingApp:
     """The prediction server of `config.deployments`: their policies and models come from
-    `services`, their prediction log goes to `tables`."""
+    `services`, their prediction log goes to `tables`, and the online features they declare
+    from `features` (by default the bundle's feature store)."""
     metrics = ServingMetrics(metrics_dir)
+    catalog = features if features is not None else bundle_features(services)
     runtimes = {
         name: DeploymentRuntime(
-            name, services.deployments, services.registry, config.serving, metrics.observe_batch
+            name, services.deployments, services.registry, config.serving, metrics.observe_batch, catalog
         )
         for name in config.deployments
     }

@@ -30,6 +30,7 @@ def mount_ui(app: FastAPI) -> None:
         datasets,
         deployments,
         experiments,
+        features,
         login,
         models,
         monitors,
@@ -46,5 +47,16 @@ def mount_ui(app: FastAPI) -> None:
         path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
         return FileResponse(path, media_type="text/javascript", headers={"cache-control": "max-age=86400"})
 
-    for module in (login, experiments, runs, models, deployments, monitors, datasets, pipelines, audit):
+    for module in (
+        login,
+        experiments,
+        runs,
+        models,
+        deployments,
+        monitors,
+        datasets,
+        features,
+        pipelines,
+        audit,
+    ):
         app.include_router(module.router, include_in_schema=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -29,6 +30,8 @@ class Backends:
     blobs: BlobStore
     audit_keys: AuditKeys = field(default_factory=AuditKeys)
     online_store: str | None = None  # the feature store's online values (see Settings.online_store)
+    # The folders feature views may read files from: a server's data roots; None, anywhere.
+    file_roots: tuple[Path, ...] | None = None
 
     def services(self, principal: Principal, run_pipeline: RunPipeline | None = None) -> LocalServices:
         """Every service over this store, acting as `principal`; a retraining loop runs its

@@ -53,7 +53,9 @@ class LocalServices(Services):
         return self._principal
 
     def close(self) -> None:
-        """Close the store, if this bundle opened it."""
+        """Close the store, if this bundle opened it, and the feature store's online connection."""
+        if "features" in self.__dict__:  # built (a cached_property): it may hold a connection
+            self.features.close()
         if self._owns_backends:
             self.backends.close()
 
@@ -124,6 +126,7 @@ class LocalServices(Services):
         return FeatureService(
             self._store, authorizer=self.authorizer, audit=self.audit, lineage=self.lineage,
             datasets=self.datasets, online=lambda: open_online_store(self.backends.online_store, folder),
+            file_roots=self.backends.file_roots,
         )  # fmt: skip
 
     @cached_property
@@ -133,6 +136,7 @@ class LocalServices(Services):
         return MonitorService(
             self._store, self._blobs, self.backends.tables, datasets=self.datasets,
             deployments=self.deployments, registry=self.registry, authorizer=self.authorizer,
+            features=self.features,
         )  # fmt: skip
 
     @cached_property

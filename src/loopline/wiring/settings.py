@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     """`loopline server`: the largest JSON body it accepts, in MiB (larger: 413)."""
     server_max_upload_mb: int = 2048
     """`loopline server`: the largest artifact or model file it accepts, in MiB."""
+    server_data_roots: str | None = None
+    """`loopline server`: comma-separated folders whose files feature views may read; unset,
+    none (views then read dataset versions and databases)."""
     server_max_failed_logins: int = 20
     """`loopline server`: failed tokens one address may send per minute; then it gets 429."""
     audit_keys: SecretStr | None = None
@@ -48,6 +51,12 @@ class Settings(BaseSettings):
         if self.worker_pipelines is not None and self.worker_pipelines.strip() == "*":
             return None
         return [m.strip() for m in (self.worker_pipelines or "").split(",") if m.strip()]
+
+    @property
+    def server_data_root_paths(self) -> tuple[Path, ...]:
+        """The folders of `server_data_roots`, resolved."""
+        folders = (f.strip() for f in (self.server_data_roots or "").split(","))
+        return tuple(Path(f).expanduser().resolve() for f in folders if f)
 
     @property
     def home_path(self) -> Path:

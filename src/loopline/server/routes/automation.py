@@ -39,7 +39,8 @@ def list_jobs(automation: Automation, paging: Paging) -> Response:
 
 @router.post("/jobs", response_model=Job, status_code=201, tags=["pipelines"])
 def enqueue_job(automation: Automation, body: NewJob) -> Response:
-    """Queue a pipeline run, a monitor run or a retraining for `loopline worker` to pick up."""
+    """Queue a pipeline run, a monitor run, a retraining or a feature view's materialization
+    for `loopline worker` to pick up."""
     return json_response(automation.enqueue(_kind(body.kind), body.target, body.params), 201)
 
 
