@@ -216,6 +216,8 @@ def test_the_cli_schedules_queues_and_runs_materializations(
     assert code == 1 and "on 'gpu' is not one of local, ray" in err
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # Ray's path is the same on any store
 def test_on_ray_a_materialization_writes_what_the_local_one_writes(
     store_url: str, tmp_path: Path, cli: Any
 ) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopline.core.errors import InvalidInput
+from loopline.core.errors import InvalidInput, NotFound
 
 FEATURE_TYPES = ("int64", "float64", "string", "bool", "timestamp")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -249,6 +249,31 @@ class FeatureRef:
         if feature != "*":
             check_identifier("feature name", feature)
         return cls(name, int(version) if at else None, feature)
+
+
+ViewOf = Callable[[str, int | None], RegisteredView]
+"""A registered view by name and version (None: its newest); NotFound when there is none."""
+
+
+def resolve_refs(refs: Sequence[str], view_of: ViewOf) -> list[tuple[RegisteredView, list[str]]]:
+    """The view versions and features `refs` ask for, grouped by view version in the order
+    first asked, each feature once (`view:*` is all of them). One `view_of` per view asked;
+    NotFound names a feature the view does not have."""
+    views: dict[tuple[str, int | None], RegisteredView] = {}
+    grouped: dict[str, tuple[RegisteredView, list[str]]] = {}
+    for text in refs:
+        ref = FeatureRef.parse(text)
+        if (ref.view, ref.version) not in views:
+            views[ref.view, ref.version] = view_of(ref.view, ref.version)
+        view = views[ref.view, ref.version]
+        declared = [f.name for f in view.view.features]
+        if ref.feature != "*" and ref.feature not in declared:
+            raise NotFound(
+                f"feature view {view.ref} has no feature {ref.feature!r} (it has {', '.join(declared)})"
+            )
+        chosen = grouped.setdefault(view.ref, (view, []))[1]
+        chosen.extend(f for f in (declared if ref.feature == "*" else [ref.feature]) if f not in chosen)
+    return list(grouped.values())
 
 
 def is_sql_source(source: str) -> bool:

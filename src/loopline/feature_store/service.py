@@ -22,7 +22,7 @@ from loopline.core.clock import now_ms
 from loopline.core.datasets import DatasetVersion
 from loopline.core.entities import DEFAULT_PROJECT
 from loopline.core.errors import InvalidInput, NotFound
-from loopline.core.features import Entity, FeatureRef, FeatureView, RegisteredView, unique_names
+from loopline.core.features import Entity, FeatureRef, FeatureView, RegisteredView, resolve_refs, unique_names
 from loopline.feature_store.health import Skew, compare
 from loopline.feature_store.lookup import OnlineLookup, feature_columns
 from loopline.feature_store.materialize import Materialized, materialize, namespace
@@ -293,22 +293,9 @@ class FeatureService:
         return requests
 
     def _resolve(self, features: Sequence[str]) -> list[ViewRequest]:
-        grouped: dict[str, tuple[RegisteredView, list[str]]] = {}
-        resolved: dict[tuple[str, int | None], RegisteredView] = {}  # one query per view asked
-        for text in features:
-            ref = FeatureRef.parse(text)
-            if (ref.view, ref.version) not in resolved:
-                resolved[ref.view, ref.version] = self._store.features.view(ref.view, ref.version)
-            view = resolved[ref.view, ref.version]
-            declared = [f.name for f in view.view.features]
-            wanted = declared if ref.feature == "*" else [ref.feature]
-            if ref.feature != "*" and ref.feature not in declared:
-                raise NotFound(
-                    f"feature view {view.ref} has no feature {ref.feature!r} (it has {', '.join(declared)})"
-                )
-            chosen = grouped.setdefault(view.ref, (view, []))[1]
-            chosen.extend(f for f in wanted if f not in chosen)
-        return [ViewRequest(view, chosen) for view, chosen in grouped.values()]
+        return [
+            ViewRequest(view, chosen) for view, chosen in resolve_refs(features, self._store.features.view)
+        ]
 
 
 def describe(applied: Applied) -> list[dict[str, Any]]:

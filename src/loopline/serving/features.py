@@ -26,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from loopline.core.errors import InvalidInput, NotFound
-from loopline.core.features import FeatureRef, RegisteredView
+from loopline.core.errors import InvalidInput
+from loopline.core.features import RegisteredView, ViewOf, resolve_refs
 from loopline.core.traffic import FeatureDeclaration
 from loopline.serving.http import HttpError
 from loopline.serving.payloads import Payload
@@ -53,9 +53,6 @@ class FeatureCatalog(Protocol):
 
     def online_lookup(self, features: Sequence[str], *, full_names: bool = False) -> OnlineLookup:
         """A lookup of these features that keeps its own connection to the online store."""
-
-
-ViewOf = Callable[[str, int | None], RegisteredView]  # (name, version or None: newest) -> the view
 
 
 @dataclass(frozen=True)
@@ -81,26 +78,12 @@ def catalog_views(catalog: FeatureCatalog) -> ViewOf:
 def resolve_features(declaration: FeatureDeclaration, view_of: ViewOf) -> list[ResolvedFeature]:
     """Each feature column of `declaration`, in declaration order; NotFound names an unknown view
     or feature, InvalidInput a column asked from two views or a default of no declared column."""
-    views: dict[tuple[str, int | None], RegisteredView] = {}
     found: dict[str, ResolvedFeature] = {}
-    for text in declaration.refs:
-        ref = FeatureRef.parse(text)
-        key = (ref.view, ref.version)
-        if key not in views:
-            views[key] = view_of(*key)
-        registered = views[key]
+    for registered, features in resolve_refs(declaration.refs, view_of):
         dtypes = {f.name: f.dtype for f in registered.view.features}
-        if ref.feature != "*" and ref.feature not in dtypes:
-            raise NotFound(
-                f"feature {text!r}: feature view {registered.ref} has no feature {ref.feature!r} "
-                f"(it has {', '.join(dtypes)})"
-            )
-        for name in dtypes if ref.feature == "*" else [ref.feature]:
+        for name in features:
             column = f"{registered.view.name}__{name}" if declaration.full_names else name
-            held = found.get(column)
-            if held is not None and (held.view.ref, held.feature) == (registered.ref, name):
-                continue  # `view:*` and `view:feature` both: one column
-            if held is not None:
+            if (held := found.get(column)) is not None:
                 raise InvalidInput(
                     f"feature column {column!r} comes from {held.view.ref} and from {registered.ref}: "
                     "declare full_names (columns named view__feature), or ask for one of them"
