@@ -159,3 +159,34 @@ def test_a_view_applied_anew_is_looked_up_at_its_new_version_at_once(
     features.apply([CUSTOMER], [_view(source, ttl_s="1d")])  # version 2, not materialized yet
     assert features.get_online({"customer_id": [1]}, ["stats:spend"])["spend"] == [None]
     assert features.get_online({"customer_id": [1]}, ["stats@1:spend"])["spend"] == [10.0]
+
+
+def test_many_keys_are_materialized_in_slices_with_the_same_result(
+    store: MetadataStore, tmp_path: Path
+) -> None:
+    """Past `keys_per_pass` keys the aggregate runs over slices of the keys (flat memory): every
+    key still gets its newest value, ties going to the later created time then the later row."""
+    from loopline.feature_store.materialize import materialize
+    from loopline.feature_store.online import SqliteOnlineStore
+    from loopline.feature_store.sources import source_opener
+
+    features = _service(store, tmp_path, None)
+    source = tmp_path / "stats.parquet"
+    rows = [
+        (k, f"2024-01-0{1 + i}", f"2024-01-0{1 + i}", float(10 * k + i)) for k in range(500) for i in range(3)
+    ]
+    rows += [(7, "2024-01-03", "2024-01-05", -1.0)]  # same event time, created later: it wins
+    _write(source, rows)
+    features.apply([CUSTOMER], [_view(source)])
+    view = features.view("stats")
+    held = {}
+    for name, per_pass in (("one", 1_000_000), ("sliced", 37)):
+        online = SqliteOnlineStore(tmp_path / f"{name}.db")
+        with source_opener(None) as open_source:
+            done = materialize(view, open_source, online, keys_per_pass=per_pass)
+        assert done.keys_written == 500
+        held[name] = online.read("stats@1", [(k,) for k in range(500)])
+        online.close()
+    assert held["sliced"] == held["one"]
+    assert [hit[1]["spend"] for hit in held["one"][:3]] == [2.0, 12.0, 22.0]
+    assert held["one"][7][1]["spend"] == -1.0

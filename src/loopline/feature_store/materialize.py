@@ -11,7 +11,10 @@ it holds, nothing is lost and nothing is counted twice.
 
 from __future__ import annotations
 
+import math
+import tempfile
 from datetime import UTC, datetime
+from typing import Any
 
 from loopline.core.features import RegisteredView
 from loopline.feature_store.offline import BEST, NUMBERED, OpenSource, ViewRequest, connection, shape
@@ -21,6 +24,8 @@ from loopline.feature_store.online import OnlineStore, Row
 from loopline.services.features import Materialized as Materialized
 
 CHUNK_ROWS = 50_000
+KEYS_PER_PASS = 100_000
+MEMORY_LIMIT = "256MB"  # DuckDB's, for one materialization
 
 
 def namespace(view: RegisteredView) -> str:
@@ -35,6 +40,7 @@ def materialize(
     *,
     end: datetime | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    keys_per_pass: int = KEYS_PER_PASS,
 ) -> Materialized:
     """Write the newest values known since the watermark and up to `end` (default: now)."""
     until = end or datetime.now(UTC)
@@ -42,26 +48,39 @@ def materialize(
     since_us = store.watermark(namespace(view))
     request = ViewRequest(view, [f.name for f in view.view.features])
     written = 0
-    with connection() as con:
+    with connection() as con, tempfile.TemporaryDirectory(prefix="loopline-materialize-") as spill:
+        # Bounded: what exceeds the limit (a large transform's table) spills to `spill`.
+        con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
+        con.execute("SET temp_directory = ?", [spill])
         files = open_source(con, view, "raw_0")
         con.execute("SET allowed_paths = ?", [files])
         con.execute("SET enable_external_access = false")
         v = shape(con, 0, request)
         known = f"epoch_us({v.visible})"
         window = f"{known} <= {until_us}" + ("" if since_us is None else f" AND {known} > {since_us}")
-        reader = con.sql(
-            f"SELECT {v.keys}, arg_max(struct_pack(__event := epoch_us({v.event}), __created := "
-            f"epoch_us({v.created}), {v.values}), {BEST.format(event=v.event, created=v.created)}) AS best "
-            f"FROM {NUMBERED.format(relation=v.relation)} WHERE {v.not_null} AND {window} GROUP BY ALL"
-        ).to_arrow_reader(chunk_rows)
-        for batch in reader:
-            columns = batch.to_pydict()
-            rows: list[Row] = []
-            for i, best in enumerate(columns["best"]):
-                key = tuple(columns[name][i] for name in view.join_keys)
-                values = {k: val for k, val in best.items() if not k.startswith("__")}
-                rows.append((key, best["__event"], best["__created"], values))
-            store.write(namespace(view), rows)
-            written += len(rows)
+        rows_in = f"{NUMBERED.format(relation=v.relation)} WHERE {v.not_null} AND {window}"
+        # The aggregate holds one state per key: in passes over slices of the keys, so that it
+        # stays within `keys_per_pass` keys, in memory and fast, however many keys there are.
+        ((keys,),) = con.execute(f"SELECT approx_count_distinct(hash({v.keys})) FROM {rows_in}").fetchall()
+        passes = max(1, math.ceil(keys / keys_per_pass))
+        for part in range(passes):
+            sliced = "" if passes == 1 else f" AND hash({v.keys}) % {passes} = {part}"
+            reader = con.sql(
+                f"SELECT {v.keys}, arg_max(struct_pack(__event := epoch_us({v.event}), __created := "
+                f"epoch_us({v.created}), {v.values}), {BEST.format(event=v.event, created=v.created)}) "
+                f"AS best FROM {rows_in}{sliced} GROUP BY ALL"
+            ).to_arrow_reader(chunk_rows)
+            for batch in reader:
+                written += _write(store, view, batch.to_pydict())
     store.set_watermark(namespace(view), until_us)
     return Materialized(view.ref, since_us, until_us, written)
+
+
+def _write(store: OnlineStore, view: RegisteredView, columns: dict[str, list[Any]]) -> int:
+    rows: list[Row] = []
+    for i, best in enumerate(columns["best"]):
+        key = tuple(columns[name][i] for name in view.join_keys)
+        values = {k: val for k, val in best.items() if not k.startswith("__")}
+        rows.append((key, best["__event"], best["__created"], values))
+    store.write(namespace(view), rows)
+    return len(rows)

@@ -34,14 +34,12 @@ class ServerConfig:
     access_log: bool = False
 
 
-def bundle_features(services: Services) -> Callable[[], FeatureCatalog] | None:
+def bundle_features(services: Services) -> Callable[[], FeatureCatalog]:
     """The feature store of `services`, built on first use (only a deployment declaring online
-    features needs it); None for a bundle without one."""
-    if not hasattr(type(services), "features"):  # the class: asking the bundle would build it
-        return None
+    features needs it)."""
 
     def catalog() -> FeatureCatalog:
-        found = getattr(services, "features", None)
+        found = services.features
         if not isinstance(found, FeatureCatalog):  # a remote bundle's: no lookups of its own
             raise InvalidInput(
                 "this server's feature store cannot look up online values: serve over a local store"
