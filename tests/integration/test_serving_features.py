@@ -209,6 +209,9 @@ def test_a_monitor_watches_freshness_nulls_and_training_serving_skew(
         {"entity": {"customer_id": 1}, "feature": "spend", "served": 999.0, "offline": 50.0}
     ]
     assert [a.rule for a in outcome.opened] == ["skew"]
+    report = services.monitors.report_html("watch")
+    assert "Online features" in report and f"{world.view}@1" in report
+    assert "1 of 6 sampled rows" in report and "<td>999</td><td>50</td>" in report
     with pytest.raises(InvalidInput, match=r"features\.skw"):  # a misspelt value is refused, as any
         services.monitors.create(
             "typo", "strict", "reference",

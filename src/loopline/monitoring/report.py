@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from loopline.core.clock import ms_to_datetime
 from loopline.core.monitoring import Alert, Monitor, MonitorRun
 from loopline.services import Monitors
 
-TRENDS = ("drift.share", "perf.accuracy", "est.accuracy", "perf.rmse", "latency.p95_ms", "errors.rate")
+TRENDS = ("drift.share", "perf.accuracy", "est.accuracy", "perf.rmse", "latency.p95_ms", "errors.rate",
+          "features.skew", "features.age_ratio")  # fmt: skip
 MAX_OVERLAYS = 24
 
 
@@ -133,9 +135,47 @@ run at {_when(run.at)}</p>
 <p>drifted columns: <b>{html.escape(drifted)}</b></p>
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
 <h2>Values</h2><table><tr><th>value</th><th>this window</th></tr>{values}</table>
+{_features_html(run.details.get("features"))}
 {"".join(parts)}
 <h2>Alerts</h2>{alert_table}
 </body></html>"""
+
+
+def _features_html(found: dict[str, Any] | None) -> str:
+    """The online features' freshness per view and the skew examples, for a deployment that
+    declares features (empty otherwise)."""
+    if not found:
+        return ""
+    fresh = "".join(
+        f"<tr><td>{_cell(f['view'])}</td><td>{_cell(f['age_s'])}</td><td>{_cell(f['ttl_s'])}</td>"
+        f"<td>{_cell(f['age_ratio'])}</td><td>{'stale' if f['stale'] else 'fresh'}</td></tr>"
+        for f in found.get("freshness", [])
+    )
+    skew = found.get("skew") or {}
+    examples = "".join(
+        f"<tr><td>{_cell(json.dumps(e['entity']))}</td><td>{_cell(e['feature'])}</td>"
+        f"<td>{_cell(e['served'])}</td><td>{_cell(e['offline'])}</td></tr>"
+        for e in skew.get("examples", [])
+    )
+    compared = (
+        f"<p>training/serving skew: {skew.get('mismatched_rows', 0)} of {skew.get('rows', 0)} sampled "
+        "rows served values that offline retrieval does not give</p>"
+    )
+    return (
+        "<h2>Online features</h2><table><tr><th>view</th><th>age (s)</th><th>ttl (s)</th><th>age / ttl</th>"
+        f"<th></th></tr>{fresh}</table>"
+        + (compared if skew else "")
+        + (
+            "<table><tr><th>entity</th><th>feature</th><th>served</th><th>offline</th></tr>"
+            f"{examples}</table>"
+            if examples
+            else ""
+        )
+    )
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
 
 
 def render_png(monitor: Monitor, run: MonitorRun, history: Sequence[MonitorRun], target: Path) -> None:
