@@ -7,7 +7,7 @@ scikit-learn wrappers alike.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopline.autolog._registry import PATCHES, Wrapper
@@ -76,12 +76,7 @@ def _xgboost_fit(original: Wrapper) -> Wrapper:
                 if callback is not None:
                     self.callbacks = previous
 
-        def after(log: TrainingLog, _result: Any) -> None:
-            data = fit_data(original, (self, *args), kwargs)[0]
-            log.table(IMPORTANCE_TABLE, lambda: _sklearn_api_importance(self))
-            log.training_data(data)
-            log.model(self, type(self).__name__.lower(), input_example(data))
-
+        after = _after_fit(original, self, args, kwargs, lambda: _sklearn_api_importance(self))
         return logged_training(type(self).__name__, train, after)
 
     return fit
@@ -172,15 +167,10 @@ def _lightgbm_fit(original: Wrapper) -> Wrapper:
             )
             return original(self, *args, **kwargs) if call is None else original(*call[0], **call[1])
 
-        def after(log: TrainingLog, _result: Any) -> None:
-            data = fit_data(original, (self, *args), kwargs)[0]
-            log.table(
-                IMPORTANCE_TABLE, lambda: importance_frame(self.feature_name_, self.feature_importances_)
-            )
-            log.training_data(data)
-            log.model(self, type(self).__name__.lower(), input_example(data))
-
-        return logged_training(type(self).__name__, train, after)
+        importance = lambda: importance_frame(self.feature_name_, self.feature_importances_)  # noqa: E731
+        return logged_training(
+            type(self).__name__, train, _after_fit(original, self, args, kwargs, importance)
+        )
 
     return fit
 
@@ -238,6 +228,25 @@ def _native_params(train: Wrapper, args: tuple[Any, ...], kwargs: Mapping[str, A
     bound = inspect.signature(train).bind(*args, **kwargs)
     bound.apply_defaults()
     return {**(bound.arguments["params"] or {}), "num_boost_round": bound.arguments["num_boost_round"]}
+
+
+def _after_fit(
+    original: Wrapper,
+    model: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    importance: Callable[[], pd.DataFrame],
+) -> Callable[[TrainingLog, Any], None]:
+    """What a scikit-learn-style `fit` logs once it has trained: the feature importances, the
+    training data's fingerprint and the model with an input example."""
+
+    def after(log: TrainingLog, _result: Any) -> None:
+        data = fit_data(original, (model, *args), kwargs)[0]
+        log.table(IMPORTANCE_TABLE, importance)
+        log.training_data(data)
+        log.model(model, type(model).__name__.lower(), input_example(data))
+
+    return after
 
 
 def _sklearn_api_importance(model: Any) -> pd.DataFrame:

@@ -247,7 +247,7 @@ class FeatureService:
         time they were served at and the feature columns as served, compare each value with
         what offline retrieval gives for the same entity and time."""
         requests = self._requests(features)
-        columns = self.columns(features, full_names=full_names)
+        columns = [name for found in feature_columns(requests, full_names) for _, name in found]
         keys = list(dict.fromkeys(k for r in requests for k in r.view.join_keys))
         if missing := [c for c in [*keys, timestamp_column, *columns] if c not in served.columns]:
             raise InvalidInput(f"the served rows lack column(s) {', '.join(missing)}")
