@@ -97,7 +97,9 @@ def worker_services(settings: Settings, backends: Backends) -> tuple[LocalServic
     online = {} if backends.online_store is None else {"online_store": backends.online_store}
     # the Ray task writes to the online store this worker would write to
     on_ray = RayMaterialization(settings.model_copy(update=online), services.principal)
-    return services, job_runner(services.monitors, services.loops, pipeline_job, services.features, on_ray)
+    return services, job_runner(
+        services.monitors, services.loops, pipeline_job, services.features, on_ray, services.storage
+    )
 
 
 @dataclass(frozen=True)

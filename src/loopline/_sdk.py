@@ -17,6 +17,8 @@ from loopline.core.errors import InvalidInput
 if TYPE_CHECKING:
     import pandas as pd
 
+    from loopline.core.lifecycle import GcReport
+    from loopline.core.privacy import Erasure
     from loopline.core.promotion import PromotionReport
     from loopline.core.registry import Evaluation
     from loopline.models import LoadedModel
@@ -187,6 +189,21 @@ def promote(
         name, version, alias, policy=policy, data=data, target=target, force_reason=force_reason,
         trust=trust,
     )  # fmt: skip
+
+
+def erase(column: str, value: str | int | float, *, dry_run: bool = False, reason: str = "") -> Erasure:
+    """Erase one entity's personal data: the rows whose `column` equals `value` leave the
+    prediction logs (with their requests' feedback and errors) and the dataset versions,
+    each replaced by a new version without them. Administrators only; the audit trail
+    records the counts, never the value. `dry_run` reports what would be erased."""
+    return services().privacy.erase(column, str(value), dry_run=dry_run, reason=reason)
+
+
+def gc(*, dry_run: bool = False) -> GcReport:
+    """Remove what the retention policy no longer keeps (runs deleted long ago, old
+    prediction-log days, blobs nothing refers to); `dry_run` only reports it. Administrators
+    only; safe while others write. The policy: `loopline gc policy`."""
+    return services().storage.gc(dry_run=dry_run)
 
 
 def model_card(name: str, version: int, *, html: bool = False) -> str:

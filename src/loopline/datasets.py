@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from loopline.core.datasets import ValidationReport
     from loopline.profiling.diff import DatasetDiff
+    from loopline.profiling.pii import PersonalData
     from loopline.profiling.profile import ReferenceProfile
     from loopline.services import Datasets, DataSource
     from loopline.specs.contract import Contract
@@ -94,13 +95,19 @@ def register(
     description: str = "",
     tags: Mapping[str, Any] | None = None,
     encoding: str = "utf-8",
+    contract: Contract | str | Path | None = None,
 ) -> Dataset:
     """Store `data` as a version of dataset `name`: a DataFrame or Arrow table, a CSV or
     Parquet file of any size (read in chunks), or the text of a SQL query run on `sql_url`.
-    The same rows give back the same version. Inside a run, the run records it as an input."""
+    The same rows give back the same version. Inside a run, the run records it as an input.
+    Under a `contract` (a YAML path or a `Contract`), data that breaks it raises
+    DataValidationFailed and nothing is stored; the columns whose rule says
+    `personal_data: mask` or `hash` are stored masked or as keyed hashes."""
     from loopline._sdk import active_run
     from loopline.progress import progress_bar
+    from loopline.specs.contract import Contract
 
+    rules = contract if isinstance(contract, Contract) or contract is None else Contract.load(contract)
     service = _service()
     label = f"registering {name}"
     with progress_bar(label, unit_bytes=sql_url is None) as progress:
@@ -112,6 +119,7 @@ def register(
             tags=tags,
             encoding=encoding,
             progress=progress,
+            contract=rules,
         )
     dataset = Dataset(version, service)
     run = active_run()
@@ -164,6 +172,15 @@ def validate(data: Any, contract: Contract | str | Path, *, require: bool = Fals
             report,
         )
     return report
+
+
+def find_personal_data(data: DataSource, *, encoding: str = "utf-8") -> dict[str, PersonalData]:
+    """The columns of `data` (a frame, an Arrow table, a CSV or Parquet file) that hold
+    personal data, and what kind, found as registration finds them; nothing is stored. A
+    registered version's columns say it already (`personal_data` in `Dataset.info.columns`)."""
+    from loopline.data.personal_data import scan
+
+    return scan(data, encoding)
 
 
 def infer_contract(data: Any) -> Contract:

@@ -20,6 +20,8 @@ from tests.integration.api_helpers import LADDER, Team, team_server
 PUBLIC = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
 # A browser signs in with a token in the body and out with its cookie: tests/integration/test_ui_runs.py
 SESSIONS = {("POST", "/api/v1/session"), ("DELETE", "/api/v1/session")}
+# ... or with an OpenID Connect provider, before being anyone: tests/integration/test_oidc.py
+SESSIONS |= {("GET", "/api/v1/session/oidc/login"), ("GET", "/api/v1/session/oidc/callback")}
 LIST = "list"  # anyone authenticated; shows only what the caller may see
 SELF = "self"  # the user named in the path, or an administrator
 ADMIN = "admin"
@@ -35,6 +37,8 @@ CUSTOMER = {"name": "customer", "join_keys": ["customer_id"]}
 STATS = {"name": "stats", "entities": ["customer"], "source": "datasets:/patients@1", "event_time": "at",
          "features": {"spend": "float64"}}  # fmt: skip
 HISTORICAL = {"upload_id": "0" * 32, "features": ["stats:spend"]}
+ERASURE = {"column": "email", "value": "nobody@example.org", "dry_run": True}
+RETENTION = {"deleted_runs_days": None, "prediction_log_days": None, "unreferenced_blob_hours": 24}
 
 # (method, path): (who may call it, JSON body or raw bytes, query)
 RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
@@ -173,6 +177,10 @@ RULES: dict[tuple[str, str], tuple[str, Any, dict[str, str] | None]] = {
     ("DELETE", "/api/v1/projects/{project}/members/{user}"): ("olga", None, None),
     ("GET", "/api/v1/audit"): (ADMIN, None, None),
     ("GET", "/api/v1/audit/verify"): (ADMIN, None, None),
+    ("GET", "/api/v1/storage/retention"): ("mallory", None, None),  # anyone signed in
+    ("PUT", "/api/v1/storage/retention"): (ADMIN, RETENTION, None),
+    ("POST", "/api/v1/storage/gc"): (ADMIN, {"dry_run": True}, None),
+    ("POST", "/api/v1/erasures"): (ADMIN, ERASURE, None),
 }
 
 

@@ -19,6 +19,7 @@ PACKAGE = Path(loopline.__file__).parent
 FACADE = "__init__"
 SERVICES = {"governance", "lineage", "tracking", "data", "feature_store", "registry", "serving", "monitoring"}
 SERVICES |= {"pipelines", "automation", "client", "imports"}  # the client: the service interfaces over HTTP
+SERVICES |= {"lifecycle"}
 INTERFACES = {FACADE, "__main__", "_sdk", "_pipelines", "datasets", "progress", "cli", "server", "ui", "demo"}
 INTERFACES |= {"autolog", "features"}  # patches libraries to log into the SDK's current run
 LAYERS: list[tuple[str, set[str]]] = [

@@ -1,5 +1,6 @@
 """What a worker does with each job: run a monitor, start a retraining loop, run a pipeline,
-or materialize a feature view (in its process, or as a Ray task when the job asks)."""
+materialize a feature view (in its process, or as a Ray task when the job asks), or collect
+garbage as the retention policy says."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from loopline.automation.loops import LoopService
 from loopline.automation.service import materialize_options
 from loopline.core.automation import Job, JobKind
-from loopline.services import Features, Materialized, Monitors
+from loopline.services import Features, Materialized, Monitors, Storage
 
 PipelineJob = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
 """Runs the pipeline MODULE:PIPELINE with these parameters; returns what the job records."""
@@ -45,6 +46,7 @@ def job_runner(
     run_pipeline: PipelineJob,
     features: Features,
     materialize_on_ray: MaterializeOnRay,
+    storage: Storage,
 ) -> Callable[[Job], dict[str, Any]]:
     """The function a worker calls with each job it claims; what it returns is recorded with
     the job, and what it raises fails the job."""
@@ -64,6 +66,8 @@ def job_runner(
             }
         if job.kind is JobKind.MATERIALIZE:
             return materialize_job(features, materialize_on_ray, job.target, job.params)
+        if job.kind is JobKind.GC:
+            return storage.gc().counts()
         return dict(run_pipeline(job.target, job.params))
 
     return run

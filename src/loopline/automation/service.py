@@ -52,6 +52,9 @@ def check_target(kind: JobKind, target: str) -> str:
             raise InvalidInput(f"pipeline {target!r} is not MODULE:PIPELINE (e.g. training.flows:nightly)")
     elif kind is JobKind.MATERIALIZE:
         feature_view_target(target)
+    elif kind is JobKind.GC:
+        if target != GC_TARGET:
+            raise InvalidInput(f"a gc job's target is {GC_TARGET!r}, not {target[:80]!r}")
     else:
         _name(f"{kind.value} target", target)
     return target
@@ -65,6 +68,9 @@ def feature_view_target(target: str) -> tuple[str, int | None]:
     check_identifier("feature view name", name)
     return name, int(version) if at else None
 
+
+GC_TARGET = "storage"
+"""The target of every gc job: the store it runs on."""
 
 RUN_ON = ("local", "ray")
 """Where a materialize job may run: in the worker's process, or as a Ray task."""
@@ -129,6 +135,10 @@ class AutomationService:
 
     def _target(self, kind: JobKind, target: str) -> str:
         self._access.operations(Role.MAINTAINER)
+        if kind is JobKind.GC and not self._principal.is_owner:  # its job removes data for good
+            raise PermissionDenied(
+                f"only an administrator may schedule or queue gc; {self._principal.name} is not one"
+            )
         check_target(kind, target)
         if kind is JobKind.RETRAIN:
             self._store.loops.get(target)  # NotFound names `loopline loop declare`
@@ -149,6 +159,11 @@ class AutomationService:
         given = dict(params or {})
         if kind is JobKind.MATERIALIZE:
             materialize_options(given)
+        if kind is JobKind.GC and given:
+            raise InvalidInput(
+                "a gc job takes no params (the retention policy says what it removes), "
+                f"not {', '.join(sorted(given))}"
+            )
         return given
 
     @atomic

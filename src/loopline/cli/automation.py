@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loopline._pipelines import worker_services
+from loopline.automation.service import GC_TARGET
 from loopline.automation.worker import Worker, WorkerOptions
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.pipelines import parse_params
@@ -21,7 +22,7 @@ from loopline.pipelines.definition import load_pipeline
 from loopline.services import Automation
 
 schedules = typer.Typer(
-    help="Cron schedules (UTC) of pipelines, monitors and materializations.", no_args_is_help=True
+    help="Cron schedules (UTC) of pipelines, monitors, materializations and gc.", no_args_is_help=True
 )
 triggers = typer.Typer(help="Triggers: run a job when a monitor opens an alert.", no_args_is_help=True)
 jobs = typer.Typer(help="Jobs that workers ran, run or will run.", no_args_is_help=True)
@@ -39,7 +40,9 @@ def _service(ctx: typer.Context) -> Automation:
 
 
 OPTIONS = {JobKind.PIPELINE: "--pipeline MODULE:PIPELINE", JobKind.MONITOR: "--monitor NAME",
-           JobKind.RETRAIN: "--retrain DEPLOYMENT", JobKind.MATERIALIZE: "--materialize VIEW"}  # fmt: skip
+           JobKind.RETRAIN: "--retrain DEPLOYMENT", JobKind.MATERIALIZE: "--materialize VIEW",
+           JobKind.GC: "--gc"}  # fmt: skip
+GC = typer.Option(False, "--gc", help="Collect garbage as the retention policy says (`loopline gc`).")
 
 
 def _what(choices: dict[JobKind, str | None], params: list[str]) -> tuple[JobKind, str, dict[str, Any]]:
@@ -71,11 +74,15 @@ def create_schedule(
     pipeline: str | None = typer.Option(None, help="Run this pipeline (MODULE:PIPELINE)."),
     monitor: str | None = typer.Option(None, help="Run this monitor."),
     materialize: str | None = MATERIALIZE,
+    gc: bool = GC,
     param: list[str] = PARAMS,
 ) -> None:
-    """Run a pipeline or a monitor, or materialize a feature view, on a cron schedule (a
-    worker runs it)."""
-    choices = {JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.MATERIALIZE: materialize}
+    """Run a pipeline or a monitor, materialize a feature view, or collect garbage, on a cron
+    schedule (a worker runs it)."""
+    choices = {
+        JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.MATERIALIZE: materialize,
+        JobKind.GC: GC_TARGET if gc else None,
+    }  # fmt: skip
     kind, target, params = _what(choices, param)
     schedule = _service(ctx).create_schedule(name, cron, kind, target, params)
     Console().print(f"schedule {schedule.name}: {kind.value} {target}, next due {when(schedule.next_at)}")
@@ -160,12 +167,13 @@ def enqueue(
     monitor: str | None = typer.Option(None, help="Run this monitor."),
     retrain: str | None = typer.Option(None, help="Start the retraining loop of this deployment."),
     materialize: str | None = MATERIALIZE,
+    gc: bool = GC,
     param: list[str] = PARAMS,
 ) -> None:
     """Queue a job for the next free worker."""
     choices = {
         JobKind.PIPELINE: pipeline, JobKind.MONITOR: monitor, JobKind.RETRAIN: retrain,
-        JobKind.MATERIALIZE: materialize,
+        JobKind.MATERIALIZE: materialize, JobKind.GC: GC_TARGET if gc else None,
     }  # fmt: skip
     kind, target, params = _what(choices, param)
     Console().print(f"job {_service(ctx).enqueue(kind, target, params).id} queued")

@@ -42,17 +42,27 @@ def register(
     url: str | None = typer.Option(None, help="Run SOURCE as SQL on this database (a SQLAlchemy URL)."),
     description: str = typer.Option("", help="What the data is."),
     encoding: str = typer.Option("utf-8", help="Text encoding of a CSV file."),
+    contract: Path | None = typer.Option(
+        None,
+        "--contract",
+        help="A data contract (YAML) the rows must pass; its personal_data mask/hash columns are "
+        "stored masked or hashed.",
+    ),
     json_: bool = JSON,
 ) -> None:
     """Store a file or a query's rows as the next version of a dataset (read in chunks)."""
+    from loopline.specs.contract import Contract
+
+    rules = None if contract is None else Contract.load(contract)
     service = _service(ctx)
     data: str | Path = source if url is not None else Path(source)
     with progress_bar(
         f"reading {Path(source).name if url is None else 'query'}", unit_bytes=url is None
     ) as bar:
         version, created = service.register(
-            name, data, sql_url=url, description=description, encoding=encoding, progress=bar
-        )
+            name, data, sql_url=url, description=description, encoding=encoding, progress=bar,
+            contract=rules,
+        )  # fmt: skip
     if json_:
         print_json({"dataset": version, "created": created})
         return
@@ -122,11 +132,30 @@ def show(
     )
     if version.description:
         console.print(version.description)
+    if version.erased_at is not None:  # its rows and statistics are gone: only the schema is left
+        rest = (
+            "no row was left"
+            if version.erased_into is None
+            else f"version {version.erased_into} holds the rest"
+        )
+        console.print(f"[yellow]erased {when(version.erased_at)}[/]: an entity's rows were removed; {rest}")
     console.print(_profile_table(version))
 
 
 def _profile_table(version: DatasetVersion) -> Table:
-    table = Table("column", "type", "nulls", "distinct", "min", "max", "mean", "std", "p50", "top values")
+    table = Table(
+        "column",
+        "type",
+        "nulls",
+        "distinct",
+        "min",
+        "max",
+        "mean",
+        "std",
+        "p50",
+        "top values",
+        "personal data",
+    )
     for c in version.columns:
         quantiles: dict[str, Any] = c.get("quantiles") or {}
         top = ", ".join(f"{k} ({n:,})" for k, n in (c.get("top") or [])[:3])
@@ -141,8 +170,19 @@ def _profile_table(version: DatasetVersion) -> Table:
             fmt(c.get("std")),
             fmt(quantiles.get("0.5")),
             top,
+            personal_data(c.get("personal_data")),
         )
     return table
+
+
+def personal_data(found: dict[str, Any] | None) -> str:
+    """What a column's summary says of the personal data in it: `email (hashed)`."""
+    if not found:
+        return ""
+    kind = " ".join(str(found[k]) for k in ("kind", "scheme") if found.get(k))
+    by = " by name" if found.get("by") == "column name" else ""
+    stored = f" ({found['stored']})" if found.get("stored") else ""
+    return f"{kind}{by}{stored}"
 
 
 def _short(value: Any) -> str:
@@ -151,6 +191,34 @@ def _short(value: Any) -> str:
         return fmt(float(text))
     except ValueError:
         return text if len(text) <= 24 else text[:23] + "…"
+
+
+@app.command()
+def scan(
+    source: Path = typer.Argument(..., help="A CSV/TSV (optionally compressed) or Parquet file."),
+    encoding: str = typer.Option("utf-8", help="Text encoding of a CSV file."),
+    json_: bool = JSON,
+) -> None:
+    """Find the columns of a file that hold personal data, without registering it (here, on
+    this machine: the file goes nowhere)."""
+    from loopline.data.personal_data import scan as find
+
+    found = find(source, encoding)
+    if json_:
+        print_json({name: kind.to_dict() for name, kind in found.items()})
+        return
+    if not found:
+        Console().print(f"{source.name}: no column holds personal data that loopline recognises")
+        return
+    table = Table("column", "personal data", "found by")
+    for name, kind in found.items():
+        by = (
+            "its column name"
+            if kind.by != "values"
+            else f"{kind.matched:,} of {kind.sampled:,} sampled values"
+        )
+        table.add_row(name, " ".join(filter(None, (kind.kind, kind.scheme))), by)
+    Console().print(table)
 
 
 @app.command()

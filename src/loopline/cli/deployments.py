@@ -11,6 +11,7 @@ from rich.table import Table
 from loopline.cli.context import cli_context, print_json
 from loopline.cli.render import when
 from loopline.core.errors import InvalidInput
+from loopline.core.personal_data import LogPolicy
 from loopline.core.traffic import FeatureDeclaration, TrafficPolicy
 
 app = typer.Typer(
@@ -42,6 +43,26 @@ FEATURE_DEFAULT = typer.Option(
 FULL_FEATURE_NAMES = typer.Option(
     False, "--full-feature-names", help="Name the feature columns view__feature (as training sets do)."
 )
+LOG_DROP = typer.Option(
+    None, "--log-drop", help="An input column the prediction log leaves out (repeatable)."
+)
+LOG_MASK = typer.Option(
+    None, "--log-mask", help="An input column the prediction log masks: text as ***, else null (repeatable)."
+)
+LOG_HASH = typer.Option(
+    None,
+    "--log-hash",
+    help="An input column the prediction log stores as HMAC-SHA256 under LOOPLINE_PII_HASH_KEY (repeatable).",
+)
+
+
+def log_from_options(
+    drop: list[str] | None, mask: list[str] | None, hash_: list[str] | None
+) -> LogPolicy | None:
+    """The log treatments the options give, None when they give none."""
+    if not (drop or mask or hash_):
+        return None
+    return LogPolicy(tuple(drop or ()), tuple(mask or ()), tuple(hash_ or ()))
 
 
 def features_from_options(
@@ -124,12 +145,17 @@ def create(
     feature: list[str] | None = FEATURE,
     feature_default: list[str] | None = FEATURE_DEFAULT,
     full_feature_names: bool = FULL_FEATURE_NAMES,
+    log_drop: list[str] | None = LOG_DROP,
+    log_mask: list[str] | None = LOG_MASK,
+    log_hash: list[str] | None = LOG_HASH,
     json_: bool = JSON,
 ) -> None:
     """Create a deployment."""
     service = cli_context(ctx).services.deployments
-    policy = policy_from_options(model, canary, percent, shadow, arm, key).with_features(
-        features_from_options(feature, feature_default, full_feature_names)
+    policy = (
+        policy_from_options(model, canary, percent, shadow, arm, key)
+        .with_features(features_from_options(feature, feature_default, full_feature_names))
+        .with_log(log_from_options(log_drop, log_mask, log_hash))
     )
     deployment = service.create(name, policy, reason, extra_fields)
     if json_:
@@ -190,6 +216,8 @@ def show(
         console.print(f"  online features: {', '.join(declared.refs)}")
         for column, value in declared.defaults:
             console.print(f"    default {column} = {value!r}")
+    if policy.log_treatments is not None:
+        console.print(f"  prediction {policy.log_treatments.describe()}")
     for arm, uri in serving.items():
         console.print(f"  {arm} -> {uri}")
     table = Table("revision", "when (UTC)", "by", "policy", "reason", title="history")
@@ -219,16 +247,32 @@ def set_traffic(
     feature_default: list[str] | None = FEATURE_DEFAULT,
     full_feature_names: bool = FULL_FEATURE_NAMES,
     no_features: bool = typer.Option(False, "--no-features", help="Stop joining online features."),
+    log_drop: list[str] | None = LOG_DROP,
+    log_mask: list[str] | None = LOG_MASK,
+    log_hash: list[str] | None = LOG_HASH,
+    log_everything: bool = typer.Option(
+        False, "--log-everything", help="Stop dropping, masking or hashing logged inputs."
+    ),
 ) -> None:
     """Change the traffic policy; running servers follow within seconds. Without --feature the
-    online features declared now stay; --no-features removes them."""
+    online features declared now stay; --no-features removes them. Without --log-drop,
+    --log-mask or --log-hash the log's treatments stay; --log-everything removes them."""
     service = cli_context(ctx).services.deployments
     declared = features_from_options(feature, feature_default, full_feature_names)
     if no_features:
         if declared is not None:
             raise InvalidInput("choose --feature or --no-features, not both")
         declared = FeatureDeclaration(())
-    policy = policy_from_options(model, canary, percent, shadow, arm, key).with_features(declared)
+    treated = log_from_options(log_drop, log_mask, log_hash)
+    if log_everything:
+        if treated is not None:
+            raise InvalidInput("choose --log-drop/--log-mask/--log-hash or --log-everything, not both")
+        treated = LogPolicy()
+    policy = (
+        policy_from_options(model, canary, percent, shadow, arm, key)
+        .with_features(declared)
+        .with_log(treated)
+    )
     changed = service.set_traffic(name, policy, reason)
     Console().print(f"{changed.name} revision {changed.revision}: {service.policy(name).describe()}")
 

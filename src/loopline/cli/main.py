@@ -40,7 +40,7 @@ class Commands(LazyGroup):
         ),
         "pipelines": _group("pipelines", "Pipelines: steps with caching, retries and timeouts; their runs."),
         "schedules": _group(
-            "automation", "Cron schedules (UTC) of pipelines, monitors and materializations.", "schedules"
+            "automation", "Cron schedules (UTC) of pipelines, monitors, materializations and gc.", "schedules"
         ),
         "triggers": _group("automation", "Triggers: run a job when a monitor opens an alert.", "triggers"),
         "jobs": _group("automation", "Jobs that workers ran, run or will run.", "jobs"),
@@ -51,6 +51,15 @@ class Commands(LazyGroup):
         "members": _group("access", "Roles per project: viewer, editor, maintainer, owner.", "members"),
         "features": _group("features", "The feature store: feature views, training sets, online values."),
         "db": _group("db", "Manage the metadata database."),
+        "encryption": _group("encryption", "Encryption at rest of blobs and logs: key status and rotation."),
+        "gc": _group(
+            "gc",
+            "Remove what the retention policy no longer keeps: deleted runs, old prediction logs, "
+            "unreferenced blobs.",
+        ),
+        "erase": _group(
+            "erase", "Erase one entity's personal data from prediction logs and dataset versions.", "erase"
+        ),
         "import": _group("imports", "Bring history kept by other systems into loopline."),
         "lineage": _group(
             "lineage", "Where a model version, run or dataset came from and what was made from it.", "lineage"

@@ -30,15 +30,24 @@ def serve(
     extra_fields: str | None = typer.Option(
         None, help="For MODEL's deployment: refuse (422) or ignore request fields the model does not take."
     ),
+    tls_cert: Path | None = typer.Option(
+        None, help="Serve HTTPS with this certificate (PEM; with --tls-key)."
+    ),
+    tls_key: Path | None = typer.Option(
+        None, help="The certificate's private key (PEM) \\[its password: env LOOPLINE_TLS_KEY_PASSWORD]."
+    ),
 ) -> None:
     """Serve model predictions over HTTP."""
     from loopline.serving.app import HttpOptions, ServingApp
     from loopline.serving.processes import serve as run_server
     from loopline.serving.runtime import ServingOptions
     from loopline.serving.server import ServerConfig, build_app
+    from loopline.serving.tls import tls_files
     from loopline.wiring.backends import open_backends
 
     context = cli_context(ctx)
+    password = context.settings.tls_key_password
+    tls = tls_files(tls_cert, tls_key, None if password is None else password.get_secret_value())
     names = list(deployment or [])
     if model is not None:
         names.append(context.local.deployments.for_model(model, name, extra_fields).name)
@@ -60,14 +69,22 @@ def serve(
             trust=trust,
         ),
         http=HttpOptions(max_body_bytes=int(max_body_mb * 1024 * 1024), timeout=timeout),
+        tls=tls,
     )
     context.close()  # the workers open their own connections
     settings = context.settings
 
     def make_app(metrics_dir: Path | None) -> ServingApp:
         backends = open_backends(settings)
-        return build_app(backends.services(local_owner()), backends.tables, config, metrics_dir)
+        return build_app(
+            backends.services(local_owner()), backends.tables, config, metrics_dir,
+            hash_key=backends.pii_hash_key,
+        )  # fmt: skip
 
+    scheme = "http" if tls is None else "https"
+    typer.echo(
+        f"serving {', '.join(config.deployments)} at {scheme}://{host}:{port} (Ctrl-C stops it)", err=True
+    )
     run_server(make_app, config)
 
 

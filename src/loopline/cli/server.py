@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from loopline.cli.context import cli_context
 from loopline.core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from loopline.serving.tls import TlsFiles
 
 
 def server(
@@ -24,10 +29,21 @@ def server(
     max_upload_mb: int | None = typer.Option(
         None, help="Largest uploaded file, in MiB (larger: 413) [env: LOOPLINE_SERVER_MAX_UPLOAD_MB; 2048]."
     ),
+    tls_cert: Path | None = typer.Option(
+        None, help="Serve HTTPS with this certificate (PEM; with --tls-key)."
+    ),
+    tls_key: Path | None = typer.Option(
+        None, help="The certificate's private key (PEM) \\[its password: env LOOPLINE_TLS_KEY_PASSWORD]."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Check the settings and the store, say what would be served, and exit."
+    ),
 ) -> None:
     """Serve the web UI (/) and the REST API (/api/v1) for many users with tokens."""
+    from loopline.server.oidc import oidc_config
     from loopline.server.options import ServerOptions
     from loopline.serving.processes import serve
+    from loopline.serving.tls import tls_files
     from loopline.ui.app import create_server_app
     from loopline.wiring.backends import bootstrap_admin, open_backends
 
@@ -36,22 +52,38 @@ def server(
     context = cli_context(ctx)
     overrides = {"store_uri": store_uri, "artifacts_uri": artifacts_uri}
     settings = context.settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    password = settings.tls_key_password
+    tls = tls_files(tls_cert, tls_key, None if password is None else password.get_secret_value())
+    url = f"{'http' if tls is None else 'https'}://{host}:{port}"
+    oidc = oidc_config(settings, settings.server_public_url or url)  # checked first
     backends = open_backends(settings)  # migrates the store once, before any worker starts
-    secret = bootstrap_admin(backends)
+    secret = None if check else bootstrap_admin(backends)
     backends.close()
     console = Console(stderr=True, highlight=False)
     if secret is not None:
         console.print(
             "created the administrator [bold]admin[/bold]; its token, shown this once:\n"
-            f"  {secret}\nexport LOOPLINE_TOKEN=<it> (and LOOPLINE_URI=http://{host}:{port}) to use it"
+            f"  {secret}\nexport LOOPLINE_TOKEN=<it> (and LOOPLINE_URI={url}) to use it"
         )
+    if oidc is not None:
+        console.print(
+            f"sign-in with {oidc.display_name} ({oidc.issuer}): its client {oidc.client_id!r} must allow "
+            f"the redirect URI {oidc.redirect_uri}"
+        )
+    if check:
+        console.print(f"the settings are sound; would serve {url} (--check: not serving)")
+        return
     options = ServerOptions(
         max_json_bytes=(max_json_mb or settings.server_max_json_mb) * 1024 * 1024,
         max_upload_bytes=(max_upload_mb or settings.server_max_upload_mb) * 1024 * 1024,
         max_failed_logins=settings.server_max_failed_logins,
         data_roots=settings.server_data_root_paths,
+        oidc=oidc,
+        # behind TLS here, or behind a proxy that ends TLS for the public https:// address
+        secure_cookies=tls is not None or (settings.server_public_url or "").startswith("https://"),
     )
-    serve(lambda _: create_server_app(open_backends(settings), options), Listen(host, port, workers))
+    console.print(f"the loopline server is at {url}/ (Ctrl-C stops it)")
+    serve(lambda _: create_server_app(open_backends(settings), options), Listen(host, port, workers, tls=tls))
 
 
 def ui(
@@ -87,3 +119,4 @@ class Listen:
     port: int
     workers: int
     access_log: bool = False
+    tls: TlsFiles | None = None  # HTTPS with these files; None: plain HTTP

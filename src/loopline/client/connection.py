@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json as stdlib_json
 import os
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from loopline.core.errors import ArtifactCorrupted, InvalidInput, LooplineError,
 
 API = "/api/v1"
 RETRIES = 8  # of a request answered 429 or 503
+_CA_HINT = "; if a private CA signed the server's certificate, set LOOPLINE_TLS_CA to that CA's PEM file"
 MAX_WAIT_S = 75.0  # in all: a lockout's minute (Retry-After) passes; a dead server is told sooner
 
 
@@ -49,8 +51,26 @@ def texts(values: Mapping[str, Any] | None) -> dict[str, str]:
     return {k: str(v) for k, v in (values or {}).items()}
 
 
+def tls_context(ca_bundle: Path) -> ssl.SSLContext:
+    """Verification of server certificates against `ca_bundle` (PEM): for a server whose
+    certificate a private CA signed."""
+    try:
+        return ssl.create_default_context(cafile=os.fspath(ca_bundle))
+    except ssl.SSLError:  # before OSError, of which it is a kind
+        raise InvalidInput(f"LOOPLINE_TLS_CA {ca_bundle}: not a PEM certificate bundle") from None
+    except OSError as exc:
+        raise InvalidInput(f"LOOPLINE_TLS_CA {ca_bundle}: {exc.strerror or exc}") from None
+
+
 class ServerConnection:
-    def __init__(self, uri: str, token: str | None, timeout: float = 60.0, retries: int = RETRIES) -> None:
+    def __init__(
+        self,
+        uri: str,
+        token: str | None,
+        timeout: float = 60.0,
+        retries: int = RETRIES,
+        ca_bundle: Path | None = None,
+    ) -> None:
         self.uri = check_server_uri(uri)
         self.retries = retries
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -58,7 +78,12 @@ class ServerConnection:
             base_url=self.uri + API,
             headers=headers,
             timeout=timeout,
-            transport=httpx.HTTPTransport(retries=3),  # connection failures only
+            # Retries: of connection failures only. Certificates are always verified (by the
+            # transport, which the client's own `verify` does not reach): against `ca_bundle`
+            # when given, else the CAs httpx trusts by default.
+            transport=httpx.HTTPTransport(
+                retries=3, verify=True if ca_bundle is None else tls_context(ca_bundle)
+            ),
             follow_redirects=False,
         )
 
@@ -100,7 +125,8 @@ class ServerConnection:
             try:
                 response = self._http.request(method, path, params=query, **kwargs)
             except httpx.HTTPError as exc:
-                raise StoreError(f"cannot reach the loopline server at {self.uri}: {exc}") from None
+                hint = _CA_HINT if "CERTIFICATE_VERIFY_FAILED" in str(exc) else ""
+                raise StoreError(f"cannot reach the loopline server at {self.uri}: {exc}{hint}") from None
             wait = _backoff(response, attempt)
             if response.status_code not in (429, 503) or attempt == self.retries or not repeatable:
                 break

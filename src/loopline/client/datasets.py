@@ -50,14 +50,19 @@ class RemoteDatasetService:
         tags: Mapping[str, Any] | None = None,
         encoding: str = "utf-8",
         progress: Progress | None = None,
+        contract: Contract | None = None,
     ) -> tuple[DatasetVersion, bool]:
+        """The rows are staged here and uploaded; the server checks them against `contract`
+        and masks or hashes its columns (with its own key) before it stores anything."""
         from loopline.data.ingest import stage
 
         with tempfile.TemporaryDirectory(prefix="loopline-dataset-") as tmp:
             staged = stage(data, Path(tmp, DATA_FILE), sql_url, encoding, progress)
             upload = self._connection.call("POST", "/uploads")["upload_id"]
             self._connection.upload(f"/uploads/{upload}/files/{DATA_FILE}", staged.path)
-        body = {"upload_id": upload, "description": description, "tags": texts(tags)}
+        body: dict[str, Any] = {"upload_id": upload, "description": description, "tags": texts(tags)}
+        if contract is not None:
+            body["contract"] = contract.model_dump(mode="json")
         found = self._connection.call("POST", _versions(name), json=body)
         return decode(DatasetVersion, found["version"]), bool(found["created"])
 

@@ -4,6 +4,7 @@ the owner of the connection's token."""
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from loopline.client.automation import RemoteAutomationService
 from loopline.client.connection import ServerConnection
@@ -14,8 +15,10 @@ from loopline.client.governance import RemoteAccessService, RemoteAuditTrail
 from loopline.client.lineage import RemoteLineageService
 from loopline.client.loops import RemoteLoopService
 from loopline.client.monitors import RemoteMonitorService
+from loopline.client.privacy import RemotePrivacyService
 from loopline.client.promotion import RemotePromotionService
 from loopline.client.registry import RemoteRegistryService
+from loopline.client.storage import RemoteStorageService
 from loopline.client.tracking import RemoteTrackingService, whoami
 from loopline.core.entities import Principal
 from loopline.services import Services
@@ -28,9 +31,10 @@ class RemoteServices(Services):
         self.connection = connection
 
     @classmethod
-    def connect(cls, uri: str, token: str | None) -> RemoteServices:
-        """Services through the server at `uri`, sending `token`."""
-        return cls(ServerConnection(uri, token))
+    def connect(cls, uri: str, token: str | None, ca_bundle: Path | None = None) -> RemoteServices:
+        """Services through the server at `uri`, sending `token`; an https server's certificate
+        is verified against `ca_bundle` when given (a private CA), else the system's CAs."""
+        return cls(ServerConnection(uri, token, ca_bundle=ca_bundle))
 
     @cached_property
     def principal(self) -> Principal:
@@ -75,6 +79,14 @@ class RemoteServices(Services):
     @cached_property
     def lineage(self) -> RemoteLineageService:
         return RemoteLineageService(self.connection)
+
+    @cached_property
+    def storage(self) -> RemoteStorageService:
+        return RemoteStorageService(self.connection)
+
+    @cached_property
+    def privacy(self) -> RemotePrivacyService:
+        return RemotePrivacyService(self.connection)
 
     @cached_property
     def access(self) -> RemoteAccessService:

@@ -14,6 +14,7 @@ class JobKind(enum.StrEnum):
     MONITOR = "monitor"  # target: a monitor's name
     RETRAIN = "retrain"  # target: a deployment with a retraining loop
     MATERIALIZE = "materialize"  # target: a feature view NAME or NAME@N; params: end, on, ray_address
+    GC = "gc"  # target: "storage"; removes what the retention policy no longer keeps
 
 
 class JobStatus(enum.StrEnum):

@@ -44,6 +44,8 @@ class DatasetVersion:
     created_by: str
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    erased_at: int | None = None  # when an erasure removed its rows (its data is gone)
+    erased_into: int | None = None  # the version that holds its other rows; None if none was left
 
     @property
     def uri(self) -> str:

@@ -69,6 +69,10 @@ class SchemaTooNew(StoreError):
     """The database was migrated by a newer loopline than this one."""
 
 
+class ProviderUnavailable(LooplineError):
+    """A service loopline relies on (an OpenID Connect provider) did not answer, or not sensibly."""
+
+
 class UntrustedModel(PermissionDenied):
     """Loading the model could run code it carries; the caller has not said to trust it."""
 
@@ -79,6 +83,11 @@ class ContractViolation(LooplineError):
 
 class ArtifactCorrupted(LooplineError):
     """A stored blob no longer matches its content hash."""
+
+
+class EncryptionKeyError(ArtifactCorrupted):
+    """A stored file is encrypted under a key this process does not hold, or the key held
+    under that id does not open it."""
 
 
 class MetricWriteError(LooplineError):

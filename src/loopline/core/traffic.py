@@ -12,6 +12,9 @@ moves, the deployment moves with it.
 A policy may also declare online features (`FeatureDeclaration`): feature refs the server
 looks up by each request's entity keys and joins to its rows before any arm's model sees
 them. They belong to the policy, so they are versioned, audited and rolled back with it.
+
+A policy may also say what its prediction log does with named input columns (`LogPolicy`:
+drop, mask or hash them before anything is written), versioned with it the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from loopline.core.errors import Conflict, InvalidInput
 from loopline.core.features import FeatureRef, check_identifier
 from loopline.core.names import alias_name
+from loopline.core.personal_data import LogPolicy
 from loopline.core.registry import DeploymentRevision, ModelVersion, VersionStatus
 from loopline.core.uris import parse_model_uri
 
@@ -144,6 +148,7 @@ class TrafficPolicy:
     arms: tuple[Arm, ...]
     key: str | None = None  # ab only: "field:NAME" or "header:NAME"
     features: FeatureDeclaration | None = None  # online features joined to every request
+    log: LogPolicy | None = None  # input columns the prediction log drops, masks or hashes
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -176,6 +181,8 @@ class TrafficPolicy:
             raise InvalidInput(f"a {self.kind} policy takes no key")
         if self.features is not None and not isinstance(self.features, FeatureDeclaration):
             raise InvalidInput(f"a policy's features are a FeatureDeclaration, not {self.features!r:.80}")
+        if self.log is not None and not isinstance(self.log, LogPolicy):
+            raise InvalidInput(f"a policy's log treatments are a LogPolicy, not {self.log!r:.80}")
 
     @classmethod
     def single(cls, target: str) -> TrafficPolicy:
@@ -199,6 +206,15 @@ class TrafficPolicy:
         """This policy declaring `features` (None: no declaration, an empty one: none)."""
         return dataclasses.replace(self, features=features)
 
+    def with_log(self, log: LogPolicy | None) -> TrafficPolicy:
+        """This policy with prediction-log treatments `log` (None: no say, an empty one: none)."""
+        return dataclasses.replace(self, log=log)
+
+    @property
+    def log_treatments(self) -> LogPolicy | None:
+        """The columns the prediction log treats, None when it treats none."""
+        return self.log if self.log else None
+
     @property
     def declared_features(self) -> FeatureDeclaration | None:
         """The features the policy joins to requests, None when it declares none."""
@@ -221,6 +237,8 @@ class TrafficPolicy:
             data["key"] = self.key
         if self.features is not None:  # an empty declaration too: set_traffic removes features by it
             data["features"] = self.features.to_dict()
+        if self.log is not None:  # an empty one too, for the same reason
+            data["log"] = self.log.to_dict()
         return data
 
     @classmethod
@@ -231,7 +249,8 @@ class TrafficPolicy:
             )
             features = data.get("features")
             declared = None if features is None else FeatureDeclaration.from_dict(features)
-            return cls(str(data["kind"]), arms, data.get("key"), declared)
+            log = None if data.get("log") is None else LogPolicy.from_dict(data["log"])
+            return cls(str(data["kind"]), arms, data.get("key"), declared, log)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"traffic policy {dict(data)!r} is malformed: {exc}") from None
 
@@ -253,11 +272,13 @@ class TrafficPolicy:
         if self.shadow_arm is not None:
             parts.append(f"shadow={self.shadow_arm.target}")
         declared = self.declared_features
+        treated = self.log_treatments
         return (
             f"{self.kind}: "
             + ", ".join(parts)
             + (f", sticky by {self.key}" if self.key else "")
             + (f"; {declared.describe()}" if declared is not None else "")
+            + (f"; {treated.describe()}" if treated is not None else "")
         )
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pandas as pd
@@ -31,28 +32,39 @@ from loopline.core.datasets import (
     parse_dataset_ref,
 )
 from loopline.core.entities import RunStatus
-from loopline.core.errors import Conflict, InvalidInput
+from loopline.core.errors import Conflict, DataValidationFailed, InvalidInput, NotFound
 from loopline.core.names import dataset_name
 from loopline.core.validation import check_key, check_tag_value
-from loopline.data.ingest import read_version, stage
+from loopline.data.ingest import StagedTable, read_version, stage
+from loopline.data.personal_data import apply_treatments, treatments
 from loopline.data.validation import SAMPLES, StoredTable
 from loopline.data.validation import validate as check_contract
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.profiling.diff import DatasetDiff, diff_versions
+from loopline.profiling.pii import PersonalData, detect_parquet
 from loopline.profiling.profile import ReferenceProfile, profile_batches
 from loopline.profiling.summary import summarize
 from loopline.services import DataSource, Progress
 from loopline.specs.contract import Contract
 from loopline.store import MetadataStore
 
+T = TypeVar("T")
+
 
 class DatasetService:
     def __init__(
-        self, store: MetadataStore, blobs: BlobStore, *, authorizer: Authorizer, audit: AuditTrail
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        *,
+        authorizer: Authorizer,
+        audit: AuditTrail,
+        hash_key: bytes | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
+        self._hash_key = hash_key  # HMAC key of columns a contract hashes (LOOPLINE_PII_HASH_KEY)
         self.principal = authorizer.principal
         self._access = authorizer
         self._audit = audit
@@ -67,27 +79,37 @@ class DatasetService:
         tags: Mapping[str, Any] | None = None,
         encoding: str = "utf-8",
         progress: Progress | None = None,
+        contract: Contract | None = None,
     ) -> tuple[DatasetVersion, bool]:
         """Store `data` (a frame, a CSV or Parquet path, or with `sql_url` a SQL query) as the
         next version of dataset `name`; returns it and whether it is new. Identical rows
-        give back the version that holds them."""
+        give back the version that holds them. Under a `contract`, data that breaks it is
+        refused (DataValidationFailed) and the columns it masks or hashes are stored so."""
         self._access.operations(Role.EDITOR)
         name = dataset_name(name)
         checked_tags = {check_key("tag key", k): check_tag_value(k, v) for k, v in (tags or {}).items()}
         with tempfile.TemporaryDirectory(prefix="loopline-dataset-") as tmp:
             target = Path(tmp, "data.parquet")
             staged = stage(data, target, sql_url, encoding, progress)
+            in_memory = isinstance(data, pd.DataFrame) and sql_url is None
+            personal = detect_parquet(staged.path)  # before masking: what the raw columns held
+            if contract is not None:
+                _check_contract(staged, contract, name)
+                treated = apply_treatments(staged, contract, self._hash_key, Path(tmp, "treated.parquet"))
+                in_memory = in_memory and treated is staged  # the frame holds what is stored
+                staged = treated
             for existing in self._store.datasets.find_digest(staged.digest):
                 if existing.name == name:
                     return existing, False
             if staged.rows == 0:
                 raise InvalidInput(f"dataset {name!r}: the data has no rows")
-            if isinstance(data, pd.DataFrame) and sql_url is None:  # in memory already: no need to read back
+            if in_memory and isinstance(data, pd.DataFrame):  # no need to read the rows back
                 frame = data.rename(columns=str)  # the names the table got
                 profile = profile_batches(lambda: [frame], _profiled(staged.schema))
             else:
                 profile = profile_parquet(staged.path, staged.schema)
             columns = summarize(staged.path, staged.schema, profile)
+            _mark_personal_data(columns, personal, treatments(contract) if contract else {})
             data_blob = self._blobs.put_file(staged.path)
             reference = self._blobs.put_bytes(gzip.compress(orjson.dumps(profile.to_dict()), 1, mtime=0))
         draft = DatasetVersion(
@@ -186,18 +208,70 @@ class DatasetService:
 
     def local_path(self, version: DatasetVersion) -> Path:
         """The version's Parquet file, verified, for DuckDB or Arrow to read."""
-        return self._blobs.local_file(version.data_blob, f"{version.uri} (data)")
+        return self._present(
+            version, lambda: self._blobs.local_file(version.data_blob, f"{version.uri} (data)")
+        )
+
+    def _present(self, version: DatasetVersion, read: Callable[[], T]) -> T:
+        """What `read` reads of the version's files; an erased version (as given, or as the
+        store knows it now) says so and names the version that holds its other rows."""
+        _refuse_erased(version)
+        try:
+            return read()
+        except NotFound:
+            _refuse_erased(self._store.datasets.get_version(version.name, version.version))
+            raise
 
     def read(self, version: DatasetVersion, columns: Sequence[str] | None = None) -> pa.Table:
         """The version's rows (or some of its columns) as an Arrow table."""
         return read_version(self.local_path(version), version, columns)
 
     def reference_profile(self, version: DatasetVersion) -> ReferenceProfile:
-        raw = self._blobs.read(version.reference_blob, f"{version.uri} (reference profile)")
+        raw = self._present(
+            version, lambda: self._blobs.read(version.reference_blob, f"{version.uri} (reference profile)")
+        )
         return ReferenceProfile.from_dict(orjson.loads(gzip.decompress(raw)))
 
     def diff(self, old: DatasetVersion, new: DatasetVersion) -> DatasetDiff:
         return diff_versions(old, new, self.reference_profile(old), self.reference_profile(new))
+
+
+def _check_contract(staged: StagedTable, contract: Contract, name: str) -> None:
+    """Refuse data that breaks `contract`, before anything is stored."""
+    report = check_contract(StoredTable(staged.path, f"the data for {name}"), contract)
+    if not report.passed:
+        first = report.failures[0]
+        where = f" in column {first.column!r}" if first.column else ""
+        raise DataValidationFailed(
+            f"dataset {name!r}: the data breaks {len(report.failures)} rule(s) of its contract and was "
+            f"not stored; first: {first.check}{where}, {first.count:,} row(s): {first.detail}",
+            report,
+        )
+
+
+def _mark_personal_data(
+    columns: list[dict[str, Any]], found: dict[str, PersonalData], treated: dict[str, str]
+) -> None:
+    """Note in each column's summary the personal data found in it, and how it was stored."""
+    for column in columns:
+        name = column["name"]
+        if name in found or name in treated:
+            note = found[name].to_dict() if name in found else {}
+            if name in treated:
+                note["stored"] = "masked" if treated[name] == "mask" else "hashed"
+            column["personal_data"] = note
+
+
+def _refuse_erased(version: DatasetVersion) -> None:
+    if version.erased_at is None:
+        return
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(version.erased_at / 1000))
+    rest = (
+        "no row was left"
+        if version.erased_into is None
+        else f"datasets:/{version.name}/{version.erased_into} holds its other rows"
+    )
+    raise NotFound(f"dataset version {version.uri} was erased on {when}: its rows are gone; {rest}")
 
 
 def profile_parquet(path: Path, schema: pa.Schema, seed: int = 0) -> ReferenceProfile:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -279,6 +279,19 @@ def _write(batches: Iterator[pa.RecordBatch], schema: pa.Schema, target: Path, s
         if pending:
             writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=BATCH_ROWS)
     return StagedTable(target, hasher.hexdigest(), hasher.rows, schema, source)
+
+
+def rewrite(staged: StagedTable, target: Path, transform: Callable[[pa.Table], pa.Table]) -> StagedTable:
+    """`staged` written again to `target`, each batch through `transform` (which may change
+    column types, the same way for every batch), with the digest of what it wrote."""
+    parquet = pq.ParquetFile(staged.path, pre_buffer=False)
+    schema = transform(staged.schema.empty_table()).schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+            yield from transform(pa.Table.from_batches([batch])).to_batches()
+
+    return _write(batches(), schema, target, staged.source)
 
 
 def stage(

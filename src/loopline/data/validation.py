@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from loopline.core.datasets import Failure, ValidationReport
 from loopline.core.errors import InvalidInput
+from loopline.data.personal_data import personal_data_failures
 from loopline.profiling.fingerprint import canonical_schema
 from loopline.profiling.summary import quote
 from loopline.specs.contract import ColumnRule, Contract, RowBounds, RowCheck
@@ -194,7 +195,7 @@ def validate(
         rules: list[_Rule] = []
         for name, expected in contract.columns.items():
             if name not in types:
-                if expected.required:
+                if expected.required and expected.personal_data != "forbid":  # forbidden: best absent
                     failures.append(Failure("present", name, 1, "required column is missing"))
                 continue
             found = types[name]
@@ -231,8 +232,11 @@ def validate(
                 found = Failure(rule.check, rule.column, count, rule.detail)
                 found.samples = _samples(con, rule, list(types), samples)
                 failures.append(found)
+        personal, personal_checks = personal_data_failures(con, contract, types, ROW)
+        failures += personal
         bounded = contract.rows.min is not None or contract.rows.max is not None
         checks = len(contract.columns) + len(rules) + bounded + (contract.extra_columns == "forbid")
+        checks += personal_checks
         return ValidationReport(source or label, rows, checks, failures)
 
 

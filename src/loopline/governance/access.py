@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 
 from loopline.core.access import ApiToken, Role, User
 from loopline.core.clock import now_ms
 from loopline.core.entities import Principal
 from loopline.core.errors import AlreadyExists, InvalidInput, PermissionDenied, Unauthenticated
+from loopline.core.identities import IdentityPolicy
 from loopline.core.names import RESERVED_USERS
 from loopline.core.validation import check_name
+from loopline.governance import identities
 from loopline.governance.audit import AuditTrail
 from loopline.governance.authorization import Authorizer
 from loopline.store import MetadataStore, atomic
@@ -101,6 +104,24 @@ class AccessService:
         revoked = self._store.access.revoke_token(token_id, now_ms())
         self._audit.record("token.revoke", f"user:{token.user}", before={"token": token_id})
         return revoked
+
+    def sign_in_with_identity(
+        self, issuer: str, subject: str, claims: Mapping[str, object], policy: IdentityPolicy
+    ) -> Principal:
+        """The user of an identity that an OpenID Connect provider vouched for, created on first
+        sign-in; the provider's groups set their roles (see `governance.identities`). Only the
+        server, once it has verified the provider's ID token, calls this (as an administrator).
+
+        Refused when the user is disabled, or when the mapping names none of their groups
+        (unless `policy.allow_unmapped`): then no user is created, and an existing one keeps
+        only the roles their groups still give."""
+        self._require_admin("sign users in by an identity")
+        outcome = self._store.atomically(
+            lambda: identities.sign_in(self._store, self._audit, issuer, subject, claims, policy)
+        )
+        if outcome.refusal is not None:
+            raise PermissionDenied(outcome.refusal)
+        return outcome.principal
 
     def authenticate(self, secret: str | None) -> Principal:
         """The user a token belongs to; refused when it is missing, unknown, revoked or expired."""

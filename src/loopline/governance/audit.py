@@ -23,6 +23,10 @@ class AuditTrail:
         self._principal = principal
         self._keys = keys or AuditKeys()
 
+    def acting_as(self, principal: Principal) -> AuditTrail:
+        """The same trail, recording `principal` as the actor (a user signing in)."""
+        return AuditTrail(self._store, principal, self._keys)
+
     def _require_admin(self) -> None:
         if not self._principal.is_owner:
             raise PermissionDenied("only an administrator may read the audit trail")

@@ -6,6 +6,10 @@ under any load; the buffer is written every `flush_interval` seconds, when it ho
 `flush_rows`, and on shutdown. Each partition is written on its own: one that fails keeps
 its rows for the next flush and marks the log failing (`/ready` says so), the others land.
 Labels are stored as text (`label_text`), so feedback of mixed JSON types never clashes.
+
+A deployment's log treatments (`LogRedaction`) are applied to its rows as they are turned
+into a table, before any byte of them is written: a dropped column is never in a file, a
+masked or hashed one only masked or hashed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,9 @@ import pandas as pd
 import pyarrow as pa
 
 from loopline.artifacts.tables import TableArea
+from loopline.core.errors import InvalidInput
+from loopline.core.personal_data import HASH_KEY_HINT, LogPolicy
+from loopline.profiling.redaction import redact_table
 
 PREDICTIONS = "predictions"  # one row per answered row: request_id, row, at_ms, arm, model, version,
 # latency_ms, prediction, input.<column> per input, proba.<class> per class of a classifier,
@@ -31,6 +38,30 @@ ERRORS = "errors"  # refused requests: request_id, arm, version, at_ms, status, 
 INPUT_PREFIX = "input."
 ENTITY_PREFIX = "entity."
 PROBA_PREFIX = "proba."
+
+
+@dataclass(frozen=True)
+class LogRedaction:
+    """A deployment's log treatments with the key its hashes are made under: each treated
+    input column and the entity column of the same name are dropped, masked or hashed."""
+
+    policy: LogPolicy
+    key: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.policy.hash and self.key is None:
+            raise InvalidInput(
+                f"the prediction log is to hash {list(self.policy.hash)[:20]} and this server has no "
+                f"hash key: {HASH_KEY_HINT}"
+            )
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        """`table` (logged rows) with the treated columns dropped, masked or hashed."""
+        treatments = {}
+        for name, treatment in self.policy.columns.items():
+            treatments[f"{INPUT_PREFIX}{name}"] = treatment
+            treatments[f"{ENTITY_PREFIX}{name}"] = treatment
+        return redact_table(table, treatments, self.key)
 
 
 @dataclass(frozen=True)
@@ -50,6 +81,7 @@ class PredictionChunk:
     proba: np.ndarray | None
     classes: list[Any] | None
     entities: dict[str, list[Any]] | None = None  # join key -> its value in each row
+    redaction: LogRedaction | None = None  # the deployment's log treatments when it answered
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -108,6 +140,7 @@ class _PredictionRows:
     def __init__(self, chunk: PredictionChunk) -> None:
         self.columns = chunk.columns
         self.classes = chunk.classes
+        self.redaction = chunk.redaction  # shared by every chunk of these rows: it is in their key
         self.arm, self.model, self.version = chunk.arm, chunk.model, chunk.version
         self.request_ids: list[str] = []
         self.rows: list[int] = []
@@ -193,7 +226,8 @@ class _PredictionRows:
                 data[f"{ENTITY_PREFIX}{key}"] = pa.array(values)
             except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types across requests: as text
                 data[f"{ENTITY_PREFIX}{key}"] = pa.array([None if v is None else str(v) for v in values])
-        return pa.table(data)
+        table = pa.table(data)
+        return table if self.redaction is None else self.redaction.apply(table)
 
 
 class PredictionLog:
@@ -235,7 +269,9 @@ class PredictionLog:
             await self._room.wait()
         day = chunk.at_ms // DAY_MS
         if isinstance(chunk, PredictionChunk):
-            key: tuple[Any, ...] = (PREDICTIONS, chunk.deployment, day, chunk.arm, chunk.version)
+            key: tuple[Any, ...] = (
+                PREDICTIONS, chunk.deployment, day, chunk.arm, chunk.version, chunk.redaction
+            )  # fmt: skip
             rows = self._pending.get(key)
             if rows is None:
                 rows = self._pending[key] = _PredictionRows(chunk)

@@ -81,14 +81,14 @@ class LogReader:
 
     def files(self, table: str, since_ms: int | None = None) -> list[str]:
         """The files of `table` on the days from `since_ms` (or the reader's start) on, as
-        DuckDB names them."""
+        DuckDB names them (decrypted copies, when the area is encrypted)."""
         since = since_ms if since_ms is not None else self._since_ms
         since_day = day_partition(since // DAY_MS) if since is not None else ""
         found = [
             p for p in self._tables.files(table, [("deployment", self._deployment)]) if day_of(p) >= since_day
         ]
-        if self._tables.local:
-            return found
+        if self._tables.local or self._tables.keyring is not None:
+            return self._tables.readable(found)
         protocol = self._tables.fs.protocol
         scheme = protocol if isinstance(protocol, str) else protocol[0]
         return [f"{scheme}://{p}" for p in found]
@@ -98,10 +98,14 @@ class LogReader:
         import duckdb
 
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
-        if not self._tables.local:
+        if not self._tables.local and self._tables.keyring is None:
             con.register_filesystem(self._tables.fs)  # DuckDB reads the object store through fsspec
         for table in (PREDICTIONS, FEEDBACK, ERRORS):
-            con.execute(f"CREATE VIEW {table} AS {self._scan(table)}")
+            try:
+                con.execute(f"CREATE VIEW {table} AS {self._scan(table)}")
+            except duckdb.Error:
+                self._tables.raise_if_sealed(self._tables.files(table, [("deployment", self._deployment)]))
+                raise
         # Computed once per connection: every query that scores answers joins it.
         con.execute(f"CREATE TEMP TABLE {LABELS} AS {_LABELS}")
         return con
@@ -130,7 +134,9 @@ def answered_ids(tables: TableArea, deployment: str, ids: Collection[str], since
     found: set[str] = set()
     for path in sorted(files, key=day_of, reverse=True):
         try:
-            column = pq.read_table(path, columns=["request_id"], filesystem=tables.fs)["request_id"]
+            readable = tables.readable([path])[0]  # decrypted only when needed: most calls stop early
+            table = pq.read_table(readable, columns=["request_id"], filesystem=tables.readable_fs)
+            column = table["request_id"]
         except (OSError, pa.ArrowException) as exc:  # one unreadable file: its ids stay unmatched
             log.warning("cannot read %s to match feedback: %s", path, exc)
             continue

@@ -99,16 +99,21 @@ def read_window(
 def _first_day(tables: TableArea, deployment: str, rows: int) -> int | None:
     """The start of the oldest day a window of the last `rows` rows can reach (by the files'
     row counts), so that it reads no more days than it needs; None for an empty log."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     files = LogReader(tables, deployment).files(PREDICTIONS)
     counted = 0
     for day in sorted({day_of(p) for p in files}, reverse=True):
-        counted += sum(
-            pq.read_metadata(p, filesystem=None if "://" not in p else tables.fs).num_rows
-            for p in files
-            if day_of(p) == day
-        )
+        try:
+            counted += sum(
+                pq.read_metadata(p, filesystem=None if "://" not in p else tables.fs).num_rows
+                for p in files
+                if day_of(p) == day
+            )
+        except (OSError, pa.ArrowException):
+            tables.raise_if_sealed(tables.files(PREDICTIONS, [("deployment", deployment)]))
+            raise
         if counted >= 2 * rows:  # some rows may belong to a shadow arm
             return int(pd.Timestamp(day, tz="UTC").timestamp() * 1000)
     return 0 if files else None

@@ -22,6 +22,7 @@ from loopline.wiring.backends import Backends
 
 
 def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> FastAPI:
+    from loopline.server.oidc_provider import Provider
     from loopline.server.routes import (
         automation,
         datasets,
@@ -31,9 +32,12 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         lineage,
         loops,
         monitors,
+        oidc,
+        privacy,
         promotion,
         registry,
         sessions,
+        storage,
         tracking,
     )
 
@@ -53,6 +57,7 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
     app.state.options = options
     app.state.failed_logins = FailedLogins(options.max_failed_logins)
     app.state.csrf_secret = secrets.token_urlsafe(32)  # keys the embedded mode's CSRF tokens
+    app.state.oidc = None if options.oidc is None else Provider(options.oidc)
     app.state.staging = options.staging_dir or default_staging(backends.blobs.url)
     for module in (
         tracking,
@@ -66,7 +71,10 @@ def create_app(backends: Backends, options: ServerOptions = ServerOptions()) -> 
         loops,
         lineage,
         governance,
+        privacy,
+        storage,
         sessions,
+        oidc,
     ):
         app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     include_mlflow_api(app)

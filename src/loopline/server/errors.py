@@ -22,6 +22,7 @@ from loopline.core.errors import (
     LooplineError,
     NotFound,
     PermissionDenied,
+    ProviderUnavailable,
     StoreError,
     TooManyAttempts,
     Unauthenticated,
@@ -45,6 +46,7 @@ _STATUS: list[tuple[type[LooplineError], int]] = [
     (InvalidInput, 400),
     (ArtifactCorrupted, 500),
     (StoreError, 503),
+    (ProviderUnavailable, 502),
 ]
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
@@ -65,6 +67,11 @@ ErrorPage = Callable[[Request, int, Exception], Response]
 """Renders an error as a web page, for requests outside the API (the UI's pages)."""
 
 
+def status_of(exc: LooplineError) -> int:
+    """The HTTP status of a service error."""
+    return next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
+
+
 def _page(request: Request, status: int, exc: Exception) -> Response | None:
     error_page: ErrorPage | None = getattr(request.app.state, "error_page", None)
     if error_page is None or request.url.path.startswith(("/api/", "/health", "/openapi.json", "/docs")):
@@ -77,7 +84,7 @@ def handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(LooplineError)
     async def service_error(request: Request, exc: LooplineError) -> Response:
-        status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
+        status = status_of(exc)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
         if mlflow.is_mlflow_path(request.url.path):

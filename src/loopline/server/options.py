@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopline.core.entities import Principal
+from loopline.server.oidc import OidcConfig
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ServerOptions:
     secure_cookies: bool = False  # behind TLS: the session cookie is sent over HTTPS only
     # The folders feature views may read files from; none: dataset versions and databases only.
     data_roots: tuple[Path, ...] = ()
+    oidc: OidcConfig | None = None  # sign-in with an OpenID Connect provider, besides tokens
 
 
 def default_staging(artifacts_url: str) -> Path:

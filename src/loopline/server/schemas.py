@@ -223,6 +223,9 @@ class NewDatasetVersion(Body):
     upload_id: str = Field(description="an upload holding the rows as data.parquet")
     description: str = ""
     tags: dict[str, str] = {}
+    contract: dict[str, Any] | None = Field(
+        None, description="a data contract the rows must pass; the columns it masks or hashes are stored so"
+    )
 
 
 class RegisteredDataset(BaseModel):

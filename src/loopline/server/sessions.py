@@ -17,6 +17,7 @@ import hashlib
 import hmac
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from loopline.core.errors import PermissionDenied
 
@@ -51,3 +52,23 @@ def page_secret(request: Request) -> str | None:
         secret: str = request.app.state.csrf_secret
         return secret
     return request.cookies.get(SESSION_COOKIE)
+
+
+def set_session_cookie(response: Response, request: Request, secret: str) -> None:
+    """Hand the browser its session: the secret in an HttpOnly, SameSite=Strict cookie."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(SESSION_DAYS * 86400),
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.options.secure_cookies,
+        path="/",
+    )
+
+
+def local_path(path: str) -> str:
+    """Where to go after signing in: a path of this server, never another site. Browsers drop
+    tabs and newlines and read a backslash as a slash, so a path with them could lead away."""
+    ours = path.startswith("/") and path.isprintable() and not path.replace("\\", "/").startswith("//")
+    return path if ours else "/"

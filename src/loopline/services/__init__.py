@@ -13,8 +13,10 @@ from loopline.services.features import Applied, EntityRows, Features, Materializ
 from loopline.services.lineage import Lineage
 from loopline.services.loops import Loops
 from loopline.services.monitors import Monitors
+from loopline.services.privacy import Privacy
 from loopline.services.promotion import Promotion
 from loopline.services.registry import Registry
+from loopline.services.storage import Storage
 from loopline.services.tracking import Tracking
 
 __all__ = [
@@ -31,9 +33,11 @@ __all__ = [
     "Loops",
     "Materialized",
     "Monitors",
+    "Privacy",
     "Progress",
     "Promotion",
     "Registry",
     "Services",
+    "Storage",
     "Tracking",
 ]

@@ -13,8 +13,10 @@ from loopline.services.features import Features
 from loopline.services.lineage import Lineage
 from loopline.services.loops import Loops
 from loopline.services.monitors import Monitors
+from loopline.services.privacy import Privacy
 from loopline.services.promotion import Promotion
 from loopline.services.registry import Registry
+from loopline.services.storage import Storage
 from loopline.services.tracking import Tracking
 
 
@@ -75,6 +77,16 @@ class Services(ABC):
     @property
     @abstractmethod
     def lineage(self) -> Lineage: ...
+
+    @property
+    @abstractmethod
+    def storage(self) -> Storage:
+        """The retention policy and garbage collection (administrators only)."""
+
+    @property
+    @abstractmethod
+    def privacy(self) -> Privacy:
+        """Erasure of one entity's personal data (administrators only)."""
 
     @abstractmethod
     @abstractmethod

@@ -39,9 +39,11 @@ class Datasets(Protocol):
         tags: Mapping[str, Any] | None = None,
         encoding: str = "utf-8",
         progress: Progress | None = None,
+        contract: Contract | None = None,
     ) -> tuple[DatasetVersion, bool]:
         """Store `data` as the next version of dataset `name`; returns it and whether it is
-        new. Identical rows give back the version that holds them."""
+        new. Identical rows give back the version that holds them. Under a `contract`, data
+        that breaks it is refused and the columns it masks or hashes are stored so."""
 
     def get(self, ref: str, version: int | None = None) -> DatasetVersion:
         """A version by reference (`name`, `name@3`, `datasets:/name/3`); the newest by default."""

@@ -32,6 +32,7 @@ from loopline.core.errors import InvalidInput, LooplineError, SignatureMismatch
 from loopline.predictions.log import (
     ERRORS,
     FEEDBACK,
+    LogRedaction,
     PredictionChunk,
     PredictionLog,
     RecordChunk,
@@ -50,6 +51,7 @@ from loopline.serving.http import (
     respond_error,
     respond_json,
 )
+from loopline.serving.log_policy import scrub
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.runtime import DeploymentRuntime, RoutingState, ServedArm
 
@@ -204,7 +206,7 @@ class ServingApp:
                 "arm": served.arm.name,
                 "version": served.version.version,
                 "status": error.status,
-                "error": error.message[:500],
+                "error": self._loggable(error.message, state.redaction, payload)[:500],
                 "at_ms": at_ms,
             }
             await self.log.append(RecordChunk(ERRORS, runtime.name, at_ms, [record]))
@@ -225,15 +227,16 @@ class ServingApp:
         # Logged before it is answered: every answer a client sees is in the log (and a full
         # log buffer slows answers down rather than losing rows).
         chunk = self._chunk(
-            request_id, runtime.name, served, seconds, inputs, predicted, proba, entities=entities
-        )
+            request_id, runtime.name, served, seconds, inputs, predicted, proba, entities=entities,
+            redaction=state.redaction,
+        )  # fmt: skip
         await self.log.append(chunk)
         await respond(send, 200, orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY))
         self.metrics.observe(runtime.name, version.version, served.arm.name, seconds, predicted, proba)
         shadow = state.shadow
         if shadow is not None:
             task = asyncio.get_running_loop().create_task(
-                self._shadow(runtime.name, shadow, payload, request_id, chunk.at_ms)
+                self._shadow(runtime.name, shadow, payload, request_id, chunk.at_ms, state.redaction)
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -288,6 +291,7 @@ class ServingApp:
         proba: Any,
         at_ms: int | None = None,
         entities: dict[str, list[Any]] | None = None,
+        redaction: LogRedaction | None = None,
     ) -> PredictionChunk:
         return PredictionChunk(
             request_id=request_id,
@@ -303,10 +307,27 @@ class ServingApp:
             proba=proba,
             classes=served.model.classes,
             entities=entities,
+            redaction=redaction,
         )
 
+    @staticmethod
+    def _loggable(message: str, redaction: LogRedaction | None, payload: payloads.Payload) -> str:
+        """A message as logs keep it: without the values of treated columns, which a message
+        about a bad value may quote."""
+        if redaction is None:
+            return message
+        given = payload.fields()
+        values = [v for name in redaction.policy.columns if name in given for v in payload.column(name)]
+        return scrub(message, values)
+
     async def _shadow(
-        self, deployment: str, served: ServedArm, payload: payloads.Payload, request_id: str, at_ms: int
+        self,
+        deployment: str,
+        served: ServedArm,
+        payload: payloads.Payload,
+        request_id: str,
+        at_ms: int,
+        redaction: LogRedaction | None = None,
     ) -> None:
         """The shadow arm answers the same request; its answer is logged (at the time of the
         answer it shadows: the two are one answer's pair), never returned."""
@@ -315,11 +336,14 @@ class ServingApp:
             predicted, proba, inputs = await self._score(served, payload)
         except Exception as exc:  # a failing shadow must never affect the answer
             self.metrics.errors.labels(deployment, "shadow").inc()
-            log.warning("shadow %s failed on request %s: %s", served.version.uri, request_id, exc)
+            reason = self._loggable(str(exc), redaction, payload)
+            log.warning("shadow %s failed on request %s: %s", served.version.uri, request_id, reason)
             return
         seconds = time.perf_counter() - started
         self.metrics.observe(deployment, served.version.version, served.arm.name, seconds, predicted, proba)
-        chunk = self._chunk(request_id, deployment, served, seconds, inputs, predicted, proba, at_ms)
+        chunk = self._chunk(
+            request_id, deployment, served, seconds, inputs, predicted, proba, at_ms, redaction=redaction
+        )
         await self.log.append(chunk)
 
     def _sticky_key(

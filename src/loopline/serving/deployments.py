@@ -2,6 +2,8 @@
 
 A policy may declare online features (`FeatureDeclaration`); each ref must resolve to a
 registered view and feature when the policy is set, or the change is refused naming it.
+Its prediction-log treatments (`LogPolicy`) must name inputs of its models (or join keys of
+its features) when their signatures list them, and hashing needs the hash key.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from loopline.core.clock import now_ms
 from loopline.core.entities import DEFAULT_PROJECT
 from loopline.core.errors import Conflict, InvalidInput, NotFound
 from loopline.core.names import model_name
+from loopline.core.personal_data import LogPolicy
 from loopline.core.registry import EXTRA_FIELDS, Deployment, DeploymentRevision, ModelVersion
 from loopline.core.traffic import FeatureDeclaration, TrafficPolicy, serving_versions
 from loopline.core.uris import parse_model_uri
@@ -22,6 +25,7 @@ from loopline.governance.authorization import OPERATIONS_PROJECT, Authorizer
 from loopline.lineage import LineageService
 from loopline.services import Registry
 from loopline.serving.features import resolve_features
+from loopline.serving.log_policy import check_log_policy
 from loopline.store import MetadataStore, atomic
 
 if TYPE_CHECKING:
@@ -44,8 +48,10 @@ class DeploymentService:
         authorizer: Authorizer,
         audit: AuditTrail,
         lineage: LineageService,
+        hash_key: bytes | None = None,
     ) -> None:
         self._store = store
+        self._hash_key = hash_key  # whether prediction-log hashing can run here (LOOPLINE_PII_HASH_KEY)
         self._tables = tables
         self.principal = authorizer.principal
         self._registry = registry
@@ -59,13 +65,19 @@ class DeploymentService:
 
     def _checked(self, policy: TrafficPolicy) -> TrafficPolicy:
         """`policy` as stored: its arms servable, its features resolving (NotFound names an
-        unknown view or feature), an empty declaration of features dropped."""
-        self.resolve(policy)
+        unknown view or feature), its log treatments naming known columns, empty declarations
+        dropped."""
+        served = self.resolve(policy)
         declared = policy.declared_features
+        join_keys: set[str] = set()
         if declared is not None:
             self._access.require(DEFAULT_PROJECT, Role.VIEWER)  # the feature registry's rule
-            resolve_features(declared, self._store.features.view)
-        return policy.with_features(declared)
+            for found in resolve_features(declared, self._store.features.view):
+                join_keys.update(found.view.join_keys)
+        treated = policy.log_treatments
+        if treated is not None:
+            check_log_policy(treated, served, join_keys, self._hash_key)
+        return policy.with_features(declared).with_log(treated)
 
     def _record_lineage(self, name: str, policy: TrafficPolicy) -> None:
         for arm, version in self.resolve(policy).items():
@@ -127,12 +139,15 @@ class DeploymentService:
         """Change the policy; running servers pick it up within seconds. A policy that
         declares no features (`features` None) keeps the current declaration, so a rollout that
         only moves traffic never drops the features its models need; an empty declaration
-        (`FeatureDeclaration(())`) removes them."""
+        (`FeatureDeclaration(())`) removes them. The log treatments (`log`) are kept the same
+        way: a rollout never starts logging a column raw; `LogPolicy()` removes them."""
         name = model_name(name)
         self._access.operations(Role.MAINTAINER)
         before = self.get(name).policy
         if policy.features is None:
             policy = policy.with_features(TrafficPolicy.from_dict(before).features)
+        if policy.log is None:
+            policy = policy.with_log(TrafficPolicy.from_dict(before).log)
         policy = self._checked(policy)
         changed = self._store.deployments.set_policy(
             name, policy.to_dict(), self.principal.name, now_ms(), reason, expected_revision
@@ -158,6 +173,8 @@ class DeploymentService:
         earlier = TrafficPolicy.from_dict(previous.policy)
         if earlier.features is None:  # it had none: back to none, not the current ones kept
             earlier = earlier.with_features(FeatureDeclaration(()))
+        if earlier.log is None:
+            earlier = earlier.with_log(LogPolicy())
         return self.set_traffic(
             name,
             earlier,
@@ -202,8 +219,8 @@ class DeploymentService:
                 reason=f"created to serve {ref}",
                 extra_fields=extra_fields or "refuse",
             )
-        # its features are not the model's: a deployment that declares some still serves it
-        if TrafficPolicy.from_dict(existing.policy).with_features(None) != wanted:
+        # its features and log treatments are not the model's: with them it still serves it
+        if TrafficPolicy.from_dict(existing.policy).with_features(None).with_log(None) != wanted:
             raise InvalidInput(
                 f"deployment {deployment_name!r} exists with another policy "
                 f"({TrafficPolicy.from_dict(existing.policy).describe()}); serve it with --deployment "

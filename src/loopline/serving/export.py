@@ -6,7 +6,8 @@ probes use /ready (models loaded and warmed) and /health (the process answers); 
 grace period outlasts the server's own graceful shutdown, so in-flight requests finish
 and the prediction log is written when a pod stops. A deployment that declares online
 features also needs its online store (`LOOPLINE_ONLINE_STORE`, from the same Secret): the
-replicas share it, so it is Redis or PostgreSQL, never a file in a pod.
+replicas share it, so it is Redis or PostgreSQL, never a file in a pod. One whose
+prediction log hashes inputs needs the hash key (`LOOPLINE_PII_HASH_KEY`, same Secret).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ PORT = 8000
 STORE_SECRET = "loopline-store"
 SETTINGS = ("LOOPLINE_STORE_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_S3_ENDPOINT_URL")
 ONLINE_STORE = "LOOPLINE_ONLINE_STORE"
+HASH_KEY = "LOOPLINE_PII_HASH_KEY"
 
 
 def _has_features(deployment: Deployment) -> bool:
@@ -33,7 +35,9 @@ def _has_features(deployment: Deployment) -> bool:
 
 def _settings(deployment: Deployment) -> tuple[str, ...]:
     """The settings its pods read from the Secret."""
-    return (*SETTINGS, ONLINE_STORE) if _has_features(deployment) else SETTINGS
+    treated = TrafficPolicy.from_dict(deployment.policy).log_treatments
+    hashes = (HASH_KEY,) if treated is not None and treated.hash else ()
+    return (*SETTINGS, *((ONLINE_STORE,) if _has_features(deployment) else ()), *hashes)
 
 
 def dockerfile(deployment: Deployment) -> str:

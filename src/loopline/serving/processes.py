@@ -17,7 +17,10 @@ import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from loopline.serving.tls import TlsFiles
 
 GRACEFUL_SHUTDOWN_S = 30
 AppFactory = Callable[[Path | None], Any]  # metrics folder (several workers) -> an ASGI app
@@ -38,6 +41,10 @@ class Listen(Protocol):
     @property
     def access_log(self) -> bool: ...
 
+    @property
+    def tls(self) -> TlsFiles | None:
+        """HTTPS with these files; None: plain HTTP."""
+
 
 def uvicorn_config(app: Any, host: str, port: int, *, access_log: bool = False, **overrides: Any) -> Any:
     """How loopline's servers run under uvicorn (`overrides` for tests: a quieter log)."""
@@ -54,7 +61,8 @@ def uvicorn_config(app: Any, host: str, port: int, *, access_log: bool = False, 
 def _uvicorn_server(app: Any, config: Listen) -> object:
     import uvicorn
 
-    return uvicorn.Server(uvicorn_config(app, config.host, config.port, access_log=config.access_log))
+    tls = {} if config.tls is None else config.tls.uvicorn_options()
+    return uvicorn.Server(uvicorn_config(app, config.host, config.port, access_log=config.access_log, **tls))
 
 
 def serve(make_app: AppFactory, config: Listen) -> None:

@@ -6,6 +6,9 @@ to are read. When either changed, the versions not yet loaded are loaded and war
 the event loop, then the routing state is replaced in one assignment: requests already
 running finish on the state they started with, new ones get the new state.
 
+A policy's prediction-log treatments become the state's `LogRedaction`, with this server's
+hash key (a policy that hashes is refused by a server without one).
+
 A policy that declares online features gets a `DeploymentFeatures` per build, resolved then;
 a rebuild keeps the old one when the resolved features did not change, and otherwise retires
 it (it closes once the requests using it are done).
@@ -27,6 +30,7 @@ from loopline.core.registry import ModelVersion
 from loopline.core.traffic import Arm, ArmChooser, TrafficPolicy
 from loopline.models import LoadedModel
 from loopline.models.loaded import ArrayScorer
+from loopline.predictions.log import LogRedaction
 from loopline.services import Deployments, Registry
 from loopline.serving.batching import MicroBatcher
 from loopline.serving.features import (
@@ -75,6 +79,7 @@ class RoutingState:
     chooser: ArmChooser
     extra_fields: str = "refuse"  # the deployment's rule for fields a model does not take
     features: DeploymentFeatures | None = None  # the online features joined to every request
+    redaction: LogRedaction | None = None  # what the prediction log does with named inputs
 
     def answering(self, key: str | None) -> ServedArm:
         return self.arms[self.chooser.choose(key).name]
@@ -102,8 +107,10 @@ class DeploymentRuntime:
         options: ServingOptions,
         batch_observer: Callable[[str, int, int], None] | None = None,
         features: Callable[[], FeatureCatalog] | None = None,
+        hash_key: bytes | None = None,
     ) -> None:
         self.name = name
+        self._hash_key = hash_key  # what the prediction log hashes under
         self._deployments = deployments
         self._registry = registry
         self._options = options
@@ -158,10 +165,13 @@ class DeploymentRuntime:
                 arms[arm.name] = ServedArm(arm, version, reuse.model, reuse.scorer, reuse.batcher)
             else:
                 arms[arm.name] = self._load(arm, version)
+        treated = policy.log_treatments  # refused without a key for its hashes: before anything opens
+        redaction = None if treated is None else LogRedaction(treated, self._hash_key)
         features = self._open_features(policy, previous)  # last: nothing after it can fail
         return RoutingState(
-            deployment.revision, policy, arms, ArmChooser(policy), deployment.extra_fields, features
-        )
+            deployment.revision, policy, arms, ArmChooser(policy), deployment.extra_fields, features,
+            redaction,
+        )  # fmt: skip
 
     def _open_features(
         self, policy: TrafficPolicy, previous: RoutingState | None

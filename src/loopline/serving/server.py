@@ -17,6 +17,7 @@ from loopline.serving.app import HttpOptions, ServingApp
 from loopline.serving.features import FeatureCatalog
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.runtime import DeploymentRuntime, ServingOptions
+from loopline.serving.tls import TlsFiles
 
 if TYPE_CHECKING:
     import httpx
@@ -32,6 +33,7 @@ class ServerConfig:
     http: HttpOptions = field(default_factory=HttpOptions)
     log_flush_interval: float = 1.0
     access_log: bool = False
+    tls: TlsFiles | None = None  # HTTPS with these files; None: plain HTTP
 
 
 def bundle_features(services: Services) -> Callable[[], FeatureCatalog]:
@@ -55,15 +57,23 @@ def build_app(
     config: ServerConfig,
     metrics_dir: Path | None = None,
     features: Callable[[], FeatureCatalog] | None = None,
+    hash_key: bytes | None = None,
 ) -> ServingApp:
     """The prediction server of `config.deployments`: their policies and models come from
     `services`, their prediction log goes to `tables`, and the online features they declare
-    from `features` (by default the bundle's feature store)."""
+    from `features` (by default the bundle's feature store). `hash_key` is what log policies
+    hash inputs under (LOOPLINE_PII_HASH_KEY)."""
     metrics = ServingMetrics(metrics_dir)
     catalog = features if features is not None else bundle_features(services)
     runtimes = {
         name: DeploymentRuntime(
-            name, services.deployments, services.registry, config.serving, metrics.observe_batch, catalog
+            name,
+            services.deployments,
+            services.registry,
+            config.serving,
+            metrics.observe_batch,
+            catalog,
+            hash_key,
         )
         for name in config.deployments
     }

@@ -3,16 +3,22 @@
     version: 1
     rows: {min: 1000}
     extra_columns: allow            # or forbid
+    personal_data: forbid           # any column found holding personal data fails (default: allow)
     columns:
       id:     {type: integer, nullable: false, unique: true}
       age:    {type: integer, min: 18, max: 120}
       income: {type: number, max_null_share: 0.2}
       plan:   {type: string, allowed: [basic, plus, pro]}
-      email:  {type: string, pattern: '[^@]+@[^@]+'}
+      email:  {type: string, personal_data: hash}   # stored as a keyed hash (or mask; forbid)
     checks:                         # SQL conditions no row may break (NULL passes, as in CHECK)
       - {name: income_positive, condition: "income > 0 OR income IS NULL"}
 
 `infer_contract` writes one from a reference table; the validator checks data against it.
+
+`personal_data` on a column: `forbid` fails validation whenever the column is present; `mask`
+and `hash` are applied when a dataset is registered under the contract, so the stored version
+never holds the raw values (see `core.personal_data`). On the contract, `forbid` fails every
+column the detector (`profiling.pii`) finds holding personal data, unless it is masked or hashed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pydantic import Field, field_validator
 from loopline.specs.document import Document, Strict
 
 ColumnType = Literal["integer", "number", "string", "boolean", "timestamp", "date", "any"]
+PersonalDataRule = Literal["forbid", "mask", "hash"]
 
 
 class ColumnRule(Strict):
@@ -38,6 +45,7 @@ class ColumnRule(Strict):
     allowed: list[str | int | float | bool] | None = None
     unique: bool = False
     pattern: str | None = None  # a regular expression each value must match whole
+    personal_data: PersonalDataRule | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -70,6 +78,7 @@ class Contract(Document):
     description: str = ""
     rows: RowBounds = RowBounds()
     extra_columns: Literal["allow", "forbid"] = "allow"
+    personal_data: Literal["allow", "forbid"] = "allow"
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
     checks: list[RowCheck] = Field(default_factory=list)
 

@@ -26,6 +26,7 @@ from loopline.store.metrics import SqlMetricStore
 from loopline.store.migrate import ensure_schema
 from loopline.store.monitors import SqlMonitorStore
 from loopline.store.pipelines import SqlPipelineStore
+from loopline.store.privacy import SqlPrivacyStore
 from loopline.store.protocols import (
     AccessStore,
     AliasStore,
@@ -44,10 +45,13 @@ from loopline.store.protocols import (
     MetricStore,
     MonitorStore,
     PipelineStore,
+    PrivacyStore,
     RegistryStore,
+    RetentionStore,
     RunStore,
 )
 from loopline.store.registry import SqlRegistryStore
+from loopline.store.retention import SqlRetentionStore
 from loopline.store.runs import RunKeys, SqlRunStore
 
 __all__ = [
@@ -69,7 +73,9 @@ __all__ = [
     "MetricStore",
     "MonitorStore",
     "PipelineStore",
+    "PrivacyStore",
     "RegistryStore",
+    "RetentionStore",
     "RunStore",
     "atomic",
     "open_metadata_store",
@@ -104,6 +110,8 @@ class MetadataStore:
         self.access: AccessStore = SqlAccessStore(db)
         self.approvals: ApprovalStore = SqlApprovalStore(db)
         self.features: FeatureRegistry = SqlFeatureRegistry(db)
+        self.retention: RetentionStore = SqlRetentionStore(db, keys)
+        self.privacy: PrivacyStore = SqlPrivacyStore(db)
 
     def atomically(self, work: Callable[[], T]) -> T:
         """Run `work` as one transaction: every role store it writes through commits with

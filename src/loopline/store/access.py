@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -10,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from loopline.core.access import ApiToken, Role, User
 from loopline.core.errors import AlreadyExists, NotFound
+from loopline.core.identities import Identity
 from loopline.store.database import Database
-from loopline.store.schema import api_tokens, project_members, users
+from loopline.store.schema import api_tokens, project_members, user_identities, users
 
 
 def _user(row: Any) -> User:
@@ -172,3 +174,57 @@ class SqlAccessStore:
             .where(users.c.name == user)
         )
         return self._db.read(lambda conn: {r.project: Role(r.role) for r in conn.execute(stmt)})
+
+    def set_admin(self, user: str, is_admin: bool) -> None:
+        """Make `user` an administrator, or no longer one."""
+        stmt = update(users).where(users.c.name == user).values(is_admin=is_admin)
+        if not self._db.write(lambda conn: int(conn.execute(stmt).rowcount)):
+            raise NotFound(f"user {user!r} does not exist (see `loopline users list`)")
+        self._tokens.clear()  # a cached token carries the old flag
+
+    # identities at an OpenID Connect provider -------------------------------------------------
+
+    def identity(self, issuer: str, subject: str) -> Identity | None:
+        """The provider identity (`issuer`, `subject`) and its user; None if it never signed in."""
+        stmt = (
+            select(user_identities, users.c.name.label("user_name"))
+            .join_from(user_identities, users)
+            .where(user_identities.c.issuer == issuer, user_identities.c.subject == subject)
+        )
+        row = self._db.read(lambda conn: conn.execute(stmt).one_or_none())
+        if row is None:
+            return None
+        groups = tuple(json.loads(row.groups))
+        return Identity(
+            row.issuer, row.subject, row.user_name, row.email, groups, row.created_at, row.last_seen_at
+        )
+
+    def add_identity(self, identity: Identity) -> None:
+        """Link a provider identity to its (existing) user."""
+
+        def work(conn: Connection) -> None:
+            values = {
+                "issuer": identity.issuer, "subject": identity.subject,
+                "user_id": self._user_id(conn, identity.user), "email": identity.email,
+                "groups": json.dumps(list(identity.groups)), "created_at": identity.created_at,
+                "last_seen_at": identity.last_seen_at,
+            }  # fmt: skip
+            conn.execute(user_identities.insert().values(**values))
+
+        try:
+            self._db.write(work)
+        except IntegrityError:
+            raise AlreadyExists(
+                f"identity {identity.subject!r} of {identity.issuer} is linked already; sign in again"
+            ) from None
+
+    def update_identity(
+        self, issuer: str, subject: str, email: str | None, groups: tuple[str, ...], now: int
+    ) -> None:
+        """Record an identity's e-mail and groups as of a sign-in at `now`."""
+        stmt = (
+            update(user_identities)
+            .where(user_identities.c.issuer == issuer, user_identities.c.subject == subject)
+            .values(email=email, groups=json.dumps(list(groups)), last_seen_at=now)
+        )
+        self._db.write(lambda conn: conn.execute(stmt))

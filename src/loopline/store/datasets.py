@@ -31,6 +31,8 @@ def _version(row: Any) -> DatasetVersion:
         created_by=row.created_by,
         description=row.description,
         tags=json.loads(row.tags),
+        erased_at=row.erased_at,
+        erased_into=row.erased_into,
     )
 
 
@@ -102,8 +104,9 @@ class SqlDatasetStore:
 
         def work(conn: Connection) -> DatasetVersion:
             stmt = select(*_COLUMNS).join_from(dataset_versions, datasets).where(datasets.c.name == name)
-            if version is None:
-                stmt = stmt.order_by(dataset_versions.c.version.desc()).limit(1)
+            if version is None:  # the newest whose rows are still there, if any is
+                erased = dataset_versions.c.erased_at.is_not(None)
+                stmt = stmt.order_by(erased, dataset_versions.c.version.desc()).limit(1)
             else:
                 stmt = stmt.where(dataset_versions.c.version == version)
             row = conn.execute(stmt).one_or_none()
@@ -146,6 +149,21 @@ class SqlDatasetStore:
             .order_by(datasets.c.name)
         )
         return self._db.read(lambda conn: [_version(r) for r in conn.execute(stmt)])
+
+    def mark_erased(
+        self, name: str, version: int, into: int | None, at: int, columns: list[dict[str, Any]]
+    ) -> None:
+        """Record that an erasure replaced the version by version `into` (None: no row was
+        left), and keep only `columns` of its per-column summary (statistics held values)."""
+        self.get_version(name, version)  # raises the helpful NotFound
+        dataset = select(datasets.c.id).where(datasets.c.name == name).scalar_subquery()
+        stmt = (
+            update(dataset_versions)
+            .where(dataset_versions.c.dataset_id == dataset, dataset_versions.c.version == version)
+            .where(dataset_versions.c.erased_at.is_(None))
+            .values(erased_at=at, erased_into=into, columns=json.dumps(columns, default=str))
+        )
+        self._db.write(lambda conn: conn.execute(stmt))
 
     def find_digest(self, digest: str) -> list[DatasetVersion]:
         """Every version, of any dataset, holding exactly these rows."""

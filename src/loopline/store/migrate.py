@@ -16,7 +16,7 @@ from sqlalchemy import Connection, inspect, text
 from loopline.core.errors import SchemaTooNew
 from loopline.store.database import Database
 
-HEAD_REVISION = "0013"  # the newest migration in migrations/versions; a test keeps them in step
+HEAD_REVISION = "0014"  # the newest migration in migrations/versions; a test keeps them in step
 VERSION_TABLE = "loopline_alembic_version"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_TIMEOUT_S = 300

@@ -23,6 +23,8 @@ from loopline.core.entities import (
     Source,
 )
 from loopline.core.features import Entity, FeatureView, RegisteredView
+from loopline.core.identities import Identity
+from loopline.core.lifecycle import RetentionPolicy
 from loopline.core.loops import Loop, LoopEvent, LoopState
 from loopline.core.monitoring import Alert, Monitor, MonitorRun
 from loopline.core.pipelines import PipelineRun, StepRun
@@ -251,6 +253,18 @@ class DatasetStore(Protocol):
 
     def find_digest(self, digest: str) -> list[DatasetVersion]: ...
 
+    def mark_erased(
+        self, name: str, version: int, into: int | None, at: int, columns: list[dict[str, Any]]
+    ) -> None: ...
+
+
+class PrivacyStore(Protocol):
+    def blob_referrers(self, digest: str) -> list[str]: ...
+
+    def holding(self, value: str) -> list[tuple[str, int]]: ...
+
+    def release_freed_space(self, tables: list[str]) -> bool: ...
+
 
 class MonitorStore(Protocol):
     def create(self, monitor: Monitor) -> Monitor: ...
@@ -417,6 +431,16 @@ class AccessStore(Protocol):
 
     def roles_of(self, user: str) -> dict[str, Role]: ...
 
+    def set_admin(self, user: str, is_admin: bool) -> None: ...
+
+    def identity(self, issuer: str, subject: str) -> Identity | None: ...
+
+    def add_identity(self, identity: Identity) -> None: ...
+
+    def update_identity(
+        self, issuer: str, subject: str, email: str | None, groups: tuple[str, ...], now: int
+    ) -> None: ...
+
 
 class ApprovalStore(Protocol):
     def protect(self, model: str, alias: str) -> None: ...
@@ -473,3 +497,27 @@ class FeatureRegistry(Protocol):
     def versions(self, name: str) -> list[RegisteredView]: ...
 
     def views(self) -> list[RegisteredView]: ...
+
+
+class RetentionStore(Protocol):
+    """The retention policy, what the metadata refers to, and purging deleted runs (gc)."""
+
+    def policy(self) -> RetentionPolicy | None: ...
+
+    def set_policy(self, policy: RetentionPolicy) -> None: ...
+
+    def deleted_runs(self, deleted_before: int) -> list[tuple[str, str | None]]:
+        """Runs deleted before then, each with why it must stay (None: it may be purged)."""
+        ...
+
+    def purge_runs(self, run_ids: Sequence[str]) -> int:
+        """Remove the runs and what is only theirs; returns how many artifact entries went."""
+        ...
+
+    def referenced_among(self, digests: Collection[str], ignoring_runs: Sequence[str] = ()) -> set[str]:
+        """Those of `digests` that the metadata refers to now (as if `ignoring_runs` were purged)."""
+        ...
+
+    def count_artifacts(self, run_ids: Sequence[str]) -> int: ...
+
+    def oldest_registration_in_progress(self) -> int | None: ...

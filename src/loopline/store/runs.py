@@ -35,7 +35,8 @@ from loopline.store.statistics import PlannerStatistics
 
 
 class RunKeys:
-    """Run id to integer key. Cached: neither changes once the run is committed."""
+    """Run id to integer key. Cached: neither changes once the run is committed (gc forgets
+    the runs it purges)."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self._cache: dict[str, int] = {}
@@ -54,6 +55,10 @@ class RunKeys:
         if len(self._cache) >= self._limit:
             self._cache.clear()
         self._cache[run_id] = pk
+
+    def forget(self, run_id: str) -> None:
+        """Drop a purged run's key: the run no longer exists."""
+        self._cache.pop(run_id, None)
 
 
 _parent = runs.alias()

@@ -414,6 +414,9 @@ dataset_versions = Table(
     Column("tags", Text, nullable=False),  # JSON object
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(250), nullable=False),
+    # Set when an erasure replaced this version: its data is gone, `erased_into` holds the rest.
+    Column("erased_at", BigInteger),
+    Column("erased_into", Integer),
     UniqueConstraint("dataset_id", "version"),
     UniqueConstraint("dataset_id", "digest"),
 )
@@ -646,12 +649,38 @@ api_tokens = Table(
     Column("revoked_at", BigInteger),
 )
 
+# Users provisioned by an OpenID Connect provider on first sign-in: who they are there.
+user_identities = Table(
+    "user_identities",
+    metadata,
+    Column("issuer", String(500), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("email", String(320)),
+    Column("groups", Text, nullable=False),  # JSON list, as of the last sign-in
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+)
+
 project_members = Table(
     "project_members",
     metadata,
     Column("project", String(250), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
     Column("role", String(16), nullable=False),
+)
+
+# What `loopline gc` removes (one row, id 1; absent: keep deleted runs and logs, blobs 24 h).
+# Days and hours are ages: deleted runs, prediction-log partitions, blobs nothing refers to.
+retention_policy = Table(
+    "retention_policy",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("deleted_runs_days", Float),
+    Column("prediction_log_days", Float),
+    Column("unreferenced_blob_hours", Float, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(250), nullable=False),
 )
 
 # Aliases whose moves need a second person's approval (four eyes), and those requests.

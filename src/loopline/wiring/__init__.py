@@ -21,7 +21,7 @@ def open_services(settings: Settings) -> Services:
     if settings.uri:
         from loopline.client.services import RemoteServices
 
-        return RemoteServices.connect(settings.uri, settings.token)
+        return RemoteServices.connect(settings.uri, settings.token, settings.tls_ca)
     from loopline.wiring.backends import local_owner, open_backends
     from loopline.wiring.local import LocalServices
 

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from loopline.artifacts import BlobStore
+from loopline.artifacts.encryption import Keyring
 from loopline.core.audit import AuditKeys
 from loopline.core.entities import Principal
 from loopline.core.errors import InvalidInput
+from loopline.core.personal_data import check_hash_key
 from loopline.store import MetadataStore, open_metadata_store
 from loopline.wiring.settings import Settings
 
@@ -32,6 +34,7 @@ class Backends:
     online_store: str | None = None  # the feature store's online values (see Settings.online_store)
     # The folders feature views may read files from: a server's data roots; None, anywhere.
     file_roots: tuple[Path, ...] | None = None
+    pii_hash_key: bytes | None = field(default=None, repr=False)  # see Settings.pii_hash_key
 
     def services(self, principal: Principal, run_pipeline: RunPipeline | None = None) -> LocalServices:
         """Every service over this store, acting as `principal`; a retraining loop runs its
@@ -42,10 +45,11 @@ class Backends:
 
     @property
     def tables(self) -> TableArea:
-        """Parquet tables (prediction logs, feedback) beside the blobs."""
+        """Parquet tables (prediction logs, feedback) beside the blobs, under the same keys."""
         from loopline.artifacts.tables import TableArea
 
-        return TableArea(f"{self.blobs.url.rstrip('/')}/tables", self.blobs.storage_options)
+        blobs = self.blobs
+        return TableArea(f"{blobs.url.rstrip('/')}/tables", blobs.storage_options, blobs.keyring)
 
     def close(self) -> None:
         """Close the store's connections."""
@@ -77,7 +81,8 @@ def open_blob_store(settings: Settings) -> BlobStore:
             options["client_kwargs"] = {"endpoint_url": settings.s3_endpoint_url}
     elif scheme not in ("", "file"):
         raise InvalidInput(f"artifact store {uri!r}: use a local folder or s3://bucket/prefix")
-    return BlobStore(uri, options)
+    keys = settings.encryption_keys
+    return BlobStore(uri, options, Keyring.parse(None if keys is None else keys.get_secret_value()))
 
 
 def open_backends(settings: Settings) -> Backends:
@@ -85,7 +90,10 @@ def open_backends(settings: Settings) -> Backends:
     blobs = open_blob_store(settings)
     keys = AuditKeys.parse(None if settings.audit_keys is None else settings.audit_keys.get_secret_value())
     online = settings.online_store or f"sqlite:///{settings.home_path / 'online-features.db'}"
-    return Backends(open_metadata_store(settings.resolved_store_uri), blobs, keys, online)
+    secret = settings.pii_hash_key
+    hash_key = check_hash_key(None if secret is None else secret.get_secret_value())
+    store = open_metadata_store(settings.resolved_store_uri)
+    return Backends(store, blobs, keys, online, pii_hash_key=hash_key)
 
 
 def bootstrap_admin(backends: Backends, name: str = "admin") -> str | None:

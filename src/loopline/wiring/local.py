@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from loopline.automation.service import AutomationService
     from loopline.data.datasets import DatasetService
     from loopline.feature_store.service import FeatureService
+    from loopline.governance.encryption import EncryptionService
+    from loopline.governance.erasure import ErasureService
+    from loopline.lifecycle.service import StorageService
     from loopline.monitoring.service import MonitorService
     from loopline.registry.evaluation import EvaluationService
     from loopline.registry.promotion import PromotionService
@@ -107,14 +110,17 @@ class LocalServices(Services):
         return DeploymentService(
             self._store,
             self.backends.tables, registry=self.registry, authorizer=self.authorizer, audit=self.audit,
-            lineage=self.lineage,
+            lineage=self.lineage, hash_key=self.backends.pii_hash_key,
         )  # fmt: skip
 
     @cached_property
     def datasets(self) -> DatasetService:
         from loopline.data.datasets import DatasetService
 
-        return DatasetService(self._store, self._blobs, authorizer=self.authorizer, audit=self.audit)
+        return DatasetService(
+            self._store, self._blobs, authorizer=self.authorizer, audit=self.audit,
+            hash_key=self.backends.pii_hash_key,
+        )  # fmt: skip
 
     @cached_property
     def features(self) -> FeatureService:
@@ -156,5 +162,31 @@ class LocalServices(Services):
         )  # fmt: skip
 
     @cached_property
+    def privacy(self) -> ErasureService:
+        from loopline.governance.erasure import ErasureService
+
+        return ErasureService(
+            self._store, self._blobs, self.backends.tables, datasets=self.datasets,
+            authorizer=self.authorizer, audit=self.audit,
+        )  # fmt: skip
+
+    @cached_property
+    def storage(self) -> StorageService:
+        from loopline.lifecycle.service import StorageService
+
+        return StorageService(
+            self._store, self._blobs, self.backends.tables, authorizer=self.authorizer, audit=self.audit
+        )
+
+    @cached_property
     def access(self) -> AccessService:
         return AccessService(self._store, authorizer=self.authorizer, audit=self.audit)
+
+    @cached_property
+    def encryption(self) -> EncryptionService:
+        """Encryption at rest: key census and rotation, where the store and its keys are."""
+        from loopline.governance.encryption import EncryptionService
+
+        return EncryptionService(
+            self._store, self._blobs, self.backends.tables, authorizer=self.authorizer, audit=self.audit
+        )

@@ -43,10 +43,13 @@ def register_dataset(
     request: Request, b: Backend, who: Caller, name: str, body: NewDatasetVersion
 ) -> Response:
     """Register the upload's `data.parquet` as the next version of the dataset; the same rows
-    give back the version that holds them (`created` false). SQL sources are run by clients."""
+    give back the version that holds them (`created` false). SQL sources are run by clients.
+    Under a `contract`, rows that break it are refused (422) and the columns it masks or
+    hashes are treated here, with this server's hash key, before anything is stored."""
+    contract = None if body.contract is None else Contract.parse(body.contract, "the contract")
     with uploaded_table(staging(request), body.upload_id, who) as data:
         version, created = b.services(who).datasets.register(
-            name, data, description=body.description, tags=body.tags
+            name, data, description=body.description, tags=body.tags, contract=contract
         )
     return json_response({"version": version, "created": created}, 201 if created else 200)
 

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from loopline.core.errors import InvalidInput, Unauthenticated
 from loopline.server.deps import ANONYMOUS, Backend, Caller
 from loopline.server.logins import FailedLogins
-from loopline.server.sessions import SESSION_COOKIE, SESSION_DAYS, SESSION_TOKEN_NAME
+from loopline.server.sessions import SESSION_COOKIE, SESSION_DAYS, SESSION_TOKEN_NAME, set_session_cookie
 
 router = APIRouter(tags=["governance"])
 
@@ -38,15 +38,7 @@ async def sign_in(request: Request, b: Backend, body: SignIn) -> Response:
         b.services(who).access.create_token, who.name, SESSION_TOKEN_NAME, SESSION_DAYS
     )
     response = Response(status_code=204)
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        max_age=int(SESSION_DAYS * 86400),
-        httponly=True,
-        samesite="strict",
-        secure=request.app.state.options.secure_cookies,
-        path="/",
-    )
+    set_session_cookie(response, request, secret)
     return response
 
 

@@ -1,0 +1,1 @@
+"""The storage lifecycle: retention policies and garbage collection (`loopline gc`)."""
