@@ -157,8 +157,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("mode", ["local", "remote"], indirect=True)
 
 
+# The longest modules, handed out first (xdist's --dist=loadfile follows the collection's
+# order): started last, one of them would keep a worker busy after the other has finished.
+LONGEST_FIRST = ("test_readme.py", "test_mlflow_import.py", "test_serving_traffic.py", "test_demo.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The server's own tests cover PostgreSQL; the both-modes suites run remote on SQLite."""
+    """The longest modules first; the server's own tests cover PostgreSQL, and the
+    both-modes suites run remote on SQLite."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept otherwise
     deselected = [
         item
         for item in items

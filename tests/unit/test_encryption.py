@@ -17,6 +17,9 @@ from loopline.client.connection import tls_context
 from loopline.core.errors import ArtifactCorrupted, EncryptionKeyError, InvalidInput
 
 CHUNK = 64  # small chunks: a few hundred bytes make many of them
+# Fixed keys where they name a test case: every xdist worker must collect the same ids.
+FIXED_KEY = base64.b64encode(bytes(range(32))).decode()
+OTHER_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +56,9 @@ def test_keys_parse_in_base64_or_hex_and_the_first_is_current() -> None:
         ("k1:c2hvcnQ=", "encryption key 'k1' in LOOPLINE_ENCRYPTION_KEYS is not 32 bytes"),
         (f"k1:{'ab' * 31}", "is not 32 bytes"),
         ("k1:not base64 at all!", "is not 32 bytes"),
-        (f"{key()}", "write it as ID:KEY"),
-        (f"k 1:{key()}", "write it as ID:KEY"),
-        (f"k1:{key()},k1:{key()}", "key id 'k1' is given twice"),
+        (FIXED_KEY, "write it as ID:KEY"),
+        (f"k 1:{FIXED_KEY}", "write it as ID:KEY"),
+        (f"k1:{FIXED_KEY},k1:{OTHER_KEY}", "key id 'k1' is given twice"),
     ],
 )
 def test_a_malformed_key_is_refused_without_showing_it(text: str, message: str) -> None:
