@@ -4,8 +4,10 @@ the store keeps the value, and lineage and the audit trail say what happened."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pandas as pd
 import pytest
 
 from loopline.artifacts import BlobStore
+from loopline.artifacts.encryption import Keyring, key_id_of, plaintext_chunks
 from loopline.artifacts.tables import TableArea
 from loopline.client.connection import ServerConnection
 from loopline.client.services import RemoteServices
@@ -93,8 +96,7 @@ def _customers() -> pd.DataFrame:
     )
 
 
-@pytest.fixture
-def owner(store: MetadataStore, blobs: BlobStore) -> LocalServices:
+def _populated(store: MetadataStore, blobs: BlobStore) -> LocalServices:
     """The store's owner, with a dataset holding Ada twice and a prediction log that names her."""
     services = Backends(store, blobs).services(local_owner())
     services.datasets.register("customers", _customers())
@@ -103,10 +105,30 @@ def owner(store: MetadataStore, blobs: BlobStore) -> LocalServices:
     return services
 
 
+@pytest.fixture
+def owner(store: MetadataStore, blobs: BlobStore) -> LocalServices:
+    return _populated(store, blobs)
+
+
 def _files_holding(home: Path, value: str) -> list[str]:
     return sorted(
         str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and value.encode() in p.read_bytes()
     )
+
+
+def _decrypted_holding(home: Path, keyring: Keyring, value: str) -> list[str]:
+    """The files under `home` whose content, decrypted, holds `value`."""
+    found = []
+    for path in sorted(p for p in home.rglob("*") if p.is_file()):
+        with path.open("rb") as handle:
+            if value.encode() in b"".join(plaintext_chunks(handle, keyring, str(path))):
+                found.append(str(path.relative_to(home)))
+    return found
+
+
+def _key_id(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        return key_id_of(handle, str(path))
 
 
 def _snapshot(home: Path) -> dict[str, str]:
@@ -168,6 +190,40 @@ def test_erase_leaves_no_file_holding_the_value_and_keeps_everyone_else(
     assert entry.after["rows"] == 8 and entry.after["datasets"][0]["replaced_by"] == 2
     assert ADA not in json.dumps([entry.before, entry.after, entry.details, entry.reason])
     assert owner.audit.verify().problems == []
+
+
+def test_under_encryption_the_value_is_gone_not_merely_sealed(store: MetadataStore, tmp_path: Path) -> None:
+    keyring = Keyring.parse(f"k1:{base64.b64encode(os.urandom(32)).decode()}")
+    assert keyring is not None
+    artifacts, copies = tmp_path / "artifacts", keyring.copies.path
+    owner = _populated(store, BlobStore(str(artifacts), keyring=keyring))
+    area = owner.backends.tables
+    for table in (PREDICTIONS, FEEDBACK, ERRORS):
+        area.read(table)  # readers' decrypted copies of every log file
+    owner.datasets.read(owner.datasets.get("customers"))
+    assert _files_holding(artifacts, ADA) == []  # sealed on disk...
+    stored = _decrypted_holding(artifacts, keyring, ADA)  # ...yet there, and in readers' copies
+    assert any(p.startswith("tables/") for p in stored) and any(p.startswith("blobs/") for p in stored)
+    held = _files_holding(copies, ADA)
+    assert any(p.startswith("tables/") for p in held) and any(p.startswith("blobs/") for p in held)
+
+    report = owner.privacy.erase("email", ADA)
+    assert report.rows == 8 and [d.replaced_by for d in report.datasets] == [2]
+    assert _files_holding(tmp_path, ADA) == []
+    assert _decrypted_holding(artifacts, keyring, ADA) == []  # gone, not just encrypted
+    assert _files_holding(copies, ADA) == [] and not any((copies / p).exists() for p in held)
+    tables = [p for p in (artifacts / "tables").rglob("*") if p.is_file()]
+    assert tables and all(_key_id(p) == "k1" for p in tables)  # the rewritten files are sealed too
+
+    kept = area.read(PREDICTIONS, [("deployment", "churn-prod")]).to_pandas()
+    assert sorted(zip(kept["request_id"], kept["input.email"], strict=True)) == [("r2", GRACE), ("r3", ALAN)]
+    labels = area.read(FEEDBACK).to_pandas()
+    assert sorted(zip(labels["request_id"], labels["row"], strict=True)) == [("r2", 0), ("r3", 0)]
+    assert list(area.read(ERRORS).to_pandas()["request_id"]) == ["r5"]
+    assert area.files(PREDICTIONS, [("deployment", "scores")]) == []
+    new = owner.datasets.get("customers")
+    assert new.version == 2 and sorted(owner.datasets.read(new).column("email").to_pylist()) == [ALAN, GRACE]
+    assert _files_holding(copies, ADA) == []  # the copies made to read it back hold only the others
 
 
 def test_a_dry_run_reports_and_changes_nothing(owner: LocalServices, tmp_path: Path) -> None:

@@ -72,6 +72,12 @@ def test_registration_records_what_each_column_holds(keyed: Services) -> None:
     assert found == {"id": None, "email": "email", "phone": "phone", "ip": "ip_address", "spend": None}
     email = next(c for c in version.columns if c["name"] == "email")
     assert email["personal_data"] == {"kind": "email", "by": "values", "matched": 40, "sampled": 40}
+    # The summary, kept in the metadata database, holds counts of a raw column but no value
+    summary = json.dumps(version.columns)
+    assert "@example.com" not in summary and "202-555" not in summary and "10.1." not in summary
+    assert email["count"] == 40 and "top" not in email and "min" not in email
+    spend = next(c for c in version.columns if c["name"] == "spend")
+    assert float(spend["max"]) == 58.5  # other columns keep their statistics
 
 
 def test_a_version_registered_under_a_contract_holds_no_raw_value_of_its_masked_or_hashed_columns(

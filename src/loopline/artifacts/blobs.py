@@ -136,17 +136,19 @@ class BlobStore:
         it, and the blob put back) or fails after it (and the writer stores the blob anew)."""
         path = self._path(digest)
         self._verified.discard(digest)
-        if self.keyring is not None:
-            (self.keyring.copies.path / "blobs" / digest).unlink(missing_ok=True)
-        if modified_before is not None and self._local:
-            return self._remove_unless_touched(digest, modified_before)
         try:
-            if modified_before is not None and _modified(self._fs.info(path)) >= modified_before:
+            if modified_before is not None and self._local:
+                return self._remove_unless_touched(digest, modified_before)
+            try:
+                if modified_before is not None and _modified(self._fs.info(path)) >= modified_before:
+                    return False
+                self._fs.rm_file(path)
+            except FileNotFoundError:
                 return False
-            self._fs.rm_file(path)
-        except FileNotFoundError:
-            return False
-        return True
+            return True
+        finally:  # after the blob: a concurrent reader cannot make the copy again from it
+            if self.keyring is not None:
+                (self.keyring.copies.path / "blobs" / digest).unlink(missing_ok=True)
 
     def _remove_unless_touched(self, digest: str, modified_before: float) -> bool:
         final = Path(self._path(digest))

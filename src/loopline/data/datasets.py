@@ -252,14 +252,23 @@ def _check_contract(staged: StagedTable, contract: Contract, name: str) -> None:
 def _mark_personal_data(
     columns: list[dict[str, Any]], found: dict[str, PersonalData], treated: dict[str, str]
 ) -> None:
-    """Note in each column's summary the personal data found in it, and how it was stored."""
+    """Note in each column's summary the personal data found in it, and how it was stored.
+    The summary (kept in the metadata database, shown by every listing) of a column holding
+    raw personal data keeps its counts but none of its values: no range, top values,
+    quantiles or histogram. The reference profile, a blob, keeps them for drift."""
     for column in columns:
         name = column["name"]
         if name in found or name in treated:
             note = found[name].to_dict() if name in found else {}
             if name in treated:
                 note["stored"] = "masked" if treated[name] == "mask" else "hashed"
+            else:
+                for key in _VALUE_STATISTICS:
+                    column.pop(key, None)
             column["personal_data"] = note
+
+
+_VALUE_STATISTICS = ("min", "max", "top", "quantiles", "histogram")
 
 
 def _refuse_erased(version: DatasetVersion) -> None:
