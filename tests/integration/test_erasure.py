@@ -23,7 +23,7 @@ from loopline.client.connection import ServerConnection
 from loopline.client.services import RemoteServices
 from loopline.core.access import Role
 from loopline.core.entities import Principal
-from loopline.core.errors import NotFound, PermissionDenied
+from loopline.core.errors import InvalidInput, NotFound, PermissionDenied
 from loopline.core.privacy import ERASED
 from loopline.predictions.log import (
     ERRORS,
@@ -144,6 +144,7 @@ def test_erase_leaves_no_file_holding_the_value_and_keeps_everyone_else(
 ) -> None:
     assert _files_holding(tmp_path, ADA)  # the logs (and on SQLite the database) hold her address
     before = owner.datasets.get("customers")
+    original = owner.datasets.read(before)
     report = owner.privacy.erase("email", ADA, reason="request #42")
 
     assert _files_holding(tmp_path, ADA) == []  # blobs, Parquet logs, the SQLite database and its log
@@ -190,6 +191,9 @@ def test_erase_leaves_no_file_holding_the_value_and_keeps_everyone_else(
     assert entry.after["rows"] == 8 and entry.after["datasets"][0]["replaced_by"] == 2
     assert ADA not in json.dumps([entry.before, entry.after, entry.details, entry.reason])
     assert owner.audit.verify().problems == []
+
+    with pytest.raises(InvalidInput, match="version 1, whose data was erased"):
+        owner.datasets.register("customers", original)  # the very rows again: not brought back
 
 
 def test_under_encryption_the_value_is_gone_not_merely_sealed(store: MetadataStore, tmp_path: Path) -> None:

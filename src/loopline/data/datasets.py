@@ -99,6 +99,11 @@ class DatasetService:
                 in_memory = in_memory and treated is staged  # the frame holds what is stored
                 staged = treated
             for existing in self._store.datasets.find_digest(staged.digest):
+                if existing.name == name and existing.erased_at is not None:
+                    raise InvalidInput(
+                        f"dataset {name!r}: these rows are those of version {existing.version}, whose data "
+                        "was erased; an erased version is not registered again"
+                    )
                 if existing.name == name:
                     return existing, False
             if staged.rows == 0:
